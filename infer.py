@@ -1,0 +1,26 @@
+"""Classify images: python infer.py --config ... --pretrained x.ckpt --input photos/ --output preds.json"""
+import sys
+
+from src.cli import run
+from src.config import ExtraArg, parse_config
+
+EXTRA = (
+    ExtraArg("input", None, "path", "an image file or a directory (walked recursively, sorted)", nullable=False),
+    ExtraArg("output", None, "path", "write predictions as JSON to this file"),
+    ExtraArg("backend", "mindspore", "str", "mindspore (checkpoint), mindir or onnx (exported file)",
+             choices=("mindspore", "mindir", "onnx")),
+    ExtraArg("model", None, "path", "exported .mindir / .onnx file (backend mindir/onnx)"),
+    ExtraArg("topk", 5, "int", "number of classes listed per image"),
+    ExtraArg("class_names", None, "path", "text file with one class name per line (default: from checkpoint)"),
+)
+
+
+def main(argv=None):
+    cfg, args = parse_config(argv, prog="infer.py", description=__doc__, extra=EXTRA)
+    from src.deploy.infer import infer_images
+
+    return infer_images(cfg, **args)
+
+
+if __name__ == "__main__":
+    sys.exit(run(main))

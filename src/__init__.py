@@ -1,0 +1,1 @@
+"""MindSpore model zoo for vision transformers: Twins (PCPVT, SVT), T2T-ViT and TNT."""

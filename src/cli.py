@@ -1,0 +1,60 @@
+"""Shared entry-point plumbing: quiet MindSpore, device set-up, and clean exits on user errors.
+
+Root scripts are thin: ``run(main)`` calls ``main()`` and turns a user error (bad config, missing
+file, wrong checkpoint, corrupt data) into one line on stderr and a non-zero exit code, instead of a
+traceback from deep inside MindSpore. Set ``MSZOO_DEBUG=1`` to see the full traceback.
+"""
+import os
+import sys
+
+os.environ.setdefault("GLOG_v", "3")  # before MindSpore is imported anywhere
+
+from src.config import ConfigError  # noqa: E402
+
+EXIT_CONFIG = 2
+EXIT_USER = 1
+EXIT_INTERRUPTED = 130
+
+
+class NotImplementedYet(RuntimeError):
+    """A feature whose issue is still open; the script says so and exits non-zero."""
+
+
+def _one_line(exc):
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def run(main, argv=None):
+    """Run ``main(argv)`` and map known failures to exit codes with one clear message."""
+    debug = os.environ.get("MSZOO_DEBUG", "") not in ("", "0")
+    try:
+        code = main(argv)
+    except ConfigError as exc:
+        if debug:
+            raise
+        print(f"config error: {_one_line(exc)}", file=sys.stderr)
+        return EXIT_CONFIG
+    except NotImplementedYet as exc:
+        print(f"not implemented yet: {_one_line(exc)}", file=sys.stderr)
+        return EXIT_USER
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except (ValueError, FileNotFoundError, PermissionError, OSError) as exc:
+        if debug:
+            raise
+        print(f"error: {_one_line(exc)}", file=sys.stderr)
+        return EXIT_USER
+    return int(code or 0)
+
+
+def set_device(device_target="CPU", device_id=0, mode="pynative"):
+    """The one place that picks the device and execution mode (CPU/GPU/Ascend)."""
+    import mindspore as ms
+
+    if device_target == "CPU":
+        ms.set_device("CPU")
+    else:
+        ms.set_device(device_target, int(os.environ.get("DEVICE_ID", device_id)))
+    ms.set_context(mode=ms.GRAPH_MODE if mode == "graph" else ms.PYNATIVE_MODE)

@@ -1,0 +1,1 @@
+"""Deployment: PyTorch checkpoint conversion, export (MindIR/ONNX/AIR) and inference."""

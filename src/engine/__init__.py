@@ -1,0 +1,1 @@
+"""Training engine: train step, optimizers, schedulers, losses, EMA, checkpoints, trainer, evaluator."""

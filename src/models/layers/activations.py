@@ -1,0 +1,43 @@
+"""Activations. GELU is the exact (erf) one, with an export-friendly formulation.
+
+MindSpore's ONNX exporter has no ``Erf``. ``GELU.exportable = True`` switches the cell to an erf built
+from Abs/Exp/Div/Mul/Select (Abramowitz & Stegun 7.1.26, max abs error 1.5e-7), which every exporter
+supports. Training and evaluation use the exact kernel; ``set_exportable`` flips the whole model.
+"""
+from mindspore import nn, ops
+
+# Abramowitz & Stegun 7.1.26 coefficients for erf(x), x >= 0.
+_P = 0.3275911
+_A1, _A2, _A3, _A4, _A5 = 0.254829592, -0.284496736, 1.421413741, -1.453152027, 1.061405429
+_INV_SQRT2 = 0.7071067811865476
+
+
+def erf_exportable(x):
+    """erf(x) from elementary ops only (|error| < 1.5e-7)."""
+    ax = ops.abs(x)
+    # tensor / tensor (ONNX Div): a python scalar over a tensor becomes Reciprocal, which the exporter lacks
+    t = ops.div(ops.ones_like(ax), 1.0 + _P * ax)
+    poly = ((((_A5 * t + _A4) * t + _A3) * t + _A2) * t + _A1) * t
+    y = 1.0 - poly * ops.exp(-ax * ax)
+    return ops.select(x >= 0, y, -y)
+
+
+class GELU(nn.Cell):
+    """Exact GELU: ``x * 0.5 * (1 + erf(x / sqrt(2)))``."""
+
+    def __init__(self):
+        super().__init__()
+        self.exportable = False
+
+    def construct(self, x):
+        if self.exportable:
+            return x * 0.5 * (1.0 + erf_exportable(x * _INV_SQRT2))
+        return ops.gelu(x, approximate="none")
+
+
+def set_exportable(model, exportable=True):
+    """Switch every cell that has an export-friendly formulation (``exportable`` attribute)."""
+    for _, cell in model.cells_and_names():
+        if hasattr(cell, "exportable"):
+            cell.exportable = exportable
+    return model

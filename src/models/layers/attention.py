@@ -1,0 +1,27 @@
+"""Multi-head self-attention as in ViT / timm ``Attention`` (fused qkv projection)."""
+from mindspore import nn, ops
+
+from .drop import make_dropout
+
+
+class Attention(nn.Cell):
+    def __init__(self, dim, num_heads=8, qkv_bias=False, qk_scale=None, attn_drop=0.0, proj_drop=0.0):
+        super().__init__()
+        if dim % num_heads != 0:
+            raise ValueError(f"dim {dim} must be divisible by num_heads {num_heads}")
+        self.num_heads = num_heads
+        self.head_dim = dim // num_heads
+        self.scale = qk_scale or self.head_dim ** -0.5
+        self.qkv = nn.Dense(dim, dim * 3, has_bias=qkv_bias)
+        self.attn_drop = make_dropout(attn_drop)
+        self.proj = nn.Dense(dim, dim)
+        self.proj_drop = make_dropout(proj_drop)
+
+    def construct(self, x):
+        b, n, c = x.shape
+        qkv = self.qkv(x).reshape(b, n, 3, self.num_heads, self.head_dim).transpose(2, 0, 3, 1, 4)
+        q, k, v = qkv[0], qkv[1], qkv[2]
+        attn = ops.matmul(q * self.scale, k.swapaxes(-2, -1))
+        attn = self.attn_drop(ops.softmax(attn, axis=-1))
+        x = ops.matmul(attn, v).transpose(0, 2, 1, 3).reshape(b, n, c)
+        return self.proj_drop(self.proj(x))

@@ -1,0 +1,30 @@
+"""Stochastic depth (drop path) and dropout helpers."""
+from mindspore import nn, ops
+
+
+class DropPath(nn.Cell):
+    """Drop whole residual branches per sample during training (stochastic depth).
+
+    Identity in eval mode or with ``drop_prob == 0``; in training the kept samples are scaled by
+    ``1 / keep_prob`` so the expectation is unchanged (as timm's ``DropPath`` with ``scale_by_keep``).
+    """
+
+    def __init__(self, drop_prob=0.0):
+        super().__init__()
+        self.drop_prob = float(drop_prob)
+        self.keep_prob = 1.0 - self.drop_prob
+
+    def construct(self, x):
+        if not self.training or self.drop_prob == 0.0:
+            return x
+        shape = (x.shape[0],) + (1,) * (x.ndim - 1)
+        mask = ops.floor(self.keep_prob + ops.rand(shape, dtype=x.dtype))
+        return x / self.keep_prob * mask
+
+    def extend_repr(self):
+        return f"drop_prob={self.drop_prob}"
+
+
+def make_dropout(p):
+    """``nn.Dropout`` for ``p > 0``, else an identity cell (cheaper graph)."""
+    return nn.Dropout(p=p) if p > 0 else nn.Identity()

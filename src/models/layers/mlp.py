@@ -1,0 +1,21 @@
+"""Transformer MLP block: Linear -> act -> drop -> Linear -> drop (timm ``Mlp``)."""
+from mindspore import nn
+
+from .activations import GELU
+from .drop import make_dropout
+
+
+class Mlp(nn.Cell):
+    def __init__(self, in_features, hidden_features=None, out_features=None, act_layer=GELU, drop=0.0):
+        super().__init__()
+        hidden_features = hidden_features or in_features
+        out_features = out_features or in_features
+        self.fc1 = nn.Dense(in_features, hidden_features)
+        self.act = act_layer()
+        self.drop1 = make_dropout(drop)
+        self.fc2 = nn.Dense(hidden_features, out_features)
+        self.drop2 = make_dropout(drop)
+
+    def construct(self, x):
+        x = self.drop1(self.act(self.fc1(x)))
+        return self.drop2(self.fc2(x))

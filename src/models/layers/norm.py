@@ -1,0 +1,27 @@
+"""LayerNorm with timm's parameter names (``weight``/``bias``), so converted checkpoints map 1:1."""
+import numpy as np
+import mindspore as ms
+from mindspore import nn, ops
+
+
+class LayerNorm(nn.Cell):
+    """Layer normalisation over the last dimension.
+
+    MindSpore's ``nn.LayerNorm`` names its parameters ``gamma``/``beta``; timm and PyTorch name them
+    ``weight``/``bias``. Keeping PyTorch's names makes checkpoint conversion an identity for norms.
+    """
+
+    def __init__(self, dim, eps=1e-5):
+        super().__init__()
+        self.dim = dim
+        self.eps = eps
+        self.weight = ms.Parameter(ms.Tensor(np.ones(dim, np.float32)), name="weight")
+        self.bias = ms.Parameter(ms.Tensor(np.zeros(dim, np.float32)), name="bias")
+        self.norm = ops.LayerNorm(begin_norm_axis=-1, begin_params_axis=-1, epsilon=eps)
+
+    def construct(self, x):
+        y, _, _ = self.norm(x, self.weight.astype(x.dtype), self.bias.astype(x.dtype))
+        return y
+
+    def extend_repr(self):
+        return f"{self.dim}, eps={self.eps}"

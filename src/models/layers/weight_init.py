@@ -1,0 +1,43 @@
+"""Weight initialisation matching the references (timm ``_init_weights`` of each family)."""
+import math
+
+import numpy as np
+import mindspore as ms
+from mindspore import nn
+from mindspore.common.initializer import Normal, TruncatedNormal, Zero, One, initializer
+
+
+def _set(param, init):
+    param.set_data(initializer(init, param.shape, param.dtype))
+
+
+def init_weights_vit(model, std=0.02, conv_fan_out=False):
+    """Dense: truncated normal(std) weights, zero bias; LayerNorm: ones/zeros.
+
+    ``conv_fan_out`` initialises Conv2d as Twins does: normal(0, sqrt(2 / fan_out)), zero bias.
+    """
+    from .norm import LayerNorm  # local import keeps this module free of cycles
+
+    for _, cell in model.cells_and_names():
+        if isinstance(cell, nn.Dense):
+            _set(cell.weight, TruncatedNormal(sigma=std))
+            if cell.bias is not None:
+                _set(cell.bias, Zero())
+        elif isinstance(cell, LayerNorm):
+            _set(cell.weight, One())
+            _set(cell.bias, Zero())
+        elif conv_fan_out and isinstance(cell, nn.Conv2d):
+            kh, kw = cell.kernel_size
+            fan_out = kh * kw * cell.out_channels // cell.group
+            _set(cell.weight, Normal(sigma=math.sqrt(2.0 / fan_out)))
+            if cell.bias is not None:
+                _set(cell.bias, Zero())
+
+
+def trunc_normal_param(shape, std=0.02, name=None):
+    """A new Parameter drawn from a truncated normal."""
+    return ms.Parameter(initializer(TruncatedNormal(sigma=std), shape, ms.float32), name=name)
+
+
+def zeros_param(shape, name=None):
+    return ms.Parameter(ms.Tensor(np.zeros(shape, np.float32)), name=name)

@@ -1,0 +1,120 @@
+"""Model registry: ``register_model``, ``create_model``, ``list_models`` and the seeds' aliases.
+
+Each variant is a small function in its family's file, decorated with ``@register_model``; its
+keyword arguments (``img_size``, ``embed_dims``, ``depths`` ...) can be overridden through
+``create_model(name, **kw)`` so tiny test models run the same code as the published ones.
+"""
+import difflib
+import fnmatch
+import sys
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+_model_entrypoints = {}
+_model_default_cfgs = {}
+
+# The seeds' model names, mapped to the timm-style canonical names.
+MODEL_ALIASES = {
+    "pcpvt_small_v0": "twins_pcpvt_small",
+    "pcpvt_base_v0": "twins_pcpvt_base",
+    "pcpvt_large_v0": "twins_pcpvt_large",
+    "pcpvt_small": "twins_pcpvt_small",
+    "pcpvt_base": "twins_pcpvt_base",
+    "pcpvt_large": "twins_pcpvt_large",
+    "alt_gvt_small": "twins_svt_small",
+    "alt_gvt_base": "twins_svt_base",
+    "alt_gvt_large": "twins_svt_large",
+    "T2t_vit_7": "t2t_vit_7",
+    "T2t_vit_10": "t2t_vit_10",
+    "T2t_vit_12": "t2t_vit_12",
+    "T2t_vit_14": "t2t_vit_14",
+    "T2t_vit_19": "t2t_vit_19",
+    "T2t_vit_24": "t2t_vit_24",
+    "T2t_vit_t_14": "t2t_vit_t_14",
+    "T2t_vit_t_19": "t2t_vit_t_19",
+    "T2t_vit_t_24": "t2t_vit_t_24",
+}
+
+
+def make_cfg(input_size=(3, 224, 224), crop_pct=0.9, interpolation="bicubic", mean=IMAGENET_MEAN,
+             std=IMAGENET_STD, num_classes=1000, **kwargs):
+    """The default (eval preprocessing) configuration carried by every variant, as timm's."""
+    cfg = dict(input_size=tuple(input_size), crop_pct=crop_pct, interpolation=interpolation,
+               mean=tuple(mean), std=tuple(std), num_classes=num_classes)
+    cfg.update(kwargs)
+    return cfg
+
+
+def register_model(fn=None, *, default_cfg=None):
+    """Decorator registering a variant function under its own name (``@register_model``)."""
+
+    def wrap(func):
+        name = func.__name__
+        if name in _model_entrypoints:
+            raise ValueError(f"model '{name}' is registered twice")
+        _model_entrypoints[name] = func
+        _model_default_cfgs[name] = dict(default_cfg or make_cfg())
+        return func
+
+    return wrap(fn) if fn is not None else wrap
+
+
+def _ensure_families_loaded():
+    # Importing the package registers every family (see src/models/__init__.py).
+    import src.models  # noqa: F401
+
+
+def resolve_name(name):
+    """Canonical model name for ``name`` (aliases resolved), or ValueError listing close matches."""
+    _ensure_families_loaded()
+    name = MODEL_ALIASES.get(name, name)
+    if name not in _model_entrypoints:
+        known = sorted(_model_entrypoints) + sorted(MODEL_ALIASES)
+        close = difflib.get_close_matches(name, known, n=5, cutoff=0.5)
+        hint = f"; did you mean: {', '.join(close)}?" if close else ""
+        raise ValueError(f"unknown model '{name}'{hint} (see list_models())")
+    return name
+
+
+def list_models(pattern="*"):
+    """Sorted canonical model names matching an fnmatch ``pattern`` (or a list of patterns)."""
+    _ensure_families_loaded()
+    patterns = [pattern] if isinstance(pattern, str) else list(pattern)
+    names = set()
+    for pat in patterns:
+        names.update(fnmatch.filter(_model_entrypoints, pat))
+    return sorted(names)
+
+
+def is_model(name):
+    _ensure_families_loaded()
+    return MODEL_ALIASES.get(name, name) in _model_entrypoints
+
+
+def get_default_cfg(name):
+    """A copy of the variant's default cfg (input size, crop_pct, interpolation, mean, std)."""
+    return dict(_model_default_cfgs[resolve_name(name)])
+
+
+def model_family_module(name):
+    """The module defining the variant (it also holds ``checkpoint_filter_fn``)."""
+    return sys.modules[_model_entrypoints[resolve_name(name)].__module__]
+
+
+def create_model(name, num_classes=1000, drop_rate=0.0, drop_path_rate=0.0, pretrained=None, **kwargs):
+    """Build a registered model: ``(N, 3, H, W)`` float32 -> ``(N, num_classes)`` logits.
+
+    ``pretrained`` is a path to a MindSpore ``.ckpt`` (converted with ``convert_from_pt.py`` or saved
+    by training). A classifier head whose shape differs from ``num_classes`` is dropped (fine-tuning);
+    any other missing, unexpected or mis-shaped weight is an error naming it.
+    """
+    canonical = resolve_name(name)
+    model = _model_entrypoints[canonical](num_classes=num_classes, drop_rate=drop_rate,
+                                          drop_path_rate=drop_path_rate, **kwargs)
+    model.default_cfg = dict(_model_default_cfgs[canonical], architecture=canonical)
+    if pretrained:
+        from .loading import load_pretrained
+
+        load_pretrained(model, pretrained)
+    return model

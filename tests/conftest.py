@@ -1,0 +1,30 @@
+"""Test session setup: quiet MindSpore logs, CPU device, repo root on sys.path."""
+import os
+import sys
+
+os.environ.setdefault("GLOG_v", "3")
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+if ROOT not in sys.path:
+    sys.path.insert(0, ROOT)
+
+import mindspore as ms  # noqa: E402
+import pytest  # noqa: E402
+
+ms.set_device("CPU")
+ms.set_context(mode=ms.PYNATIVE_MODE)
+
+
+@pytest.fixture
+def pynative():
+    """Run the test in PyNative mode and restore it afterwards."""
+    ms.set_context(mode=ms.PYNATIVE_MODE)
+    yield
+    ms.set_context(mode=ms.PYNATIVE_MODE)
+
+
+@pytest.fixture
+def graph_mode():
+    """Run the test in GRAPH mode, then go back to PyNative for the other tests."""
+    ms.set_context(mode=ms.GRAPH_MODE)
+    yield
+    ms.set_context(mode=ms.PYNATIVE_MODE)

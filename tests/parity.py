@@ -1,0 +1,46 @@
+"""Helpers for parity tests against timm (PyTorch): same weights in, same logits out."""
+import os
+
+import numpy as np
+import pytest
+
+
+def torch_and_timm():
+    """Import torch and timm, or skip the calling test when the dev requirements are missing."""
+    torch = pytest.importorskip("torch")
+    timm = pytest.importorskip("timm")
+    torch.set_num_threads(max(1, os.cpu_count() or 1))
+    return torch, timm
+
+
+def count_params(model):
+    """Number of parameters of a MindSpore cell (trainable or not), as timm counts them."""
+    return sum(int(np.prod(p.shape)) for p in model.get_parameters())
+
+
+def fixed_batch(batch=2, size=224, seed=0):
+    return np.random.RandomState(seed).randn(batch, 3, size, size).astype(np.float32)
+
+
+def timm_vs_ours(arch, tmp_path, timm_name=None, size=224, batch=2, seed=0, timm_kwargs=None, **our_kwargs):
+    """Build timm's model from a seed, save it as .pth, convert it with convert_from_pt's code path,
+    run both in eval mode on the same batch; return ``(timm_logits, our_logits, timm_model, our_model)``.
+    """
+    import mindspore as ms
+    from src.deploy.convert import convert_file
+    from src.models import create_model
+
+    torch, timm = torch_and_timm()
+    torch.manual_seed(seed)
+    ref = timm.create_model(timm_name or arch, pretrained=False, **(timm_kwargs or {})).eval()
+    pth = os.path.join(str(tmp_path), f"{arch}.pth")
+    torch.save(ref.state_dict(), pth)
+    ckpt = os.path.join(str(tmp_path), f"{arch}.ckpt")
+    convert_file(arch, pth, ckpt, **({"img_size": our_kwargs["img_size"]} if "img_size" in our_kwargs else {}))
+    ours = create_model(arch, num_classes=ref.num_classes, pretrained=ckpt, **our_kwargs)
+    ours.set_train(False)
+    x = fixed_batch(batch, size, seed)
+    with torch.no_grad():
+        ref_out = ref(torch.from_numpy(x)).numpy()
+    our_out = ours(ms.Tensor(x)).asnumpy()
+    return ref_out, our_out, ref, ours

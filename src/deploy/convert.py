@@ -179,7 +179,9 @@ def convert_file(arch, input_path, output_path, num_classes=None, img_size=None,
     model, dropped = convert_state_dict(arch, state_dict, num_classes=num_classes, img_size=img_size)
     out_dir = os.path.dirname(os.path.abspath(output_path))
     os.makedirs(out_dir, exist_ok=True)
-    tmp = output_path + ".tmp"
+    if not output_path.endswith(".ckpt"):
+        output_path += ".ckpt"  # MindSpore appends .ckpt to any other name
+    tmp = output_path[:-len(".ckpt")] + ".tmp.ckpt"
     ms.save_checkpoint(model, tmp)
     os.replace(tmp, output_path)
     n_params = sum(int(np.prod(p.shape)) for p in model.get_parameters())

@@ -1,0 +1,289 @@
+"""TNT (Transformer in Transformer): parity with timm, checkpoint conversion and behaviour."""
+import numpy as np
+import mindspore as ms
+import pytest
+
+from src.deploy.convert import convert_state_dict
+from src.models import create_model, get_default_cfg, list_models
+from src.models import tnt as tnt_mod
+from src.models.layers import DropPath
+from tests.parity import count_params, fixed_batch, timm_vs_ours, torch_and_timm
+
+TNT_VARIANTS = ["tnt_s_legacy_patch16_224", "tnt_s_patch16_224", "tnt_b_patch16_224"]
+
+# Parameter counts at 1000 classes, as timm 1.0.31 reports them (sum of numel over parameters()).
+TIMM_PARAM_COUNTS = {
+    "tnt_s_legacy_patch16_224": 23_755_336,
+    "tnt_s_patch16_224": 23_768_584,
+    "tnt_b_patch16_224": 65_428_680,
+}
+
+TINY = dict(embed_dim=32, inner_dim=8, depth=2, num_heads_outer=2, num_heads_inner=2, img_size=32, num_classes=5)
+LAYOUTS = ["tnt_s_patch16_224", "tnt_s_legacy_patch16_224"]
+
+
+def _tiny(arch="tnt_s_patch16_224", **kw):
+    return create_model(arch, **dict(TINY, **kw))
+
+
+def _batch(size=32, batch=2, seed=1):
+    return ms.Tensor(fixed_batch(batch, size, seed))
+
+
+def _torch_state_dict_numpy(model):
+    return {k: v.detach().numpy().copy() for k, v in model.state_dict().items()}
+
+
+# ---------------------------------------------------------------------------------------------- parity
+
+
+def test_registered_tnt_variants_are_timms():
+    _, timm = torch_and_timm()
+    assert list_models("tnt*") == sorted(timm.list_models("tnt*")) == sorted(TNT_VARIANTS)
+
+
+@pytest.mark.parametrize("arch", TNT_VARIANTS)
+def test_full_size_logits_and_param_count_match_timm(arch, tmp_path):
+    ref_out, our_out, ref, ours = timm_vs_ours(arch, tmp_path, batch=1)
+    assert count_params(ours) == TIMM_PARAM_COUNTS[arch] == sum(p.numel() for p in ref.parameters())
+    assert our_out.shape == ref_out.shape == (1, 1000)
+    assert np.abs(ref_out - our_out).max() < 1e-4
+
+
+@pytest.mark.parametrize("arch", TNT_VARIANTS)
+def test_default_cfg_is_timms_eval_preprocessing(arch):
+    _, timm = torch_and_timm()
+    ref = timm.models.get_pretrained_cfg(arch)
+    cfg = get_default_cfg(arch)
+    assert cfg["input_size"] == tuple(ref.input_size) == (3, 224, 224)
+    assert cfg["crop_pct"] == ref.crop_pct == 0.9
+    assert cfg["interpolation"] == ref.interpolation == "bicubic"
+    assert cfg["mean"] == tuple(ref.mean) == (0.5, 0.5, 0.5)
+    assert cfg["std"] == tuple(ref.std) == (0.5, 0.5, 0.5)
+
+
+# ------------------------------------------------------------------------------------------ conversion
+
+
+@pytest.mark.parametrize("old, new", [((14, 14), (10, 10)), ((14, 14), (16, 16)), ((14, 14), (12, 20)),
+                                      ((7, 7), (24, 24)), ((14, 14), (3, 5))])
+def test_patch_pos_resampling_matches_timm_resample_abs_pos_embed(old, new):
+    torch, _ = torch_and_timm()
+    from timm.layers import resample_abs_pos_embed
+
+    posemb = np.random.RandomState(0).randn(1, 1 + old[0] * old[1], 16).astype(np.float32)
+    ref = resample_abs_pos_embed(torch.from_numpy(posemb), new_size=list(new), num_prefix_tokens=1).numpy()
+    ours = tnt_mod.resample_abs_pos_embed_np(posemb, new, num_prefix_tokens=1)
+    assert ours.shape == ref.shape == (1, 1 + new[0] * new[1], 16)
+    assert ours.dtype == np.float32
+    np.testing.assert_array_equal(ours[:, :1], posemb[:, :1])
+    assert np.abs(ours - ref).max() < 1e-4
+
+
+@pytest.mark.parametrize("arch, img_size", [("tnt_s_patch16_224", 160), ("tnt_s_legacy_patch16_224", 256)])
+def test_conversion_to_other_img_size_matches_timm_filter(arch, img_size):
+    """timm weights at 224 converted for another img_size = timm's model at that size + timm's filter."""
+    torch, timm = torch_and_timm()
+    from timm.models.tnt import checkpoint_filter_fn as timm_filter
+
+    torch.manual_seed(0)
+    kw = dict(depth=2)
+    src = timm.create_model(arch, **kw)
+    state = src.state_dict()
+    ref = timm.create_model(arch, img_size=img_size, **kw).eval()
+    ref.load_state_dict(timm_filter(dict(state), ref), strict=True)
+    ours, dropped = convert_state_dict(arch, {k: v.numpy() for k, v in state.items()}, img_size=img_size, **kw)
+    assert not dropped
+    assert tuple(ours.patch_pos.shape) == tuple(ref.patch_pos.shape) == (1, (img_size // 16) ** 2 + 1, 384)
+    np.testing.assert_allclose(ours.patch_pos.asnumpy(), ref.patch_pos.detach().numpy(), atol=1e-5, rtol=0)
+    ours.set_train(False)
+    x = fixed_batch(1, img_size, seed=3)
+    with torch.no_grad():
+        ref_out = ref(torch.from_numpy(x)).numpy()
+    our_out = ours(ms.Tensor(x)).asnumpy()
+    assert np.abs(ref_out - our_out).max() < 1e-4
+
+
+# official TNT names (huawei-noah tnt_pytorch) for each timm name, used to build an "official" checkpoint
+_TO_OFFICIAL = {"norm_in": "inner_norm1", "attn_in": "inner_attn", "norm_mlp_in": "inner_norm2",
+                "mlp_in": "inner_mlp", "norm_out": "outer_norm1", "attn_out": "outer_attn",
+                "norm_mlp": "outer_norm2", "mlp": "outer_mlp", "norm1_proj": "proj_norm1",
+                "norm2_proj": "proj_norm2", "pixel_embed": "patch_embed", "patch_pos": "outer_pos",
+                "pixel_pos": "inner_pos"}
+
+
+@pytest.mark.parametrize("arch", LAYOUTS)
+def test_official_key_names_are_mapped_like_timm(arch):
+    torch, timm = torch_and_timm()
+    from timm.models.tnt import checkpoint_filter_fn as timm_filter
+
+    kw = {k: v for k, v in TINY.items() if k != "num_classes"}
+    torch.manual_seed(0)
+    ref = timm.create_model(arch, num_classes=5, **kw)
+    timm_sd = _torch_state_dict_numpy(ref)
+    legacy = "legacy" in arch
+    official = {"outer_tokens": np.zeros((1, 1, 32), np.float32)}
+    for key, value in timm_sd.items():
+        if key == "pixel_pos" and not legacy:  # official layout: (1, pixels, inner_dim)
+            value = value.reshape(1, value.shape[1], -1).transpose(0, 2, 1).copy()
+        official[".".join(_TO_OFFICIAL.get(part, part) for part in key.split("."))] = value
+    assert "patch_pos" not in official and "outer_pos" in official and "blocks.0.outer_mlp.fc1.weight" in official
+
+    ours_model = _tiny(arch)
+    ours = tnt_mod.checkpoint_filter_fn(official, ours_model)
+    theirs = {k: v.numpy() for k, v in timm_filter({k: torch.from_numpy(v) for k, v in official.items()},
+                                                   ref).items()}
+    assert set(ours) == set(theirs) == set(timm_sd) == {p.name for p in ours_model.get_parameters()}
+    for key in ours:
+        np.testing.assert_array_equal(ours[key], theirs[key], err_msg=key)
+        np.testing.assert_array_equal(ours[key], timm_sd[key], err_msg=key)
+
+
+def test_timm_state_dict_passes_filter_unchanged():
+    model = _tiny()
+    sd = {p.name: p.asnumpy() for p in model.get_parameters()}
+    out = tnt_mod.checkpoint_filter_fn(dict(sd), model)
+    assert set(out) == set(sd)
+    for key in sd:
+        np.testing.assert_array_equal(out[key], sd[key])
+
+
+def test_patch_cutting_equals_torch_unfold():
+    torch, _ = torch_and_timm()
+    x = np.random.RandomState(0).randn(2, 3, 35, 50).astype(np.float32)  # not multiples: remainder dropped
+    ref = torch.nn.functional.unfold(torch.from_numpy(x), kernel_size=(16, 8), stride=(16, 8))
+    ref = ref.transpose(1, 2).reshape(-1, 3, 16, 8).numpy()
+    ours = tnt_mod.unfold_patches(ms.Tensor(x), 16, 8).asnumpy()
+    np.testing.assert_array_equal(ours, ref)
+
+
+# ------------------------------------------------------------------------------------------- behaviour
+
+
+@pytest.mark.parametrize("arch", LAYOUTS)
+def test_tiny_forward_shape_and_finite(arch):
+    model = _tiny(arch)
+    model.set_train(False)
+    out = model(_batch()).asnumpy()
+    assert out.shape == (2, 5)
+    assert np.isfinite(out).all()
+
+
+def test_non_square_img_size_runs_with_grid_read_from_input():
+    model = _tiny(img_size=(32, 48))
+    model.set_train(False)
+    assert tuple(model.patch_pos.shape) == (1, 2 * 3 + 1, 32)
+    x = ms.Tensor(np.random.RandomState(0).randn(1, 3, 32, 48).astype(np.float32))
+    assert model(x).shape == (1, 5)
+    with pytest.raises(ValueError, match="patch_pos"):
+        model(_batch(size=64))
+
+
+@pytest.mark.parametrize("arch", LAYOUTS)
+def test_every_trainable_parameter_gets_a_finite_nonzero_gradient(arch):
+    model = _tiny(arch)
+    model.set_train(True)
+    params = model.trainable_params()
+    x = _batch()
+    labels = ms.Tensor(np.array([1, 3], np.int32))
+    loss_fn = ms.nn.SoftmaxCrossEntropyWithLogits(sparse=True, reduction="mean")
+
+    def forward(inp, lab):
+        return loss_fn(model(inp), lab)
+
+    _, grads = ms.value_and_grad(forward, None, params)(x, labels)
+    assert len(grads) == len(params) == len(list(model.get_parameters()))
+    bad = [p.name for p, g in zip(params, grads)
+           if not np.isfinite(g.asnumpy()).all() or not np.abs(g.asnumpy()).max() > 0]
+    assert not bad, f"parameters without a usable gradient: {bad}"
+
+
+@pytest.mark.parametrize("arch", LAYOUTS)
+def test_graph_mode_matches_pynative(arch, pynative):
+    model = _tiny(arch)
+    model.set_train(False)
+    x = _batch()
+    eager = model(x).asnumpy()
+    ms.set_context(mode=ms.GRAPH_MODE)
+    graph = model(x).asnumpy()
+    assert np.abs(eager - graph).max() < 1e-5
+
+
+def test_drop_path_rates_follow_timm_linear_rule():
+    model = _tiny(depth=3, drop_path_rate=0.3)
+    rates = [blk.drop_path.drop_prob if isinstance(blk.drop_path, DropPath) else 0.0 for blk in model.blocks]
+    np.testing.assert_allclose(rates, [0.0, 0.15, 0.3])
+
+
+def test_drop_path_is_identity_in_eval_and_stochastic_in_train():
+    model = _tiny(depth=3, drop_path_rate=0.8)
+    plain = _tiny(depth=3)
+    weights = {p.name: ms.Parameter(ms.Tensor(p.asnumpy()), name=p.name) for p in model.get_parameters()}
+    assert not ms.load_param_into_net(plain, weights)[0]
+    x = _batch()
+    model.set_train(False)
+    plain.set_train(False)
+    eval_out = model(x).asnumpy()
+    np.testing.assert_array_equal(eval_out, model(x).asnumpy())
+    np.testing.assert_allclose(eval_out, plain(x).asnumpy(), atol=1e-6, rtol=0)
+    model.set_train(True)
+    ms.set_seed(0)
+    train_outs = [model(x).asnumpy() for _ in range(4)]
+    assert any(np.abs(a - b).max() > 1e-4 for a, b in zip(train_outs, train_outs[1:]))
+    assert any(np.abs(o - eval_out).max() > 1e-4 for o in train_outs)
+
+
+def test_reset_classifier_changes_head_and_pooling():
+    model = _tiny()
+    model.set_train(False)
+    x = _batch()
+    model.reset_classifier(3)
+    assert model.num_classes == 3
+    head = {p.name: tuple(p.shape) for p in model.get_parameters() if p.name.startswith("head.")}
+    assert head == {"head.weight": (3, 32), "head.bias": (3,)}
+    assert model(x).shape == (2, 3)
+    model.reset_classifier(0)
+    assert not [p for p in model.get_parameters() if p.name.startswith("head.")]
+    token = model(x).asnumpy()
+    assert token.shape == (2, 32)
+    model.reset_classifier(0, global_pool="avg")
+    feats = model.forward_features(x)
+    np.testing.assert_allclose(model(x).asnumpy(), feats.asnumpy()[:, 1:].mean(axis=1), atol=1e-6, rtol=0)
+    np.testing.assert_allclose(token, feats.asnumpy()[:, 0], atol=1e-6, rtol=0)
+    with pytest.raises(ValueError):
+        model.reset_classifier(3, global_pool="max")
+
+
+def test_forward_head_pre_logits_returns_class_token_features():
+    model = _tiny()
+    model.set_train(False)
+    feats = model.forward_features(_batch())
+    assert feats.shape == (2, 2 * 2 + 1, 32)
+    assert model.forward_head(feats, pre_logits=True).shape == (2, 32)
+
+
+def test_no_weight_decay_names_position_embeddings_and_class_token():
+    model = _tiny()
+    nwd = model.no_weight_decay()
+    assert nwd == {"patch_pos", "pixel_pos", "cls_token"}
+    assert nwd <= {p.name for p in model.get_parameters()}
+
+
+@pytest.mark.parametrize("arch", LAYOUTS)
+def test_tiny_model_exports_to_onnx_without_im2col(arch, tmp_path):
+    onnx = pytest.importorskip("onnx")
+    ort = pytest.importorskip("onnxruntime")
+    from src.models.layers import set_exportable
+
+    model = _tiny(arch)
+    model.set_train(False)
+    x = _batch()
+    expected = model(x).asnumpy()
+    set_exportable(model)
+    path = str(tmp_path / "tnt")
+    ms.export(model, x, file_name=path, file_format="ONNX")
+    ops_used = {node.op_type for node in onnx.load(path + ".onnx").graph.node}
+    assert "Conv" in ops_used and not ops_used & {"Im2Col", "Col2Im", "Unfold"}
+    sess = ort.InferenceSession(path + ".onnx", providers=["CPUExecutionProvider"])
+    got = sess.run(None, {sess.get_inputs()[0].name: x.asnumpy()})[0]
+    assert np.abs(got - expected).max() < 1e-4

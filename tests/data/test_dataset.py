@@ -1,0 +1,356 @@
+"""ImageFolder pipeline: decoding of mixed formats, skipping of bad files, sharding, subsets, digits."""
+import io
+import json
+import logging
+import os
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from src.data import dataset as dataset_mod
+from src.data.dataset import (create_dataset, find_classes, list_image_folder, load_class_names, load_rgb_image,
+                              prepare_digits, report_skipped, save_class_names)
+from tests.data.helpers import color_of, decode_solid, jpeg_bytes, png16_rgb_bytes, random_rgb, write_solid_folder
+
+
+def _epoch(data):
+    """All (image, label) rows of one epoch."""
+    rows = []
+    for images, labels in data.create_tuple_iterator(output_numpy=True, num_epochs=1):
+        rows.extend(zip(images, labels))
+    return rows
+
+
+def _colors(rows):
+    return sorted(decode_solid(img) for img, _ in rows)
+
+
+# ------------------------------------------------------------------------------------------------------------
+# decoding
+# ------------------------------------------------------------------------------------------------------------
+def _write_mixed_formats(folder):
+    """One file per format; returns {file name: expected RGB pixel at (0, 0)}."""
+    os.makedirs(folder, exist_ok=True)
+    base = Image.new("RGB", (9, 7), (200, 40, 10))
+    expected = {}
+    (open(os.path.join(folder, "rgb.jpg"), "wb")).write(jpeg_bytes(base))
+    expected["rgb.jpg"] = None  # lossy
+    rgba = Image.new("RGBA", (9, 7), (10, 250, 30, 0))
+    rgba.save(os.path.join(folder, "rgba.png"))
+    expected["rgba.png"] = (10, 250, 30)  # alpha dropped like convert('RGB')
+    pal = Image.new("P", (9, 7), 1)
+    pal.putpalette([0, 0, 0, 12, 34, 56] + [0] * 762)
+    pal.info["transparency"] = 0
+    pal.save(os.path.join(folder, "palette.png"), transparency=0)
+    expected["palette.png"] = (12, 34, 56)
+    Image.new("L", (9, 7), 77).save(os.path.join(folder, "grey.png"))
+    expected["grey.png"] = (77, 77, 77)
+    Image.new("LA", (9, 7), (90, 128)).save(os.path.join(folder, "grey_alpha.png"))
+    expected["grey_alpha.png"] = (90, 90, 90)
+    (open(os.path.join(folder, "cmyk.jpg"), "wb")).write(jpeg_bytes(Image.new("CMYK", (9, 7), (0, 255, 255, 0))))
+    expected["cmyk.jpg"] = None
+    Image.fromarray(np.full((7, 9), 65535 // 2, np.uint16)).save(os.path.join(folder, "grey16.png"))
+    expected["grey16.png"] = (127, 127, 127)  # scaled, not clipped to white
+    (open(os.path.join(folder, "rgb16.png"), "wb")).write(png16_rgb_bytes(np.full((7, 9, 3), [65535, 32896, 0],
+                                                                                 np.uint16)))
+    expected["rgb16.png"] = (255, 128, 0)
+    Image.new("1", (9, 7), 1).save(os.path.join(folder, "bilevel.bmp"))
+    expected["bilevel.bmp"] = (255, 255, 255)
+    base.save(os.path.join(folder, "tiff.tif"))
+    expected["tiff.tif"] = (200, 40, 10)
+    base.save(os.path.join(folder, "anim.gif"))
+    expected["anim.gif"] = None  # quantised
+    base.save(os.path.join(folder, "img.webp"), lossless=True)
+    expected["img.webp"] = (200, 40, 10)
+    return expected
+
+
+def test_every_format_decodes_to_rgb(tmp_path):
+    expected = _write_mixed_formats(str(tmp_path / "c"))
+    for name, pixel in expected.items():
+        img = load_rgb_image(str(tmp_path / "c" / name))
+        assert img.mode == "RGB" and img.size == (9, 7), name
+        if pixel is not None:
+            assert img.getpixel((0, 0)) == pixel, name
+    cmyk = load_rgb_image(str(tmp_path / "c" / "cmyk.jpg")).getpixel((4, 3))
+    assert cmyk[0] > 200 and cmyk[1] < 60 and cmyk[2] < 60  # C=0, M=Y=255 is red
+
+
+def test_mixed_formats_flow_through_the_pipeline_as_three_channels(tmp_path):
+    expected = _write_mixed_formats(str(tmp_path / "val" / "mixed"))
+    write_solid_folder(str(tmp_path / "val"), num_classes=1, per_class=2)
+    data = create_dataset(str(tmp_path), "val", batch_size=4, image_size=8, num_parallel_workers=1)
+    rows = _epoch(data)
+    assert len(rows) == len(expected) + 2
+    assert all(img.shape == (3, 8, 8) and img.dtype == np.float32 for img, _ in rows)
+    assert data.skipped.count == 0 and data.class_names == ["c0", "mixed"]
+
+
+# ------------------------------------------------------------------------------------------------------------
+# bad files
+# ------------------------------------------------------------------------------------------------------------
+BAD_FILES = ("corrupt.jpg", "truncated.jpg", "empty.png", "text.png")
+
+
+def _add_bad_files(folder):
+    with open(os.path.join(folder, "corrupt.jpg"), "wb") as f:
+        f.write(b"\xff\xd8\xff\xe0" + bytes(range(256)) * 4)  # JPEG magic, garbage body
+    whole = jpeg_bytes(random_rgb(h=40, w=40, seed=0))
+    with open(os.path.join(folder, "truncated.jpg"), "wb") as f:
+        f.write(whole[:len(whole) // 2])
+    open(os.path.join(folder, "empty.png"), "wb").close()
+    with open(os.path.join(folder, "text.png"), "w") as f:
+        f.write("this is not a picture\n")
+    with open(os.path.join(folder, "notes.txt"), "w") as f:  # not an image extension: ignored at listing
+        f.write("labelling notes\n")
+
+
+@pytest.mark.parametrize("name", BAD_FILES)
+def test_each_bad_file_fails_to_load(tmp_path, name):
+    _add_bad_files(str(tmp_path))
+    with pytest.raises(Exception):
+        load_rgb_image(str(tmp_path / name))
+
+
+def test_eval_skips_bad_files_and_reports_them_once(tmp_path, caplog):
+    colors = write_solid_folder(str(tmp_path / "val"))
+    _add_bad_files(str(tmp_path / "val" / "c1"))
+    with caplog.at_level(logging.WARNING, logger=dataset_mod.__name__):
+        data = create_dataset(str(tmp_path), "val", batch_size=4, image_size=8, num_parallel_workers=1)
+        for _ in range(2):  # two epochs: every good image exactly once per epoch, bad ones logged once in total
+            rows = _epoch(data)
+            assert _colors(rows) == sorted(colors)
+        assert report_skipped(data) == 4
+    assert sorted(os.path.basename(p) for p in data.skipped.paths()) == sorted(BAD_FILES)
+    for name in BAD_FILES:
+        path = str(tmp_path / "val" / "c1" / name)
+        assert sum(f"skipping undecodable image {path}" in r.getMessage() for r in caplog.records) == 1
+    assert any("notes.txt" in r.getMessage() for r in caplog.records)  # ignored file is mentioned
+    labels = [int(label) for _, label in rows]
+    assert labels == sorted(labels) and len(labels) == 15  # no shuffle in eval, last partial batch kept
+
+
+def test_training_replaces_bad_files_and_keeps_full_batches(tmp_path):
+    write_solid_folder(str(tmp_path / "train"), per_class=4)
+    _add_bad_files(str(tmp_path / "train" / "c0"))
+    data = create_dataset(str(tmp_path), "train", batch_size=4, image_size=8, num_parallel_workers=1,
+                          color_jitter=0.0)
+    assert data.num_files == 16 and data.get_dataset_size() == 4
+    batches = list(data.create_tuple_iterator(output_numpy=True, num_epochs=1))
+    assert len(batches) == 4 and all(x.shape == (4, 3, 8, 8) and y.dtype == np.int32 for x, y in batches)
+    good = {color_of(n) for n in range(12)}
+    assert all(decode_solid(img) in good for x, _ in batches for img in x)
+    assert data.skipped.count == 4
+
+
+def test_skips_in_worker_processes_are_counted_in_the_main_process(tmp_path):
+    write_solid_folder(str(tmp_path / "val"), per_class=3)
+    _add_bad_files(str(tmp_path / "val" / "c2"))
+    data = create_dataset(str(tmp_path), "val", batch_size=2, image_size=8, num_parallel_workers=2,
+                          python_multiprocessing=True)
+    rows = _epoch(data)
+    assert len(rows) == 9
+    assert data.skipped.count == 4
+
+
+class _DrawNumpyRandom:
+    """A transform that returns one numpy random draw (what RandAugment's op choice would use)."""
+
+    def __call__(self, img):
+        return np.full((3, 8, 8), np.random.randint(0, 2 ** 31), np.float32)
+
+
+def test_numpy_random_differs_between_worker_processes(tmp_path):
+    """Forked workers inherit numpy's global state; without a reseed they would draw the same augmentations."""
+    write_solid_folder(str(tmp_path / "train"), num_classes=1, per_class=8)
+    data = create_dataset(str(tmp_path), "train", batch_size=8, image_size=8, num_parallel_workers=2,
+                          transform=_DrawNumpyRandom())
+    (x, _), = list(data.create_tuple_iterator(output_numpy=True, num_epochs=1))
+    assert len(set(x[:, 0, 0, 0].tolist())) == 8
+
+
+# ------------------------------------------------------------------------------------------------------------
+# folder structure errors, class names
+# ------------------------------------------------------------------------------------------------------------
+def test_empty_class_folder_is_an_error_naming_it(tmp_path):
+    write_solid_folder(str(tmp_path / "train"))
+    os.makedirs(tmp_path / "train" / "c9")
+    with open(tmp_path / "train" / "c9" / "readme.txt", "w") as f:
+        f.write("x")
+    with pytest.raises(ValueError, match=r"empty class folder.*c9"):
+        create_dataset(str(tmp_path), "train", batch_size=2, image_size=8)
+
+
+def test_empty_split_and_missing_split_are_errors(tmp_path):
+    os.makedirs(tmp_path / "val")
+    with pytest.raises(ValueError, match="no class folders"):
+        create_dataset(str(tmp_path), "val", batch_size=2, image_size=8)
+    with pytest.raises(ValueError, match="train folder not found"):
+        create_dataset(str(tmp_path), "train", batch_size=2, image_size=8)
+
+
+def test_class_index_is_sorted_folder_names_and_round_trips(tmp_path):
+    for name in ("zebra", "Apple", "mango"):
+        os.makedirs(tmp_path / name)
+        Image.new("RGB", (4, 4)).save(tmp_path / name / "a.png")
+    assert find_classes(str(tmp_path)) == ["Apple", "mango", "zebra"]
+    samples, names, _ = list_image_folder(str(tmp_path))
+    assert [label for _, label in samples] == [0, 1, 2]
+    save_class_names(names, str(tmp_path / "classes.json"))
+    assert load_class_names(str(tmp_path / "classes.json")) == names
+    (tmp_path / "classes.txt").write_text("Apple\nmango\nzebra\n")
+    assert load_class_names(str(tmp_path / "classes.txt")) == names
+    (tmp_path / "idx.json").write_text(json.dumps({"1": "mango", "0": "Apple", "2": "zebra"}))
+    assert load_class_names(str(tmp_path / "idx.json")) == names
+
+
+def test_val_uses_train_class_list(tmp_path):
+    write_solid_folder(str(tmp_path / "val"), num_classes=2)
+    samples, names, _ = list_image_folder(str(tmp_path / "val"), class_names=["c_extra", "c0", "c1"])
+    assert {label for _, label in samples} == {1, 2}
+    with pytest.raises(ValueError, match="not in the class list"):
+        list_image_folder(str(tmp_path / "val"), class_names=["c0"])
+
+
+def test_explicit_split_dir_wins_over_root(tmp_path):
+    write_solid_folder(str(tmp_path / "elsewhere"), num_classes=2, per_class=2)
+    data = create_dataset(None, "val", split_dir=str(tmp_path / "elsewhere"), batch_size=3, image_size=8,
+                          num_parallel_workers=1)
+    assert data.directory == str(tmp_path / "elsewhere") and len(_epoch(data)) == 4
+    assert data.get_dataset_size() == 2
+
+
+# ------------------------------------------------------------------------------------------------------------
+# sharding, subsets, workers
+# ------------------------------------------------------------------------------------------------------------
+def test_two_eval_shards_partition_the_dataset(solid_folder):
+    root, colors = solid_folder
+    parts = [_colors(_epoch(create_dataset(None, "val", split_dir=root, batch_size=4, image_size=8,
+                                           num_parallel_workers=1, num_shards=2, shard_id=k))) for k in range(2)]
+    assert not set(parts[0]) & set(parts[1])
+    assert sorted(parts[0] + parts[1]) == sorted(colors)
+    assert abs(len(parts[0]) - len(parts[1])) <= 1
+
+
+def test_two_train_shards_cover_the_dataset_with_equal_sizes(solid_folder):
+    root, colors = solid_folder
+    kw = dict(split_dir=root, batch_size=1, image_size=8, num_parallel_workers=1, color_jitter=0.0)
+    parts = [_colors(_epoch(create_dataset(None, "train", num_shards=2, shard_id=k, **kw))) for k in range(2)]
+    assert len(parts[0]) == len(parts[1]) == 8  # ceil(15 / 2): padded by one repeat, like DistributedSampler
+    assert set(parts[0]) | set(parts[1]) == set(colors)
+    assert len(set(parts[0]) & set(parts[1])) <= 1
+
+
+def test_num_samples_takes_a_fixed_subset(solid_folder):
+    root, colors = solid_folder
+    kw = dict(split_dir=root, batch_size=4, image_size=8, num_parallel_workers=1, num_samples=6)
+    first = _colors(_epoch(create_dataset(None, "val", **kw)))
+    second = _colors(_epoch(create_dataset(None, "val", **kw)))
+    assert len(first) == 6 and first == second and set(first) <= set(colors)
+
+
+def test_parallel_workers_give_the_same_eval_data(solid_folder):
+    root, colors = solid_folder
+    one = _epoch(create_dataset(None, "val", split_dir=root, batch_size=4, image_size=8, num_parallel_workers=1))
+    two = _epoch(create_dataset(None, "val", split_dir=root, batch_size=4, image_size=8, num_parallel_workers=2))
+    assert [decode_solid(x) for x, _ in one] == [decode_solid(x) for x, _ in two]
+    assert [int(y) for _, y in one] == [int(y) for _, y in two]
+
+
+def test_worker_count_is_capped_at_cpu_count(monkeypatch):
+    monkeypatch.setattr(os, "cpu_count", lambda: 2)
+    assert dataset_mod._worker_count(8) == 2 and dataset_mod._worker_count(1) == 1
+
+
+def test_eval_dataset_size_does_not_decode_the_split(solid_folder, monkeypatch):
+    root, _ = solid_folder
+    calls = []
+    real = dataset_mod.load_rgb_image
+    monkeypatch.setattr(dataset_mod, "load_rgb_image", lambda p: calls.append(p) or real(p))
+    data = create_dataset(None, "val", split_dir=root, batch_size=4, image_size=8, num_parallel_workers=1)
+    assert data.get_dataset_size() == 4 and not calls
+
+
+# ------------------------------------------------------------------------------------------------------------
+# mixup in the pipeline
+# ------------------------------------------------------------------------------------------------------------
+def test_train_pipeline_with_mixup_gives_soft_targets_and_turns_off(solid_folder):
+    root, _ = solid_folder
+    data = create_dataset(None, "train", split_dir=root, batch_size=4, image_size=8, num_parallel_workers=1,
+                          mixup=0.8, cutmix=1.0, label_smoothing=0.1, mixup_off_epoch=1,
+                          auto_augment="rand-m9-mstd0.5-inc1", re_prob=0.25, re_mode="pixel")
+    assert data.get_dataset_size() == 3
+    iterator = data.create_tuple_iterator(output_numpy=True, num_epochs=2)
+    epochs = [[(x, y) for x, y in iterator] for _ in range(2)]
+    for batches in epochs:
+        assert len(batches) == 3
+        for x, y in batches:
+            assert x.shape == (4, 3, 8, 8) and y.shape == (4, 3) and y.dtype == np.float32
+            np.testing.assert_allclose(y.sum(1), 1.0, rtol=1e-5)
+    on_value = 0.9 + 0.1 / 3
+    assert all(np.allclose(y.max(1), on_value) for _, y in epochs[1])  # epoch 1: plain smoothed one-hots
+    assert not all(np.allclose(y.max(1), on_value) for _, y in epochs[0])
+
+
+def test_set_epoch_turns_mixup_off_when_each_epoch_has_its_own_iterator(solid_folder):
+    root, _ = solid_folder
+    data = create_dataset(None, "train", split_dir=root, batch_size=4, image_size=8, num_parallel_workers=1,
+                          mixup=0.8, cutmix=1.0, label_smoothing=0.1, mixup_off_epoch=1)
+    maxima = []
+    for epoch in range(2):
+        data.mixup_fn.set_epoch(epoch)
+        maxima.append([y.max(1) for _, y in data.create_tuple_iterator(output_numpy=True, num_epochs=1)])
+    on_value = 0.9 + 0.1 / 3
+    assert not all(np.allclose(m, on_value) for m in maxima[0])
+    assert all(np.allclose(m, on_value) for m in maxima[1])
+
+
+def test_bad_batch_and_shard_arguments_are_refused(solid_folder):
+    root, _ = solid_folder
+    with pytest.raises(ValueError, match="even"):
+        create_dataset(None, "train", split_dir=root, batch_size=3, image_size=8, mixup=0.8)
+    with pytest.raises(ValueError, match="fewer than batch_size"):
+        create_dataset(None, "train", split_dir=root, batch_size=16, image_size=8)
+    with pytest.raises(ValueError, match="shard"):
+        create_dataset(None, "val", split_dir=root, batch_size=4, image_size=8, num_shards=2)
+    with pytest.raises(ValueError, match="shard_id"):
+        create_dataset(None, "val", split_dir=root, batch_size=4, image_size=8, num_shards=2, shard_id=2)
+
+
+# ------------------------------------------------------------------------------------------------------------
+# embedded digits
+# ------------------------------------------------------------------------------------------------------------
+def test_digits_are_written_once_and_load_through_imagefolder(tmp_path, monkeypatch):
+    from sklearn.datasets import load_digits
+
+    root = prepare_digits(str(tmp_path))
+    assert find_classes(os.path.join(root, "train")) == [str(d) for d in range(10)]
+    train, _, _ = list_image_folder(os.path.join(root, "train"))
+    val, _, _ = list_image_folder(os.path.join(root, "val"))
+    assert len(train) + len(val) == 1797 and len(val) == 360
+    counts = np.bincount([label for _, label in val], minlength=10)
+    assert counts.min() >= 35 and counts.max() <= 37  # stratified
+    digits = load_digits()
+    path, label = val[0]
+    index = int(os.path.basename(path)[:4])
+    assert label == digits.target[index]
+    img = Image.open(path)
+    assert img.mode == "L" and img.size == (8, 8)
+    np.testing.assert_array_equal(np.asarray(img), np.round(digits.images[index] * 255 / 16).astype(np.uint8))
+
+    import sklearn.datasets
+    monkeypatch.setattr(sklearn.datasets, "load_digits", lambda: pytest.fail("digits written twice"))
+    assert prepare_digits(str(tmp_path)) == root
+    with pytest.raises(ValueError, match="digits split"):
+        prepare_digits(str(tmp_path), seed=1)
+
+    data = create_dataset(root, "val", batch_size=64, image_size=16, num_parallel_workers=1)
+    rows = _epoch(data)
+    assert len(rows) == 360 and rows[0][0].shape == (3, 16, 16) and data.class_names[3] == "3"
+
+
+def test_raw_bytes_helper_makes_a_real_16_bit_png(tmp_path):
+    data = png16_rgb_bytes(np.full((2, 3, 3), 1000, np.uint16))
+    img = Image.open(io.BytesIO(data))
+    assert img.size == (3, 2)

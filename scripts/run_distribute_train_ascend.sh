@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Ascend training from an HCCL rank table, one process per device listed in it:
+#   run_distribute_train_ascend.sh RANK_TABLE_FILE CONFIG [extra flags]
+set -euo pipefail
+# shellcheck source=scripts/common.sh
+source "$(dirname "$0")/common.sh"
+usage_if_needed $# 2 "$0 RANK_TABLE_FILE CONFIG [--key value ...]"
+rank_table=$(abspath "$1")
+config=$(abspath "$2")
+shift 2
+require_file "$rank_table" "rank table"
+require_file "$config" "config"
+# "device_id rank_id" per line for this server, from the rank table (src/rank_table.py checks it).
+devices=$(cd "$REPO_ROOT" && "$PYTHON" -m src.rank_table "$rank_table") || die "cannot use rank table $rank_table"
+rank_size=$(cd "$REPO_ROOT" && "$PYTHON" -m src.rank_table --size "$rank_table")
+log_dir=$(make_log_dir ascend)
+echo "rank table: $rank_size devices in all; logs in $log_dir/rank_N"
+export RANK_TABLE_FILE="$rank_table" RANK_SIZE="$rank_size"
+pids=()
+while read -r device_id rank_id; do
+  mkdir -p "$log_dir/rank_$rank_id"
+  (cd "$REPO_ROOT" && DEVICE_ID=$device_id RANK_ID=$rank_id \
+    "$PYTHON" train.py --config "$config" --device_target Ascend --device_id "$device_id" "$@" \
+    >"$log_dir/rank_$rank_id/train.out" 2>&1) &
+  pids+=($!)
+done <<<"$devices"
+status=0
+for pid in "${pids[@]}"; do
+  wait "$pid" || status=$?
+done
+exit "$status"

@@ -23,21 +23,19 @@ def fixed_batch(batch=2, size=224, seed=0):
 
 
 def timm_vs_ours(arch, tmp_path, timm_name=None, size=224, batch=2, seed=0, timm_kwargs=None, **our_kwargs):
-    """Build timm's model from a seed, save it as .pth, convert it with convert_from_pt's code path,
-    run both in eval mode on the same batch; return ``(timm_logits, our_logits, timm_model, our_model)``.
+    """Build timm's model from a seed, save it as .pth, read and convert it with convert_from_pt's code
+    path (the converted model is used directly; building it twice only costs init time), run both in eval
+    mode on the same batch; return ``(timm_logits, our_logits, timm_model, our_model)``.
     """
     import mindspore as ms
-    from src.deploy.convert import convert_file
-    from src.models import create_model
+    from src.deploy.convert import convert_state_dict, read_torch_checkpoint
 
     torch, timm = torch_and_timm()
     torch.manual_seed(seed)
     ref = timm.create_model(timm_name or arch, pretrained=False, **(timm_kwargs or {})).eval()
     pth = os.path.join(str(tmp_path), f"{arch}.pth")
     torch.save(ref.state_dict(), pth)
-    ckpt = os.path.join(str(tmp_path), f"{arch}.ckpt")
-    convert_file(arch, pth, ckpt, **({"img_size": our_kwargs["img_size"]} if "img_size" in our_kwargs else {}))
-    ours = create_model(arch, num_classes=ref.num_classes, pretrained=ckpt, **our_kwargs)
+    ours, _ = convert_state_dict(arch, read_torch_checkpoint(pth), num_classes=ref.num_classes, **our_kwargs)
     ours.set_train(False)
     x = fixed_batch(batch, size, seed)
     with torch.no_grad():

@@ -173,10 +173,13 @@ def _infer_num_classes(state_dict):
     return 1000
 
 
-def convert_file(arch, input_path, output_path, num_classes=None, img_size=None, prefer_ema=False):
-    """Read ``input_path``, map it to ``arch`` and save a MindSpore checkpoint at ``output_path``."""
+def convert_file(arch, input_path, output_path, num_classes=None, img_size=None, prefer_ema=False, **model_kwargs):
+    """Read ``input_path``, map it to ``arch`` and save a MindSpore checkpoint at ``output_path``.
+
+    ``model_kwargs`` are ``create_model`` overrides for checkpoints of non-standard widths."""
     state_dict = read_torch_checkpoint(input_path, prefer_ema=prefer_ema)
-    model, dropped = convert_state_dict(arch, state_dict, num_classes=num_classes, img_size=img_size)
+    model, dropped = convert_state_dict(arch, state_dict, num_classes=num_classes, img_size=img_size,
+                                        **model_kwargs)
     out_dir = os.path.dirname(os.path.abspath(output_path))
     os.makedirs(out_dir, exist_ok=True)
     if not output_path.endswith(".ckpt"):

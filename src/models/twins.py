@@ -66,7 +66,8 @@ class LocallyGroupedAttn(nn.Cell):
         pad_b = (ws - h % ws) % ws
         x = x.reshape(b, h, w, c)
         if pad_r > 0 or pad_b > 0:
-            x = ops.pad(x, (0, 0, 0, pad_r, 0, pad_b))
+            # ops.Pad (not ops.pad / PadV3): it exports to ONNX.
+            x = ops.Pad(((0, 0), (0, pad_b), (0, pad_r), (0, 0)))(x)
         gh = (h + pad_b) // ws
         gw = (w + pad_r) // ws
         # (B, gh, ws, gw, ws, C) -> (B, gh, gw, ws, ws, C): one window per (gh, gw) cell.
@@ -318,9 +319,9 @@ def _create_twins(variant, **kwargs):
 
 
 def _cfg(**kwargs):
-    return make_cfg(input_size=(3, 224, 224), crop_pct=0.9, interpolation="bicubic", mean=IMAGENET_MEAN,
-                    std=IMAGENET_STD, num_classes=1000, pool_size=None, first_conv="patch_embeds.0.proj",
-                    classifier="head", license="apache-2.0", **kwargs)
+    return make_cfg(input_size=(3, 224, 224), crop_pct=0.9, crop_mode="center", interpolation="bicubic",
+                    mean=IMAGENET_MEAN, std=IMAGENET_STD, num_classes=1000, pool_size=None,
+                    first_conv="patch_embeds.0.proj", classifier="head", license="apache-2.0", **kwargs)
 
 
 @register_model(default_cfg=_cfg())

@@ -4,10 +4,13 @@
 https://arxiv.org/abs/2101.11986); official code: https://github.com/yitu-opensource/T2T-ViT.
 
 The tokens-to-token (T2T) module replaces ViT's patch embedding. A "soft split" (overlapping 7x7
-stride-4 windows, ``nn.Unfold``) turns the image into tokens; twice, a small token transformer
-re-structures them, they are folded back into a map and soft-split again (3x3 stride-2 windows); a
-linear projection makes the final 1/16-resolution tokens. A class token and a fixed (non-trainable)
-sinusoid position table are added and a plain ViT backbone follows.
+stride-4 windows; ``layers.Unfold``, exact im2col without nn.Unfold/Im2Col) turns the image into
+tokens; twice, a small token transformer re-structures them, they are folded back into a map and
+soft-split again (3x3 stride-2 windows); a linear projection makes the final 1/16-resolution tokens.
+A class token and a fixed (non-trainable) sinusoid position table are added and a plain ViT backbone
+follows. The table has one row per token, so ``img_size`` (int or (H, W), any size) fixes the number
+of tokens the model accepts; the token grid follows the unfold arithmetic (the official
+``(img_size // 16) ** 2`` agrees for multiples of 16 only).
 
 * ``t2t_vit_7 ... t2t_vit_24`` use ``TokenPerformer`` in the T2T module: linear attention with
   positive random features ``exp(w x - |x|^2 / 2)``; the random projection ``w`` is drawn once at
@@ -66,8 +69,13 @@ def t2t_grid_size(img_size):
 
 def _map_to_tokens(x):
     """``(B, C, H, W) -> (B, H * W, C)``."""
-    b, c, h, w = x.shape
-    return x.reshape(b, c, h * w).transpose(0, 2, 1)
+    _, c, h, w = x.shape
+    return x.reshape(-1, c, h * w).transpose(0, 2, 1)
+
+
+def _tokens_to_map(x, h, w):
+    """``(B, H * W, C) -> (B, C, H, W)``."""
+    return x.transpose(0, 2, 1).reshape(-1, x.shape[2], h, w)
 
 
 class TokenPerformer(nn.Cell):
@@ -132,14 +140,14 @@ class TokenAttention(nn.Cell):
         self.proj_drop = make_dropout(proj_drop)
 
     def construct(self, x):
-        b, n, _ = x.shape
-        qkv = self.qkv(x).reshape(b, n, 3, self.num_heads, self.head_dim).transpose(2, 0, 3, 1, 4)
+        n = x.shape[1]
+        qkv = self.qkv(x).reshape(-1, n, 3, self.num_heads, self.head_dim).transpose(2, 0, 3, 1, 4)
         q, k, v = qkv[0], qkv[1], qkv[2]
         attn = ops.softmax(ops.matmul(q * self.scale, k.swapaxes(-2, -1)), axis=-1)
         attn = self.attn_drop(attn)
-        x = ops.matmul(attn, v).transpose(0, 2, 1, 3).reshape(b, n, self.in_dim)
+        x = ops.matmul(attn, v).transpose(0, 2, 1, 3).reshape(-1, n, self.in_dim)
         x = self.proj_drop(self.proj(x))
-        return v.transpose(0, 2, 1, 3).reshape(b, n, self.in_dim) + x
+        return v.transpose(0, 2, 1, 3).reshape(-1, n, self.in_dim) + x
 
 
 class TokenTransformer(nn.Cell):
@@ -186,12 +194,8 @@ class T2TModule(nn.Cell):
 
     def construct(self, x):
         x = self.soft_split0(x)
-        b, _, h, w = x.shape
-        x = self.attention1(_map_to_tokens(x))
-        x = self.soft_split1(x.transpose(0, 2, 1).reshape(b, -1, h, w))
-        b, _, h, w = x.shape
-        x = self.attention2(_map_to_tokens(x))
-        x = self.soft_split2(x.transpose(0, 2, 1).reshape(b, -1, h, w))
+        x = self.soft_split1(_tokens_to_map(self.attention1(_map_to_tokens(x)), x.shape[2], x.shape[3]))
+        x = self.soft_split2(_tokens_to_map(self.attention2(_map_to_tokens(x)), x.shape[2], x.shape[3]))
         return self.project(_map_to_tokens(x))
 
 
@@ -283,6 +287,9 @@ class T2TViT(nn.Cell):
 
     def forward_features(self, x):
         x = self.tokens_to_token(x)
+        if x.shape[1] != self.num_patches:
+            raise ValueError(f"T2T-ViT: the input gives {x.shape[1]} tokens, but the model was built for img_size="
+                             f"{self.img_size} ({self.num_patches} tokens); build it with the input's img_size")
         b = x.shape[0]
         cls = ops.tile(self.cls_token.astype(x.dtype), (b, 1, 1))
         x = ops.concat((cls, x), axis=1)

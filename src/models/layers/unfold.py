@@ -1,26 +1,22 @@
-"""Sliding-window patch extraction (``torch.nn.Unfold`` / im2col) built from a convolution.
+"""Sliding-window patch extraction (``torch.nn.Unfold`` / im2col) from reshapes and slices.
 
-MindSpore's ``nn.Unfold`` has no CPU kernel and ONNX has no Im2Col operator. A convolution whose kernels
-are one-hot (kernel ``i * kw + j`` is 1 at position ``(i, j)`` and 0 elsewhere) copies exactly one input
-pixel per output channel, so it computes im2col exactly (every product is ``x * 1`` or ``x * 0``) and
-runs, trains and exports everywhere a Conv2d does.
+MindSpore's ``nn.Unfold`` has no CPU kernel and ONNX has no Im2Col operator. Here im2col is pure data
+movement (pad, reshape, transpose, slice, concat): the result is exact, it trains (every op has a
+gradient) and it exports to ONNX.
 
-The channels are folded into the batch (``(B, C, H, W) -> (B * C, 1, H, W)``) and convolved with the
-``kh * kw`` one-hot kernels, which is the same as a grouped convolution with ``groups=C`` but needs no
-channel count at construction. The output channel of pixel ``(i, j)`` of input channel ``c`` is
-``c * kh * kw + i * kw + j``: the ordering of ``torch.nn.Unfold``.
+How: write the window offset as ``i = q * s + r`` (``0 <= r < s``). After a space-to-depth reshape of
+the padded input, ``t[r_h, r_w, Y, X] = x_pad[s * Y + r_h, s * X + r_w]``, the value at offset ``i`` of
+the window at output row ``y`` is ``t[r, ., y + q, .]``: one slice per ``q`` (``ceil(k / s)`` of them)
+covers all ``r`` at once. Concatenating those slices over ``q`` gives the offsets in order ``0..k-1``,
+so the channel of pixel ``(i, j)`` of input channel ``c`` is ``c * kh * kw + i * kw + j``, the ordering
+of ``torch.nn.Unfold``. A dilated unfold takes one slice per kernel row and per kernel column instead.
+
+Compared with a convolution with one-hot kernels this is ~10x faster on MindSpore's CPU backend, and
+the graph stays small (fast GRAPH-mode compile).
 """
-import numpy as np
-import mindspore as ms
 from mindspore import nn, ops
 
 from .helpers import to_2tuple
-
-
-def one_hot_kernels(kernel_size):
-    """``(kh * kw, 1, kh, kw)`` float32 array: kernel ``i * kw + j`` is 1 at ``(i, j)``, else 0."""
-    kh, kw = to_2tuple(kernel_size)
-    return np.eye(kh * kw, dtype=np.float32).reshape(kh * kw, 1, kh, kw)
 
 
 def unfold_output_size(size, kernel_size, stride=1, padding=0, dilation=1):
@@ -32,32 +28,92 @@ def unfold_output_size(size, kernel_size, stride=1, padding=0, dilation=1):
     return tuple(out)
 
 
+def _int_pair(x):
+    return tuple(int(v) for v in to_2tuple(x))
+
+
+def _ceil_div(a, b):
+    return -(-a // b)
+
+
 class Unfold(nn.Cell):
     """Extract sliding local blocks like ``torch.nn.Unfold(kernel_size, dilation, padding, stride)``.
 
     ``flatten=True`` (default) returns torch's layout ``(B, C * kh * kw, L)``; ``flatten=False`` keeps the
-    grid, ``(B, C * kh * kw, H', W')``, so a caller can read the output size from the result. The kernels
-    are a constant tensor, not a parameter: nothing to train, nothing in checkpoints.
+    grid, ``(B, C * kh * kw, H', W')``, so a caller can read the output size from the result. No
+    parameters.
     """
 
     def __init__(self, kernel_size, dilation=1, padding=0, stride=1, flatten=True):
         super().__init__()
-        self.kernel_size = to_2tuple(kernel_size)
-        self.dilation = to_2tuple(dilation)
-        self.padding = to_2tuple(padding)
-        self.stride = to_2tuple(stride)
+        self.kernel_size = _int_pair(kernel_size)
+        self.dilation = _int_pair(dilation)
+        self.padding = _int_pair(padding)
+        self.stride = _int_pair(stride)
         self.flatten = flatten
         self.window = self.kernel_size[0] * self.kernel_size[1]
-        self.kernels = ms.Tensor(one_hot_kernels(self.kernel_size))
+        self.dilated = self.dilation != (1, 1)
+
+    def _pad_crop(self, x, oh, ow):
+        """Zero-pad (``padding`` on every side, plus what the space-to-depth reshape needs at the
+        bottom/right) or crop the bottom/right rows no window reaches."""
+        _, _, h, w = x.shape
+        (kh, kw), (sh, sw), (ph, pw) = self.kernel_size, self.stride, self.padding
+        if self.dilated:
+            (dh, dw) = self.dilation
+            need_h, need_w = (kh - 1) * dh + sh * oh, (kw - 1) * dw + sw * ow
+        else:
+            need_h = (oh + _ceil_div(kh, sh) - 1) * sh
+            need_w = (ow + _ceil_div(kw, sw) - 1) * sw
+        extra_h, extra_w = need_h - h - ph, need_w - w - pw
+        if ph > 0 or pw > 0 or extra_h > 0 or extra_w > 0:
+            # ops.Pad (not ops.pad / PadV3): it exports to ONNX.
+            x = ops.Pad(((0, 0), (0, 0), (ph, max(extra_h, 0)), (pw, max(extra_w, 0))))(x)
+        if extra_h < 0 or extra_w < 0:
+            x = x[:, :, :need_h, :need_w]
+        return x
+
+    def _unfold_dilated(self, x, oh, ow):
+        _, c, _, w = x.shape
+        (kh, kw), (dh, dw), (sh, sw) = self.kernel_size, self.dilation, self.stride
+        # Every s-th row from offset i * d, without a stepped slice (MindSpore's CPU StridedSliceGrad
+        # fails on stepped slices of inner axes): take s * H' rows, fold them as (H', s), keep index 0.
+        rows = ()
+        for i in range(kh):
+            r = x[:, :, i * dh:i * dh + sh * oh, :].reshape(-1, c, oh, sh, w)[:, :, :, 0, :]
+            rows = rows + (r.expand_dims(2),)
+        t = ops.concat(rows, 2)  # (B, C, kh, H', Wp)
+        cols = ()
+        for j in range(kw):
+            col = t[:, :, :, :, j * dw:j * dw + sw * ow].reshape(-1, c, kh, oh, ow, sw)[:, :, :, :, :, 0]
+            cols = cols + (col.expand_dims(3),)
+        return ops.concat(cols, 3)  # (B, C, kh, kw, H', W')
+
+    def _unfold_s2d(self, x, oh, ow):
+        _, c, h, w = x.shape
+        (kh, kw), (sh, sw) = self.kernel_size, self.stride
+        # (B, C, Hs, sh, Ws, sw) -> (B, C, sh, sw, Hs, Ws)
+        t = x.reshape(-1, c, h // sh, sh, w // sw, sw).transpose(0, 1, 3, 5, 2, 4)
+        rows = ()
+        for q in range(_ceil_div(kh, sh)):
+            rows = rows + (t[:, :, :min(sh, kh - q * sh), :, q:q + oh, :],)
+        t = ops.concat(rows, 2)  # (B, C, kh, sw, H', Ws)
+        cols = ()
+        for q in range(_ceil_div(kw, sw)):
+            cols = cols + (t[:, :, :, :min(sw, kw - q * sw), :, q:q + ow],)
+        return ops.concat(cols, 3)  # (B, C, kh, kw, H', W')
 
     def construct(self, x):
-        b, c, h, w = x.shape
-        y = ops.conv2d(x.reshape(b * c, 1, h, w), self.kernels.astype(x.dtype), None, self.stride, "pad",
-                       self.padding, self.dilation, 1)
-        oh, ow = y.shape[2], y.shape[3]
+        _, c, h, w = x.shape
+        oh, ow = unfold_output_size((h, w), self.kernel_size, self.stride, self.padding, self.dilation)
+        x = self._pad_crop(x, oh, ow)
+        if self.dilated:
+            y = self._unfold_dilated(x, oh, ow)
+        else:
+            y = self._unfold_s2d(x, oh, ow)
         if self.flatten:
-            return y.reshape(b, c * self.window, oh * ow)
-        return y.reshape(b, c * self.window, oh, ow)
+            return y.reshape(-1, c * self.window, oh * ow)
+        return y.reshape(-1, c * self.window, oh, ow)
 
     def extend_repr(self):
         return (f"kernel_size={self.kernel_size}, dilation={self.dilation}, padding={self.padding}, "

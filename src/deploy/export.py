@@ -1,6 +1,161 @@
-"""Export to MINDIR / ONNX / AIR (issue 5)."""
-from src.cli import NotImplementedYet
+"""Export a model to MINDIR (dynamic batch), ONNX (dynamic batch) or AIR (Ascend only).
+
+Next to the exported file a sidecar ``NAME.json`` records what inference needs: architecture, class
+names, input size and the eval preprocessing (resize/crop, interpolation, mean/std).
+"""
+import json
+import os
+import shutil
+import tempfile
+
+import numpy as np
+
+from src.logger import get_logger
+from src.models import create_model_from_config
+from src.models.layers import set_exportable
+from src.models.loading import checkpoint_metadata
+
+EXTENSIONS = {"MINDIR": ".mindir", "ONNX": ".onnx", "AIR": ".air"}
+
+
+class ExportError(ValueError):
+    """A request that cannot be exported (format, device, model)."""
+
+
+def sidecar_path(model_file):
+    return os.path.splitext(model_file)[0] + ".json"
+
+
+def deploy_metadata(cfg, class_names=None, file_format="MINDIR", batch_size=None):
+    """The preprocessing/labels record written beside an exported model."""
+    return {
+        "arch": cfg.arch,
+        "num_classes": cfg.num_classes,
+        "class_names": list(class_names) if class_names else None,
+        "image_size": cfg.image_size,
+        "in_chans": cfg.in_chans,
+        "crop_pct": cfg.crop_pct,
+        "interpolation": cfg.interpolation,
+        "mean": list(cfg.mean),
+        "std": list(cfg.std),
+        "file_format": file_format,
+        "batch_size": batch_size,  # None: dynamic batch axis
+    }
+
+
+def read_sidecar(model_file):
+    path = sidecar_path(model_file)
+    if not os.path.isfile(path):
+        return None
+    with open(path, encoding="utf-8") as f:
+        return json.load(f)
+
+
+def build_deploy_model(cfg):
+    """The eval-mode model for export/inference, weights from ``cfg.pretrained`` (warned when absent)."""
+    log = get_logger()
+    if not cfg.pretrained:
+        log.info("warning: no --pretrained checkpoint given; using randomly initialised weights")
+    model = create_model_from_config(cfg, training=False)
+    model.set_train(False)
+    class_names = None
+    if cfg.pretrained:
+        class_names = checkpoint_metadata(cfg.pretrained).get("class_names")
+    return model, class_names
+
+
+def _dummy(batch, cfg):
+    import mindspore as ms
+
+    shape = (batch, cfg.in_chans, cfg.image_size, cfg.image_size)
+    return ms.Tensor(np.zeros(shape, np.float32))
+
+
+def export_mindir(model, cfg, path, dynamic=True, batch_size=1):
+    import mindspore as ms
+
+    base = os.path.splitext(path)[0]
+    if dynamic:
+        spec = ms.Tensor(shape=[None, cfg.in_chans, cfg.image_size, cfg.image_size], dtype=ms.float32)
+    else:
+        spec = _dummy(batch_size, cfg)
+    ms.export(model, spec, file_name=base, file_format="MINDIR")
+    return base + ".mindir"
+
+
+def export_onnx(model, cfg, path, dynamic=True, batch_size=1):
+    """ONNX via MindSpore's exporter (static), made dynamic in the batch axis by diffing two exports."""
+    import mindspore as ms
+    import onnx
+
+    from .onnx_batch import merge_dynamic_batch
+
+    if not dynamic:
+        base = os.path.splitext(path)[0]
+        ms.export(model, _dummy(batch_size, cfg), file_name=base, file_format="ONNX")
+        return base + ".onnx"
+    tmp = tempfile.mkdtemp(prefix="onnx_export_")
+    try:
+        graphs = []
+        for batch in (2, 3):
+            base = os.path.join(tmp, f"b{batch}")
+            ms.export(model, _dummy(batch, cfg), file_name=base, file_format="ONNX")
+            graphs.append(onnx.load(base + ".onnx"))
+        merged = merge_dynamic_batch(graphs[0], graphs[1], 2, 3)
+        onnx.checker.check_model(merged)
+        onnx.save(merged, path)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return path
+
+
+def export_air(model, cfg, path, batch_size=1):
+    import mindspore as ms
+
+    base = os.path.splitext(path)[0]
+    ms.export(model, _dummy(batch_size, cfg), file_name=base, file_format="AIR")
+    return base + ".air"
+
+
+def export_to_file(model, cfg, file_format, path, class_names=None, dynamic=True, batch_size=1):
+    """Export ``model`` (eval mode) to ``path`` and write the sidecar; returns the file written."""
+    file_format = file_format.upper()
+    if file_format not in EXTENSIONS:
+        raise ExportError(f"file_format must be one of {', '.join(EXTENSIONS)}, got {file_format}")
+    if file_format == "AIR" and cfg.device_target != "Ascend":
+        raise ExportError("AIR export needs an Ascend device (--device_target Ascend); "
+                          "use MINDIR or ONNX on CPU/GPU")
+    out_dir = os.path.dirname(os.path.abspath(path))
+    os.makedirs(out_dir, exist_ok=True)
+    set_exportable(model, True)
+    try:
+        if file_format == "MINDIR":
+            written = export_mindir(model, cfg, path, dynamic=dynamic, batch_size=batch_size)
+        elif file_format == "ONNX":
+            written = export_onnx(model, cfg, path, dynamic=dynamic, batch_size=batch_size)
+        else:
+            written = export_air(model, cfg, path, batch_size=batch_size)
+    finally:
+        set_exportable(model, False)
+    meta = deploy_metadata(cfg, class_names, file_format, None if dynamic and file_format != "AIR" else batch_size)
+    with open(sidecar_path(written), "w", encoding="utf-8") as f:
+        json.dump(meta, f, indent=2)
+    return written
 
 
 def export_model(cfg):
-    raise NotImplementedYet("export.py is built in the export/inference issue (#5)")
+    """export.py: build the model from ``cfg`` (+ ``pretrained``) and export it per ``file_format``."""
+    from src.cli import set_device
+
+    if cfg.file_format == "AIR" and cfg.device_target != "Ascend":
+        raise ExportError("AIR export needs an Ascend device (--device_target Ascend); "
+                          "use MINDIR or ONNX on CPU/GPU")
+    set_device(cfg.device_target, cfg.device_id, mode="graph")
+    model, class_names = build_deploy_model(cfg)
+    name = cfg.file_name or cfg.arch
+    path = name if name.endswith(EXTENSIONS[cfg.file_format]) else name + EXTENSIONS[cfg.file_format]
+    written = export_to_file(model, cfg, cfg.file_format, path, class_names=class_names,
+                             dynamic=cfg.file_format != "AIR", batch_size=cfg.batch_size)
+    get_logger().info(f"exported {cfg.arch} to {written} (input {cfg.in_chans}x{cfg.image_size}x{cfg.image_size}, "
+                      f"dynamic batch) with preprocessing in {sidecar_path(written)}")
+    return 0

@@ -1,8 +1,8 @@
 """Model zoo: importing this package registers every family."""
-from .registry import (MODEL_ALIASES, create_model, get_default_cfg, is_model, list_models,
+from .registry import (MODEL_ALIASES, create_model, create_model_from_config, get_default_cfg, is_model, list_models,
                        model_family_module, register_model, resolve_name)
 
-__all__ = ["MODEL_ALIASES", "create_model", "get_default_cfg", "is_model", "list_models",
+__all__ = ["MODEL_ALIASES", "create_model", "create_model_from_config", "get_default_cfg", "is_model", "list_models",
            "model_family_module", "register_model", "resolve_name"]
 
 # Importing the family modules registers their variants.

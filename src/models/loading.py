@@ -73,3 +73,22 @@ def load_pretrained(model, path):
                 params = stripped
                 break
     return load_weights(model, params, source=path)
+
+
+def checkpoint_metadata(path):
+    """Non-tensor entries of a checkpoint (epoch, step, config text, class names ...).
+
+    Class names are stored as a JSON list under ``class_names``; they are decoded here.
+    """
+    import json
+
+    meta = {}
+    for key, value in read_checkpoint(path).items():
+        if isinstance(value, (str, int, float, bool)):
+            meta[key] = value
+    if isinstance(meta.get("class_names"), str):
+        try:
+            meta["class_names"] = json.loads(meta["class_names"])
+        except ValueError:
+            meta["class_names"] = None
+    return meta

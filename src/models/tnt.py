@@ -226,8 +226,11 @@ class TNT(nn.Cell):
 
     def forward_features(self, x):
         b = x.shape[0]
+        # The patch count from the (static) spatial size, not from the batch: the batch may be dynamic
+        # (MindIR export with a None batch axis), the image size never is.
+        grid_h, grid_w = self.pixel_embed.dynamic_feat_size((x.shape[2], x.shape[3]))
+        num_patches = grid_h * grid_w
         pixel_embed = self.pixel_embed(x, self.pixel_pos)
-        num_patches = pixel_embed.shape[0] // b
         if num_patches != self.num_patches:
             raise ValueError(f"TNT: input of {num_patches} patches, but patch_pos was built for {self.num_patches} "
                              f"(create the model with the matching img_size)")

@@ -1,0 +1,58 @@
+"""Classification metrics shared by eval.py on checkpoints (engine) and on exported files (deploy).
+
+Counts are summed (correct top-1/top-5, loss sum, samples) and divided once at the end, so sharded
+or batched evaluation gives the same numbers as one pass over every sample.
+"""
+import json
+
+import numpy as np
+
+
+class ClassificationMeter:
+    """Accumulates loss sum and top-1/top-5 correct counts from ``(logits, labels)`` batches."""
+
+    def __init__(self):
+        self.loss_sum = 0.0
+        self.top1 = 0
+        self.top5 = 0
+        self.count = 0
+
+    def update(self, logits, labels):
+        logits = np.asarray(logits, dtype=np.float64)
+        labels = np.asarray(labels).astype(np.int64).reshape(-1)
+        shifted = logits - logits.max(axis=1, keepdims=True)
+        log_probs = shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
+        self.loss_sum += float(-log_probs[np.arange(len(labels)), labels].sum())
+        k = min(5, logits.shape[1])
+        topk = np.argsort(-logits, axis=1, kind="stable")[:, :k]
+        self.top1 += int((topk[:, 0] == labels).sum())
+        self.top5 += int((topk == labels[:, None]).any(axis=1).sum())
+        self.count += len(labels)
+
+    def add_counts(self, loss_sum, top1, top5, count):
+        """Merge counts from another shard (distributed evaluation)."""
+        self.loss_sum += float(loss_sum)
+        self.top1 += int(top1)
+        self.top5 += int(top5)
+        self.count += int(count)
+
+    def result(self):
+        n = max(self.count, 1)
+        return {"loss": self.loss_sum / n, "top1": self.top1 / n, "top5": self.top5 / n, "num_samples": self.count}
+
+
+def format_results(results):
+    """The one line eval.py prints: ``eval results: {'loss': ..., 'top1': ..., 'top5': ..., 'num_samples': ...}``."""
+    ordered = {k: results[k] for k in ("loss", "top1", "top5", "num_samples")}
+    return f"eval results: {ordered}"
+
+
+def write_results(results, path):
+    with open(path, "w", encoding="utf-8") as f:
+        json.dump({k: results[k] for k in ("loss", "top1", "top5", "num_samples")}, f, indent=2)
+
+
+def softmax(logits):
+    logits = np.asarray(logits, dtype=np.float64)
+    e = np.exp(logits - logits.max(axis=1, keepdims=True))
+    return e / e.sum(axis=1, keepdims=True)

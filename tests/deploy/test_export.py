@@ -1,0 +1,99 @@
+"""Export: every registered model to MINDIR and ONNX, equal to the checkpoint, with a dynamic batch."""
+import json
+import os
+
+import numpy as np
+import pytest
+
+import mindspore as ms
+
+from src.config import parse_config
+from src.deploy.export import ExportError, export_to_file, read_sidecar
+from src.models import create_model, list_models
+from tests.tiny import tiny_kwargs
+
+ALL_MODELS = list_models()
+FULL_SIZE = ["twins_svt_small", "tnt_s_patch16_224", "t2t_vit_t_14"]  # one per family, the slow part
+
+
+def _cfg(arch, image_size, num_classes, **extra):
+    argv = ["--arch", arch, "--image_size", str(image_size), "--num_classes", str(num_classes)]
+    for key, value in extra.items():
+        argv += [f"--{key}", str(value)]
+    cfg, _ = parse_config(argv)
+    return cfg
+
+
+def _onnx_run(path, x):
+    import onnxruntime as ort
+
+    sess = ort.InferenceSession(path, providers=["CPUExecutionProvider"])
+    return sess.run(None, {sess.get_inputs()[0].name: x})[0]
+
+
+def _check_exports(model, cfg, tmp_path, batches=(1, 3)):
+    import onnx
+
+    model.set_train(False)
+    onnx_path = export_to_file(model, cfg, "ONNX", str(tmp_path / f"{cfg.arch}.onnx"), class_names=None)
+    onnx.checker.check_model(onnx.load(onnx_path))
+    mindir_path = export_to_file(model, cfg, "MINDIR", str(tmp_path / f"{cfg.arch}.mindir"))
+    graph = ms.nn.GraphCell(ms.load(mindir_path))
+    rng = np.random.RandomState(0)
+    worst = 0.0
+    for batch in batches:
+        x = rng.randn(batch, 3, cfg.image_size, cfg.image_size).astype(np.float32)
+        expected = model(ms.Tensor(x)).asnumpy()
+        assert expected.shape == (batch, cfg.num_classes)
+        onnx_out = _onnx_run(onnx_path, x)
+        mindir_out = graph(ms.Tensor(x)).asnumpy()
+        worst = max(worst, np.abs(onnx_out - expected).max(), np.abs(mindir_out - expected).max())
+        np.testing.assert_allclose(onnx_out, expected, atol=1e-4, rtol=0)
+        np.testing.assert_allclose(mindir_out, expected, atol=1e-4, rtol=0)
+    return worst
+
+
+@pytest.mark.parametrize("arch", ALL_MODELS)
+def test_every_model_exports_to_mindir_and_onnx_with_dynamic_batch(arch, tmp_path):
+    kwargs = tiny_kwargs(arch)
+    size = kwargs["img_size"]
+    model = create_model(arch, num_classes=4, **kwargs)
+    cfg = _cfg(arch, size, 4, model_kwargs=json.dumps(kwargs))
+    _check_exports(model, cfg, tmp_path)
+
+
+@pytest.mark.parametrize("arch", FULL_SIZE)
+def test_full_size_model_exports_match_checkpoint(arch, tmp_path):
+    model = create_model(arch, num_classes=1000)
+    cfg = _cfg(arch, 224, 1000)
+    worst = _check_exports(model, cfg, tmp_path, batches=(1, 2))
+    assert worst < 1e-4
+
+
+def test_exported_model_uses_exact_gelu_again_afterwards(tmp_path):
+    from src.models.layers import GELU
+
+    model = create_model("twins_pcpvt_small", num_classes=4, **tiny_kwargs("twins_pcpvt_small"))
+    cfg = _cfg("twins_pcpvt_small", 32, 4)
+    export_to_file(model, cfg, "MINDIR", str(tmp_path / "m.mindir"))
+    gelus = [c for _, c in model.cells_and_names() if isinstance(c, GELU)]
+    assert gelus and not any(g.exportable for g in gelus)
+
+
+def test_sidecar_records_preprocessing_and_class_names(tmp_path):
+    model = create_model("tnt_s_patch16_224", num_classes=3, **tiny_kwargs("tnt_s_patch16_224"))
+    cfg = _cfg("tnt_s_patch16_224", 32, 3, crop_pct=0.9, mean="0.5,0.5,0.5", std="0.5,0.5,0.5")
+    path = export_to_file(model, cfg, "MINDIR", str(tmp_path / "tnt.mindir"), class_names=["cat", "dog", "owl"])
+    meta = read_sidecar(path)
+    assert meta["class_names"] == ["cat", "dog", "owl"]
+    assert meta["image_size"] == 32 and meta["crop_pct"] == 0.9 and meta["interpolation"] == "bicubic"
+    assert meta["mean"] == [0.5, 0.5, 0.5] and meta["std"] == [0.5, 0.5, 0.5]
+    assert meta["batch_size"] is None  # dynamic batch axis
+    assert os.path.basename(path) == "tnt.mindir"
+
+
+def test_air_needs_ascend(tmp_path):
+    model = create_model("twins_pcpvt_small", num_classes=4, **tiny_kwargs("twins_pcpvt_small"))
+    cfg = _cfg("twins_pcpvt_small", 32, 4)
+    with pytest.raises(ExportError, match="AIR export needs an Ascend device"):
+        export_to_file(model, cfg, "AIR", str(tmp_path / "m.air"))

@@ -19,13 +19,28 @@ def get_rank():
     return 0
 
 
+class _StdoutHandler(logging.StreamHandler):
+    """Writes to whatever ``sys.stdout`` is now (not the one at creation), so redirection works."""
+
+    def __init__(self):
+        super().__init__(sys.stdout)
+
+    @property
+    def stream(self):
+        return sys.stdout
+
+    @stream.setter
+    def stream(self, value):
+        pass
+
+
 def get_logger():
     logger = logging.getLogger(LOGGER_NAME)
     if not logger.handlers:
         logger.setLevel(logging.INFO)
         logger.propagate = False
         if get_rank() == 0:
-            handler = logging.StreamHandler(sys.stdout)
+            handler = _StdoutHandler()
             handler.setFormatter(logging.Formatter("%(message)s"))
             logger.addHandler(handler)
     return logger

@@ -1,6 +1,426 @@
-"""benchmark.py logic (issue 10)."""
-from src.cli import NotImplementedYet
+"""benchmark.py: images/s for inference, training and the data pipeline, side by side with timm.
+
+Every measured case runs in its own subprocess (``python -m src.benchmark --case JSON``) so its peak
+RSS and its compile time are its own. A case reports: images/s (median over timed windows after
+warm-up), step time, first-step (compile) time, peak RSS and parameter count. ``--compare timm`` runs
+the timm model of the same name (PyTorch eager, same thread count) in the same run and prints ratios.
+"""
+import argparse
+import json
+import os
+import resource
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+import numpy as np
+
+MODES = ("infer", "train", "data")
+BACKENDS = ("mindspore", "mindir", "onnx")
+
+
+# ------------------------------------------------------------------------------------------ measuring
+
+def _peak_rss_mb():
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def time_windows(step, batch, warmup, windows, iters_per_window):
+    """Run ``step()`` ``warmup`` times, then time ``windows`` windows; returns (first, img/s median, step s)."""
+    t0 = time.perf_counter()
+    step()
+    first = time.perf_counter() - t0
+    for _ in range(max(warmup - 1, 0)):
+        step()
+    rates, step_times = [], []
+    for _ in range(windows):
+        t0 = time.perf_counter()
+        for _ in range(iters_per_window):
+            step()
+        dt = (time.perf_counter() - t0) / iters_per_window
+        step_times.append(dt)
+        rates.append(batch / dt)
+    return first, statistics.median(rates), statistics.median(step_times)
+
+
+def _input(batch, size):
+    return np.random.RandomState(0).randn(batch, 3, size, size).astype(np.float32)
+
+
+def _ms_setup(threads):
+    os.environ.setdefault("GLOG_v", "3")
+    import mindspore as ms
+
+    ms.set_device("CPU")
+    ms.set_context(mode=ms.GRAPH_MODE)
+    return ms
+
+
+def _our_model(name, size, num_classes=1000):
+    from src.models import create_model
+
+    return create_model(name, num_classes=num_classes, img_size=size)
+
+
+def _count(model):
+    return int(sum(int(np.prod(p.shape)) for p in model.get_parameters()))
+
+
+def case_infer_ours(case):
+    ms = _ms_setup(case["threads"])
+    from src.config import parse_config
+    from src.deploy.export import export_to_file
+
+    model = _our_model(case["model"], case["image_size"])
+    model.set_train(False)
+    params = _count(model)
+    x_np = _input(case["batch_size"], case["image_size"])
+    backend = case["backend"]
+    tmp = tempfile.mkdtemp(prefix="bench_")
+    try:
+        if backend == "mindspore":
+            x = ms.Tensor(x_np)
+            step = lambda: model(x).asnumpy()
+        else:
+            cfg, _ = parse_config(["--arch", case["model"], "--image_size", str(case["image_size"])])
+            fmt = "MINDIR" if backend == "mindir" else "ONNX"
+            path = export_to_file(model, cfg, fmt, os.path.join(tmp, f"m.{fmt.lower()}"))
+            if backend == "mindir":
+                graph = ms.nn.GraphCell(ms.load(path))
+                x = ms.Tensor(x_np)
+                step = lambda: graph(x).asnumpy()
+            else:
+                import onnxruntime as ort
+
+                opts = ort.SessionOptions()
+                opts.intra_op_num_threads = case["threads"]
+                sess = ort.InferenceSession(path, opts, providers=["CPUExecutionProvider"])
+                name = sess.get_inputs()[0].name
+                step = lambda: sess.run(None, {name: x_np})
+        first, rate, step_s = time_windows(step, case["batch_size"], case["warmup"], case["windows"], case["iters"])
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return dict(images_per_s=rate, step_ms=step_s * 1e3, first_step_s=first, params=params)
+
+
+def case_train_ours(case):
+    ms = _ms_setup(case["threads"])
+    from src.config import parse_config
+    from src.engine.criterion import create_criterion
+    from src.engine.optim import create_optimizer
+    from src.engine.train_step import build_train_step
+
+    cfg, _ = parse_config(["--arch", case["model"], "--image_size", str(case["image_size"]),
+                           "--batch_size", str(case["batch_size"]), "--drop_path_rate", "0.1"])
+    model = _our_model(case["model"], case["image_size"])
+    model.set_train(True)
+    params = _count(model)
+    no_decay = model.no_weight_decay() if hasattr(model, "no_weight_decay") else ()
+    optimizer = create_optimizer(cfg, model.trainable_params(), no_weight_decay=no_decay)
+    step_cell = build_train_step(model, create_criterion(cfg), optimizer, cfg, group_size=1)
+    x = ms.Tensor(_input(case["batch_size"], case["image_size"]))
+    y = ms.Tensor(np.arange(case["batch_size"], dtype=np.int32) % 1000)
+    lr = ms.Tensor(np.float32(1e-4))
+    step = lambda: step_cell(x, y, lr)[0].asnumpy()
+    first, rate, step_s = time_windows(step, case["batch_size"], case["warmup"], case["windows"], case["iters"])
+    return dict(images_per_s=rate, step_ms=step_s * 1e3, first_step_s=first, params=params)
+
+
+def _torch_setup(threads):
+    import torch
+
+    torch.set_num_threads(threads)
+    return torch
+
+
+def case_infer_timm(case):
+    torch = _torch_setup(case["threads"])
+    import timm
+
+    model = timm.create_model(case["model"], pretrained=False, img_size=case["image_size"]).eval()
+    x = torch.from_numpy(_input(case["batch_size"], case["image_size"]))
+
+    def step():
+        with torch.no_grad():
+            model(x)
+
+    first, rate, step_s = time_windows(step, case["batch_size"], case["warmup"], case["windows"], case["iters"])
+    return dict(images_per_s=rate, step_ms=step_s * 1e3, first_step_s=first,
+                params=int(sum(p.numel() for p in model.parameters())))
+
+
+def case_train_timm(case):
+    torch = _torch_setup(case["threads"])
+    import timm
+
+    model = timm.create_model(case["model"], pretrained=False, img_size=case["image_size"],
+                              drop_path_rate=0.1).train()
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-4, weight_decay=0.05)
+    loss_fn = torch.nn.CrossEntropyLoss(label_smoothing=0.1)
+    x = torch.from_numpy(_input(case["batch_size"], case["image_size"]))
+    y = torch.arange(case["batch_size"]) % 1000
+
+    def step():
+        opt.zero_grad(set_to_none=True)
+        loss = loss_fn(model(x), y)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)
+        opt.step()
+        loss.item()
+
+    first, rate, step_s = time_windows(step, case["batch_size"], case["warmup"], case["windows"], case["iters"])
+    return dict(images_per_s=rate, step_ms=step_s * 1e3, first_step_s=first,
+                params=int(sum(p.numel() for p in model.parameters())))
+
+
+def make_jpeg_folder(root, n=128, classes=4, size=(375, 500), seed=0):
+    """An ImageFolder of random JPEGs (ImageNet-like sizes) for the data-pipeline benchmark."""
+    from PIL import Image
+
+    rng = np.random.RandomState(seed)
+    for i in range(n):
+        folder = os.path.join(root, f"class_{i % classes}")
+        os.makedirs(folder, exist_ok=True)
+        arr = (rng.rand(size[0] // 8, size[1] // 8, 3) * 255).astype(np.uint8)
+        Image.fromarray(arr).resize((size[1], size[0]), Image.BILINEAR).save(os.path.join(folder, f"{i}.jpg"),
+                                                                             quality=90)
+    return root
+
+
+DATA_AUG = dict(auto_augment="rand-m9-mstd0.5-inc1", re_prob=0.25, re_mode="pixel")
+
+
+def case_data_ours(case):
+    _ms_setup(case["threads"])
+    from src.data import create_dataset
+
+    ds = create_dataset(split="train", split_dir=case["folder"], is_training=True, batch_size=case["batch_size"],
+                        image_size=case["image_size"], num_parallel_workers=case["workers"], **DATA_AUG)
+    return _time_iterator(lambda: ds.create_tuple_iterator(num_epochs=1, output_numpy=True), case)
+
+
+def case_data_timm(case):
+    torch = _torch_setup(case["threads"])
+    from timm.data import create_transform
+    from torchvision.datasets import ImageFolder
+
+    tf = create_transform(case["image_size"], is_training=True, interpolation="bicubic", **DATA_AUG)
+    loader = torch.utils.data.DataLoader(ImageFolder(case["folder"], transform=tf), batch_size=case["batch_size"],
+                                         shuffle=True, num_workers=case["workers"], drop_last=True)
+    return _time_iterator(lambda: iter(loader), case)
+
+
+def _time_iterator(make_iter, case):
+    """Images/s over whole epochs (after one warm-up epoch that starts the workers)."""
+    t0 = time.perf_counter()
+    first_batch = None
+    for _ in make_iter():
+        if first_batch is None:
+            first_batch = time.perf_counter() - t0
+    rates = []
+    for _ in range(case["windows"]):
+        t0, n = time.perf_counter(), 0
+        for batch in make_iter():
+            n += len(batch[0])
+        rates.append(n / (time.perf_counter() - t0))
+    return dict(images_per_s=statistics.median(rates), step_ms=1e3 * case["batch_size"] / statistics.median(rates),
+                first_step_s=first_batch, params=None)
+
+
+CASES = {
+    ("infer", "ours"): case_infer_ours, ("train", "ours"): case_train_ours, ("data", "ours"): case_data_ours,
+    ("infer", "timm"): case_infer_timm, ("train", "timm"): case_train_timm, ("data", "timm"): case_data_timm,
+}
+
+
+def run_case_inline(case):
+    """Run one case in this process and add its peak RSS."""
+    result = CASES[(case["mode"], case["impl"])](case)
+    result["peak_rss_mb"] = _peak_rss_mb()
+    return result
+
+
+def run_case(case, timeout):
+    """One case in a fresh subprocess; returns the result dict (with ``error`` on failure)."""
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    env = dict(os.environ, GLOG_v="3", OMP_NUM_THREADS=str(case["threads"]))
+    try:
+        out = subprocess.run([sys.executable, "-m", "src.benchmark", "--case", json.dumps(case)], cwd=root,
+                             capture_output=True, text=True, timeout=timeout, env=env)
+    except subprocess.TimeoutExpired:
+        return dict(error=f"timed out after {timeout}s")
+    lines = [line for line in out.stdout.splitlines() if line.startswith("BENCH_RESULT ")]
+    if out.returncode != 0 or not lines:
+        tail = (out.stderr.strip().splitlines() or ["no output"])[-1]
+        return dict(error=tail[:300])
+    return json.loads(lines[-1][len("BENCH_RESULT "):])
+
+
+# ------------------------------------------------------------------------------------------ CLI
+
+def _csv(text, cast=str):
+    return [cast(t.strip()) for t in str(text).split(",") if t.strip()]
+
+
+def build_parser():
+    p = argparse.ArgumentParser(prog="benchmark.py", allow_abbrev=False, description=__doc__.split("\n\n")[0])
+    p.add_argument("--model", default="twins_pcpvt_small", help="comma-separated model names")
+    p.add_argument("--mode", default="infer,train", help="comma-separated: infer,train,data")
+    p.add_argument("--batch_size", "--batch-size", default="1,8", help="comma-separated batch sizes")
+    p.add_argument("--image_size", "--image-size", type=int, default=224)
+    p.add_argument("--backend", default="mindspore,mindir,onnx", help="inference backends")
+    p.add_argument("--compare", default="", help="'timm' to measure timm in the same run")
+    p.add_argument("--threads", type=int, default=os.cpu_count() or 1, help="CPU threads for every framework")
+    p.add_argument("--warmup", type=int, default=2, help="untimed steps after the first (compile) step")
+    p.add_argument("--windows", type=int, default=3, help="timed windows (median reported)")
+    p.add_argument("--iters", type=int, default=3, help="steps per timed window")
+    p.add_argument("--workers", type=int, default=2, help="data mode: loader workers")
+    p.add_argument("--data_dir", "--data-dir", default=None, help="data mode: an ImageFolder (default: generated)")
+    p.add_argument("--timeout", type=int, default=1800, help="seconds per case")
+    p.add_argument("--json", default=None, help="append JSON lines to this file")
+    p.add_argument("--plot", default=None, help="write a PNG bar chart of images/s")
+    p.add_argument("--case", default=None, help=argparse.SUPPRESS)
+    return p
+
+
+def plan_cases(args):
+    from src.config import ConfigError
+    from src.models import resolve_name
+
+    models = [resolve_name(m) for m in _csv(args.model)]
+    modes = _csv(args.mode)
+    bad = [m for m in modes if m not in MODES]
+    if bad:
+        raise ConfigError(f"--mode: unknown {', '.join(bad)} (choose from {', '.join(MODES)})")
+    backends = _csv(args.backend)
+    bad = [b for b in backends if b not in BACKENDS]
+    if bad:
+        raise ConfigError(f"--backend: unknown {', '.join(bad)} (choose from {', '.join(BACKENDS)})")
+    batches = _csv(args.batch_size, int)
+    if any(b < 1 for b in batches):
+        raise ConfigError("--batch_size: values must be >= 1")
+    compare = _csv(args.compare)
+    if compare and compare != ["timm"]:
+        raise ConfigError("--compare: only 'timm' is supported")
+    base = dict(image_size=args.image_size, threads=args.threads, warmup=args.warmup, windows=args.windows,
+                iters=args.iters, workers=args.workers)
+    cases = []
+    for mode in modes:
+        if mode == "data":
+            for batch in batches:
+                for impl in ["ours"] + compare:
+                    cases.append(dict(base, mode="data", impl=impl, model="-", backend="-", batch_size=batch))
+            continue
+        for model in models:
+            for batch in batches:
+                if mode == "infer":
+                    for backend in backends:
+                        cases.append(dict(base, mode=mode, impl="ours", model=model, backend=backend,
+                                          batch_size=batch))
+                else:
+                    cases.append(dict(base, mode=mode, impl="ours", model=model, backend="mindspore",
+                                      batch_size=batch))
+                if compare and model in set(_timm_models()):
+                    cases.append(dict(base, mode=mode, impl="timm", model=model, backend="torch", batch_size=batch))
+    return cases
+
+
+def _timm_models():
+    try:
+        import timm
+    except ImportError:
+        return []
+    return timm.list_models()
+
+
+def format_table(rows):
+    header = ("mode", "model", "impl", "backend", "batch", "img/s", "step ms", "first s", "RSS MB", "params",
+              "vs timm")
+    lines = [header]
+    for r in rows:
+        res = r["result"]
+        if "error" in res:
+            lines.append((r["mode"], r["model"], r["impl"], r["backend"], str(r["batch_size"]), "error: " +
+                          res["error"][:60], "", "", "", "", ""))
+            continue
+        lines.append((r["mode"], r["model"], r["impl"], r["backend"], str(r["batch_size"]),
+                      f"{res['images_per_s']:.2f}", f"{res['step_ms']:.1f}", f"{res['first_step_s']:.1f}",
+                      f"{res['peak_rss_mb']:.0f}", f"{res['params']:,}" if res.get("params") else "-",
+                      f"{r['ratio']:.2f}x" if r.get("ratio") else ""))
+    widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
+    return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(line, widths)) for line in lines)
+
+
+def add_ratios(rows):
+    timm = {(r["mode"], r["model"], r["batch_size"]): r["result"] for r in rows if r["impl"] == "timm"}
+    for r in rows:
+        ref = timm.get((r["mode"], r["model"], r["batch_size"]))
+        if r["impl"] == "ours" and ref and "error" not in ref and "error" not in r["result"]:
+            r["ratio"] = r["result"]["images_per_s"] / ref["images_per_s"]
+    return rows
+
+
+def plot(rows, path):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    ok = [r for r in rows if "error" not in r["result"]]
+    labels = [f"{r['mode']}\n{r['model']}\n{r['impl']}/{r['backend']}\nbs{r['batch_size']}" for r in ok]
+    values = [r["result"]["images_per_s"] for r in ok]
+    colors = ["tab:orange" if r["impl"] == "timm" else "tab:blue" for r in ok]
+    fig, ax = plt.subplots(figsize=(max(6, 1.1 * len(ok)), 4.5))
+    ax.bar(range(len(ok)), values, color=colors)
+    ax.set_xticks(range(len(ok)))
+    ax.set_xticklabels(labels, fontsize=6)
+    ax.set_ylabel("images / s")
+    ax.set_title("benchmark (blue: ours, orange: timm)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
 
 
 def benchmark_main(argv=None):
-    raise NotImplementedYet("benchmark.py is built in the benchmark issue (#10)")
+    from src.config import ConfigError
+
+    try:
+        args = build_parser().parse_args(argv)
+    except SystemExit as exc:
+        if exc.code == 0:
+            raise
+        raise ConfigError("command line: invalid arguments (see --help)") from None
+    if args.case:
+        case = json.loads(args.case)
+        print("BENCH_RESULT " + json.dumps(run_case_inline(case)), flush=True)
+        return 0
+    cases = plan_cases(args)
+    folder = None
+    if any(c["mode"] == "data" for c in cases):
+        folder = args.data_dir or make_jpeg_folder(tempfile.mkdtemp(prefix="bench_data_"))
+    rows = []
+    for case in cases:
+        if case["mode"] == "data":
+            case["folder"] = folder
+        label = f"{case['mode']} {case['model']} {case['impl']}/{case['backend']} batch {case['batch_size']}"
+        print(f"running {label} ...", flush=True)
+        rows.append(dict(case, result=run_case(case, args.timeout)))
+    add_ratios(rows)
+    print(format_table(rows))
+    if args.json:
+        with open(args.json, "a", encoding="utf-8") as f:
+            for r in rows:
+                f.write(json.dumps(r) + "\n")
+    if args.plot:
+        plot(rows, args.plot)
+        print(f"wrote {args.plot}")
+    if folder and not args.data_dir:
+        shutil.rmtree(folder, ignore_errors=True)
+    return 1 if any("error" in r["result"] for r in rows) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(benchmark_main())

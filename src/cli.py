@@ -49,8 +49,36 @@ def run(main, argv=None):
     return int(code or 0)
 
 
+def launcher_world_size():
+    """Processes started by the launcher (msrun, mpirun, Ascend rank table); 1 for a plain run."""
+    for var in ("MS_WORKER_NUM", "OMPI_COMM_WORLD_SIZE", "RANK_SIZE"):
+        value = os.environ.get(var, "")
+        if value.isdigit():
+            return int(value)
+    return 1
+
+
+def init_distributed():
+    """Initialise collective communication when a launcher started several processes.
+
+    Returns ``(rank, group_size)``. The backend follows the device (HCCL on Ascend, NCCL on GPU, MCCL
+    on CPU). Under msrun the scheduler process also runs the script: ``init()`` serves the cluster
+    and ends that process, so nothing after this call runs there.
+    """
+    import mindspore as ms
+    from mindspore.communication import GlobalComm, get_group_size, get_rank, init
+
+    if launcher_world_size() <= 1:
+        return 0, 1
+    if not GlobalComm.INITED:
+        init()
+        ms.set_auto_parallel_context(parallel_mode=ms.ParallelMode.DATA_PARALLEL, gradients_mean=True,
+                                     device_num=get_group_size())
+    return get_rank(), get_group_size()
+
+
 def set_device(device_target="CPU", device_id=0, mode="pynative"):
-    """The one place that picks the device and execution mode (CPU/GPU/Ascend)."""
+    """The one place that picks the device, the execution mode and (when launched so) data parallelism."""
     import mindspore as ms
 
     if device_target == "CPU":
@@ -58,3 +86,4 @@ def set_device(device_target="CPU", device_id=0, mode="pynative"):
     else:
         ms.set_device(device_target, int(os.environ.get("DEVICE_ID", device_id)))
     ms.set_context(mode=ms.GRAPH_MODE if mode == "graph" else ms.PYNATIVE_MODE)
+    return init_distributed()

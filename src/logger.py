@@ -11,7 +11,12 @@ LOGGER_NAME = "mszoo"
 
 
 def get_rank():
-    """This process's rank from the launcher's environment (msrun, mpirun, rank table); 0 if alone."""
+    """This process's rank from the launcher's environment (msrun, mpirun, rank table); 0 if alone.
+
+    msrun's scheduler process (``MS_ROLE=MS_SCHED``) also runs the script; it gets -1 and stays silent.
+    """
+    if os.environ.get("MS_ROLE") == "MS_SCHED":
+        return -1
     for var in ("RANK_ID", "OMPI_COMM_WORLD_RANK", "PMI_RANK", "MS_NODE_ID", "RANK"):
         value = os.environ.get(var)
         if value is not None and value.strip().isdigit():
@@ -49,6 +54,8 @@ def get_logger():
 def add_log_file(directory, rank=None):
     """Also log to ``directory/train.log`` (rank 0) or ``train_rank{N}.log`` (other ranks)."""
     rank = get_rank() if rank is None else rank
+    if rank < 0:
+        return None
     logger = get_logger()
     name = "train.log" if rank == 0 else f"train_rank{rank}.log"
     path = os.path.join(directory, name)

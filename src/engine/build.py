@@ -1,0 +1,117 @@
+"""Glue between the config and the models / data packages, shared by the trainer and the evaluator."""
+import os
+import random
+
+import numpy as np
+import yaml
+
+from src.config import ConfigError, apply_mapping, data_dirs, source_of
+
+# Keys that describe where/how a run is executed rather than what was trained: never taken from a
+# checkpoint's saved config.
+RUN_KEYS = ("resume", "pretrained", "device_target", "device_id", "progress")
+
+
+def merge_saved_config(cfg, config_text, source, keep=RUN_KEYS):
+    """Take every key still at its default from a checkpoint's saved config (YAML text).
+
+    Keys given on the command line or in ``--config`` win; ``keep`` keys are never taken. Returns the
+    names of the keys taken from the saved config.
+    """
+    try:
+        saved = yaml.safe_load(config_text) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"config: unreadable config saved in {source}: {str(exc).splitlines()[0]}") from None
+    if not isinstance(saved, dict):
+        raise ConfigError(f"config: the config saved in {source} is not a mapping")
+    taken = {k: v for k, v in saved.items() if k in cfg and k not in keep and source_of(cfg, k) == "default"
+             and v != cfg[k]}
+    apply_mapping(cfg, taken, source, getattr(cfg, "_notes", []))
+    return sorted(taken)
+
+
+def seed_everything(seed):
+    import mindspore as ms
+
+    random.seed(seed)
+    np.random.seed(seed % (2 ** 32))
+    ms.set_seed(seed)
+
+
+def build_model(cfg, pretrained=None):
+    """``create_model`` from the config (``arch``, classes, drop rates, ``image_size``, ``model_kwargs``)."""
+    from src.models import create_model
+
+    kwargs = dict(img_size=cfg.image_size, in_chans=cfg.in_chans)
+    kwargs.update(cfg.model_kwargs or {})
+    try:
+        return create_model(cfg.arch, num_classes=cfg.num_classes, drop_rate=cfg.drop_rate,
+                            drop_path_rate=cfg.drop_path_rate, pretrained=pretrained, **kwargs)
+    except TypeError as exc:
+        raise ConfigError(f"model_kwargs: {exc} (from {source_of(cfg, 'model_kwargs')})") from None
+
+
+def dataset_root(cfg):
+    """``(root, train_dir, val_dir)``; the embedded digits dataset is written once under a cache folder
+    (``data_url`` when given, else ``output_dir/datasets``)."""
+    if cfg.dataset == "digits":
+        from src.data import prepare_digits
+
+        cache = cfg.data_url or os.path.join(cfg.output_dir, "datasets")
+        root = prepare_digits(cache, seed=0)
+        return root, os.path.join(root, "train"), os.path.join(root, "val")
+    train_dir, val_dir = data_dirs(cfg)
+    return cfg.data_url, train_dir, val_dir
+
+
+def _shard():
+    from src.engine.train_step import distributed_group_size
+
+    size = distributed_group_size()
+    if size <= 1:
+        return None, None
+    from mindspore.communication import get_rank
+
+    return size, get_rank()
+
+
+def build_train_dataset(cfg, epoch=0, class_names=None, seed_offset=0):
+    """The training pipeline for one epoch, seeded by ``(seed, epoch)`` so the order and the random
+    augmentation of an epoch are the same when a run is resumed (as far as MindSpore's workers allow)."""
+    import mindspore.dataset as ds
+    from src.data import create_dataset
+
+    root, train_dir, _ = dataset_root(cfg)
+    epoch_seed = (cfg.seed * 1000 + epoch + seed_offset) % (2 ** 31)
+    ds.config.set_seed(epoch_seed)
+    np.random.seed(epoch_seed)
+    random.seed(epoch_seed)
+    num_shards, shard_id = _shard()
+    data = create_dataset(root, "train", is_training=True, batch_size=cfg.batch_size, image_size=cfg.image_size,
+                          split_dir=train_dir, class_names=class_names, interpolation=cfg.interpolation,
+                          crop_pct=cfg.crop_pct, min_crop=cfg.min_crop, hflip=cfg.hflip,
+                          color_jitter=cfg.color_jitter, auto_augment=cfg.auto_augment, re_prob=cfg.re_prob,
+                          re_mode=cfg.re_mode, re_count=cfg.re_count, mean=tuple(cfg.mean), std=tuple(cfg.std),
+                          mixup=cfg.mixup, cutmix=cfg.cutmix, mixup_prob=cfg.mixup_prob,
+                          switch_prob=cfg.switch_prob, mixup_mode=cfg.mixup_mode,
+                          label_smoothing=cfg.label_smoothing, mixup_off_epoch=cfg.mixup_off_epoch,
+                          start_epoch=epoch, num_classes=cfg.num_classes,
+                          num_parallel_workers=cfg.num_parallel_workers, num_shards=num_shards,
+                          shard_id=shard_id, num_samples=cfg.train_num_samples, subset_seed=cfg.seed)
+    if data.mixup_fn is not None:
+        data.mixup_fn.set_epoch(epoch)
+    return data
+
+
+def build_eval_dataset(cfg, class_names=None):
+    """The validation pipeline (every sample once, last partial batch kept)."""
+    from src.data import create_dataset
+
+    root, _, val_dir = dataset_root(cfg)
+    num_shards, shard_id = _shard()
+    return create_dataset(root, "val", is_training=False, batch_size=cfg.batch_size, image_size=cfg.image_size,
+                          split_dir=val_dir, class_names=class_names, interpolation=cfg.interpolation,
+                          crop_pct=cfg.crop_pct, mean=tuple(cfg.mean), std=tuple(cfg.std),
+                          num_classes=cfg.num_classes, num_parallel_workers=cfg.num_parallel_workers,
+                          num_shards=num_shards, shard_id=shard_id, num_samples=cfg.val_num_samples,
+                          subset_seed=cfg.seed)

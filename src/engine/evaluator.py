@@ -1,0 +1,146 @@
+"""Validation: top-1 / top-5 / loss over every sample of the val split exactly once.
+
+Counts are summed (correct top-1, correct top-5, summed loss, samples) and, in distributed runs, the sums
+are all-reduced before dividing, so accuracies are never averages of per-rank accuracies. The eval
+dataset keeps its last partial batch. Accuracies are percentages (0-100), as timm reports them; the
+loss is plain cross entropy (no label smoothing).
+
+``eval.py`` (``evaluate_checkpoint``) prints one line
+``eval results: {'loss': ..., 'top1': ..., 'top5': ..., 'num_samples': ...}`` and, with ``--output``,
+writes the same dict as JSON.
+"""
+import json
+import os
+
+import numpy as np
+import mindspore as ms
+from mindspore import nn, ops
+
+from src.config import ConfigError, source_of, validate
+from src.logger import get_logger
+
+
+class EvalNet(nn.Cell):
+    """``(images, labels) -> (summed loss, top-1 correct, top-5 correct)`` for one batch."""
+
+    def __init__(self, network, topk=5):
+        super().__init__(auto_prefix=False)
+        self.network = network
+        self.topk = int(topk)
+
+    def construct(self, images, labels):
+        logits = self.network(images).astype(ms.float32)
+        labels = labels.astype(ms.int32)
+        logp = ops.log_softmax(logits, axis=-1)
+        num_classes = logits.shape[-1]
+        onehot = ops.one_hot(labels, num_classes, ops.ones((), ms.float32), ops.zeros((), ms.float32))
+        loss_sum = -ops.sum(onehot * logp)
+        k = min(self.topk, num_classes)
+        _, idx = ops.topk(logits, k)
+        hits = ops.equal(idx, labels.reshape(-1, 1)).astype(ms.float32)
+        correct1 = ops.sum(hits[:, 0])
+        correct5 = ops.sum(hits)
+        return loss_sum, correct1, correct5
+
+
+def _all_reduce_sum(values, group_size):
+    if group_size <= 1:
+        return values
+    from mindspore.communication.comm_func import all_reduce
+
+    out = all_reduce(ms.Tensor(np.asarray(values, np.float64).astype(np.float32)))
+    out = out[0] if isinstance(out, tuple) else out
+    return [float(v) for v in out.asnumpy()]
+
+
+def evaluate(eval_net, dataset, group_size=1, should_stop=None):
+    """Run ``eval_net`` (an ``EvalNet``) over ``dataset``; returns the results dict, or None if stopped."""
+    eval_net.set_train(False)
+    sums = np.zeros(4, np.float64)  # loss, correct1, correct5, samples
+    iterator = dataset.create_tuple_iterator(num_epochs=1)
+    try:
+        for images, labels in iterator:
+            loss_sum, c1, c5 = eval_net(images, labels)
+            sums += (float(loss_sum.asnumpy()), float(c1.asnumpy()), float(c5.asnumpy()), labels.shape[0])
+            if should_stop is not None and should_stop():
+                return None
+    finally:
+        _stop_iterator(iterator)
+    loss, c1, c5, n = _all_reduce_sum(list(sums), group_size)
+    n = int(round(n))
+    if n == 0:
+        raise ValueError("the validation split has no decodable images")
+    return {"loss": round(loss / n, 6), "top1": round(100.0 * c1 / n, 4), "top5": round(100.0 * c5 / n, 4),
+            "num_samples": n}
+
+
+def _stop_iterator(iterator):
+    stop = getattr(iterator, "stop", None)
+    if stop is not None:
+        try:
+            stop()
+        except Exception:  # the pipeline is being torn down anyway
+            pass
+
+
+def format_results(results):
+    """The ``eval results: {...}`` line (same keys and order everywhere)."""
+    ordered = {k: results[k] for k in ("loss", "top1", "top5", "num_samples")}
+    return f"eval results: {ordered}"
+
+
+# --------------------------------------------------------------------------------------------- eval.py
+
+def evaluate_checkpoint(cfg, output=None):
+    """``eval.py --pretrained CKPT``: evaluate a checkpoint on the val split; returns the exit code.
+
+    Config keys left at their defaults are taken from the config saved in a training checkpoint (so
+    ``python eval.py --pretrained run/best.ckpt`` needs nothing else); keys given on the command line or
+    in ``--config`` win. A training checkpoint with EMA weights is evaluated with the EMA weights (those
+    were used for validation and best-checkpoint selection).
+    """
+    from src.cli import set_device
+    from src.engine.checkpoint import load_training_checkpoint
+    from src.engine.build import build_eval_dataset, merge_saved_config
+    from src.models import create_model
+    from src.models.loading import load_weights
+
+    logger = get_logger()
+    if not cfg.pretrained:
+        raise ConfigError("pretrained: give the checkpoint to evaluate (--pretrained FILE.ckpt) (from command line)")
+    ckpt = load_training_checkpoint(cfg.pretrained)
+    if ckpt.config_text:
+        merge_saved_config(cfg, ckpt.config_text, f"{cfg.pretrained} (saved config)",
+                           keep=("pretrained", "resume"))
+    class_names = ckpt.class_names
+    if class_names:
+        if source_of(cfg, "num_classes") == "default":
+            cfg.num_classes = len(class_names)
+        elif cfg.num_classes != len(class_names):
+            raise ConfigError(f"num_classes: {cfg.num_classes} but the checkpoint was trained on "
+                              f"{len(class_names)} classes (from {source_of(cfg, 'num_classes')})")
+    validate(cfg, need_data=True, need_train_data=False)
+    set_device(cfg.device_target, cfg.device_id, cfg.mode)
+
+    dataset = build_eval_dataset(cfg, class_names=class_names)
+    if class_names is None and source_of(cfg, "num_classes") == "default":
+        cfg.num_classes = dataset.num_classes
+    kwargs = dict(img_size=cfg.image_size, in_chans=cfg.in_chans)
+    kwargs.update(cfg.model_kwargs or {})
+    model = create_model(cfg.arch, num_classes=cfg.num_classes, **kwargs)
+    weights = ckpt.group("ema") or ckpt.tensors
+    which = "EMA weights" if ckpt.group("ema") else "weights"
+    load_weights(model, weights, source=cfg.pretrained, strict=True, allow_head_mismatch=False)
+    logger.info(f"evaluating {which} of {cfg.pretrained} ({cfg.arch}) on {dataset.directory} "
+                f"({dataset.num_files} images, batch {cfg.batch_size})")
+    results = evaluate(EvalNet(model), dataset)
+    line = format_results(results)
+    print(line, flush=True)
+    if output:
+        directory = os.path.dirname(os.path.abspath(output))
+        os.makedirs(directory, exist_ok=True)
+        tmp = f"{output}.tmp"
+        with open(tmp, "w", encoding="utf-8") as f:
+            json.dump(results, f, indent=1)
+        os.replace(tmp, output)
+    return 0

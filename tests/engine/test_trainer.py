@@ -1,0 +1,111 @@
+"""train.py's engine in-process: run directory outputs, exact resume, NaN stop, steps_per_epoch cap."""
+import csv
+import os
+import signal
+
+import numpy as np
+import pytest
+
+from src.config import parse_config
+from src.engine.callbacks import METRICS_FIELDS, format_step_line
+from src.engine.checkpoint import load_training_checkpoint
+from src.engine.trainer import TrainingDiverged, train
+
+
+def run(config, *argv, after_step=None):
+    cfg, _ = parse_config(["--config", config, *argv])
+    return train(cfg, after_step=after_step)
+
+
+def test_step_log_line_has_the_seed_format():
+    line = format_step_line(3, 300, 100, 1251, 6.8123, 6.9007, 412.34, 0.00051)
+    assert line == "epoch: [  3/300], step:[ 100/1251], loss:[6.812/6.901], time:[412.3ms], lr:[0.00051]"
+    extra = format_step_line(1, 2, 1, 9, 1.0, 1.0, 1.0, 1e-3, grad_norm=2.5, scale=512.0, overflows=3)
+    assert extra.endswith("lr:[0.001], grad_norm:[2.500], scale:[512], overflow_skipped:[3]")
+
+
+def test_resume_after_a_stop_at_step_k_equals_an_uninterrupted_run(tiny_config, tmp_path, graph_mode):
+    config = tiny_config(with_ema=True, ema_decay=0.9, loss_scale_window=2)
+    # uninterrupted: 2 epochs x 3 steps
+    assert run(config, "--run_name", "full") == 0
+    full_dir = tmp_path / "out" / "full"
+    assert {"config.yaml", "train.log", "metrics.csv", "curves.png", "last.ckpt", "best.ckpt", "epoch_001.ckpt",
+            "epoch_002.ckpt"} <= set(os.listdir(full_dir))
+    with open(full_dir / "metrics.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert tuple(rows[0]) == METRICS_FIELDS
+    assert [int(r["epoch"]) for r in rows] == [1, 2] and [int(r["step"]) for r in rows] == [3, 6]
+    assert all(r["val_top1"] != "" for r in rows)
+
+    # interrupted after global step 4 (epoch 2, step 1), then resumed from the run directory
+    def stop_at_4(trainer):
+        if trainer.global_step == 4:
+            trainer.stop_signal = signal.SIGTERM
+
+    assert run(config, "--run_name", "cut", after_step=stop_at_4) == 143
+    cut_dir = tmp_path / "out" / "cut"
+    state = load_training_checkpoint(str(cut_dir / "last.ckpt")).train_state
+    assert (state["epochs_done"], state["epoch_step"], state["global_step"]) == (1, 1, 4)
+    cfg, _ = parse_config(["--resume", str(cut_dir)])  # the rest comes from the checkpoint's saved config
+    assert train(cfg) == 0
+
+    full = load_training_checkpoint(str(full_dir / "last.ckpt"))
+    resumed = load_training_checkpoint(str(cut_dir / "last.ckpt"))
+    assert set(full.tensors) == set(resumed.tensors)
+    assert any(k.startswith("ema.") for k in full.tensors) and any(k.startswith("optimizer.") for k in full.tensors)
+    for name, value in full.tensors.items():  # weights, Adam moments, EMA, loss-scale state
+        np.testing.assert_allclose(resumed.tensors[name], value, rtol=1e-5, atol=1e-6, err_msg=name)
+    assert resumed.train_state["global_step"] == full.train_state["global_step"] == 6
+    assert float(full.tensors["loss_scale.scale"]) > 1024.0  # the dynamic scale grew and was restored
+    with open(cut_dir / "metrics.csv") as f:
+        assert [int(r["epoch"]) for r in csv.DictReader(f)] == [1, 2]
+    assert resumed.class_names == [str(i) for i in range(10)]
+
+
+def test_nan_loss_stops_with_a_clear_message_and_keeps_the_last_good_checkpoint(tiny_config, tmp_path, graph_mode):
+    # Epoch 1 trains normally; from epoch 2 the step schedule multiplies the lr by 1e30.
+    config = tiny_config(optimizer="sgd", lr_scheduler="step_lr", lr_adjust=1, lr_gamma=1e30, warmup_length=0,
+                         min_lr=0.0, use_clip_grad_norm=False, epochs=3, steps_per_epoch=4)
+    with pytest.raises(TrainingDiverged, match=r"loss is (nan|inf) at epoch 2.*last good checkpoint .*last\.ckpt"):
+        run(config)
+    last = load_training_checkpoint(str(tmp_path / "out" / "run" / "last.ckpt"))
+    assert last.train_state["epochs_done"] == 1 and last.train_state["global_step"] == 4
+    assert all(np.isfinite(v).all() for v in last.tensors.values())
+    log = (tmp_path / "out" / "run" / "train.log").read_text()
+    assert "training diverged" in log
+
+
+def test_mixup_and_accumulation_train_end_to_end_and_a_run_directory_is_never_reused(tiny_config, tmp_path,
+                                                                                   graph_mode):
+    from src.config import ConfigError
+
+    config = tiny_config(epochs=1, steps_per_epoch=2, accumulation_steps=2, mixup=0.8, cutmix=1.0)
+    assert run(config) == 0
+    state = load_training_checkpoint(str(tmp_path / "out" / "run" / "last.ckpt")).train_state
+    assert state["global_step"] == 2 and state["steps_per_epoch"] == 2
+    with pytest.raises(ConfigError, match="--resume"):
+        run(config)
+
+
+def test_keeps_the_last_n_epoch_checkpoints_and_the_best_n_by_top1(tmp_path):
+    from src.engine.trainer import Trainer
+
+    cfg, _ = parse_config(["--ckpt_keep_num", "2", "--best_ckpt_num", "2", "--epochs", "5"])
+    trainer = Trainer(cfg)
+    trainer.run_dir = str(tmp_path)
+
+    def fake_save_last():  # the file's content records the epoch it was written at
+        path = tmp_path / "last.ckpt"
+        path.write_text(str(trainer.epochs_done))
+        return str(path)
+
+    trainer.save_last = fake_save_last
+    for epoch, top1 in enumerate([50.0, 70.0, 60.0, 65.0, 90.0], start=1):
+        trainer.epochs_done = epoch
+        trainer._save_epoch_end({"top1": top1, "top5": 100.0, "loss": 1.0, "num_samples": 10})
+    files = sorted(p.name for p in tmp_path.iterdir())
+    assert files == ["best.ckpt", "best_epoch_002_top1_70.00.ckpt", "best_epoch_005_top1_90.00.ckpt",
+                     "epoch_004.ckpt", "epoch_005.ckpt", "last.ckpt"]
+    assert (tmp_path / "best.ckpt").read_text() == "5"
+    assert (tmp_path / "best_epoch_002_top1_70.00.ckpt").read_text() == "2"
+    assert trainer.best == [[90.0, 5, "best_epoch_005_top1_90.00.ckpt"], [70.0, 2, "best_epoch_002_top1_70.00.ckpt"]]

@@ -58,6 +58,7 @@ def add_log_file(directory, rank=None):
         return None
     logger = get_logger()
     name = "train.log" if rank == 0 else f"train_rank{rank}.log"
+    os.makedirs(directory, exist_ok=True)  # other ranks may get here before rank 0 created it
     path = os.path.join(directory, name)
     for h in logger.handlers:
         if isinstance(h, logging.FileHandler) and os.path.abspath(h.baseFilename) == os.path.abspath(path):

@@ -43,13 +43,23 @@ class EvalNet(nn.Cell):
         return loss_sum, correct1, correct5
 
 
+class _AllReduceSum(nn.Cell):
+    """Sum across devices inside a compiled graph (the PyNative ``comm_func.all_reduce`` has no CPU kernel)."""
+
+    def __init__(self):
+        super().__init__()
+        self.all_reduce = ops.AllReduce(ops.ReduceOp.SUM)
+
+    @ms.jit
+    def construct(self, x):
+        return self.all_reduce(x)
+
+
 def _all_reduce_sum(values, group_size):
+    """Sum the counts (loss sum, correct top-1/top-5, samples) over all devices: never average accuracies."""
     if group_size <= 1:
         return values
-    from mindspore.communication.comm_func import all_reduce
-
-    out = all_reduce(ms.Tensor(np.asarray(values, np.float64).astype(np.float32)))
-    out = out[0] if isinstance(out, tuple) else out
+    out = _AllReduceSum()(ms.Tensor(np.asarray(values, np.float64).astype(np.float32)))
     return [float(v) for v in out.asnumpy()]
 
 

@@ -17,6 +17,7 @@ import datetime
 import math
 import os
 import signal
+import sys
 import time
 
 import numpy as np
@@ -177,7 +178,10 @@ class Trainer:
         log.info(f"data: {self.train_data.num_files} train images in {self.train_data.directory}, "
                  f"{self.val_data.num_files} val images in {self.val_data.directory}; "
                  f"{self.steps_per_epoch} steps/epoch of {cfg.batch_size} x {cfg.accumulation_steps} "
-                 f"x {self.group_size} device(s)")
+                 f"x {self.group_size} device(s) = global batch {global_batch}")
+        if cfg.lr_scale_batch:
+            log.info(f"lr scaling rule: base_lr {format_lr(cfg.base_lr)} x global batch {global_batch} / "
+                     f"lr_scale_batch {cfg.lr_scale_batch} = {format_lr(base_lr)}")
         return self
 
     def _restore(self, ckpt):
@@ -365,11 +369,23 @@ class Trainer:
             os.close(read_fd)
             self._wakeup = None
 
+    # SIGTERM (sent by schedulers, `kill`, or to the whole process group, which also kills the dataset
+    # workers) ends the process right after the checkpoint is written: MindSpore's clean-up of a pipeline
+    # whose workers were killed can block forever while holding the GIL (seen in ``iterator.stop()`` and at
+    # interpreter exit), so no Python-level clean-up runs after the save. As a last resort, a C-level timer
+    # (faulthandler) ends the process after ``EXIT_GRACE`` seconds if the save itself hangs; the previous
+    # ``last.ckpt`` is then intact. SIGINT (Ctrl-C, which the workers ignore) returns normally, so an
+    # interactive ``train()`` call is never killed.
+    EXIT_GRACE = 120.0
+
     def _exit_on_signal(self):
         self._main_took_over.set()
         code = EXIT_SIGNAL.get(self.stop_signal, 1)
-        if self._os_signal and self.stop_signal == signal.SIGTERM:
-            self._start_exit_watchdog(code)
+        hard_exit = self._os_signal and self.stop_signal == signal.SIGTERM
+        if hard_exit:
+            import faulthandler
+
+            faulthandler.dump_traceback_later(self.EXIT_GRACE, exit=True)
         with self.state_lock:
             path = os.path.join(self.run_dir, "last.ckpt")
             if not self._saved_on_signal:
@@ -378,30 +394,13 @@ class Trainer:
         name = signal.Signals(self.stop_signal).name
         self.logger.info(f"stopped by {name}: saved {path} (epoch {self.epochs_done + 1}, step {self.epoch_step}/"
                          f"{self.steps_per_epoch}); continue with: python train.py --resume {self.run_dir}")
-        return code
-
-    EXIT_GRACE = 60.0  # for saving the checkpoint
-    EXIT_AFTER_SAVE = 5.0  # for the clean-up after it
-
-    def _start_exit_watchdog(self, code):
-        """Bound the time from SIGTERM to the end of the process. When the dataset workers were killed too
-        (SIGTERM to the whole process group), MindSpore's clean-up can wait forever (seen in
-        ``iterator.stop()`` and at interpreter exit): ``EXIT_AFTER_SAVE`` seconds after the checkpoint is
-        written (or ``EXIT_GRACE`` seconds after the signal if writing it hangs, leaving the previous
-        ``last.ckpt`` intact) the process ends with the signal's exit code. Not used for SIGINT (Ctrl-C),
-        which the workers ignore, so an interactive ``train()`` call is never killed."""
-        import threading
-
-        def watchdog():
-            deadline = time.monotonic() + self.EXIT_GRACE
-            while not self._saved_on_signal and time.monotonic() < deadline:
-                time.sleep(0.2)
-            if self._saved_on_signal:
-                time.sleep(self.EXIT_AFTER_SAVE)
-            os.write(2, b"clean-up after the signal did not finish; exiting\n")
+        if hard_exit:
+            for handler in self.logger.handlers:
+                handler.flush()
+            sys.stdout.flush()
+            sys.stderr.flush()
             os._exit(code)
-
-        threading.Thread(target=watchdog, name="exit-watchdog", daemon=True).start()
+        return code
 
     # -------------------------------------------------------------------------------------- loop
     def fit(self):

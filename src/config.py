@@ -534,13 +534,6 @@ def _check_data_dirs(cfg, err, need_train):
             err(name if cfg[name] else "data_url", f"directory not found: {path}")
 
 
-def data_dirs(cfg):
-    """``(train_dir, val_dir)`` resolved from ``data_url`` / ``train_dir`` / ``val_dir``."""
-    train = cfg.train_dir or (os.path.join(cfg.data_url, "train") if cfg.data_url else None)
-    val = cfg.val_dir or (os.path.join(cfg.data_url, "val") if cfg.data_url else None)
-    return train, val
-
-
 def reference_markdown():
     """The config reference table (README section), generated so it cannot drift from KEYS."""
     lines = ["| key | default | type | help |", "|---|---|---|---|"]

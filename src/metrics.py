@@ -37,8 +37,14 @@ class ClassificationMeter:
         self.count += int(count)
 
     def result(self):
-        n = max(self.count, 1)
-        return {"loss": self.loss_sum / n, "top1": self.top1 / n, "top5": self.top5 / n, "num_samples": self.count}
+        return results_from_counts(self.loss_sum, self.top1, self.top5, self.count)
+
+
+def results_from_counts(loss_sum, correct1, correct5, count):
+    """The metrics dict from summed counts: mean loss, top-1/top-5 in percent, sample count."""
+    n = max(int(round(count)), 1)
+    return {"loss": round(loss_sum / n, 6), "top1": round(100.0 * correct1 / n, 4),
+            "top5": round(100.0 * correct5 / n, 4), "num_samples": int(round(count))}
 
 
 def format_results(results):
@@ -48,8 +54,14 @@ def format_results(results):
 
 
 def write_results(results, path):
-    with open(path, "w", encoding="utf-8") as f:
-        json.dump({k: results[k] for k in ("loss", "top1", "top5", "num_samples")}, f, indent=2)
+    """The results as JSON, written atomically."""
+    import os
+
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    tmp = f"{path}.tmp"
+    with open(tmp, "w", encoding="utf-8") as f:
+        json.dump({k: results[k] for k in ("loss", "top1", "top5", "num_samples")}, f, indent=1)
+    os.replace(tmp, path)
 
 
 def softmax(logits):

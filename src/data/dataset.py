@@ -461,3 +461,18 @@ def prepare_digits(cache_dir, val_fraction=0.2, seed=0):
         if os.path.isdir(tmp):
             shutil.rmtree(tmp, ignore_errors=True)
     return root
+
+
+def dataset_dirs(dataset, data_url=None, train_dir=None, val_dir=None, output_dir="./output"):
+    """``(root, train_dir, val_dir)`` of a configured dataset, shared by training, eval and export-eval.
+
+    ``imagefolder``: ``data_url/train`` and ``data_url/val`` unless ``train_dir``/``val_dir`` name them.
+    ``digits``: the embedded set, written once under a cache folder (``data_url`` when given, else
+    ``output_dir/datasets``).
+    """
+    if dataset == "digits":
+        root = prepare_digits(data_url or os.path.join(output_dir, "datasets"), seed=0)
+        return root, os.path.join(root, "train"), os.path.join(root, "val")
+    train = train_dir or (os.path.join(data_url, "train") if data_url else None)
+    val = val_dir or (os.path.join(data_url, "val") if data_url else None)
+    return data_url, train, val

@@ -56,7 +56,7 @@ def build_deploy_model(cfg):
     log = get_logger()
     if not cfg.pretrained:
         log.info("warning: no --pretrained checkpoint given; using randomly initialised weights")
-    model = create_model_from_config(cfg, training=False)
+    model = create_model_from_config(cfg, pretrained=cfg.pretrained, training=False)
     model.set_train(False)
     class_names = None
     if cfg.pretrained:

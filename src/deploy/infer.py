@@ -8,7 +8,7 @@ import os
 
 import numpy as np
 
-from src.data import create_dataset, load_class_names, load_rgb_image, transforms_imagenet_eval
+from src.data import create_dataset, dataset_dirs, load_class_names, load_rgb_image, transforms_imagenet_eval
 from src.logger import get_logger
 from src.metrics import ClassificationMeter, format_results, softmax, write_results
 from src.models.loading import CheckpointError
@@ -172,19 +172,13 @@ def infer_images(cfg, input=None, output=None, backend="mindspore", model=None, 
 def evaluate_exported(cfg, backend, model_file=None, output=None):
     """eval.py --backend mindir|onnx: the same metrics as from the checkpoint, on the same val data."""
     from src.cli import set_device
-    from src.config import data_dirs, validate
+    from src.config import validate
 
     validate(cfg, need_data=True)
     set_device(cfg.device_target, cfg.device_id, mode="graph")
     predictor = Predictor(cfg, backend=backend, model_file=model_file)
     pre = predictor.preprocessing(cfg)
-    if cfg.dataset == "digits":
-        from src.data import prepare_digits
-
-        root = prepare_digits(os.path.join(cfg.output_dir, "digits"), seed=cfg.seed)
-        val_dir = os.path.join(root, "val")
-    else:
-        val_dir = data_dirs(cfg)[1]
+    val_dir = dataset_dirs(cfg.dataset, cfg.data_url, cfg.train_dir, cfg.val_dir, cfg.output_dir)[2]
     ds = create_dataset(split="val", split_dir=val_dir, is_training=False, batch_size=cfg.batch_size,
                         num_parallel_workers=cfg.num_parallel_workers, num_samples=cfg.val_num_samples, **pre)
     meter = ClassificationMeter()

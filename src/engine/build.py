@@ -1,11 +1,10 @@
 """Glue between the config and the models / data packages, shared by the trainer and the evaluator."""
-import os
 import random
 
 import numpy as np
 import yaml
 
-from src.config import ConfigError, apply_mapping, data_dirs, source_of
+from src.config import ConfigError, apply_mapping, source_of
 
 # Keys that describe where/how a run is executed rather than what was trained: never taken from a
 # checkpoint's saved config.
@@ -38,30 +37,21 @@ def seed_everything(seed):
     ms.set_seed(seed)
 
 
-def build_model(cfg, pretrained=None):
-    """``create_model`` from the config (``arch``, classes, drop rates, ``image_size``, ``model_kwargs``)."""
-    from src.models import create_model
+def build_model(cfg, pretrained=None, training=True):
+    """The model of the config (``arch``, classes, drop rates, ``image_size``, ``model_kwargs``)."""
+    from src.models import create_model_from_config
 
-    kwargs = dict(img_size=cfg.image_size, in_chans=cfg.in_chans)
-    kwargs.update(cfg.model_kwargs or {})
     try:
-        return create_model(cfg.arch, num_classes=cfg.num_classes, drop_rate=cfg.drop_rate,
-                            drop_path_rate=cfg.drop_path_rate, pretrained=pretrained, **kwargs)
+        return create_model_from_config(cfg, pretrained=pretrained, training=training)
     except TypeError as exc:
         raise ConfigError(f"model_kwargs: {exc} (from {source_of(cfg, 'model_kwargs')})") from None
 
 
 def dataset_root(cfg):
-    """``(root, train_dir, val_dir)``; the embedded digits dataset is written once under a cache folder
-    (``data_url`` when given, else ``output_dir/datasets``)."""
-    if cfg.dataset == "digits":
-        from src.data import prepare_digits
+    """``(root, train_dir, val_dir)`` of the configured dataset (see ``src.data.dataset_dirs``)."""
+    from src.data import dataset_dirs
 
-        cache = cfg.data_url or os.path.join(cfg.output_dir, "datasets")
-        root = prepare_digits(cache, seed=0)
-        return root, os.path.join(root, "train"), os.path.join(root, "val")
-    train_dir, val_dir = data_dirs(cfg)
-    return cfg.data_url, train_dir, val_dir
+    return dataset_dirs(cfg.dataset, cfg.data_url, cfg.train_dir, cfg.val_dir, cfg.output_dir)
 
 
 def _shard():

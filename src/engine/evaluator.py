@@ -9,8 +9,6 @@ loss is plain cross entropy (no label smoothing).
 ``eval results: {'loss': ..., 'top1': ..., 'top5': ..., 'num_samples': ...}`` and, with ``--output``,
 writes the same dict as JSON.
 """
-import json
-import os
 
 import numpy as np
 import mindspore as ms
@@ -18,6 +16,7 @@ from mindspore import nn, ops
 
 from src.config import ConfigError, source_of, validate
 from src.logger import get_logger
+from src.metrics import format_results, results_from_counts, write_results
 
 
 class EvalNet(nn.Cell):
@@ -77,11 +76,7 @@ def evaluate(eval_net, dataset, group_size=1, should_stop=None):
     finally:
         _stop_iterator(iterator)
     loss, c1, c5, n = _all_reduce_sum(list(sums), group_size)
-    n = int(round(n))
-    if n == 0:
-        raise ValueError("the validation split has no decodable images")
-    return {"loss": round(loss / n, 6), "top1": round(100.0 * c1 / n, 4), "top5": round(100.0 * c5 / n, 4),
-            "num_samples": n}
+    return results_from_counts(loss, c1, c5, n)
 
 
 def _stop_iterator(iterator):
@@ -91,12 +86,6 @@ def _stop_iterator(iterator):
             stop()
         except Exception:  # the pipeline is being torn down anyway
             pass
-
-
-def format_results(results):
-    """The ``eval results: {...}`` line (same keys and order everywhere)."""
-    ordered = {k: results[k] for k in ("loss", "top1", "top5", "num_samples")}
-    return f"eval results: {ordered}"
 
 
 # --------------------------------------------------------------------------------------------- eval.py
@@ -111,8 +100,7 @@ def evaluate_checkpoint(cfg, output=None):
     """
     from src.cli import set_device
     from src.engine.checkpoint import load_training_checkpoint
-    from src.engine.build import build_eval_dataset, merge_saved_config
-    from src.models import create_model
+    from src.engine.build import build_eval_dataset, build_model, merge_saved_config
     from src.models.loading import load_weights
 
     logger = get_logger()
@@ -135,9 +123,7 @@ def evaluate_checkpoint(cfg, output=None):
     dataset = build_eval_dataset(cfg, class_names=class_names)
     if class_names is None and source_of(cfg, "num_classes") == "default":
         cfg.num_classes = dataset.num_classes
-    kwargs = dict(img_size=cfg.image_size, in_chans=cfg.in_chans)
-    kwargs.update(cfg.model_kwargs or {})
-    model = create_model(cfg.arch, num_classes=cfg.num_classes, **kwargs)
+    model = build_model(cfg, training=False)
     weights = ckpt.group("ema") or ckpt.tensors
     which = "EMA weights" if ckpt.group("ema") else "weights"
     load_weights(model, weights, source=cfg.pretrained, strict=True, allow_head_mismatch=False)
@@ -147,10 +133,5 @@ def evaluate_checkpoint(cfg, output=None):
     line = format_results(results)
     print(line, flush=True)
     if output:
-        directory = os.path.dirname(os.path.abspath(output))
-        os.makedirs(directory, exist_ok=True)
-        tmp = f"{output}.tmp"
-        with open(tmp, "w", encoding="utf-8") as f:
-            json.dump(results, f, indent=1)
-        os.replace(tmp, output)
+        write_results(results, output)
     return 0

@@ -165,7 +165,7 @@ class Trainer:
         self.optimizer = create_optimizer(cfg, self.network.trainable_params(), no_wd)
         self.ema = EMA(self.network.get_parameters(), cfg.ema_decay) if cfg.with_ema else None
         self.train_step = build_train_step(self.network, create_criterion(cfg), self.optimizer, cfg, self.ema)
-        self.eval_model = build_model(cfg)
+        self.eval_model = build_model(cfg, training=False)
         self.eval_net = EvalNet(self.eval_model)
         global_batch = cfg.batch_size * cfg.accumulation_steps * self.group_size
         base_lr = cfg.base_lr * global_batch / cfg.lr_scale_batch if cfg.lr_scale_batch else cfg.base_lr

@@ -72,6 +72,10 @@ def load_pretrained(model, path):
             if own & set(stripped):
                 params = stripped
                 break
+    # A training checkpoint with EMA weights ("ema.<name>") is used through them, as eval.py does.
+    ema = {k[len("ema."):]: v for k, v in params.items() if k.startswith("ema.")}
+    if ema and own <= set(ema):
+        params = ema
     return load_weights(model, params, source=path)
 
 

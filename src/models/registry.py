@@ -121,16 +121,14 @@ def create_model(name, num_classes=1000, drop_rate=0.0, drop_path_rate=0.0, pret
 
 
 def create_model_from_config(cfg, pretrained=None, training=False):
-    """``create_model`` from a config mapping (keys ``arch, num_classes, image_size, drop_rate,
-    drop_path_rate, model_kwargs``); ``pretrained`` defaults to ``cfg['pretrained']``.
+    """``create_model`` from a config mapping (keys ``arch, num_classes, image_size, in_chans, drop_rate,
+    drop_path_rate, model_kwargs``), loading ``pretrained`` when given.
 
-    Dropout and drop path are only built for training; deployment models get 0 for both.
+    Dropout and drop path are only built for training; evaluation/deployment models get 0 for both.
     """
-    kwargs = dict(cfg.get("model_kwargs") or {})
-    kwargs.setdefault("img_size", cfg["image_size"])
-    if "in_chans" in cfg:
-        kwargs.setdefault("in_chans", cfg["in_chans"])
+    kwargs = dict(img_size=cfg["image_size"], in_chans=cfg.get("in_chans", 3))
+    kwargs.update(cfg.get("model_kwargs") or {})
     return create_model(cfg["arch"], num_classes=cfg["num_classes"],
                         drop_rate=cfg.get("drop_rate", 0.0) if training else 0.0,
                         drop_path_rate=cfg.get("drop_path_rate", 0.0) if training else 0.0,
-                        pretrained=cfg.get("pretrained") if pretrained is None else pretrained, **kwargs)
+                        pretrained=pretrained, **kwargs)

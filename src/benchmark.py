@@ -385,14 +385,9 @@ def plot(rows, path):
 
 
 def benchmark_main(argv=None):
-    from src.config import ConfigError
+    from src.config import parse_script_args
 
-    try:
-        args = build_parser().parse_args(argv)
-    except SystemExit as exc:
-        if exc.code == 0:
-            raise
-        raise ConfigError("command line: invalid arguments (see --help)") from None
+    args = parse_script_args(build_parser(), argv)
     if args.case:
         case = json.loads(args.case)
         print("BENCH_RESULT " + json.dumps(run_case_inline(case)), flush=True)

@@ -484,6 +484,17 @@ def parse_config(argv=None, prog="train.py", description="", extra=(), positiona
     return cfg, args
 
 
+def parse_script_args(parser, argv=None, known=False):
+    """``parser.parse_args`` for scripts with their own argparse parser: a usage error becomes one
+    ``ConfigError`` line (exit code 2 through ``src.cli.run``); ``--help`` still exits normally."""
+    try:
+        return parser.parse_known_args(argv) if known else parser.parse_args(argv)
+    except SystemExit as exc:
+        if exc.code == 0:
+            raise
+        raise ConfigError("command line: invalid arguments (see --help)") from None
+
+
 def _copy(value):
     if isinstance(value, (list, dict)):
         return type(value)(value)

@@ -1,7 +1,7 @@
 """Command line of ``convert_from_pt.py`` (arguments -> ``convert_file``)."""
 import argparse
 
-from src.config import ConfigError
+from src.config import parse_script_args
 
 
 def build_parser():
@@ -20,12 +20,7 @@ def build_parser():
 
 
 def convert_main(argv=None):
-    try:
-        args = build_parser().parse_args(argv)
-    except SystemExit as exc:
-        if exc.code == 0:
-            raise
-        raise ConfigError("command line: invalid arguments (see --help)") from None
+    args = parse_script_args(build_parser(), argv)
     from src.deploy.convert import convert_file
 
     info = convert_file(args.arch, args.input, args.output, num_classes=args.num_classes,

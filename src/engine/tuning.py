@@ -10,7 +10,8 @@ import argparse
 import math
 import os
 
-from src.config import KEY_MAP, ConfigError, canonical_key, coerce, check_value, load_yaml, parse_config, save_config
+from src.config import (KEY_MAP, ConfigError, canonical_key, check_value, coerce, load_yaml, parse_config,
+                        parse_script_args, save_config)
 from src.logger import get_logger
 
 TUNABLE_TYPES = ("int", "float", "str", "bool")
@@ -188,12 +189,7 @@ def tune_main(argv=None):
         import optuna
     except ImportError:
         raise ConfigError("tune_params.py needs Optuna: pip install optuna==5.0.0") from None
-    try:
-        args, rest = build_parser().parse_known_args(argv)
-    except SystemExit as exc:
-        if exc.code == 0:
-            raise
-        raise ConfigError("command line: invalid arguments (see --help)") from None
+    args, rest = parse_script_args(build_parser(), argv, known=True)
     if args.trials < 1:
         raise ConfigError(f"trials: must be >= 1, got {args.trials} (from command line)")
     base_argv = ["--config", args.config] + rest

@@ -54,6 +54,9 @@ def _ms_setup(threads):
     os.environ.setdefault("GLOG_v", "3")
     import mindspore as ms
 
+    from src.cli import configure_cpu_kernels
+
+    configure_cpu_kernels()
     ms.set_device("CPU")
     ms.set_context(mode=ms.GRAPH_MODE)
     return ms

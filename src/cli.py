@@ -77,11 +77,24 @@ def init_distributed():
     return get_rank(), get_group_size()
 
 
+# oneDNN 3.10 (inside MindSpore 2.10) picks a reference (scalar) kernel for plain-layout NCHW
+# convolutions when it may use AVX-512 ("jit_uni_ncsp:conv+ref:any" in ONEDNN_VERBOSE): a 4x4 patch
+# embedding then takes ~300 ms instead of ~4 ms at batch 8. Capped at AVX2 it takes its jit GEMM path.
+# The value is read when the first oneDNN kernel runs, so this must happen before any model runs.
+ONEDNN_CPU_ISA = "AVX2"
+
+
+def configure_cpu_kernels():
+    """Cap oneDNN's instruction set for MindSpore's CPU kernels unless the user chose one."""
+    os.environ.setdefault("ONEDNN_MAX_CPU_ISA", ONEDNN_CPU_ISA)
+
+
 def set_device(device_target="CPU", device_id=0, mode="pynative"):
     """The one place that picks the device, the execution mode and (when launched so) data parallelism."""
     import mindspore as ms
 
     if device_target == "CPU":
+        configure_cpu_kernels()
         ms.set_device("CPU")
     else:
         ms.set_device(device_target, int(os.environ.get("DEVICE_ID", device_id)))

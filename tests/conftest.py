@@ -10,6 +10,9 @@ if ROOT not in sys.path:
 import mindspore as ms  # noqa: E402
 import pytest  # noqa: E402
 
+from src.cli import configure_cpu_kernels  # noqa: E402
+
+configure_cpu_kernels()
 ms.set_device("CPU")
 ms.set_context(mode=ms.PYNATIVE_MODE)
 

@@ -89,21 +89,21 @@ def export_onnx(model, cfg, path, dynamic=True, batch_size=1):
     import onnx
 
     from .onnx_batch import merge_dynamic_batch
+    from .onnx_graph import restore_erf
 
-    if not dynamic:
-        base = os.path.splitext(path)[0]
-        ms.export(model, _dummy(batch_size, cfg), file_name=base, file_format="ONNX")
-        return base + ".onnx"
     tmp = tempfile.mkdtemp(prefix="onnx_export_")
     try:
         graphs = []
-        for batch in (2, 3):
+        for batch in ((2, 3) if dynamic else (batch_size,)):
             base = os.path.join(tmp, f"b{batch}")
             ms.export(model, _dummy(batch, cfg), file_name=base, file_format="ONNX")
             graphs.append(onnx.load(base + ".onnx"))
-        merged = merge_dynamic_batch(graphs[0], graphs[1], 2, 3)
-        onnx.checker.check_model(merged)
-        onnx.save(merged, path)
+        result = merge_dynamic_batch(graphs[0], graphs[1], 2, 3) if dynamic else graphs[0]
+        restore_erf(result)
+        onnx.checker.check_model(result)
+        if not dynamic:
+            path = os.path.splitext(path)[0] + ".onnx"
+        onnx.save(result, path)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return path
@@ -127,7 +127,8 @@ def export_to_file(model, cfg, file_format, path, class_names=None, dynamic=True
                           "use MINDIR or ONNX on CPU/GPU")
     out_dir = os.path.dirname(os.path.abspath(path))
     os.makedirs(out_dir, exist_ok=True)
-    set_exportable(model, True)
+    # Only ONNX lacks an exact GELU (no Erf in MindSpore's exporter); MINDIR and AIR keep the GeLU kernel.
+    set_exportable(model, file_format == "ONNX")
     try:
         if file_format == "MINDIR":
             written = export_mindir(model, cfg, path, dynamic=dynamic, batch_size=batch_size)

@@ -10,6 +10,7 @@ from mindspore import nn, ops
 _P = 0.3275911
 _A1, _A2, _A3, _A4, _A5 = 0.254829592, -0.284496736, 1.421413741, -1.453152027, 1.061405429
 _INV_SQRT2 = 0.7071067811865476
+_SQRT2 = 1.4142135623730951
 
 
 def erf_exportable(x):
@@ -31,7 +32,9 @@ class GELU(nn.Cell):
 
     def construct(self, x):
         if self.exportable:
-            return x * 0.5 * (1.0 + erf_exportable(x * _INV_SQRT2))
+            # x / sqrt(2), not x * (1 / sqrt(2)): after the ONNX export's Erf is restored this is the
+            # pattern onnxruntime fuses into its Gelu kernel.
+            return x * 0.5 * (1.0 + erf_exportable(x / _SQRT2))
         return ops.gelu(x, approximate="none")
 
 

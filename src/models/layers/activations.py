@@ -11,6 +11,7 @@ _P = 0.3275911
 _A1, _A2, _A3, _A4, _A5 = 0.254829592, -0.284496736, 1.421413741, -1.453152027, 1.061405429
 _INV_SQRT2 = 0.7071067811865476
 _SQRT2 = 1.4142135623730951
+_INV_SQRT_2PI = 0.3989422804014327
 
 
 def erf_exportable(x):
@@ -24,7 +25,12 @@ def erf_exportable(x):
 
 
 class GELU(nn.Cell):
-    """Exact GELU: ``x * 0.5 * (1 + erf(x / sqrt(2)))``."""
+    """Exact GELU: ``x * 0.5 * (1 + erf(x / sqrt(2)))``.
+
+    Written out with a hand-written gradient, ``dy * (Phi(x) + x * phi(x))``: MindSpore's CPU ``GeLU``
+    expands to a real-division forward and a gradient with several more full-size divisions, which made
+    GELU ~45 % of a Twins training step. This form computes the same values with multiplications.
+    """
 
     def __init__(self):
         super().__init__()
@@ -35,7 +41,12 @@ class GELU(nn.Cell):
             # x / sqrt(2), not x * (1 / sqrt(2)): after the ONNX export's Erf is restored this is the
             # pattern onnxruntime fuses into its Gelu kernel.
             return x * 0.5 * (1.0 + erf_exportable(x / _SQRT2))
-        return ops.gelu(x, approximate="none")
+        return x * (ops.erf(x * _INV_SQRT2) * 0.5 + 0.5)
+
+    def bprop(self, x, out, dout):
+        cdf = ops.erf(x * _INV_SQRT2) * 0.5 + 0.5
+        pdf = ops.exp(ops.square(x) * -0.5) * _INV_SQRT_2PI
+        return (dout * (cdf + x * pdf),)
 
 
 def set_exportable(model, exportable=True):

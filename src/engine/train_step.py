@@ -7,7 +7,8 @@ optimizer, EMA, loss-scale update, in that order (the order MindCV's and the see
 2. with ``accumulation_steps = N > 1``, the first ``N - 1`` micro-batches only add their scaled gradients
    to buffers (``TrainStep.accumulate``); the last one adds its own and divides the sum by ``N`` (the mean
    loss over the ``N`` micro-batches, i.e. the gradient of one batch of ``N x batch_size``);
-3. unscale (divide by ``scale``), then the mean all-reduce over devices when distributed;
+3. the mean all-reduce over devices when distributed, then unscale (divide by ``scale``; done together
+   with the clipping in step 5, one pass over the gradients, skipped when the factor is always 1);
 4. global gradient norm; ``overflow`` = the norm is not finite (inf/NaN anywhere);
 5. on overflow the update is skipped (weights, moments, EMA and the optimizer's step count unchanged) and
    counted; otherwise gradients are clipped to ``clip_grad_norm`` (torch ``clip_grad_norm_`` semantics)
@@ -182,6 +183,9 @@ class TrainStep(_GradCell):
         self.dynamic = bool(dynamic_loss_scale)
         self.scale_window = int(scale_window)
         self.clip = float(clip_grad_norm or 0.0)
+        # static scale 1, no accumulation, no clipping: gradients are used as computed
+        self.unit_factor = (not self.dynamic and float(loss_scale) == 1.0 and self.accumulation_steps == 1
+                            and self.clip == 0.0)
         self.loss_scale = ms.Parameter(ms.Tensor(np.float32(loss_scale)), name="loss_scale.scale",
                                        requires_grad=False)
         self.good_steps = ms.Parameter(ms.Tensor(0, ms.int32), name="loss_scale.good_steps", requires_grad=False)
@@ -227,15 +231,17 @@ class TrainStep(_GradCell):
             grads = self.hyper_map(_add_grad, grads, self.accum)
             grads = ops.depend(grads, self.hyper_map(_zero_assign, self.accum))
             factor = factor / self.accumulation_steps
-        grads = self.hyper_map(ops.Partial()(_scale_grad, factor), grads)
         if self.reducer is not None:
-            grads = self.reducer(grads)
-        grad_norm = ops.sqrt(ops.addn(self.hyper_map(_square_sum, grads)))
+            grads = self.reducer(grads)  # a mean: commutes with the unscaling below
+        # The norm of the unscaled gradients is the scaled norm times the factor, so unscaling and clipping
+        # happen in one pass over the gradients (none at all when the factor is always 1).
+        grad_norm = ops.sqrt(ops.addn(self.hyper_map(_square_sum, grads))) * factor
         overflow = ops.logical_not(ops.isfinite(grad_norm))
         if not overflow:
             if self.clip > 0.0:
-                coef = ops.minimum(self.clip / (grad_norm + 1e-6), 1.0)
-                grads = self.hyper_map(ops.Partial()(_scale_grad, coef), grads)
+                factor = factor * ops.minimum(self.clip / (grad_norm + 1e-6), 1.0)
+            if not self.unit_factor:
+                grads = self.hyper_map(ops.Partial()(_scale_grad, factor), grads)
             applied = self.optimizer(grads, lr)
             if self.ema is not None:
                 applied = ops.depend(self.ema(), applied)

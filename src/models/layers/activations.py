@@ -32,6 +32,12 @@ class GELU(nn.Cell):
     GELU ~45 % of a Twins training step. This form computes the same values with multiplications.
     """
 
+    # constants as attributes: AMP O1 rewrites this cell's source into another module, where module
+    # globals are not defined
+    inv_sqrt2 = _INV_SQRT2
+    sqrt2 = _SQRT2
+    inv_sqrt_2pi = _INV_SQRT_2PI
+
     def __init__(self):
         super().__init__()
         self.exportable = False
@@ -40,12 +46,12 @@ class GELU(nn.Cell):
         if self.exportable:
             # x / sqrt(2), not x * (1 / sqrt(2)): after the ONNX export's Erf is restored this is the
             # pattern onnxruntime fuses into its Gelu kernel.
-            return x * 0.5 * (1.0 + erf_exportable(x / _SQRT2))
-        return x * (ops.erf(x * _INV_SQRT2) * 0.5 + 0.5)
+            return x * 0.5 * (1.0 + erf_exportable(x / self.sqrt2))
+        return x * (ops.erf(x * self.inv_sqrt2) * 0.5 + 0.5)
 
     def bprop(self, x, out, dout):
-        cdf = ops.erf(x * _INV_SQRT2) * 0.5 + 0.5
-        pdf = ops.exp(ops.square(x) * -0.5) * _INV_SQRT_2PI
+        cdf = ops.erf(x * self.inv_sqrt2) * 0.5 + 0.5
+        pdf = ops.exp(ops.square(x) * -0.5) * self.inv_sqrt_2pi
         return (dout * (cdf + x * pdf),)
 
 

@@ -39,7 +39,7 @@ from mindspore import nn, ops
 from mindspore.common.initializer import Orthogonal, initializer
 
 from .layers import (GELU, Attention, DropPath, LayerNorm, Mlp, Unfold, init_weights_vit, make_dropout, to_2tuple,
-                     trunc_normal_param, unfold_output_size)
+                     trunc_normal_param, unbind, unfold_output_size)
 from .registry import IMAGENET_MEAN, IMAGENET_STD, make_cfg, register_model
 
 __all__ = ["T2TViT", "T2TModule", "TokenPerformer", "TokenTransformer", "TokenAttention", "Block",
@@ -142,7 +142,7 @@ class TokenAttention(nn.Cell):
     def construct(self, x):
         n = x.shape[1]
         qkv = self.qkv(x).reshape(-1, n, 3, self.num_heads, self.head_dim).transpose(2, 0, 3, 1, 4)
-        q, k, v = qkv[0], qkv[1], qkv[2]
+        q, k, v = unbind(qkv)
         attn = ops.softmax(ops.matmul(q * self.scale, k.swapaxes(-2, -1)), axis=-1)
         attn = self.attn_drop(attn)
         x = ops.matmul(attn, v).transpose(0, 2, 1, 3).reshape(-1, n, self.in_dim)

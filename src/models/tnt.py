@@ -24,7 +24,8 @@ import math
 import numpy as np
 from mindspore import nn, ops
 
-from .layers import GELU, DropPath, LayerNorm, Mlp, init_weights_vit, make_dropout, to_2tuple, trunc_normal_param
+from .layers import (GELU, DropPath, LayerNorm, Mlp, init_weights_vit, make_dropout, to_2tuple, trunc_normal_param,
+                     unbind)
 from .registry import make_cfg, register_model
 
 __all__ = ["TNT", "checkpoint_filter_fn", "resample_abs_pos_embed_np"]
@@ -70,7 +71,7 @@ class Attention(nn.Cell):
     def construct(self, x):
         _, n, c = x.shape
         qk = self.qk(x).reshape(-1, n, 2, self.num_heads, self.head_dim).transpose(2, 0, 3, 1, 4)
-        q, k = qk[0], qk[1]
+        q, k = unbind(qk)
         v = self.v(x).reshape(-1, n, self.num_heads, c // self.num_heads).transpose(0, 2, 1, 3)
         attn = ops.matmul(q, k.swapaxes(-2, -1)) * self.scale
         attn = self.attn_drop(ops.softmax(attn, axis=-1))

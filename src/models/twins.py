@@ -18,7 +18,7 @@ without renaming; the spatial size is read from the input, so any size divisible
 import numpy as np
 from mindspore import nn, ops
 
-from .layers import GELU, DropPath, LayerNorm, Mlp, PatchEmbed, init_weights_vit, make_dropout
+from .layers import GELU, DropPath, LayerNorm, Mlp, PatchEmbed, init_weights_vit, make_dropout, unbind
 from .registry import IMAGENET_MEAN, IMAGENET_STD, make_cfg, register_model
 
 __all__ = ["Twins", "Block", "GlobalSubSampleAttn", "LocallyGroupedAttn", "PosConv", "checkpoint_filter_fn"]
@@ -74,7 +74,7 @@ class LocallyGroupedAttn(nn.Cell):
         x = x.reshape(b, gh, ws, gw, ws, c).swapaxes(2, 3)
         qkv = self.qkv(x).reshape(b, gh * gw, ws * ws, 3, self.num_heads, self.head_dim)
         qkv = qkv.transpose(3, 0, 1, 4, 2, 5)  # (3, B, windows, heads, ws*ws, head_dim)
-        q, k, v = qkv[0], qkv[1], qkv[2]
+        q, k, v = unbind(qkv)
         attn = ops.matmul(q * self.scale, k.swapaxes(-2, -1))
         attn = self.attn_drop(ops.softmax(attn, axis=-1))
         x = ops.matmul(attn, v)  # (B, windows, heads, ws*ws, head_dim)
@@ -124,7 +124,7 @@ class GlobalSubSampleAttn(nn.Cell):
             x = x.reshape(b, c, -1).transpose(0, 2, 1)
             x = self.norm(x)
         kv = self.kv(x).reshape(b, -1, 2, self.num_heads, self.head_dim).transpose(2, 0, 3, 1, 4)
-        k, v = kv[0], kv[1]
+        k, v = unbind(kv)
         attn = ops.matmul(q * self.scale, k.swapaxes(-2, -1))
         attn = self.attn_drop(ops.softmax(attn, axis=-1))
         x = ops.matmul(attn, v).transpose(0, 2, 1, 3).reshape(b, n, c)

@@ -1,6 +1,6 @@
 """Blocks shared by every model family (defined once here)."""
 from .activations import GELU, erf_exportable, set_exportable
-from .attention import Attention
+from .attention import Attention, unbind
 from .drop import DropPath, make_dropout
 from .helpers import to_2tuple
 from .mlp import Mlp
@@ -9,6 +9,6 @@ from .patch_embed import PatchEmbed
 from .unfold import Unfold, unfold_output_size
 from .weight_init import init_weights_vit, trunc_normal_param, zeros_param
 
-__all__ = ["GELU", "erf_exportable", "set_exportable", "Attention", "DropPath", "make_dropout",
+__all__ = ["GELU", "erf_exportable", "set_exportable", "Attention", "unbind", "DropPath", "make_dropout",
            "to_2tuple", "Mlp", "LayerNorm", "PatchEmbed", "init_weights_vit", "trunc_normal_param",
            "zeros_param", "Unfold", "unfold_output_size"]

@@ -84,7 +84,7 @@ def _norm_classes():
 def apply_amp(network, amp_level="O0", keep_bn_fp32=True):
     """Mixed precision through MindSpore's AMP; returns the network to train (same parameter names).
 
-    O0: unchanged (float32). O1: MindSpore's white list (Dense/Conv/MatMul...) in float16. O2 and O3:
+    O0: unchanged (float32). O1: MindSpore's white list (Dense/Conv/MatMul..., our Linear) in float16. O2, O3:
     every cell in float16, output cast back to float32; with ``keep_bn_fp32`` the norm layers (ours and
     MindSpore's LayerNorm/BatchNorm/GroupNorm) stay float32 (O2 defaults to that; O3 with
     ``keep_bn_fp32: false`` casts them too). Parameters stay float32 in every level.
@@ -100,7 +100,10 @@ def apply_amp(network, amp_level="O0", keep_bn_fp32=True):
         cwd = os.getcwd()
         os.chdir(tmp)
         try:
-            return ms.amp.auto_mixed_precision(network, "O1")
+            # O1's white list matches exact classes: our Linear (a fused-op nn.Dense) joins MindSpore's list
+            from src.models.layers import Linear
+
+            return ms.amp.custom_mixed_precision(network, white_list=ms.amp.get_white_list() + [Linear])
         finally:
             os.chdir(cwd)
     if level in ("O2", "O3"):

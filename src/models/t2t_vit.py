@@ -38,8 +38,8 @@ import mindspore as ms
 from mindspore import nn, ops
 from mindspore.common.initializer import Orthogonal, initializer
 
-from .layers import (GELU, Attention, DropPath, LayerNorm, Mlp, Unfold, init_weights_vit, make_dropout, to_2tuple,
-                     trunc_normal_param, unbind, unfold_output_size)
+from .layers import (Attention, DropPath, GELU, LayerNorm, Linear, Mlp, Unfold, classifier_head, init_weights_vit,
+                     make_dropout, to_2tuple, trunc_normal_param, unbind, unfold_output_size)
 from .registry import IMAGENET_MEAN, IMAGENET_STD, make_cfg, register_model
 
 __all__ = ["T2TViT", "T2TModule", "TokenPerformer", "TokenTransformer", "TokenAttention", "Block",
@@ -88,9 +88,9 @@ class TokenPerformer(nn.Cell):
     def __init__(self, dim, in_dim, kernel_ratio=0.5, proj_drop=0.1, mlp_drop=0.1, act_layer=GELU):
         super().__init__()
         self.emb = in_dim
-        self.kqv = nn.Dense(dim, 3 * in_dim)
+        self.kqv = Linear(dim, 3 * in_dim)
         self.dp = make_dropout(proj_drop)
-        self.proj = nn.Dense(in_dim, in_dim)
+        self.proj = Linear(in_dim, in_dim)
         self.norm1 = LayerNorm(dim)
         self.norm2 = LayerNorm(in_dim)
         self.epsilon = 1e-8
@@ -134,9 +134,9 @@ class TokenAttention(nn.Cell):
         self.in_dim = in_dim
         self.head_dim = in_dim // num_heads
         self.scale = qk_scale or (dim // num_heads) ** -0.5
-        self.qkv = nn.Dense(dim, in_dim * 3, has_bias=qkv_bias)
+        self.qkv = Linear(dim, in_dim * 3, has_bias=qkv_bias)
         self.attn_drop = make_dropout(attn_drop)
-        self.proj = nn.Dense(in_dim, in_dim)
+        self.proj = Linear(in_dim, in_dim)
         self.proj_drop = make_dropout(proj_drop)
 
     def construct(self, x):
@@ -188,7 +188,7 @@ class T2TModule(nn.Cell):
             self.attention2 = TokenTransformer(token_dim * k1 * k1, token_dim, num_heads=1, mlp_ratio=1.0)
         else:
             raise ValueError(f"tokens_type must be 'performer' or 'transformer', got {tokens_type!r}")
-        self.project = nn.Dense(token_dim * k2 * k2, embed_dim)
+        self.project = Linear(token_dim * k2 * k2, embed_dim)
         self.grid_size = t2t_grid_size(img_size)
         self.num_patches = self.grid_size[0] * self.grid_size[1]
 
@@ -255,7 +255,7 @@ class T2TViT(nn.Cell):
             for i in range(depth)])
         self.depth = depth
         self.norm = LayerNorm(embed_dim)
-        self.head = nn.Dense(embed_dim, num_classes) if num_classes > 0 else nn.Identity()
+        self.head = classifier_head(embed_dim, num_classes)
 
         init_weights_vit(self, std=0.02)
 
@@ -277,12 +277,7 @@ class T2TViT(nn.Cell):
         if global_pool is not None:
             self._check_pool(global_pool)
             self.global_pool = global_pool
-        if num_classes > 0:
-            head = nn.Dense(self.num_features, num_classes)
-            init_weights_vit(head, std=0.02)
-        else:
-            head = nn.Identity()
-        self.head = head
+        self.head = classifier_head(self.num_features, num_classes)
         self.head.set_train(self.training)
 
     def forward_features(self, x):

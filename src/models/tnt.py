@@ -24,8 +24,8 @@ import math
 import numpy as np
 from mindspore import nn, ops
 
-from .layers import (GELU, DropPath, LayerNorm, Mlp, init_weights_vit, make_dropout, to_2tuple, trunc_normal_param,
-                     unbind)
+from .layers import (DropPath, GELU, LayerNorm, Linear, Mlp, classifier_head, init_weights_vit, make_dropout,
+                     to_2tuple, trunc_normal_param, unbind)
 from .registry import make_cfg, register_model
 
 __all__ = ["TNT", "checkpoint_filter_fn", "resample_abs_pos_embed_np"]
@@ -62,10 +62,10 @@ class Attention(nn.Cell):
         self.num_heads = num_heads
         self.head_dim = hidden_dim // num_heads
         self.scale = self.head_dim ** -0.5
-        self.qk = nn.Dense(dim, hidden_dim * 2, has_bias=qkv_bias)
-        self.v = nn.Dense(dim, dim, has_bias=qkv_bias)
+        self.qk = Linear(dim, hidden_dim * 2, has_bias=qkv_bias)
+        self.v = Linear(dim, dim, has_bias=qkv_bias)
         self.attn_drop = make_dropout(attn_drop)
-        self.proj = nn.Dense(dim, dim)
+        self.proj = Linear(dim, dim)
         self.proj_drop = make_dropout(proj_drop)
 
     def construct(self, x):
@@ -96,11 +96,11 @@ class Block(nn.Cell):
         self.legacy = legacy
         if legacy:
             self.norm1_proj = norm_layer(dim)
-            self.proj = nn.Dense(dim * num_pixel, dim_out, has_bias=True)
+            self.proj = Linear(dim * num_pixel, dim_out, has_bias=True)
             self.norm2_proj = None
         else:
             self.norm1_proj = norm_layer(dim * num_pixel)
-            self.proj = nn.Dense(dim * num_pixel, dim_out, has_bias=False)
+            self.proj = Linear(dim * num_pixel, dim_out, has_bias=False)
             self.norm2_proj = norm_layer(dim_out)
         # outer transformer over the patches (+ class token)
         self.norm_out = norm_layer(dim_out)
@@ -186,7 +186,7 @@ class TNT(nn.Cell):
         num_pixel = new_patch_size[0] * new_patch_size[1]
 
         self.norm1_proj = norm_layer(num_pixel * inner_dim)
-        self.proj = nn.Dense(num_pixel * inner_dim, embed_dim)
+        self.proj = Linear(num_pixel * inner_dim, embed_dim)
         self.norm2_proj = norm_layer(embed_dim)
 
         self.cls_token = trunc_normal_param((1, 1, embed_dim), name="cls_token")
@@ -203,7 +203,7 @@ class TNT(nn.Cell):
             for i in range(depth)])
         self.norm = norm_layer(embed_dim)
         self.head_drop = make_dropout(drop_rate)
-        self.head = nn.Dense(embed_dim, num_classes) if num_classes > 0 else nn.Identity()
+        self.head = classifier_head(embed_dim, num_classes)
         init_weights_vit(self, std=0.02)
 
     def no_weight_decay(self):
@@ -218,12 +218,7 @@ class TNT(nn.Cell):
             if global_pool not in ("", "token", "avg"):
                 raise ValueError(f"global_pool must be '', 'token' or 'avg', got {global_pool!r}")
             self.global_pool = global_pool
-        if num_classes > 0:
-            head = nn.Dense(self.embed_dim, num_classes)
-            init_weights_vit(head, std=0.02)
-        else:
-            head = nn.Identity()
-        self.head = head  # MindSpore prefixes the new parameters with "head."
+        self.head = classifier_head(self.embed_dim, num_classes)  # MindSpore prefixes the new parameters with "head."
 
     def forward_features(self, x):
         b = x.shape[0]

@@ -18,7 +18,8 @@ without renaming; the spatial size is read from the input, so any size divisible
 import numpy as np
 from mindspore import nn, ops
 
-from .layers import GELU, DropPath, LayerNorm, Mlp, PatchEmbed, init_weights_vit, make_dropout, unbind
+from .layers import (DropPath, GELU, LayerNorm, Linear, Mlp, PatchEmbed, classifier_head, init_weights_vit,
+                     make_dropout, unbind)
 from .registry import IMAGENET_MEAN, IMAGENET_STD, make_cfg, register_model
 
 __all__ = ["Twins", "Block", "GlobalSubSampleAttn", "LocallyGroupedAttn", "PosConv", "checkpoint_filter_fn"]
@@ -53,9 +54,9 @@ class LocallyGroupedAttn(nn.Cell):
         self.head_dim = dim // num_heads
         self.scale = self.head_dim ** -0.5
         self.ws = ws
-        self.qkv = nn.Dense(dim, dim * 3, has_bias=True)
+        self.qkv = Linear(dim, dim * 3, has_bias=True)
         self.attn_drop = make_dropout(attn_drop)
-        self.proj = nn.Dense(dim, dim)
+        self.proj = Linear(dim, dim)
         self.proj_drop = make_dropout(proj_drop)
 
     def construct(self, x, size):
@@ -101,10 +102,10 @@ class GlobalSubSampleAttn(nn.Cell):
         self.num_heads = num_heads
         self.head_dim = dim // num_heads
         self.scale = self.head_dim ** -0.5
-        self.q = nn.Dense(dim, dim, has_bias=True)
-        self.kv = nn.Dense(dim, dim * 2, has_bias=True)
+        self.q = Linear(dim, dim, has_bias=True)
+        self.kv = Linear(dim, dim * 2, has_bias=True)
         self.attn_drop = make_dropout(attn_drop)
-        self.proj = nn.Dense(dim, dim)
+        self.proj = Linear(dim, dim)
         self.proj_drop = make_dropout(proj_drop)
         self.sr_ratio = sr_ratio
         self.use_sr = sr_ratio > 1
@@ -238,7 +239,7 @@ class Twins(nn.Cell):
         self.norm = norm_layer(self.num_features)
 
         self.head_drop = make_dropout(drop_rate)
-        self.head = nn.Dense(self.num_features, num_classes) if num_classes > 0 else nn.Identity()
+        self.head = classifier_head(self.num_features, num_classes)
 
         init_weights_vit(self, std=0.02, conv_fan_out=True)
 
@@ -259,12 +260,7 @@ class Twins(nn.Cell):
             if global_pool not in ("", "avg"):
                 raise ValueError(f"global_pool must be 'avg' or '', got {global_pool!r}")
             self.global_pool = global_pool
-        if num_classes > 0:
-            head = nn.Dense(self.num_features, num_classes)
-            init_weights_vit(head, std=0.02)
-        else:
-            head = nn.Identity()
-        self.head = head
+        self.head = classifier_head(self.num_features, num_classes)
         self.head.set_train(self.training)
 
     def forward_features(self, x):

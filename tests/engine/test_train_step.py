@@ -10,14 +10,14 @@ from src.engine.criterion import ClassificationLoss
 from src.engine.ema import EMA
 from src.engine.optim import SGD, AdamW
 from src.engine.train_step import NetWithLoss, TrainStep, apply_amp
-from src.models.layers import GELU, LayerNorm
+from src.models.layers import GELU, LayerNorm, Linear
 
 
 class TinyNet(nn.Cell):
     def __init__(self, seed=0):
         super().__init__()
         rng = np.random.RandomState(seed)
-        self.fc1 = nn.Dense(6, 8)
+        self.fc1 = Linear(6, 8)  # ours (fused Dense op) and MindSpore's nn.Dense both get AMP
         self.norm = LayerNorm(8)
         self.act = GELU()
         self.fc2 = nn.Dense(8, 3)
@@ -26,6 +26,15 @@ class TinyNet(nn.Cell):
 
     def construct(self, x):
         return self.fc2(self.act(self.norm(self.fc1(x))))
+
+
+class OneLayer(nn.Cell):
+    def __init__(self, layer):
+        super().__init__()
+        self.fc = layer(6, 3)
+
+    def construct(self, x):
+        return self.fc(x)
 
 
 def batch(n=8, seed=1):
@@ -186,8 +195,8 @@ def test_amp_levels_train_with_float32_weights_and_norms_kept_float32(level, gra
     assert 0.0 < float(np.abs(half.asnumpy() - reference).max()) < 2e-2  # computed in float16
     norms = [c for _, c in net.cells_and_names() if isinstance(c, LayerNorm)]
     assert norms and all(n.get_flags()["fp32"] and not n.get_flags()["fp16"] for n in norms)
-    dense = [c for _, c in net.cells_and_names() if isinstance(c, nn.Dense)]
-    assert all(d.get_flags()["fp16"] for d in dense)
+    dense = [c for _, c in net.cells_and_names() if isinstance(c, (nn.Dense, Linear))]
+    assert len(dense) == 2 and all(d.get_flags()["fp16"] for d in dense)
     net_step, step = make_step(net=net)
     loss, overflow, _, _ = run(step, x, y, 0.01)
     assert np.isfinite(loss) and not overflow
@@ -199,6 +208,17 @@ def test_keep_bn_fp32_false_casts_the_norms_too(graph_mode):
     net = apply_amp(TinyNet(), "O3", keep_bn_fp32=False)
     norms = [c for _, c in net.cells_and_names() if isinstance(c, LayerNorm)]
     assert norms and all(n.get_flags()["fp16"] for n in norms)
+
+
+@pytest.mark.parametrize("layer", [Linear, nn.Dense])
+def test_amp_o1_computes_our_linear_and_mindspore_dense_in_float16(layer, tmp_path, monkeypatch, graph_mode):
+    monkeypatch.chdir(tmp_path)
+    x, _ = batch()
+    net = OneLayer(layer)
+    reference = net(ms.Tensor(x)).asnumpy()
+    half = apply_amp(net, "O1")(ms.Tensor(x))
+    assert half.dtype == ms.float32
+    assert 0.0 < float(np.abs(half.asnumpy() - reference).max()) < 1e-2  # rounded through float16
 
 
 def test_amp_o1_leaves_no_rewritten_network_folder_in_the_cwd(tmp_path, monkeypatch, graph_mode):

@@ -2,6 +2,7 @@
 from mindspore import nn, ops
 
 from .drop import make_dropout
+from .linear import Linear
 
 
 def unbind(x):
@@ -22,9 +23,9 @@ class Attention(nn.Cell):
         self.num_heads = num_heads
         self.head_dim = dim // num_heads
         self.scale = qk_scale or self.head_dim ** -0.5
-        self.qkv = nn.Dense(dim, dim * 3, has_bias=qkv_bias)
+        self.qkv = Linear(dim, dim * 3, has_bias=qkv_bias)
         self.attn_drop = make_dropout(attn_drop)
-        self.proj = nn.Dense(dim, dim)
+        self.proj = Linear(dim, dim)
         self.proj_drop = make_dropout(proj_drop)
 
     def construct(self, x):

@@ -3,6 +3,7 @@ from mindspore import nn
 
 from .activations import GELU
 from .drop import make_dropout
+from .linear import Linear
 
 
 class Mlp(nn.Cell):
@@ -10,10 +11,10 @@ class Mlp(nn.Cell):
         super().__init__()
         hidden_features = hidden_features or in_features
         out_features = out_features or in_features
-        self.fc1 = nn.Dense(in_features, hidden_features)
+        self.fc1 = Linear(in_features, hidden_features)
         self.act = act_layer()
         self.drop1 = make_dropout(drop)
-        self.fc2 = nn.Dense(hidden_features, out_features)
+        self.fc2 = Linear(hidden_features, out_features)
         self.drop2 = make_dropout(drop)
 
     def construct(self, x):

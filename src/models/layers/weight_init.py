@@ -12,14 +12,15 @@ def _set(param, init):
 
 
 def init_weights_vit(model, std=0.02, conv_fan_out=False):
-    """Dense: truncated normal(std) weights, zero bias; LayerNorm: ones/zeros.
+    """Dense and Linear: truncated normal(std) weights, zero bias; LayerNorm: ones/zeros.
 
     ``conv_fan_out`` initialises Conv2d as Twins does: normal(0, sqrt(2 / fan_out)), zero bias.
     """
-    from .norm import LayerNorm  # local import keeps this module free of cycles
+    from .linear import Linear  # local imports keep this module free of cycles
+    from .norm import LayerNorm
 
     for _, cell in model.cells_and_names():
-        if isinstance(cell, nn.Dense):
+        if isinstance(cell, (nn.Dense, Linear)):
             _set(cell.weight, TruncatedNormal(sigma=std))
             if cell.bias is not None:
                 _set(cell.bias, Zero())

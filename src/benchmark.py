@@ -117,7 +117,8 @@ def case_train_ours(case):
     from src.engine.train_step import build_train_step
 
     cfg, _ = parse_config(["--arch", case["model"], "--image_size", str(case["image_size"]),
-                           "--batch_size", str(case["batch_size"]), "--drop_path_rate", "0.1"])
+                           "--batch_size", str(case["batch_size"]), "--drop_path_rate", "0.1",
+                           "--clip_grad_norm", "5.0"])  # the same work as the timm case: drop path, clipping
     model = _our_model(case["model"], case["image_size"])
     model.set_train(True)
     params = _count(model)

@@ -66,6 +66,9 @@ KEYS = (
     _k("data", "num_parallel_workers", 8, "int", "dataset engine workers per process", positive=True),
     _k("data", "interpolation", "bicubic", "str", "resize interpolation",
        choices=("bicubic", "bilinear", "nearest", "random")),
+    _k("data", "train_interpolation", None, "str", "training crop interpolation (default: interpolation; random = "
+       "bilinear or bicubic per image, timm's default)", nullable=True,
+       choices=("bicubic", "bilinear", "nearest", "random")),
     _k("data", "crop_pct", 0.875, "float", "eval: resize to image_size / crop_pct, then center crop",
        positive=True, max=1.0),
     _k("data", "min_crop", 0.08, "float", "train RandomResizedCrop minimum scale", positive=True, max=1.0),

@@ -78,7 +78,8 @@ def build_train_dataset(cfg, epoch=0, class_names=None, seed_offset=0):
     random.seed(epoch_seed)
     num_shards, shard_id = _shard()
     data = create_dataset(root, "train", is_training=True, batch_size=cfg.batch_size, image_size=cfg.image_size,
-                          split_dir=train_dir, class_names=class_names, interpolation=cfg.interpolation,
+                          split_dir=train_dir, class_names=class_names,
+                          interpolation=cfg.train_interpolation or cfg.interpolation,
                           crop_pct=cfg.crop_pct, min_crop=cfg.min_crop, hflip=cfg.hflip,
                           color_jitter=cfg.color_jitter, auto_augment=cfg.auto_augment, re_prob=cfg.re_prob,
                           re_mode=cfg.re_mode, re_count=cfg.re_count, mean=tuple(cfg.mean), std=tuple(cfg.std),

@@ -109,3 +109,21 @@ def test_keeps_the_last_n_epoch_checkpoints_and_the_best_n_by_top1(tmp_path):
     assert (tmp_path / "best.ckpt").read_text() == "5"
     assert (tmp_path / "best_epoch_002_top1_70.00.ckpt").read_text() == "2"
     assert trainer.best == [[90.0, 5, "best_epoch_005_top1_90.00.ckpt"], [70.0, 2, "best_epoch_002_top1_70.00.ckpt"]]
+
+
+@pytest.mark.parametrize("train_interp, expected", [(None, "bicubic"), ("random", "random")])
+def test_train_interpolation_applies_to_training_only(train_interp, expected, tiny_config, monkeypatch):
+    import src.data
+    from src.engine.build import build_eval_dataset, build_train_dataset
+
+    seen = []
+
+    class Recorded:
+        mixup_fn = None
+
+    monkeypatch.setattr(src.data, "create_dataset", lambda *a, **kw: seen.append(kw) or Recorded())
+    extra = [] if train_interp is None else ["--train_interpolation", train_interp]
+    cfg, _ = parse_config(["--config", tiny_config(dataset="imagefolder"), "--interpolation", "bicubic", *extra])
+    build_train_dataset(cfg)
+    build_eval_dataset(cfg)
+    assert [kw["interpolation"] for kw in seen] == [expected, "bicubic"]

@@ -31,3 +31,13 @@ def graph_mode():
     ms.set_context(mode=ms.GRAPH_MODE)
     yield
     ms.set_context(mode=ms.PYNATIVE_MODE)
+
+
+@pytest.fixture(scope="session")
+def digits_cache(tmp_path_factory):
+    """The digits PNG folders, written once per test session."""
+    from src.data import prepare_digits
+
+    cache = str(tmp_path_factory.mktemp("digits_cache"))
+    prepare_digits(cache, seed=0)
+    return cache

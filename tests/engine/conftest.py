@@ -35,16 +35,6 @@ TINY_TRAIN = {
 }
 
 
-@pytest.fixture(scope="session")
-def digits_cache(tmp_path_factory):
-    """The digits PNG folders, written once per test session."""
-    from src.data import prepare_digits
-
-    cache = str(tmp_path_factory.mktemp("digits_cache"))
-    prepare_digits(cache, seed=0)
-    return cache
-
-
 @pytest.fixture
 def tiny_config(tmp_path, digits_cache):
     """``make(**overrides) -> path`` of a YAML config for a tiny run writing under ``tmp_path/out``."""

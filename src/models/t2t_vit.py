@@ -255,7 +255,7 @@ class T2TViT(nn.Cell):
             for i in range(depth)])
         self.depth = depth
         self.norm = LayerNorm(embed_dim)
-        self.head = classifier_head(embed_dim, num_classes)
+        self.head = classifier_head(embed_dim, num_classes, init=False)
 
         init_weights_vit(self, std=0.02)
 

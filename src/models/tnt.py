@@ -203,7 +203,7 @@ class TNT(nn.Cell):
             for i in range(depth)])
         self.norm = norm_layer(embed_dim)
         self.head_drop = make_dropout(drop_rate)
-        self.head = classifier_head(embed_dim, num_classes)
+        self.head = classifier_head(embed_dim, num_classes, init=False)
         init_weights_vit(self, std=0.02)
 
     def no_weight_decay(self):

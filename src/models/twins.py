@@ -239,7 +239,7 @@ class Twins(nn.Cell):
         self.norm = norm_layer(self.num_features)
 
         self.head_drop = make_dropout(drop_rate)
-        self.head = classifier_head(self.num_features, num_classes)
+        self.head = classifier_head(self.num_features, num_classes, init=False)
 
         init_weights_vit(self, std=0.02, conv_fan_out=True)
 

@@ -20,6 +20,8 @@ import numpy as np
 
 MODES = ("infer", "train", "data")
 BACKENDS = ("mindspore", "mindir", "onnx")
+# What both training cases do per step besides AdamW, in one place (keys are our config keys).
+TRAIN = dict(drop_path_rate=0.1, weight_decay=0.05, label_smoothing=0.1, clip_grad_norm=5.0)
 
 
 # ------------------------------------------------------------------------------------------ measuring
@@ -109,17 +111,25 @@ def case_infer_ours(case):
     return dict(images_per_s=rate, step_ms=step_s * 1e3, first_step_s=first, params=params)
 
 
+def train_setup(case):
+    """Config and model of our train case: AdamW (the default optimizer) plus ``TRAIN`` as in the timm case,
+    the model built by the trainer's builder (so with the configured drop path)."""
+    from src.config import parse_config
+    from src.engine.build import build_model
+
+    cfg, _ = parse_config(["--arch", case["model"], "--image_size", str(case["image_size"]),
+                           "--batch_size", str(case["batch_size"]),
+                           *(arg for key, value in TRAIN.items() for arg in (f"--{key}", str(value)))])
+    return cfg, build_model(cfg)
+
+
 def case_train_ours(case):
     ms = _ms_setup(case["threads"])
-    from src.config import parse_config
     from src.engine.criterion import create_criterion
     from src.engine.optim import create_optimizer
     from src.engine.train_step import build_train_step
 
-    cfg, _ = parse_config(["--arch", case["model"], "--image_size", str(case["image_size"]),
-                           "--batch_size", str(case["batch_size"]), "--drop_path_rate", "0.1",
-                           "--clip_grad_norm", "5.0"])  # the same work as the timm case: drop path, clipping
-    model = _our_model(case["model"], case["image_size"])
+    cfg, model = train_setup(case)
     model.set_train(True)
     params = _count(model)
     no_decay = model.no_weight_decay() if hasattr(model, "no_weight_decay") else ()
@@ -161,9 +171,9 @@ def case_train_timm(case):
     import timm
 
     model = timm.create_model(case["model"], pretrained=False, img_size=case["image_size"],
-                              drop_path_rate=0.1).train()
-    opt = torch.optim.AdamW(model.parameters(), lr=1e-4, weight_decay=0.05)
-    loss_fn = torch.nn.CrossEntropyLoss(label_smoothing=0.1)
+                              drop_path_rate=TRAIN["drop_path_rate"]).train()
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-4, weight_decay=TRAIN["weight_decay"])
+    loss_fn = torch.nn.CrossEntropyLoss(label_smoothing=TRAIN["label_smoothing"])
     x = torch.from_numpy(_input(case["batch_size"], case["image_size"]))
     y = torch.arange(case["batch_size"]) % 1000
 
@@ -171,7 +181,7 @@ def case_train_timm(case):
         opt.zero_grad(set_to_none=True)
         loss = loss_fn(model(x), y)
         loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)
+        torch.nn.utils.clip_grad_norm_(model.parameters(), TRAIN["clip_grad_norm"])
         opt.step()
         loss.item()
 

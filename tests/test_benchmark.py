@@ -1,0 +1,78 @@
+"""benchmark.py: the same training work on both sides, case planning, ratios, table, JSON lines and plot."""
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from src import benchmark
+from src.config import ConfigError
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def _args(**overrides):
+    argv = []
+    for key, value in overrides.items():
+        argv += [f"--{key}", str(value)]
+    return benchmark.build_parser().parse_args(argv)
+
+
+def test_our_train_case_does_the_work_of_the_timm_case():
+    from src.models.layers import DropPath
+
+    cfg, model = benchmark.train_setup(dict(model="t2t_vit_7", image_size=224, batch_size=8))
+    assert cfg.optimizer == "adamw"
+    for key, value in benchmark.TRAIN.items():
+        assert cfg[key] == value, key
+    rates = [cell.drop_prob for _, cell in model.cells_and_names() if isinstance(cell, DropPath)]
+    assert rates and max(rates) == pytest.approx(benchmark.TRAIN["drop_path_rate"])
+
+
+def test_plan_adds_timm_cases_only_for_models_timm_has():
+    cases = benchmark.plan_cases(_args(model="twins_svt_small,t2t_vit_7", mode="infer,train", batch_size="1,8",
+                                       backend="mindspore,onnx", compare="timm"))
+    timm = {(c["mode"], c["model"], c["batch_size"]) for c in cases if c["impl"] == "timm"}
+    assert timm == {(m, "twins_svt_small", b) for m in ("infer", "train") for b in (1, 8)}
+    ours = [c for c in cases if c["impl"] == "ours"]
+    assert len(ours) == 2 * 2 * 2 + 2 * 2  # infer: 2 models x 2 batches x 2 backends; train: 2 x 2
+    assert {c["backend"] for c in ours if c["mode"] == "train"} == {"mindspore"}
+
+
+@pytest.mark.parametrize("overrides, key", [(dict(mode="infer,fly"), "--mode"),
+                                            (dict(backend="tensorrt"), "--backend"),
+                                            (dict(batch_size="0"), "--batch_size"),
+                                            (dict(compare="mmcv"), "--compare")])
+def test_plan_rejects_bad_choices_naming_the_flag(overrides, key):
+    with pytest.raises(ConfigError, match=key):
+        benchmark.plan_cases(_args(**overrides))
+
+
+def _row(impl, rate, mode="train", model="m", batch=8, error=None):
+    result = dict(error=error) if error else dict(images_per_s=rate, step_ms=1e3 * batch / rate, first_step_s=1.0,
+                                                  peak_rss_mb=100.0, params=10)
+    return dict(mode=mode, model=model, impl=impl, backend="x", batch_size=batch, result=result)
+
+
+def test_ratio_is_ours_over_timm_of_the_same_mode_model_and_batch():
+    rows = benchmark.add_ratios([_row("ours", 3.0), _row("timm", 4.0), _row("ours", 9.0, batch=1),
+                                 _row("ours", 2.0, model="n"), _row("timm", 1.0, model="n", error="boom")])
+    assert rows[0]["ratio"] == pytest.approx(0.75)
+    assert "ratio" not in rows[2] and "ratio" not in rows[3]  # no timm row / the timm row failed
+    table = benchmark.format_table(rows)
+    assert "0.75x" in table and "error: boom" in table
+
+
+def test_cli_runs_cases_in_subprocesses_and_writes_json_lines_and_a_plot(tmp_path):
+    out, png = tmp_path / "bench.jsonl", tmp_path / "bench.png"
+    proc = subprocess.run([sys.executable, "benchmark.py", "--mode", "data", "--batch_size", "4", "--compare",
+                           "timm", "--image_size", "64", "--windows", "1", "--workers", "1", "--json", str(out),
+                           "--plot", str(png)], cwd=ROOT, capture_output=True, text=True, timeout=600,
+                          env=dict(os.environ, GLOG_v="3"))
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    assert [r["impl"] for r in rows] == ["ours", "timm"]
+    assert all(r["result"]["images_per_s"] > 0 and r["result"]["peak_rss_mb"] > 0 for r in rows)
+    assert rows[0]["ratio"] == pytest.approx(rows[0]["result"]["images_per_s"] / rows[1]["result"]["images_per_s"])
+    assert "vs timm" in proc.stdout and png.stat().st_size > 0

@@ -1,7 +1,7 @@
 """Evaluate a checkpoint or an exported model: top-1 / top-5 / loss on the val split."""
 import sys
 
-from src.cli import run
+from src.cli import run, start
 from src.config import ExtraArg, parse_config
 
 EXTRA = (
@@ -14,6 +14,7 @@ EXTRA = (
 
 def main(argv=None):
     cfg, args = parse_config(argv, prog="eval.py", description=__doc__, extra=EXTRA)
+    start(cfg, mode="graph")
     if args.backend == "mindspore":
         from src.engine.evaluator import evaluate_checkpoint
 

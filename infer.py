@@ -1,7 +1,7 @@
 """Classify images: python infer.py --config ... --pretrained x.ckpt --input photos/ --output preds.json"""
 import sys
 
-from src.cli import run
+from src.cli import run, start
 from src.config import ExtraArg, parse_config
 
 EXTRA = (
@@ -17,6 +17,7 @@ EXTRA = (
 
 def main(argv=None):
     cfg, args = parse_config(argv, prog="infer.py", description=__doc__, extra=EXTRA)
+    start(cfg, mode="graph")
     from src.deploy.infer import infer_images
 
     return infer_images(cfg, **args)

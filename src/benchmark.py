@@ -115,7 +115,7 @@ def train_setup(case):
     """Config and model of our train case: AdamW (the default optimizer) plus ``TRAIN`` as in the timm case,
     the model built by the trainer's builder (so with the configured drop path)."""
     from src.config import parse_config
-    from src.engine.build import build_model
+    from src.resolve import build_model
 
     cfg, _ = parse_config(["--arch", case["model"], "--image_size", str(case["image_size"]),
                            "--batch_size", str(case["batch_size"]),

@@ -1,23 +1,24 @@
 """Shared entry-point plumbing: quiet MindSpore, device set-up, and clean exits on user errors.
 
-Root scripts are thin: ``run(main)`` calls ``main()`` and turns a user error (bad config, missing
-file, wrong checkpoint, corrupt data) into one line on stderr and a non-zero exit code, instead of a
-traceback from deep inside MindSpore. Set ``MSZOO_DEBUG=1`` to see the full traceback.
+This is the only module that changes process-wide state (environment variables, MindSpore's device,
+execution mode and distributed init), and only when a root script calls it: importing or calling the rest
+of ``src`` changes none of it. Root scripts are thin: ``run(main)`` quiets MindSpore's logging, calls
+``main()`` and turns a user error (bad config, missing file, wrong checkpoint, corrupt data, unavailable
+device) into one line on stderr and a non-zero exit code, instead of a traceback from deep inside
+MindSpore. Set ``MSZOO_DEBUG=1`` to see the full traceback. ``start(cfg)`` sets the device.
 """
 import os
 import sys
 
-os.environ.setdefault("GLOG_v", "3")  # before MindSpore is imported anywhere
-
-from src.config import ConfigError  # noqa: E402
+from src.config import ConfigError
 
 EXIT_CONFIG = 2
 EXIT_USER = 1
 EXIT_INTERRUPTED = 130
 
 
-class NotImplementedYet(RuntimeError):
-    """A feature whose issue is still open; the script says so and exits non-zero."""
+class DeviceUnavailable(RuntimeError):
+    """The requested device is not usable with this MindSpore installation."""
 
 
 def _one_line(exc):
@@ -27,6 +28,7 @@ def _one_line(exc):
 
 def run(main, argv=None):
     """Run ``main(argv)`` and map known failures to exit codes with one clear message."""
+    os.environ.setdefault("GLOG_v", "3")  # before main() imports MindSpore
     debug = os.environ.get("MSZOO_DEBUG", "") not in ("", "0")
     try:
         code = main(argv)
@@ -35,8 +37,10 @@ def run(main, argv=None):
             raise
         print(f"config error: {_one_line(exc)}", file=sys.stderr)
         return EXIT_CONFIG
-    except NotImplementedYet as exc:
-        print(f"not implemented yet: {_one_line(exc)}", file=sys.stderr)
+    except DeviceUnavailable as exc:
+        if debug:
+            raise
+        print(f"error: {_one_line(exc)}", file=sys.stderr)
         return EXIT_USER
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
@@ -93,6 +97,11 @@ def set_device(device_target="CPU", device_id=0, mode="pynative"):
     """The one place that picks the device, the execution mode and (when launched so) data parallelism."""
     import mindspore as ms
 
+    if not ms.hal.is_available(device_target):
+        usable = [d for d in ("CPU", "GPU", "Ascend") if ms.hal.is_available(d)]
+        raise DeviceUnavailable(f"device_target {device_target} is not available in this MindSpore {ms.__version__} "
+                                f"installation (usable: {', '.join(usable) or 'none'}); use --device_target "
+                                f"{usable[0] if usable else 'CPU'} or install MindSpore built for {device_target}")
     if device_target == "CPU":
         configure_cpu_kernels()
         ms.set_device("CPU")
@@ -100,3 +109,8 @@ def set_device(device_target="CPU", device_id=0, mode="pynative"):
         ms.set_device(device_target, int(os.environ.get("DEVICE_ID", device_id)))
     ms.set_context(mode=ms.GRAPH_MODE if mode == "graph" else ms.PYNATIVE_MODE)
     return init_distributed()
+
+
+def start(cfg, mode=None):
+    """Set the device of a resolved config (``device_target``, ``device_id``, ``mode`` unless given)."""
+    return set_device(cfg.device_target, cfg.device_id, mode or cfg.mode)

@@ -48,12 +48,14 @@ KEYS = (
     # model
     _k("model", "arch", "twins_pcpvt_small", "str", "model name (see list_models(); seed names are aliases)"),
     _k("model", "num_classes", 1000, "int", "number of classes of the classifier head", positive=True),
-    _k("model", "image_size", 224, "int", "train/eval input size in pixels", positive=True),
+    _k("model", "image_size", 224, "int", "train/eval input size in pixels (default: the checkpoint's, else the "
+       "model's default cfg)", positive=True),
     _k("model", "in_chans", 3, "int", "input channels", positive=True),
     _k("model", "drop_rate", 0.0, "float", "dropout rate before the head and in MLPs", min=0.0, max=0.99),
     _k("model", "drop_path_rate", 0.1, "float", "stochastic depth rate (linear over depth)", min=0.0, max=0.99),
     _k("model", "model_kwargs", {}, "dict", "extra create_model overrides, e.g. {embed_dims: [32, 64]}"),
-    _k("model", "pretrained", None, "path", "MindSpore .ckpt to start from (convert .pth with convert_from_pt.py)",
+    _k("model", "pretrained", None, "path", "MindSpore .ckpt to fine-tune from (train.py) or to evaluate, export or "
+       "run (its model record gives arch, classes and preprocessing; convert .pth with convert_from_pt.py)",
        nullable=True),
     # data
     _k("data", "dataset", "imagefolder", "str", "imagefolder (data_url/train, data_url/val) or digits (embedded)",
@@ -64,13 +66,13 @@ KEYS = (
     _k("data", "train_num_samples", None, "int", "use only this many train samples", nullable=True, positive=True),
     _k("data", "val_num_samples", None, "int", "use only this many val samples", nullable=True, positive=True),
     _k("data", "num_parallel_workers", 8, "int", "dataset engine workers per process", positive=True),
-    _k("data", "interpolation", "bicubic", "str", "resize interpolation",
-       choices=("bicubic", "bilinear", "nearest", "random")),
+    _k("data", "interpolation", None, "str", "resize interpolation (default: the checkpoint's, else the model's "
+       "default cfg)", nullable=True, choices=("bicubic", "bilinear", "nearest", "random")),
     _k("data", "train_interpolation", None, "str", "training crop interpolation (default: interpolation; random = "
        "bilinear or bicubic per image, timm's default)", nullable=True,
        choices=("bicubic", "bilinear", "nearest", "random")),
-    _k("data", "crop_pct", 0.875, "float", "eval: resize to image_size / crop_pct, then center crop",
-       positive=True, max=1.0),
+    _k("data", "crop_pct", None, "float", "eval: resize to image_size / crop_pct, then center crop (default: the "
+       "checkpoint's, else the model's default cfg)", nullable=True, positive=True, max=1.0),
     _k("data", "min_crop", 0.08, "float", "train RandomResizedCrop minimum scale", positive=True, max=1.0),
     _k("data", "hflip", 0.5, "float", "horizontal flip probability", min=0.0, max=1.0),
     _k("data", "color_jitter", 0.4, "float", "color jitter strength when auto_augment is off", min=0.0),
@@ -79,8 +81,10 @@ KEYS = (
     _k("data", "re_prob", 0.25, "float", "random erasing probability", min=0.0, max=1.0),
     _k("data", "re_mode", "pixel", "str", "random erasing fill", choices=("const", "rand", "pixel")),
     _k("data", "re_count", 1, "int", "random erasing boxes per image", positive=True),
-    _k("data", "mean", [0.485, 0.456, 0.406], "floats", "normalisation mean (RGB, 0..1)"),
-    _k("data", "std", [0.229, 0.224, 0.225], "floats", "normalisation std (RGB, 0..1)"),
+    _k("data", "mean", None, "floats", "normalisation mean (RGB, 0..1; default: the checkpoint's, else the model's "
+       "default cfg)", nullable=True),
+    _k("data", "std", None, "floats", "normalisation std (RGB, 0..1; default: the checkpoint's, else the model's "
+       "default cfg)", nullable=True),
     # mixup / loss
     _k("mixup", "mixup", 0.8, "float", "mixup alpha (0 = off)", min=0.0),
     _k("mixup", "cutmix", 1.0, "float", "cutmix alpha (0 = off)", min=0.0),
@@ -522,9 +526,9 @@ def validate(cfg, need_data=False, need_train_data=False):
     if len(cfg.beta) != 2 or not all(0.0 <= b < 1.0 for b in cfg.beta):
         err("beta", f"needs two values in [0, 1), got {cfg.beta}")
     for name in ("mean", "std"):
-        if len(cfg[name]) != cfg.in_chans:
+        if cfg[name] is not None and len(cfg[name]) != cfg.in_chans:
             err(name, f"needs {cfg.in_chans} values, got {cfg[name]}")
-    if any(s <= 0 for s in cfg.std):
+    if cfg.std is not None and any(s <= 0 for s in cfg.std):
         err("std", f"values must be > 0, got {cfg.std}")
     if cfg.warmup_length + cfg.cooldown_epochs > cfg.epochs and cfg.epochs > 1:
         err("warmup_length", f"warmup ({cfg.warmup_length}) + cooldown ({cfg.cooldown_epochs}) epochs exceed "

@@ -41,3 +41,42 @@ def digits_cache(tmp_path_factory):
     cache = str(tmp_path_factory.mktemp("digits_cache"))
     prepare_digits(cache, seed=0)
     return cache
+
+
+def script(name, *args, timeout=600):
+    """Run a root script as a user would (``python NAME.py ARGS``); returns the CompletedProcess."""
+    import subprocess
+
+    return subprocess.run([sys.executable, os.path.join(ROOT, name), *args], capture_output=True, text=True,
+                          env=dict(os.environ, GLOG_v="3"), cwd=ROOT, timeout=timeout)
+
+
+# A tiny two-stage PCPVT on 16 px digits, with model_kwargs the scripts cannot guess.
+TINY_SELF_DESCRIBING = {"embed_dims": [16, 24], "depths": [1, 1], "num_heads": [1, 1], "mlp_ratios": [2, 2],
+                        "sr_ratios": [1, 1], "patch_size": 2}
+
+
+@pytest.fixture(scope="session")
+def trained_tiny(tmp_path_factory, digits_cache):
+    """A 10-class run of the tiny model trained by ``train.py``: its best checkpoint, a folder of a few val
+    images (``photos``) and the digits dataset root."""
+    import json
+    import shutil
+
+    from src.data import prepare_digits
+
+    out = tmp_path_factory.mktemp("trained_tiny")
+    run = script("train.py", "--dataset", "digits", "--data_url", digits_cache, "--arch", "twins_pcpvt_small",
+                 "--model_kwargs", json.dumps(TINY_SELF_DESCRIBING), "--image_size", "16", "--crop_pct", "1.0",
+                 "--auto_augment", "none", "--re_prob", "0", "--mixup", "0", "--cutmix", "0", "--hflip", "0",
+                 "--batch_size", "32", "--epochs", "1", "--steps_per_epoch", "4", "--warmup_length", "0",
+                 "--cooldown_epochs", "0", "--val_num_samples", "64", "--num_parallel_workers", "1",
+                 "--progress", "false", "--output_dir", str(out), "--run_name", "r")
+    assert run.returncode == 0, run.stdout + run.stderr
+    root = prepare_digits(digits_cache)
+    photos = out / "photos"
+    photos.mkdir()
+    for digit in ("3", "7"):
+        for name in sorted(os.listdir(os.path.join(root, "val", digit)))[:2]:
+            shutil.copy(os.path.join(root, "val", digit, name), photos / f"{digit}_{name}")
+    return {"ckpt": str(out / "r" / "best.ckpt"), "photos": str(photos), "digits": root}

@@ -13,6 +13,8 @@ import re
 import numpy as np
 from PIL import Image, ImageEnhance, ImageFilter, ImageOps
 
+from src.constants import IMAGENET_DEFAULT_MEAN
+
 __all__ = [
     "LEVEL_DENOM", "AugmentOp", "AutoAugment", "RandAugment", "AugMixAugment", "auto_augment_policy",
     "auto_augment_transform", "rand_augment_transform", "augment_and_mix_transform", "create_auto_augment",
@@ -559,7 +561,7 @@ def augment_and_mix_transform(config_str, hparams=None):
     return AugMixAugment(ops, alpha=alpha, width=width, depth=depth, blended=blended)
 
 
-def create_auto_augment(config_str, image_size=224, mean=(0.485, 0.456, 0.406), interpolation="bicubic"):
+def create_auto_augment(config_str, image_size=224, mean=IMAGENET_DEFAULT_MEAN, interpolation="bicubic"):
     """The augmentation for a policy string, with the hyper-parameters timm's training transform uses.
 
     Translations reach 45% of the (smaller) image side, geometric ops fill with the dataset mean colour and

@@ -13,6 +13,8 @@ import random
 import numpy as np
 from PIL import Image, ImageEnhance
 
+from src.constants import DEFAULT_CROP_PCT, IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
+
 from .auto_augment import create_auto_augment
 from .random_erasing import RandomErasing
 
@@ -22,9 +24,6 @@ __all__ = [
     "ToNormalizedArray", "create_transform", "transforms_imagenet_train", "transforms_imagenet_eval",
 ]
 
-IMAGENET_DEFAULT_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_DEFAULT_STD = (0.229, 0.224, 0.225)
-DEFAULT_CROP_PCT = 0.875
 
 _R = Image.Resampling
 INTERPOLATIONS = {"nearest": _R.NEAREST, "bilinear": _R.BILINEAR, "bicubic": _R.BICUBIC, "box": _R.BOX,

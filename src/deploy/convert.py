@@ -3,15 +3,18 @@
 Reading is safe by construction: ``.safetensors`` through the ``safetensors`` package (no PyTorch
 needed), ``.pth/.pt/.bin`` through ``torch.load(weights_only=True)`` only. Key and shape mapping is
 one pure ``checkpoint_filter_fn(state_dict, model) -> state_dict`` per model family (in the family's
-model file); this module checks that every model parameter is filled with the right shape.
+model file); the mapped weights then load by the project's one rule (``src.models.loading``). The written
+``.ckpt`` carries a model record (arch, classes, input size, the variant's eval preprocessing), so
+eval/infer/export need nothing but the file.
 """
 import os
 
 import numpy as np
 import mindspore as ms
 
-from src.models import create_model, model_family_module, resolve_name
-from src.models.loading import HEAD_PREFIXES
+from src.models import create_model, model_family_module, resolve_data_config, resolve_name
+from src.models.loading import load_weights
+from src.models.record import RECORD_KEY, make_record, record_to_text
 
 NESTED_KEYS = ("state_dict_ema", "model_ema", "state_dict", "model", "module", "net")
 
@@ -102,68 +105,24 @@ def read_torch_checkpoint(path, prefer_ema=False):
     return {k: _to_numpy(v) for k, v in strip_prefixes(sd).items()}
 
 
-def _short(names, limit=12):
-    names = sorted(names)
-    more = f" ... (+{len(names) - limit} more)" if len(names) > limit else ""
-    return ", ".join(names[:limit]) + more
+def convert_state_dict(arch, state_dict, num_classes=None, img_size=None, source="checkpoint", **model_kwargs):
+    """Map a PyTorch state dict onto a freshly built ``arch`` model; return ``(model, replaced)``.
 
-
-def match_to_model(mapped, model, drop_head=False):
-    """Check a mapped state dict against the model: every parameter present with its shape.
-
-    With ``drop_head`` a classifier whose shape differs is left at the model's fresh init.
-    Returns ``(weights, dropped_head_keys)``; raises ``ConversionError`` naming the bad keys.
-    """
-    own = {p.name: p for p in model.get_parameters()}
-    unexpected = [k for k in mapped if k not in own]
-    missing = [k for k in own if k not in mapped]
-    mismatched, dropped = [], []
-    weights = {}
-    for key, value in mapped.items():
-        if key not in own:
-            continue
-        if tuple(value.shape) != tuple(own[key].shape):
-            if drop_head and key.startswith(HEAD_PREFIXES):
-                dropped.append(key)
-                continue
-            mismatched.append(f"{key}: checkpoint {tuple(value.shape)} vs model {tuple(own[key].shape)}")
-            continue
-        weights[key] = value
-    problems = []
-    if unexpected:
-        problems.append(f"unmapped checkpoint keys: {_short(unexpected)}")
-    if missing:
-        problems.append(f"model parameters not in checkpoint: {_short(missing)}")
-    if mismatched:
-        problems.append(f"shape mismatch: {_short(mismatched)}")
-    if problems:
-        raise ConversionError("; ".join(problems))
-    return weights, dropped
-
-
-def convert_state_dict(arch, state_dict, num_classes=None, img_size=None, **model_kwargs):
-    """Map a PyTorch state dict onto a freshly built ``arch`` model; return ``(model, dropped)``.
-
-    ``num_classes`` (default: the checkpoint's) re-heads for fine-tuning; ``img_size`` builds the model
-    at another resolution and the family's filter resamples position embeddings to it.
+    The mapped weights load by the one rule (``src.models.loading.load_weights``): every parameter present
+    with its shape and every mapped key a parameter, or ``CheckpointError`` naming them. ``num_classes``
+    (default: the checkpoint's) re-heads for fine-tuning: a classifier of another size is left at its fresh
+    init and its names are returned. ``img_size`` builds the model at another resolution and the family's
+    filter resamples position embeddings to it.
     """
     arch = resolve_name(arch)
     family = model_family_module(arch)
-    if num_classes is None:
-        num_classes = _infer_num_classes(state_dict)
     kwargs = dict(model_kwargs)
     if img_size is not None:
         kwargs["img_size"] = img_size
-    model = create_model(arch, num_classes=num_classes, **kwargs)
+    model = create_model(arch, num_classes=num_classes or _infer_num_classes(state_dict), **kwargs)
     mapped = family.checkpoint_filter_fn(dict(state_dict), model)
-    weights, dropped = match_to_model(mapped, model, drop_head=True)
-    params = {k: ms.Parameter(ms.Tensor(np.ascontiguousarray(v, dtype=np.float32)), name=k)
-              for k, v in weights.items()}
-    not_loaded, _ = ms.load_param_into_net(model, params)
-    not_loaded = [k for k in not_loaded if k not in dropped]
-    if not_loaded:
-        raise ConversionError(f"parameters not loaded: {_short(not_loaded)}")
-    return model, dropped
+    replaced = load_weights(model, mapped, source=source, allow_rehead=num_classes is not None, ignore_prefixes=())
+    return model, replaced
 
 
 def _infer_num_classes(state_dict):
@@ -178,15 +137,22 @@ def convert_file(arch, input_path, output_path, num_classes=None, img_size=None,
 
     ``model_kwargs`` are ``create_model`` overrides for checkpoints of non-standard widths."""
     state_dict = read_torch_checkpoint(input_path, prefer_ema=prefer_ema)
-    model, dropped = convert_state_dict(arch, state_dict, num_classes=num_classes, img_size=img_size,
-                                        **model_kwargs)
+    model, replaced = convert_state_dict(arch, state_dict, num_classes=num_classes, img_size=img_size,
+                                         source=input_path, **model_kwargs)
+    arch = resolve_name(arch)
+    pre = resolve_data_config(arch, {"image_size": img_size})
+    record = make_record(arch, model.num_classes, pre["image_size"], pre["crop_pct"], pre["interpolation"],
+                         pre["mean"], pre["std"], model_kwargs=model_kwargs)
     out_dir = os.path.dirname(os.path.abspath(output_path))
     os.makedirs(out_dir, exist_ok=True)
     if not output_path.endswith(".ckpt"):
         output_path += ".ckpt"  # MindSpore appends .ckpt to any other name
     tmp = output_path[:-len(".ckpt")] + ".tmp.ckpt"
-    ms.save_checkpoint(model, tmp)
+    # A re-headed model is saved without its head: a random classifier must never be run as a trained one
+    # (eval/infer/export refuse the file; train.py --pretrained gives it a new head).
+    weights = [{"name": p.name, "data": p} for p in model.get_parameters() if p.name not in replaced]
+    ms.save_checkpoint(weights, tmp, append_dict={RECORD_KEY: record_to_text(record)})
     os.replace(tmp, output_path)
     n_params = sum(int(np.prod(p.shape)) for p in model.get_parameters())
-    return dict(arch=resolve_name(arch), output=output_path, num_params=n_params, dropped_head=dropped,
-                num_tensors=len(state_dict))
+    return dict(arch=arch, output=output_path, num_params=n_params, dropped_head=replaced,
+                num_tensors=len(state_dict), record=record)

@@ -12,7 +12,8 @@ def build_parser():
     p.add_argument("--input", required=True, help="PyTorch checkpoint to read")
     p.add_argument("--output", required=True, help="MindSpore .ckpt to write")
     p.add_argument("--num_classes", "--num-classes", type=int, default=None,
-                   help="re-head for fine-tuning: a classifier of another size is dropped and freshly initialised")
+                   help="re-head for fine-tuning: a classifier of another size is not converted (the file then has "
+                        "no head: train.py --pretrained gives it a new one; eval/infer/export refuse it)")
     p.add_argument("--img_size", "--img-size", type=int, default=None,
                    help="build the model at this resolution; position embeddings are adapted")
     p.add_argument("--ema", action="store_true", help="prefer the EMA weights (state_dict_ema) when present")
@@ -28,5 +29,6 @@ def convert_main(argv=None):
     print(f"converted {args.input} -> {info['output']}: {info['arch']}, {info['num_params']:,} parameters "
           f"from {info['num_tensors']} tensors")
     if info["dropped_head"]:
-        print(f"classifier re-initialised for fine-tuning (dropped: {', '.join(info['dropped_head'])})")
+        print(f"saved without a classifier for fine-tuning to {args.num_classes} classes (not converted: "
+              f"{', '.join(info['dropped_head'])}); train it with train.py --pretrained {info['output']}")
     return 0

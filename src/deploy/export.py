@@ -1,7 +1,8 @@
 """Export a model to MINDIR (dynamic batch), ONNX (dynamic batch) or AIR (Ascend only).
 
-Next to the exported file a sidecar ``NAME.json`` records what inference needs: architecture, class
-names, input size and the eval preprocessing (resize/crop, interpolation, mean/std).
+Next to the exported file a sidecar ``NAME.json`` records what inference needs: the model record of the
+checkpoint (src/models/record.py: architecture, classes, class names, input size and the eval preprocessing
+that was resolved for the export), plus the file format and batch size.
 """
 import json
 import os
@@ -10,10 +11,12 @@ import tempfile
 
 import numpy as np
 
+from src.config import ConfigError
 from src.logger import get_logger
-from src.models import create_model_from_config
 from src.models.layers import set_exportable
-from src.models.loading import checkpoint_metadata
+from src.models.loading import CheckpointFile
+from src.models.record import check_record
+from src.resolve import load_eval_model, record_of, resolve_from_checkpoint
 
 EXTENSIONS = {"MINDIR": ".mindir", "ONNX": ".onnx", "AIR": ".air"}
 
@@ -27,40 +30,37 @@ def sidecar_path(model_file):
 
 
 def deploy_metadata(cfg, class_names=None, file_format="MINDIR", batch_size=None):
-    """The preprocessing/labels record written beside an exported model."""
-    return {
-        "arch": cfg.arch,
-        "num_classes": cfg.num_classes,
-        "class_names": list(class_names) if class_names else None,
-        "image_size": cfg.image_size,
-        "in_chans": cfg.in_chans,
-        "crop_pct": cfg.crop_pct,
-        "interpolation": cfg.interpolation,
-        "mean": list(cfg.mean),
-        "std": list(cfg.std),
-        "file_format": file_format,
-        "batch_size": batch_size,  # None: dynamic batch axis
-    }
+    """The sidecar written beside an exported model: the model record (src/models/record.py) of what was
+    exported, with the file format and batch size (None: dynamic batch axis)."""
+    return dict(record_of(cfg, class_names), file_format=file_format, batch_size=batch_size)
 
 
 def read_sidecar(model_file):
+    """The record beside an exported model, or None when there is no sidecar."""
     path = sidecar_path(model_file)
     if not os.path.isfile(path):
         return None
     with open(path, encoding="utf-8") as f:
-        return json.load(f)
+        try:
+            data = json.load(f)
+        except ValueError:
+            raise ExportError(f"{path} is not valid JSON") from None
+    if isinstance(data, dict):  # sidecars written before model records had no model_kwargs (a graph needs none)
+        data.setdefault("model_kwargs", {})
+    return check_record(data, path)
 
 
 def build_deploy_model(cfg):
-    """The eval-mode model for export/inference, weights from ``cfg.pretrained`` (warned when absent)."""
-    log = get_logger()
+    """The eval-mode model of ``cfg.pretrained``: ``cfg`` is completed from the checkpoint's record, then the
+    weights load by the one rule (never re-headed). Returns ``(model, class_names)``."""
     if not cfg.pretrained:
-        log.info("warning: no --pretrained checkpoint given; using randomly initialised weights")
-    model = create_model_from_config(cfg, pretrained=cfg.pretrained, training=False)
-    model.set_train(False)
-    class_names = None
-    if cfg.pretrained:
-        class_names = checkpoint_metadata(cfg.pretrained).get("class_names")
+        raise ConfigError("pretrained: give the checkpoint to use (--pretrained FILE.ckpt); a model with random "
+                          "weights is never exported or run")
+    checkpoint = CheckpointFile(cfg.pretrained)
+    class_names = resolve_from_checkpoint(cfg, checkpoint)
+    model, which = load_eval_model(cfg, checkpoint)
+    get_logger().info(f"loaded {which} of {cfg.pretrained}: {cfg.arch}, {cfg.num_classes} classes, "
+                      f"{cfg.image_size}px, crop {cfg.crop_pct} {cfg.interpolation}, mean {cfg.mean}, std {cfg.std}")
     return model, class_names
 
 
@@ -117,14 +117,17 @@ def export_air(model, cfg, path, batch_size=1):
     return base + ".air"
 
 
+def _check_air(file_format, device_target):
+    if file_format == "AIR" and device_target != "Ascend":
+        raise ExportError("AIR export needs an Ascend device (--device_target Ascend); use MINDIR or ONNX on CPU/GPU")
+
+
 def export_to_file(model, cfg, file_format, path, class_names=None, dynamic=True, batch_size=1):
     """Export ``model`` (eval mode) to ``path`` and write the sidecar; returns the file written."""
     file_format = file_format.upper()
     if file_format not in EXTENSIONS:
         raise ExportError(f"file_format must be one of {', '.join(EXTENSIONS)}, got {file_format}")
-    if file_format == "AIR" and cfg.device_target != "Ascend":
-        raise ExportError("AIR export needs an Ascend device (--device_target Ascend); "
-                          "use MINDIR or ONNX on CPU/GPU")
+    _check_air(file_format, cfg.device_target)
     out_dir = os.path.dirname(os.path.abspath(path))
     os.makedirs(out_dir, exist_ok=True)
     # Only ONNX lacks an exact GELU (no Erf in MindSpore's exporter); MINDIR and AIR keep the GeLU kernel.
@@ -145,13 +148,8 @@ def export_to_file(model, cfg, file_format, path, class_names=None, dynamic=True
 
 
 def export_model(cfg):
-    """export.py: build the model from ``cfg`` (+ ``pretrained``) and export it per ``file_format``."""
-    from src.cli import set_device
-
-    if cfg.file_format == "AIR" and cfg.device_target != "Ascend":
-        raise ExportError("AIR export needs an Ascend device (--device_target Ascend); "
-                          "use MINDIR or ONNX on CPU/GPU")
-    set_device(cfg.device_target, cfg.device_id, mode="graph")
+    """export.py: the checkpoint ``cfg.pretrained`` exported per ``file_format`` (device set by the script)."""
+    _check_air(cfg.file_format, cfg.device_target)
     model, class_names = build_deploy_model(cfg)
     name = cfg.file_name or cfg.arch
     path = name if name.endswith(EXTENSIONS[cfg.file_format]) else name + EXTENSIONS[cfg.file_format]

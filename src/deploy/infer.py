@@ -13,7 +13,9 @@ from src.logger import get_logger
 from src.metrics import ClassificationMeter, format_results, softmax, write_results
 from src.models.loading import CheckpointError
 
-from .export import build_deploy_model, read_sidecar
+from src.resolve import apply_record, is_explicit, resolve_data_config
+
+from .export import build_deploy_model, read_sidecar, sidecar_path
 
 
 class InferenceError(ValueError):
@@ -21,12 +23,15 @@ class InferenceError(ValueError):
 
 
 class Predictor:
-    """Logits for float32 NCHW batches from one of three backends."""
+    """Logits for float32 NCHW batches from one of three backends.
+
+    Building it completes ``cfg`` the way every script does (src/resolve.py): from the checkpoint's model record
+    (backend mindspore) or the exported file's sidecar (mindir/onnx), then the model's default cfg. After that
+    ``preprocessing`` holds the eval transform's settings and ``class_names`` the label names (or None).
+    """
 
     def __init__(self, cfg, backend="mindspore", model_file=None):
         self.backend = backend
-        self.class_names = None
-        self.meta = {}
         if backend == "mindspore":
             if model_file:
                 raise InferenceError("--model is for --backend mindir/onnx; use --pretrained for a checkpoint")
@@ -34,43 +39,59 @@ class Predictor:
 
             self._ms = ms
             self.model, self.class_names = build_deploy_model(cfg)
+            self.num_classes = cfg.num_classes
         else:
             if not model_file:
                 raise InferenceError(f"--backend {backend} needs --model FILE (from export.py)")
             if not os.path.isfile(model_file):
                 raise InferenceError(f"model file not found: {model_file}")
-            self.meta = read_sidecar(model_file) or {}
-            self.class_names = self.meta.get("class_names")
-            if backend == "mindir":
-                import mindspore as ms
+            self.class_names, self.num_classes = self._resolve_exported(cfg, model_file)
+            self._load_exported(backend, model_file)
+        self.preprocessing = dict(image_size=cfg.image_size, crop_pct=cfg.crop_pct, interpolation=cfg.interpolation,
+                                  mean=tuple(cfg.mean), std=tuple(cfg.std))
 
-                self._ms = ms
-                try:
-                    self.model = ms.nn.GraphCell(ms.load(model_file))
-                except Exception as exc:  # MindSpore raises RuntimeError with a C++ stack
-                    raise InferenceError(f"cannot load MindIR {model_file}: {str(exc).splitlines()[0]}") from None
-            elif backend == "onnx":
-                import onnxruntime as ort
+    @staticmethod
+    def _resolve_exported(cfg, model_file):
+        record = read_sidecar(model_file)
+        if record is None:
+            if not is_explicit(cfg, "arch"):
+                raise InferenceError(f"{model_file} has no sidecar {sidecar_path(model_file)} (written by export.py): "
+                                     "give --arch (or --config) so its preprocessing is known")
+            resolve_data_config(cfg)
+            return None, None
+        names = apply_record(cfg, record, sidecar_path(model_file))
+        resolve_data_config(cfg)
+        return names, cfg.num_classes
 
-                try:
-                    self.session = ort.InferenceSession(model_file, providers=["CPUExecutionProvider"])
-                except Exception as exc:
-                    raise InferenceError(f"cannot load ONNX {model_file}: {str(exc).splitlines()[0]}") from None
-                self.input_name = self.session.get_inputs()[0].name
-            else:
-                raise InferenceError(f"unknown backend {backend}")
+    def _load_exported(self, backend, model_file):
+        if backend == "mindir":
+            import mindspore as ms
 
-    def preprocessing(self, cfg):
-        """Eval preprocessing: the exported file's sidecar wins over the config."""
-        get = lambda key: self.meta.get(key, cfg[key]) if self.meta.get(key) is not None else cfg[key]
-        return dict(image_size=get("image_size"), crop_pct=get("crop_pct"), interpolation=get("interpolation"),
-                    mean=tuple(get("mean")), std=tuple(get("std")))
+            self._ms = ms
+            try:
+                self.model = ms.nn.GraphCell(ms.load(model_file))
+            except Exception as exc:  # MindSpore raises RuntimeError with a C++ stack
+                raise InferenceError(f"cannot load MindIR {model_file}: {str(exc).splitlines()[0]}") from None
+        elif backend == "onnx":
+            import onnxruntime as ort
+
+            try:
+                self.session = ort.InferenceSession(model_file, providers=["CPUExecutionProvider"])
+            except Exception as exc:
+                raise InferenceError(f"cannot load ONNX {model_file}: {str(exc).splitlines()[0]}") from None
+            self.input_name = self.session.get_inputs()[0].name
+        else:
+            raise InferenceError(f"unknown backend {backend}")
 
     def __call__(self, batch):
         batch = np.ascontiguousarray(batch, dtype=np.float32)
         if self.backend == "onnx":
-            return self.session.run(None, {self.input_name: batch})[0]
-        return self.model(self._ms.Tensor(batch)).asnumpy()
+            logits = self.session.run(None, {self.input_name: batch})[0]
+        else:
+            logits = self.model(self._ms.Tensor(batch)).asnumpy()
+        if self.num_classes is not None and logits.shape[-1] != self.num_classes:
+            raise InferenceError(f"the model outputs {logits.shape[-1]} classes, its record says {self.num_classes}")
+        return logits
 
 
 def collect_files(path):
@@ -109,6 +130,8 @@ def predict_files(predictor, files, transform, batch_size, class_names, topk=5):
         if not batch:
             return
         probs = softmax(predictor(np.stack(batch)))
+        if class_names and probs.shape[1] != len(class_names):
+            raise InferenceError(f"{len(class_names)} class names for a model with {probs.shape[1]} outputs")
         k = min(topk, probs.shape[1])
         for path, p in zip(batch_paths, probs):
             order = np.argsort(-p, kind="stable")[:k]
@@ -140,16 +163,16 @@ def _name(class_names, index):
 
 def infer_images(cfg, input=None, output=None, backend="mindspore", model=None, topk=5, class_names=None):
     """infer.py: classify ``input`` (file or folder); print ``path: class (prob)``; JSON to ``output``."""
-    from src.cli import set_device
-
-    set_device(cfg.device_target, cfg.device_id, mode="graph")
     log = get_logger()
     if topk < 1:
         raise InferenceError(f"--topk must be >= 1, got {topk}")
     files = collect_files(input)
     predictor = Predictor(cfg, backend=backend, model_file=model)
     names = read_class_names_file(class_names) if class_names else predictor.class_names
-    transform = transforms_imagenet_eval(**predictor.preprocessing(cfg))
+    if names and predictor.num_classes is not None and len(names) != predictor.num_classes:
+        raise InferenceError(f"--class_names {class_names} lists {len(names)} classes; the model has "
+                             f"{predictor.num_classes}")
+    transform = transforms_imagenet_eval(**predictor.preprocessing)
     predictions, skipped = predict_files(predictor, files, transform, min(cfg.batch_size, 64), names, topk)
     for path in files:
         if path in predictions:
@@ -171,16 +194,14 @@ def infer_images(cfg, input=None, output=None, backend="mindspore", model=None, 
 
 def evaluate_exported(cfg, backend, model_file=None, output=None):
     """eval.py --backend mindir|onnx: the same metrics as from the checkpoint, on the same val data."""
-    from src.cli import set_device
     from src.config import validate
 
     validate(cfg, need_data=True)
-    set_device(cfg.device_target, cfg.device_id, mode="graph")
     predictor = Predictor(cfg, backend=backend, model_file=model_file)
-    pre = predictor.preprocessing(cfg)
     val_dir = dataset_dirs(cfg.dataset, cfg.data_url, cfg.train_dir, cfg.val_dir, cfg.output_dir)[2]
     ds = create_dataset(split="val", split_dir=val_dir, is_training=False, batch_size=cfg.batch_size,
-                        num_parallel_workers=cfg.num_parallel_workers, num_samples=cfg.val_num_samples, **pre)
+                        class_names=predictor.class_names, num_parallel_workers=cfg.num_parallel_workers,
+                        num_samples=cfg.val_num_samples, **predictor.preprocessing)
     meter = ClassificationMeter()
     for images, labels in ds.create_tuple_iterator(num_epochs=1, output_numpy=True):
         meter.update(predictor(images), labels)

@@ -8,7 +8,7 @@ from src.config import ConfigError, apply_mapping, source_of
 
 # Keys that describe where/how a run is executed rather than what was trained: never taken from a
 # checkpoint's saved config.
-RUN_KEYS = ("resume", "pretrained", "device_target", "device_id", "progress")
+RUN_KEYS = ("resume", "pretrained", "device_target", "device_id", "mode", "progress")
 
 
 def merge_saved_config(cfg, config_text, source, keep=RUN_KEYS):
@@ -35,16 +35,6 @@ def seed_everything(seed):
     random.seed(seed)
     np.random.seed(seed % (2 ** 32))
     ms.set_seed(seed)
-
-
-def build_model(cfg, pretrained=None, training=True):
-    """The model of the config (``arch``, classes, drop rates, ``image_size``, ``model_kwargs``)."""
-    from src.models import create_model_from_config
-
-    try:
-        return create_model_from_config(cfg, pretrained=pretrained, training=training)
-    except TypeError as exc:
-        raise ConfigError(f"model_kwargs: {exc} (from {source_of(cfg, 'model_kwargs')})") from None
 
 
 def dataset_root(cfg):

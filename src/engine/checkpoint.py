@@ -9,7 +9,9 @@ A training checkpoint is a regular MindSpore ``.ckpt`` (read with MindSpore's ow
 - ``train_state``: JSON text with ``epochs_done`` (completed epochs), ``epoch_step`` (optimizer steps
   already done in the epoch in progress; 0 at an epoch boundary), ``global_step``, ``steps_per_epoch``,
   the best-checkpoint list, the last validation metrics and a format version;
-- ``config``: the resolved config as YAML text; ``class_names``: JSON list of class names in label order.
+- ``config``: the resolved config as YAML text; ``class_names``: JSON list of class names in label order;
+- ``model_record``: what the checkpoint holds (arch, classes, model kwargs, input size, class names, eval
+  preprocessing; see ``src.models.record``), so eval, infer and export need nothing but the checkpoint.
 
 Files are written to a temporary name in the same directory, flushed to disk, then renamed over the
 target (``os.replace`` is atomic on POSIX and Windows), so a kill at any moment leaves either the old or
@@ -23,8 +25,10 @@ import shutil
 import numpy as np
 import mindspore as ms
 
+from src.models.loading import CheckpointFile
+from src.models.record import RECORD_KEY, record_to_text
+
 FORMAT_VERSION = 1
-META_KEYS = ("train_state", "config", "class_names")
 TMP_SUFFIX = ".tmp.ckpt"
 
 
@@ -68,7 +72,7 @@ def remove_stale_tmp(directory):
             pass
 
 
-def save_checkpoint_atomic(path, tensors, train_state=None, config_text=None, class_names=None):
+def save_checkpoint_atomic(path, tensors, train_state=None, config_text=None, class_names=None, record=None):
     """Write ``tensors`` (``{name: Parameter | Tensor | ndarray}``) and metadata to ``path`` atomically."""
     save_list = []
     for name, value in tensors.items():
@@ -82,6 +86,8 @@ def save_checkpoint_atomic(path, tensors, train_state=None, config_text=None, cl
         append["config"] = config_text
     if class_names is not None:
         append["class_names"] = json.dumps(list(class_names))
+    if record is not None:
+        append[RECORD_KEY] = record_to_text(record)
     directory = os.path.dirname(os.path.abspath(path))
     os.makedirs(directory, exist_ok=True)
     tmp = tmp_path_for(path)
@@ -110,36 +116,21 @@ def copy_atomic(src, dst):
     return dst
 
 
-class TrainingCheckpoint:
-    """A loaded training checkpoint: ``tensors`` (name -> ndarray) and the metadata."""
+class TrainingCheckpoint(CheckpointFile):
+    """A read checkpoint (``tensors``, ``meta``, ``record``, ``group()``) with its training metadata."""
 
-    def __init__(self, path, tensors, train_state, config_text, class_names):
-        self.path = path
-        self.tensors = tensors
-        self.train_state = train_state
-        self.config_text = config_text
-        self.class_names = class_names
+    @property
+    def train_state(self):
+        return json.loads(self.meta["train_state"]) if "train_state" in self.meta else None
 
-    def group(self, prefix):
-        """``{name without prefix: ndarray}`` of the entries under ``prefix.``."""
-        n = len(prefix) + 1
-        return {k[n:]: v for k, v in self.tensors.items() if k.startswith(prefix + ".")}
+    @property
+    def config_text(self):
+        return self.meta.get("config")
 
 
 def load_training_checkpoint(path):
     """Read a checkpoint written by ``save_checkpoint_atomic`` (or any MindSpore ``.ckpt``)."""
-    from src.models.loading import read_checkpoint
-
-    raw = read_checkpoint(path)
-    tensors, meta = {}, {}
-    for name, value in raw.items():
-        if name in META_KEYS:
-            meta[name] = value if isinstance(value, str) else str(value)
-        else:
-            tensors[name] = value.asnumpy()
-    train_state = json.loads(meta["train_state"]) if "train_state" in meta else None
-    class_names = json.loads(meta["class_names"]) if "class_names" in meta else None
-    return TrainingCheckpoint(path, tensors, train_state, meta.get("config"), class_names)
+    return TrainingCheckpoint(path)
 
 
 def resolve_resume_path(resume):

@@ -93,45 +93,32 @@ def _stop_iterator(iterator):
 def evaluate_checkpoint(cfg, output=None):
     """``eval.py --pretrained CKPT``: evaluate a checkpoint on the val split; returns the exit code.
 
-    Config keys left at their defaults are taken from the config saved in a training checkpoint (so
-    ``python eval.py --pretrained run/best.ckpt`` needs nothing else); keys given on the command line or
-    in ``--config`` win. A training checkpoint with EMA weights is evaluated with the EMA weights (those
-    were used for validation and best-checkpoint selection).
+    The model, classes and preprocessing come from the checkpoint's record unless given (src/resolve.py);
+    the data location, batch size and other keys left at their defaults come from the config saved in a
+    training checkpoint, so ``python eval.py --pretrained run/best.ckpt`` needs nothing else. A training
+    checkpoint with EMA weights is evaluated with them (they were validated and chose the best checkpoint).
     """
-    from src.cli import set_device
-    from src.engine.checkpoint import load_training_checkpoint
-    from src.engine.build import build_eval_dataset, build_model, merge_saved_config
-    from src.models.loading import load_weights
+    from src.resolve import load_eval_model, resolve_from_checkpoint
 
-    logger = get_logger()
+    from .build import RUN_KEYS, build_eval_dataset, merge_saved_config
+    from .checkpoint import load_training_checkpoint
+
     if not cfg.pretrained:
         raise ConfigError("pretrained: give the checkpoint to evaluate (--pretrained FILE.ckpt) (from command line)")
     ckpt = load_training_checkpoint(cfg.pretrained)
+    class_names = resolve_from_checkpoint(cfg, ckpt)
     if ckpt.config_text:
-        merge_saved_config(cfg, ckpt.config_text, f"{cfg.pretrained} (saved config)",
-                           keep=("pretrained", "resume"))
-    class_names = ckpt.class_names
-    if class_names:
-        if source_of(cfg, "num_classes") == "default":
-            cfg.num_classes = len(class_names)
-        elif cfg.num_classes != len(class_names):
-            raise ConfigError(f"num_classes: {cfg.num_classes} but the checkpoint was trained on "
-                              f"{len(class_names)} classes (from {source_of(cfg, 'num_classes')})")
+        merge_saved_config(cfg, ckpt.config_text, f"{cfg.pretrained} (saved config)", keep=RUN_KEYS)
     validate(cfg, need_data=True, need_train_data=False)
-    set_device(cfg.device_target, cfg.device_id, cfg.mode)
-
     dataset = build_eval_dataset(cfg, class_names=class_names)
-    if class_names is None and source_of(cfg, "num_classes") == "default":
-        cfg.num_classes = dataset.num_classes
-    model = build_model(cfg, training=False)
-    weights = ckpt.group("ema") or ckpt.tensors
-    which = "EMA weights" if ckpt.group("ema") else "weights"
-    load_weights(model, weights, source=cfg.pretrained, strict=True, allow_head_mismatch=False)
-    logger.info(f"evaluating {which} of {cfg.pretrained} ({cfg.arch}) on {dataset.directory} "
-                f"({dataset.num_files} images, batch {cfg.batch_size})")
+    if len(dataset.class_names) > cfg.num_classes:
+        raise ConfigError(f"num_classes: the model has {cfg.num_classes} classes, {dataset.directory} has "
+                          f"{len(dataset.class_names)} class folders (from {source_of(cfg, 'num_classes')})")
+    model, which = load_eval_model(cfg, ckpt)
+    get_logger().info(f"evaluating {which} of {cfg.pretrained} ({cfg.arch}) on {dataset.directory} "
+                      f"({dataset.num_files} images, batch {cfg.batch_size})")
     results = evaluate(EvalNet(model), dataset)
-    line = format_results(results)
-    print(line, flush=True)
+    print(format_results(results), flush=True)
     if output:
         write_results(results, output)
     return 0

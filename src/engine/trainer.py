@@ -25,8 +25,10 @@ import mindspore as ms
 
 from src.config import ConfigError, format_config, save_config, source_of, validate
 from src.logger import add_log_file, get_logger, get_rank, remove_log_files
+from src.models.loading import CheckpointFile, load_pretrained
+from src.resolve import apply_record, build_model, record_of, resolve_data_config
 
-from .build import build_eval_dataset, build_model, build_train_dataset, merge_saved_config, seed_everything
+from .build import build_eval_dataset, build_train_dataset, merge_saved_config, seed_everything
 from .callbacks import (MetricsCSV, ProgressBar, StepTimer, format_lr, format_step_line, plot_curves,
                         progress_enabled, redirect_logging)
 from .checkpoint import (assign_parameters, copy_atomic, load_training_checkpoint, remove_stale_tmp,
@@ -102,10 +104,13 @@ class Trainer:
             if resume_ckpt.config_text:
                 taken = merge_saved_config(cfg, resume_ckpt.config_text, f"{path} (saved config)")
             self.run_dir = os.path.dirname(os.path.abspath(path))
+        pretrained = None
+        if cfg.pretrained and resume_ckpt is None:
+            pretrained = CheckpointFile(cfg.pretrained)
+            if pretrained.record is not None:  # its model, not its classes (the train folder decides those)
+                apply_record(cfg, pretrained.record, cfg.pretrained, take_num_classes=False)
+        resolve_data_config(cfg)
         validate(cfg, need_data=True, need_train_data=True)
-        from src.cli import set_device
-
-        set_device(cfg.device_target, cfg.device_id, cfg.mode)
         seed_everything(cfg.seed)
         self.group_size = distributed_group_size()
 
@@ -159,7 +164,9 @@ class Trainer:
             save_config(cfg, os.path.join(self.run_dir, "config.yaml"))
 
         # model, optimizer, step
-        self.model = build_model(cfg, pretrained=None if resume_ckpt is not None else cfg.pretrained)
+        self.model = build_model(cfg)
+        if pretrained is not None:
+            self._load_pretrained(pretrained)
         no_wd = self.model.no_weight_decay() if hasattr(self.model, "no_weight_decay") else set()
         self.network = apply_amp(self.model, cfg.amp_level, cfg.keep_bn_fp32)
         self.optimizer = create_optimizer(cfg, self.network.trainable_params(), no_wd)
@@ -183,6 +190,16 @@ class Trainer:
             log.info(f"lr scaling rule: base_lr {format_lr(cfg.base_lr)} x global batch {global_batch} / "
                      f"lr_scale_batch {cfg.lr_scale_batch} = {format_lr(base_lr)}")
         return self
+
+    def _load_pretrained(self, ckpt):
+        """Fine-tuning start: the checkpoint's weights by the one rule; only the head may be replaced (logged)."""
+        replaced, which = load_pretrained(self.model, ckpt.path, allow_rehead=True, checkpoint=ckpt)
+        text = f"starting from the {which} of {ckpt.path}"
+        if replaced:
+            old = ckpt.head_classes()
+            text += (f"; new {self.cfg.num_classes}-class head for fine-tuning (the checkpoint's has "
+                     f"{old if old is not None else 'no'} classes), re-initialised: {', '.join(replaced)}")
+        self.logger.info(text)
 
     def _restore(self, ckpt):
         state = ckpt.train_state
@@ -235,7 +252,8 @@ class Trainer:
         from src.config import KEYS
 
         config_text = yaml.safe_dump({k.name: self.cfg[k.name] for k in KEYS}, sort_keys=False)
-        save_checkpoint_atomic(path, self._state_tensors(), self._train_state(), config_text, self.class_names)
+        save_checkpoint_atomic(path, self._state_tensors(), self._train_state(), config_text, self.class_names,
+                               record=record_of(self.cfg, self.class_names))
         return path
 
     def _epoch_name(self, epoch):

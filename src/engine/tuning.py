@@ -184,7 +184,8 @@ def write_best(study, base_argv, study_dir):
     return path, png
 
 
-def tune_main(argv=None):
+def tune_main(argv=None, start=None):
+    """tune_params.py; ``start(cfg)`` (the script's device set-up) is called once with the base config."""
     try:
         import optuna
     except ImportError:
@@ -194,6 +195,8 @@ def tune_main(argv=None):
         raise ConfigError(f"trials: must be >= 1, got {args.trials} (from command line)")
     base_argv = ["--config", args.config] + rest
     base_cfg, _ = parse_config(base_argv, prog="tune_params.py")  # validates the recipe and overrides early
+    if start is not None:
+        start(base_cfg)
     space = load_search_space(args.search)
     study_dir = os.path.join(base_cfg.output_dir, args.study)
     os.makedirs(study_dir, exist_ok=True)

@@ -1,21 +1,43 @@
-"""Loading MindSpore checkpoints into a model, with strict key and shape checks.
+"""Loading weights into a model: one function, one rule.
+
+The rule (``load_weights``): every parameter of the model is present with its shape, and every weight
+offered is a parameter of the model; otherwise ``CheckpointError`` names the keys. The one exception is
+an explicit re-head for fine-tuning (``allow_rehead=True``): a classifier that is missing or has another
+shape is left at its fresh init, and the replaced names are returned so the caller says so.
+``create_model(pretrained=...)``, ``train.py --pretrained``, eval/infer/export and the PyTorch converter all
+load through it; only fine-tuning passes ``allow_rehead``.
 
 ``mindspore.load_param_into_net`` never raises on missing or unexpected keys, so every check is ours.
 """
+import json
 import os
 
+import numpy as np
 import mindspore as ms
 
-# Parameters that belong to the classifier; a shape mismatch there means "new head" (fine-tuning).
+from .record import record_from_entries
+
+# Parameters that belong to the classifier (the only ones a fine-tuning re-head may replace).
 HEAD_PREFIXES = ("head.", "head_dist.", "fc.", "classifier.")
+# Entries of a training checkpoint that are not model weights (see src/engine/checkpoint.py).
+TRAINING_STATE_PREFIXES = ("optimizer.", "loss_scale.", "ema.")
+# Wrappers some training code puts in front of the weights' names.
+WRAPPER_PREFIXES = ("network.", "_backbone.", "model.")
 
 
 class CheckpointError(ValueError):
-    """A checkpoint that does not fit the model (message names the keys)."""
+    """A checkpoint that cannot be read or does not fit the model (message names the keys)."""
+
+
+def short_list(names, limit=10):
+    """``a, b, c ... (+N more)`` for error messages."""
+    names = sorted(names)
+    more = f" ... (+{len(names) - limit} more)" if len(names) > limit else ""
+    return ", ".join(names[:limit]) + more
 
 
 def read_checkpoint(path):
-    """Parameters of a MindSpore checkpoint as a dict of name -> Parameter; clear error otherwise."""
+    """Entries of a MindSpore checkpoint: name -> Parameter (weights) or str (metadata); clear error otherwise."""
     if not os.path.isfile(path):
         raise CheckpointError(f"checkpoint not found: {path}")
     try:
@@ -25,74 +47,110 @@ def read_checkpoint(path):
         raise CheckpointError(f"cannot read checkpoint {path}: {first}") from None
 
 
-def _short(names, limit=10):
-    names = sorted(names)
-    more = f" ... (+{len(names) - limit} more)" if len(names) > limit else ""
-    return ", ".join(names[:limit]) + more
+class CheckpointFile:
+    """A read checkpoint: ``tensors`` (name -> ndarray), ``meta`` (name -> str) and its model ``record``."""
+
+    def __init__(self, path):
+        self.path = path
+        self.tensors, self.meta = {}, {}
+        for name, value in read_checkpoint(path).items():
+            if isinstance(value, (str, int, float, bool)):
+                self.meta[name] = str(value)
+            else:
+                self.tensors[name] = value.asnumpy()
+        try:
+            self.record = record_from_entries(self.meta, path)
+        except ValueError as exc:
+            raise CheckpointError(str(exc)) from None
+
+    @property
+    def class_names(self):
+        """Label names: the record's, else a ``class_names`` entry (JSON list), else None."""
+        if self.record is not None:
+            return self.record["class_names"]
+        return json.loads(self.meta["class_names"]) if "class_names" in self.meta else None
+
+    def group(self, prefix):
+        """``{name without prefix: ndarray}`` of the entries under ``prefix.``."""
+        n = len(prefix) + 1
+        return {k[n:]: v for k, v in self.tensors.items() if k.startswith(prefix + ".")}
+
+    def model_weights(self, names):
+        """The weights for a model with parameter ``names``: the EMA copy when the checkpoint has a complete
+        one (it is what training validated), else the plain weights, a unique wrapper prefix removed.
+        Returns ``(weights, which)`` with ``which`` in ("weights", "EMA weights")."""
+        names = set(names)
+        ema = self.group("ema")
+        if ema and names <= set(ema):
+            return ema, "EMA weights"
+        tensors = self.tensors
+        if not names & set(tensors):
+            for prefix in WRAPPER_PREFIXES:
+                stripped = {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}
+                if names & set(stripped):
+                    return stripped, "weights"
+        return tensors, "weights"
+
+    def head_classes(self):
+        """Output classes of the checkpoint's classifier (``head.weight`` rows), or None."""
+        for key in ("head.weight", "ema.head.weight"):
+            value = self.tensors.get(key)
+            if value is not None and value.ndim == 2:
+                return int(value.shape[0])
+        return None
 
 
-def load_weights(model, params, source="checkpoint", strict=True, allow_head_mismatch=True):
-    """Load ``params`` (name -> Parameter/Tensor) into ``model``.
+def load_weights(model, params, source="checkpoint", allow_rehead=False, ignore_prefixes=TRAINING_STATE_PREFIXES):
+    """Load ``params`` (name -> ndarray / Tensor / Parameter) into ``model`` by the one rule (module docstring).
 
-    Non-model entries in ``params`` (optimizer moments, EMA copies, counters) are ignored when they use
-    a known prefix; a model parameter that is missing or has another shape raises ``CheckpointError``.
-    Returns the list of dropped head parameters.
+    Entries under ``ignore_prefixes`` (a training checkpoint's optimizer, loss-scale and EMA state) are not
+    weights and are skipped. Returns the sorted names of the classifier parameters left at their fresh init
+    (non-empty only with ``allow_rehead``).
     """
     own = {p.name: p for p in model.get_parameters()}
-    weights = {k: v for k, v in params.items() if k in own}
-    missing = [k for k in own if k not in weights]
-    dropped_head = []
-    bad_shape = []
-    for key, value in list(weights.items()):
-        if tuple(value.shape) != tuple(own[key].shape):
-            if allow_head_mismatch and key.startswith(HEAD_PREFIXES):
-                dropped_head.append(key)
-                del weights[key]
-            else:
-                bad_shape.append(f"{key} {tuple(value.shape)} vs model {tuple(own[key].shape)}")
-    if bad_shape:
-        raise CheckpointError(f"{source}: shape mismatch for {_short(bad_shape)}")
-    head_replaced = allow_head_mismatch and bool(dropped_head)
-    missing_non_head = [k for k in missing if not (head_replaced and k.startswith(HEAD_PREFIXES))]
-    if strict and missing_non_head:
-        raise CheckpointError(f"{source}: missing weights for {_short(missing_non_head)}")
-    ms.load_param_into_net(model, {k: ms.Parameter(v, name=k) if not isinstance(v, ms.Parameter) else v
-                                   for k, v in weights.items()})
-    return dropped_head
+    offered = {k: v for k, v in params.items() if not k.startswith(ignore_prefixes)}
+    unexpected = [k for k in offered if k not in own]
+    missing = [k for k in own if k not in offered]
+    mismatched = [k for k in own if k in offered and tuple(np.shape(offered[k])) != tuple(own[k].shape)]
+    replaced = []
+    if allow_rehead:
+        replaced = [k for k in missing + mismatched if k.startswith(HEAD_PREFIXES)]
+        missing = [k for k in missing if k not in replaced]
+        mismatched = [k for k in mismatched if k not in replaced]
+    problems = []
+    if missing:
+        problems.append(f"missing {short_list(missing)}")
+    if unexpected:
+        problems.append(f"unexpected {short_list(unexpected)}")
+    if mismatched:
+        problems.append("shape mismatch " + short_list(
+            f"{k} {tuple(np.shape(offered[k]))} vs model {tuple(own[k].shape)}" for k in mismatched))
+    if problems:
+        raise CheckpointError(f"{source} does not fit the model: {'; '.join(problems)}")
+    weights = {k: _as_parameter(k, v, own[k].dtype) for k, v in offered.items() if k not in replaced}
+    not_loaded, _ = ms.load_param_into_net(model, weights, strict_load=True)
+    not_loaded = [k for k in not_loaded if k not in replaced]
+    if not_loaded:
+        raise CheckpointError(f"{source}: parameters not loaded: {short_list(not_loaded)}")
+    return sorted(replaced)
 
 
-def load_pretrained(model, path):
-    """Load a ``.ckpt`` file into ``model`` (strict, head may be re-shaped)."""
-    params = read_checkpoint(path)
-    # Training checkpoints may prefix weights (e.g. "network."); accept a unique prefix.
-    own = {p.name for p in model.get_parameters()}
-    if not own & set(params):
-        for prefix in ("network.", "_backbone.", "model."):
-            stripped = {k[len(prefix):]: v for k, v in params.items() if k.startswith(prefix)}
-            if own & set(stripped):
-                params = stripped
-                break
-    # A training checkpoint with EMA weights ("ema.<name>") is used through them, as eval.py does.
-    ema = {k[len("ema."):]: v for k, v in params.items() if k.startswith("ema.")}
-    if ema and own <= set(ema):
-        params = ema
-    return load_weights(model, params, source=path)
+def _as_parameter(name, value, dtype):
+    if isinstance(value, ms.Parameter):
+        return value
+    if isinstance(value, ms.Tensor):
+        value = value.asnumpy()
+    return ms.Parameter(ms.Tensor(np.ascontiguousarray(value, dtype=ms.dtype_to_nptype(dtype))), name=name)
 
 
-def checkpoint_metadata(path):
-    """Non-tensor entries of a checkpoint (epoch, step, config text, class names ...).
+def load_pretrained(model, path, allow_rehead=False, checkpoint=None):
+    """Load a ``.ckpt`` file into ``model`` by the one rule (EMA weights when complete).
 
-    Class names are stored as a JSON list under ``class_names``; they are decoded here.
+    Returns ``(replaced, which)``: the re-initialised head parameters (fine-tuning only) and which weights
+    were used ("weights" or "EMA weights"). ``checkpoint`` is the already read ``CheckpointFile`` if any.
     """
-    import json
-
-    meta = {}
-    for key, value in read_checkpoint(path).items():
-        if isinstance(value, (str, int, float, bool)):
-            meta[key] = value
-    if isinstance(meta.get("class_names"), str):
-        try:
-            meta["class_names"] = json.loads(meta["class_names"])
-        except ValueError:
-            meta["class_names"] = None
-    return meta
+    ckpt = checkpoint or CheckpointFile(path)
+    if not ckpt.tensors:
+        raise CheckpointError(f"{path} holds no weights")
+    weights, which = ckpt.model_weights(p.name for p in model.get_parameters())
+    return load_weights(model, weights, source=path, allow_rehead=allow_rehead), which

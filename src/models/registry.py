@@ -6,10 +6,15 @@ keyword arguments (``img_size``, ``embed_dims``, ``depths`` ...) can be overridd
 """
 import difflib
 import fnmatch
+import logging
+import os
 import sys
 
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
+from src.constants import DEFAULT_CROP_PCT, IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
+
+from .loading import CheckpointError, CheckpointFile, load_pretrained
+
+LOGGER_NAME = "mszoo"  # src.logger's logger (models import nothing from the rest of src)
 
 _model_entrypoints = {}
 _model_default_cfgs = {}
@@ -37,8 +42,8 @@ MODEL_ALIASES = {
 }
 
 
-def make_cfg(input_size=(3, 224, 224), crop_pct=0.9, interpolation="bicubic", mean=IMAGENET_MEAN,
-             std=IMAGENET_STD, num_classes=1000, **kwargs):
+def make_cfg(input_size=(3, 224, 224), crop_pct=0.9, interpolation="bicubic", mean=IMAGENET_DEFAULT_MEAN,
+             std=IMAGENET_DEFAULT_STD, num_classes=1000, **kwargs):
     """The default (eval preprocessing) configuration carried by every variant, as timm's."""
     cfg = dict(input_size=tuple(input_size), crop_pct=crop_pct, interpolation=interpolation,
                mean=tuple(mean), std=tuple(std), num_classes=num_classes)
@@ -102,27 +107,80 @@ def model_family_module(name):
     return sys.modules[_model_entrypoints[resolve_name(name)].__module__]
 
 
-def create_model(name, num_classes=1000, drop_rate=0.0, drop_path_rate=0.0, pretrained=None, **kwargs):
-    """Build a registered model: ``(N, 3, H, W)`` float32 -> ``(N, num_classes)`` logits.
+def resolve_data_config(name, overrides=None):
+    """The eval preprocessing of variant ``name``, as timm's ``resolve_data_config``: ``image_size``,
+    ``crop_pct``, ``interpolation``, ``mean`` and ``std`` from its default cfg, each replaced by
+    ``overrides[key]`` when that is not None."""
+    cfg = get_default_cfg(name)
+    data = dict(image_size=cfg["input_size"][-1], crop_pct=cfg.get("crop_pct", DEFAULT_CROP_PCT),
+                interpolation=cfg.get("interpolation", "bicubic"), mean=list(cfg["mean"]), std=list(cfg["std"]))
+    for key, value in (overrides or {}).items():
+        if key in data and value is not None:
+            data[key] = list(value) if key in ("mean", "std") else value
+    return data
 
-    ``pretrained`` is a path to a MindSpore ``.ckpt`` (converted with ``convert_from_pt.py`` or saved
-    by training). A classifier head whose shape differs from ``num_classes`` is dropped (fine-tuning);
-    any other missing, unexpected or mis-shaped weight is an error naming it.
+
+def build_model_with_cfg(model_cls, variant, pretrained=None, model_args=None, **kwargs):
+    """Build ``model_cls`` for a registered variant, attach its default cfg and load ``pretrained``.
+
+    Every family's ``_create_<family>`` ends here, so ``pretrained`` means the same for all of them: a path to
+    a MindSpore ``.ckpt``. Constructor arguments are the variant's ``model_args``, then what the checkpoint's
+    model record (src/models/record.py) says (``num_classes``, ``model_kwargs``, ``img_size``, ``in_chans``),
+    then the ``kwargs`` given. Weights load by the one rule (src/models/loading.py): a ``num_classes`` given
+    here that differs from the checkpoint's re-heads the model for fine-tuning (logged); anything else that
+    does not fit raises ``CheckpointError`` naming the keys.
     """
-    canonical = resolve_name(name)
-    model = _model_entrypoints[canonical](num_classes=num_classes, drop_rate=drop_rate,
-                                          drop_path_rate=drop_path_rate, **kwargs)
-    model.default_cfg = dict(_model_default_cfgs[canonical], architecture=canonical)
-    if pretrained:
-        from .loading import load_pretrained
-
-        load_pretrained(model, pretrained)
+    given = {k: v for k, v in kwargs.items() if v is not None}
+    checkpoint = None if pretrained is None or pretrained is False else _open_pretrained(variant, pretrained)
+    saved = _checkpoint_args(variant, checkpoint) if checkpoint is not None else {}
+    args = dict(dict(model_args or {}), **saved)
+    args.update(given)
+    args.setdefault("num_classes", 1000)
+    model = model_cls(**args)
+    model.default_cfg = dict(_model_default_cfgs[variant], architecture=variant)
+    if checkpoint is not None:
+        rehead = "num_classes" in given and checkpoint.head_classes() != given["num_classes"]
+        replaced, which = load_pretrained(model, checkpoint.path, allow_rehead=rehead, checkpoint=checkpoint)
+        if replaced:
+            logging.getLogger(LOGGER_NAME).info(
+                f"{variant}: loaded {which} of {checkpoint.path} with a new {args['num_classes']}-class head "
+                f"for fine-tuning (re-initialised: {', '.join(replaced)})")
     return model
 
 
-def create_model_from_config(cfg, pretrained=None, training=False):
+def _open_pretrained(variant, pretrained):
+    if pretrained is True or not isinstance(pretrained, (str, os.PathLike)):
+        raise ValueError(f"{variant}: pretrained must be the path of a MindSpore .ckpt (got {pretrained!r}); "
+                         "convert published PyTorch weights with convert_from_pt.py")
+    return CheckpointFile(os.fspath(pretrained))
+
+
+def _checkpoint_args(variant, checkpoint):
+    """Constructor arguments a checkpoint fixes: from its record, or (no record) its classifier's size."""
+    record = checkpoint.record
+    if record is None:
+        classes = checkpoint.head_classes()
+        return {} if classes is None else {"num_classes": classes}
+    if resolve_name(record["arch"]) != variant:
+        raise CheckpointError(f"{checkpoint.path} holds a {record['arch']} model, not {variant}")
+    return dict(record["model_kwargs"], num_classes=record["num_classes"], img_size=record["image_size"],
+                in_chans=record["in_chans"])
+
+
+def create_model(name, num_classes=None, drop_rate=0.0, drop_path_rate=0.0, pretrained=None, **kwargs):
+    """Build a registered model: ``(N, 3, H, W)`` float32 -> ``(N, num_classes)`` logits.
+
+    ``pretrained`` is the path of a MindSpore ``.ckpt`` (saved by training or ``convert_from_pt.py``); see
+    ``build_model_with_cfg`` for how it is loaded. ``num_classes`` defaults to the checkpoint's, else 1000.
+    """
+    canonical = resolve_name(name)
+    return _model_entrypoints[canonical](num_classes=num_classes, drop_rate=drop_rate,
+                                         drop_path_rate=drop_path_rate, pretrained=pretrained, **kwargs)
+
+
+def create_model_from_config(cfg, training=False):
     """``create_model`` from a config mapping (keys ``arch, num_classes, image_size, in_chans, drop_rate,
-    drop_path_rate, model_kwargs``), loading ``pretrained`` when given.
+    drop_path_rate, model_kwargs``), without weights (load them with ``loading.load_pretrained``).
 
     Dropout and drop path are only built for training; evaluation/deployment models get 0 for both.
     """
@@ -130,5 +188,4 @@ def create_model_from_config(cfg, pretrained=None, training=False):
     kwargs.update(cfg.get("model_kwargs") or {})
     return create_model(cfg["arch"], num_classes=cfg["num_classes"],
                         drop_rate=cfg.get("drop_rate", 0.0) if training else 0.0,
-                        drop_path_rate=cfg.get("drop_path_rate", 0.0) if training else 0.0,
-                        pretrained=pretrained, **kwargs)
+                        drop_path_rate=cfg.get("drop_path_rate", 0.0) if training else 0.0, **kwargs)

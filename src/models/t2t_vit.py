@@ -38,9 +38,11 @@ import mindspore as ms
 from mindspore import nn, ops
 from mindspore.common.initializer import Orthogonal, initializer
 
+from src.constants import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
+
 from .layers import (Attention, DropPath, GELU, LayerNorm, Linear, Mlp, Unfold, classifier_head, init_weights_vit,
                      make_dropout, to_2tuple, trunc_normal_param, unbind, unfold_output_size)
-from .registry import IMAGENET_MEAN, IMAGENET_STD, make_cfg, register_model
+from .registry import build_model_with_cfg, make_cfg, register_model
 
 __all__ = ["T2TViT", "T2TModule", "TokenPerformer", "TokenTransformer", "TokenAttention", "Block",
            "sinusoid_encoding", "checkpoint_filter_fn"]
@@ -333,68 +335,67 @@ def checkpoint_filter_fn(state_dict, model):
     return out
 
 
-def _create_t2t_vit(variant, **kwargs):
-    for key in ("pretrained", "features_only"):
-        if kwargs.pop(key, None):
-            raise ValueError(f"{variant}: '{key}' is not supported here; use create_model(pretrained=CKPT)")
-    return T2TViT(**kwargs)
+def _create_t2t_vit(variant, pretrained=None, model_args=None, **kwargs):
+    if kwargs.pop("features_only", None):
+        raise ValueError(f"{variant}: features_only is not supported")
+    return build_model_with_cfg(T2TViT, variant, pretrained, model_args, **kwargs)
 
 
 def _cfg(**kwargs):
-    return make_cfg(input_size=(3, 224, 224), crop_pct=0.9, interpolation="bicubic", mean=IMAGENET_MEAN,
-                    std=IMAGENET_STD, num_classes=1000, pool_size=None, first_conv="tokens_to_token.project",
+    return make_cfg(input_size=(3, 224, 224), crop_pct=0.9, interpolation="bicubic", mean=IMAGENET_DEFAULT_MEAN,
+                    std=IMAGENET_DEFAULT_STD, num_classes=1000, pool_size=None, first_conv="tokens_to_token.project",
                     classifier="head", license="bsd-3-clause-clear", **kwargs)
 
 
 @register_model(default_cfg=_cfg())
-def t2t_vit_7(**kwargs):
+def t2t_vit_7(pretrained=None, **kwargs):
     model_args = dict(tokens_type="performer", embed_dim=256, depth=7, num_heads=4, mlp_ratio=2.0)
-    return _create_t2t_vit("t2t_vit_7", **dict(model_args, **kwargs))
+    return _create_t2t_vit("t2t_vit_7", pretrained, model_args, **kwargs)
 
 
 @register_model(default_cfg=_cfg())
-def t2t_vit_10(**kwargs):
+def t2t_vit_10(pretrained=None, **kwargs):
     model_args = dict(tokens_type="performer", embed_dim=256, depth=10, num_heads=4, mlp_ratio=2.0)
-    return _create_t2t_vit("t2t_vit_10", **dict(model_args, **kwargs))
+    return _create_t2t_vit("t2t_vit_10", pretrained, model_args, **kwargs)
 
 
 @register_model(default_cfg=_cfg())
-def t2t_vit_12(**kwargs):
+def t2t_vit_12(pretrained=None, **kwargs):
     model_args = dict(tokens_type="performer", embed_dim=256, depth=12, num_heads=4, mlp_ratio=2.0)
-    return _create_t2t_vit("t2t_vit_12", **dict(model_args, **kwargs))
+    return _create_t2t_vit("t2t_vit_12", pretrained, model_args, **kwargs)
 
 
 @register_model(default_cfg=_cfg())
-def t2t_vit_14(**kwargs):
+def t2t_vit_14(pretrained=None, **kwargs):
     model_args = dict(tokens_type="performer", embed_dim=384, depth=14, num_heads=6, mlp_ratio=3.0)
-    return _create_t2t_vit("t2t_vit_14", **dict(model_args, **kwargs))
+    return _create_t2t_vit("t2t_vit_14", pretrained, model_args, **kwargs)
 
 
 @register_model(default_cfg=_cfg())
-def t2t_vit_19(**kwargs):
+def t2t_vit_19(pretrained=None, **kwargs):
     model_args = dict(tokens_type="performer", embed_dim=448, depth=19, num_heads=7, mlp_ratio=3.0)
-    return _create_t2t_vit("t2t_vit_19", **dict(model_args, **kwargs))
+    return _create_t2t_vit("t2t_vit_19", pretrained, model_args, **kwargs)
 
 
 @register_model(default_cfg=_cfg())
-def t2t_vit_24(**kwargs):
+def t2t_vit_24(pretrained=None, **kwargs):
     model_args = dict(tokens_type="performer", embed_dim=512, depth=24, num_heads=8, mlp_ratio=3.0)
-    return _create_t2t_vit("t2t_vit_24", **dict(model_args, **kwargs))
+    return _create_t2t_vit("t2t_vit_24", pretrained, model_args, **kwargs)
 
 
 @register_model(default_cfg=_cfg())
-def t2t_vit_t_14(**kwargs):
+def t2t_vit_t_14(pretrained=None, **kwargs):
     model_args = dict(tokens_type="transformer", embed_dim=384, depth=14, num_heads=6, mlp_ratio=3.0)
-    return _create_t2t_vit("t2t_vit_t_14", **dict(model_args, **kwargs))
+    return _create_t2t_vit("t2t_vit_t_14", pretrained, model_args, **kwargs)
 
 
 @register_model(default_cfg=_cfg())
-def t2t_vit_t_19(**kwargs):
+def t2t_vit_t_19(pretrained=None, **kwargs):
     model_args = dict(tokens_type="transformer", embed_dim=448, depth=19, num_heads=7, mlp_ratio=3.0)
-    return _create_t2t_vit("t2t_vit_t_19", **dict(model_args, **kwargs))
+    return _create_t2t_vit("t2t_vit_t_19", pretrained, model_args, **kwargs)
 
 
 @register_model(default_cfg=_cfg())
-def t2t_vit_t_24(**kwargs):
+def t2t_vit_t_24(pretrained=None, **kwargs):
     model_args = dict(tokens_type="transformer", embed_dim=512, depth=24, num_heads=8, mlp_ratio=3.0)
-    return _create_t2t_vit("t2t_vit_t_24", **dict(model_args, **kwargs))
+    return _create_t2t_vit("t2t_vit_t_24", pretrained, model_args, **kwargs)

@@ -24,14 +24,14 @@ import math
 import numpy as np
 from mindspore import nn, ops
 
+from src.constants import IMAGENET_INCEPTION_MEAN, IMAGENET_INCEPTION_STD
+
 from .layers import (DropPath, GELU, LayerNorm, Linear, Mlp, classifier_head, init_weights_vit, make_dropout,
                      to_2tuple, trunc_normal_param, unbind)
-from .registry import make_cfg, register_model
+from .registry import build_model_with_cfg, make_cfg, register_model
 
 __all__ = ["TNT", "checkpoint_filter_fn", "resample_abs_pos_embed_np"]
 
-IMAGENET_INCEPTION_MEAN = (0.5, 0.5, 0.5)
-IMAGENET_INCEPTION_STD = (0.5, 0.5, 0.5)
 
 
 def unfold_patches(x, patch_h, patch_w):
@@ -369,9 +369,8 @@ def checkpoint_filter_fn(state_dict, model):
 # builder, default cfgs and variants
 
 
-def _create_tnt(variant, **kwargs):
-    kwargs.pop("pretrained", None)  # weights are loaded by create_model(pretrained=path)
-    return TNT(**kwargs)
+def _create_tnt(variant, pretrained=None, model_args=None, **kwargs):
+    return build_model_with_cfg(TNT, variant, pretrained, model_args, **kwargs)
 
 
 def _cfg(**kwargs):
@@ -382,22 +381,22 @@ def _cfg(**kwargs):
 
 
 @register_model(default_cfg=_cfg(hf_hub_id="timm/tnt_s_legacy_patch16_224.in1k"))
-def tnt_s_legacy_patch16_224(**kwargs):
+def tnt_s_legacy_patch16_224(pretrained=None, **kwargs):
     """TNT-S in the original (legacy) layout that the original TNT-S weights use."""
     model_args = dict(patch_size=16, embed_dim=384, inner_dim=24, depth=12, num_heads_outer=6,
                       qkv_bias=False, legacy=True)
-    return _create_tnt("tnt_s_legacy_patch16_224", **dict(model_args, **kwargs))
+    return _create_tnt("tnt_s_legacy_patch16_224", pretrained, model_args, **kwargs)
 
 
 @register_model(default_cfg=_cfg(hf_hub_id="timm/tnt_s_patch16_224.in1k"))
-def tnt_s_patch16_224(**kwargs):
+def tnt_s_patch16_224(pretrained=None, **kwargs):
     """TNT-S (current layout): 384-d patches, 24-d pixels, 12 blocks, 6 outer / 4 inner heads."""
     model_args = dict(patch_size=16, embed_dim=384, inner_dim=24, depth=12, num_heads_outer=6, qkv_bias=False)
-    return _create_tnt("tnt_s_patch16_224", **dict(model_args, **kwargs))
+    return _create_tnt("tnt_s_patch16_224", pretrained, model_args, **kwargs)
 
 
 @register_model(default_cfg=_cfg(hf_hub_id="timm/tnt_b_patch16_224.in1k"))
-def tnt_b_patch16_224(**kwargs):
+def tnt_b_patch16_224(pretrained=None, **kwargs):
     """TNT-B (current layout): 640-d patches, 40-d pixels, 12 blocks, 10 outer / 4 inner heads."""
     model_args = dict(patch_size=16, embed_dim=640, inner_dim=40, depth=12, num_heads_outer=10, qkv_bias=False)
-    return _create_tnt("tnt_b_patch16_224", **dict(model_args, **kwargs))
+    return _create_tnt("tnt_b_patch16_224", pretrained, model_args, **kwargs)

@@ -18,9 +18,11 @@ without renaming; the spatial size is read from the input, so any size divisible
 import numpy as np
 from mindspore import nn, ops
 
+from src.constants import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
+
 from .layers import (DropPath, GELU, LayerNorm, Linear, Mlp, PatchEmbed, classifier_head, init_weights_vit,
                      make_dropout, unbind)
-from .registry import IMAGENET_MEAN, IMAGENET_STD, make_cfg, register_model
+from .registry import build_model_with_cfg, make_cfg, register_model
 
 __all__ = ["Twins", "Block", "GlobalSubSampleAttn", "LocallyGroupedAttn", "PosConv", "checkpoint_filter_fn"]
 
@@ -310,53 +312,53 @@ def checkpoint_filter_fn(state_dict, model):
     return out
 
 
-def _create_twins(variant, **kwargs):
-    return Twins(**kwargs)
+def _create_twins(variant, pretrained=None, model_args=None, **kwargs):
+    return build_model_with_cfg(Twins, variant, pretrained, model_args, **kwargs)
 
 
 def _cfg(**kwargs):
     return make_cfg(input_size=(3, 224, 224), crop_pct=0.9, crop_mode="center", interpolation="bicubic",
-                    mean=IMAGENET_MEAN, std=IMAGENET_STD, num_classes=1000, pool_size=None,
+                    mean=IMAGENET_DEFAULT_MEAN, std=IMAGENET_DEFAULT_STD, num_classes=1000, pool_size=None,
                     first_conv="patch_embeds.0.proj", classifier="head", license="apache-2.0", **kwargs)
 
 
 @register_model(default_cfg=_cfg())
-def twins_pcpvt_small(**kwargs):
+def twins_pcpvt_small(pretrained=None, **kwargs):
     model_args = dict(patch_size=4, embed_dims=(64, 128, 320, 512), num_heads=(1, 2, 5, 8), mlp_ratios=(8, 8, 4, 4),
                       depths=(3, 4, 6, 3), sr_ratios=(8, 4, 2, 1))
-    return _create_twins("twins_pcpvt_small", **dict(model_args, **kwargs))
+    return _create_twins("twins_pcpvt_small", pretrained, model_args, **kwargs)
 
 
 @register_model(default_cfg=_cfg())
-def twins_pcpvt_base(**kwargs):
+def twins_pcpvt_base(pretrained=None, **kwargs):
     model_args = dict(patch_size=4, embed_dims=(64, 128, 320, 512), num_heads=(1, 2, 5, 8), mlp_ratios=(8, 8, 4, 4),
                       depths=(3, 4, 18, 3), sr_ratios=(8, 4, 2, 1))
-    return _create_twins("twins_pcpvt_base", **dict(model_args, **kwargs))
+    return _create_twins("twins_pcpvt_base", pretrained, model_args, **kwargs)
 
 
 @register_model(default_cfg=_cfg())
-def twins_pcpvt_large(**kwargs):
+def twins_pcpvt_large(pretrained=None, **kwargs):
     model_args = dict(patch_size=4, embed_dims=(64, 128, 320, 512), num_heads=(1, 2, 5, 8), mlp_ratios=(8, 8, 4, 4),
                       depths=(3, 8, 27, 3), sr_ratios=(8, 4, 2, 1))
-    return _create_twins("twins_pcpvt_large", **dict(model_args, **kwargs))
+    return _create_twins("twins_pcpvt_large", pretrained, model_args, **kwargs)
 
 
 @register_model(default_cfg=_cfg())
-def twins_svt_small(**kwargs):
+def twins_svt_small(pretrained=None, **kwargs):
     model_args = dict(patch_size=4, embed_dims=(64, 128, 256, 512), num_heads=(2, 4, 8, 16), mlp_ratios=(4, 4, 4, 4),
                       depths=(2, 2, 10, 4), wss=(7, 7, 7, 7), sr_ratios=(8, 4, 2, 1))
-    return _create_twins("twins_svt_small", **dict(model_args, **kwargs))
+    return _create_twins("twins_svt_small", pretrained, model_args, **kwargs)
 
 
 @register_model(default_cfg=_cfg())
-def twins_svt_base(**kwargs):
+def twins_svt_base(pretrained=None, **kwargs):
     model_args = dict(patch_size=4, embed_dims=(96, 192, 384, 768), num_heads=(3, 6, 12, 24), mlp_ratios=(4, 4, 4, 4),
                       depths=(2, 2, 18, 2), wss=(7, 7, 7, 7), sr_ratios=(8, 4, 2, 1))
-    return _create_twins("twins_svt_base", **dict(model_args, **kwargs))
+    return _create_twins("twins_svt_base", pretrained, model_args, **kwargs)
 
 
 @register_model(default_cfg=_cfg())
-def twins_svt_large(**kwargs):
+def twins_svt_large(pretrained=None, **kwargs):
     model_args = dict(patch_size=4, embed_dims=(128, 256, 512, 1024), num_heads=(4, 8, 16, 32),
                       mlp_ratios=(4, 4, 4, 4), depths=(2, 2, 18, 2), wss=(7, 7, 7, 7), sr_ratios=(8, 4, 2, 1))
-    return _create_twins("twins_svt_large", **dict(model_args, **kwargs))
+    return _create_twins("twins_svt_large", pretrained, model_args, **kwargs)

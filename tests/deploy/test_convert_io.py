@@ -6,8 +6,7 @@ import sys
 import numpy as np
 import pytest
 
-from src.deploy.convert import ConversionError, match_to_model, read_torch_checkpoint, strip_prefixes, \
-    unwrap_state_dict
+from src.deploy.convert import ConversionError, read_torch_checkpoint, strip_prefixes, unwrap_state_dict
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -75,39 +74,6 @@ def test_unsupported_extension_and_missing_file(tmp_path):
     other.write_bytes(b"x")
     with pytest.raises(ConversionError, match=r"unsupported checkpoint type"):
         read_torch_checkpoint(str(other))
-
-
-class _FakeParam:
-    def __init__(self, name, shape):
-        self.name, self.shape = name, shape
-
-
-class _FakeModel:
-    def __init__(self, shapes):
-        self._params = [_FakeParam(k, v) for k, v in shapes.items()]
-
-    def get_parameters(self):
-        return iter(self._params)
-
-
-def test_match_names_unmapped_missing_and_misshaped_keys():
-    model = _FakeModel({"a.weight": (2, 2), "b.weight": (3,), "head.weight": (10, 4)})
-    mapped = {"a.weight": np.zeros((2, 3)), "extra.bias": np.zeros(1), "head.weight": np.zeros((10, 4))}
-    with pytest.raises(ConversionError) as err:
-        match_to_model(mapped, model)
-    msg = str(err.value)
-    assert "unmapped checkpoint keys: extra.bias" in msg
-    assert "model parameters not in checkpoint: b.weight" in msg
-    assert "shape mismatch: a.weight: checkpoint (2, 3) vs model (2, 2)" in msg
-
-
-def test_match_drops_only_a_mismatched_head_when_asked():
-    model = _FakeModel({"a.weight": (2,), "head.weight": (10, 4), "head.bias": (10,)})
-    mapped = {"a.weight": np.zeros(2), "head.weight": np.zeros((1000, 4)), "head.bias": np.zeros(1000)}
-    weights, dropped = match_to_model(mapped, model, drop_head=True)
-    assert sorted(dropped) == ["head.bias", "head.weight"] and list(weights) == ["a.weight"]
-    with pytest.raises(ConversionError, match="shape mismatch: head.bias"):
-        match_to_model(mapped, model, drop_head=False)
 
 
 def test_convert_cli_reports_errors_in_one_line(tmp_path):

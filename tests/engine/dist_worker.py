@@ -14,6 +14,7 @@ os.environ.setdefault("GLOG_v", "3")
 import numpy as np  # noqa: E402
 
 import src.engine.trainer as trainer_module  # noqa: E402
+from src.cli import start  # noqa: E402
 from src.config import parse_config  # noqa: E402
 from src.data import create_dataset, transforms_imagenet_eval  # noqa: E402
 from src.engine.build import _shard, dataset_root  # noqa: E402
@@ -33,6 +34,7 @@ def deterministic_train_dataset(cfg, epoch=0, class_names=None, seed_offset=0):
 def main():
     config, out_dir = sys.argv[1], sys.argv[2]
     cfg, _ = parse_config(["--config", config] + sys.argv[3:])
+    start(cfg)
     trainer_module.build_train_dataset = deterministic_train_dataset
 
     def dump(trainer, epoch, val):

@@ -96,7 +96,9 @@ def stuck_after_step_2(trainer):
         os.kill(os.getpid(), signal.SIGTERM)
         time.sleep(120)  # the main thread never comes back (like a dead data pipeline)
 
+from src.cli import start
 cfg, _ = parse_config(["--config", sys.argv[1]])
+start(cfg)
 sys.exit(train(cfg, after_step=stuck_after_step_2))
 """
 

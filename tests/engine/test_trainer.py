@@ -115,6 +115,7 @@ def test_keeps_the_last_n_epoch_checkpoints_and_the_best_n_by_top1(tmp_path):
 def test_train_interpolation_applies_to_training_only(train_interp, expected, tiny_config, monkeypatch):
     import src.data
     from src.engine.build import build_eval_dataset, build_train_dataset
+    from src.resolve import resolve_data_config
 
     seen = []
 
@@ -124,6 +125,7 @@ def test_train_interpolation_applies_to_training_only(train_interp, expected, ti
     monkeypatch.setattr(src.data, "create_dataset", lambda *a, **kw: seen.append(kw) or Recorded())
     extra = [] if train_interp is None else ["--train_interpolation", train_interp]
     cfg, _ = parse_config(["--config", tiny_config(dataset="imagefolder"), "--interpolation", "bicubic", *extra])
+    resolve_data_config(cfg)  # as the trainer does: mean/std/crop_pct from the model's cfg
     build_train_dataset(cfg)
     build_eval_dataset(cfg)
     assert [kw["interpolation"] for kw in seen] == [expected, "bicubic"]

@@ -1,0 +1,7 @@
+"""Constants shared by models (default cfgs), data (transforms) and config: each defined here only."""
+
+IMAGENET_DEFAULT_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_DEFAULT_STD = (0.229, 0.224, 0.225)
+IMAGENET_INCEPTION_MEAN = (0.5, 0.5, 0.5)  # TNT's published weights are trained with these
+IMAGENET_INCEPTION_STD = (0.5, 0.5, 0.5)
+DEFAULT_CROP_PCT = 0.875  # timm's default when a model's cfg names none

@@ -15,6 +15,8 @@ from typing import Any, Optional, Tuple
 
 import yaml
 
+from src.constants import PUBLISHED_WEIGHTS_NAMES, REMOTE_WEIGHTS_PREFIXES
+
 BOOL_TRUE = ("true", "yes", "on", "1")
 BOOL_FALSE = ("false", "no", "off", "0")
 
@@ -54,9 +56,9 @@ KEYS = (
     _k("model", "drop_rate", 0.0, "float", "dropout rate before the head and in MLPs", min=0.0, max=0.99),
     _k("model", "drop_path_rate", 0.1, "float", "stochastic depth rate (linear over depth)", min=0.0, max=0.99),
     _k("model", "model_kwargs", {}, "dict", "extra create_model overrides, e.g. {embed_dims: [32, 64]}"),
-    _k("model", "pretrained", None, "path", "MindSpore .ckpt to fine-tune from (train.py) or to evaluate, export or "
-       "run (its model record gives arch, classes and preprocessing; convert .pth with convert_from_pt.py)",
-       nullable=True),
+    _k("model", "pretrained", None, "path", "weights to fine-tune from (train.py) or to evaluate, export or run: a "
+       "MindSpore .ckpt (its model record gives arch, classes and preprocessing), timm (the arch's published "
+       "weights), hf-hub:ORG/REPO, a URL or a .pth/.safetensors file (fetched and converted once)", nullable=True),
     # data
     _k("data", "dataset", "imagefolder", "str", "imagefolder (data_url/train, data_url/val) or digits (embedded)",
        choices=("imagefolder", "digits")),
@@ -519,7 +521,9 @@ def validate(cfg, need_data=False, need_train_data=False):
 
     for name in ("pretrained", "resume"):
         path = cfg[name]
-        if path and not os.path.exists(path):
+        published = name == "pretrained" and path and (path.lower() in PUBLISHED_WEIGHTS_NAMES or
+                                                        path.startswith(REMOTE_WEIGHTS_PREFIXES))
+        if path and not published and not os.path.exists(path):
             err(name, f"not found: {path}")
     if cfg.min_lr > cfg.base_lr:
         err("min_lr", f"{cfg.min_lr} is larger than base_lr {cfg.base_lr}")

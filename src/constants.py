@@ -5,3 +5,7 @@ IMAGENET_DEFAULT_STD = (0.229, 0.224, 0.225)
 IMAGENET_INCEPTION_MEAN = (0.5, 0.5, 0.5)  # TNT's published weights are trained with these
 IMAGENET_INCEPTION_STD = (0.5, 0.5, 0.5)
 DEFAULT_CROP_PCT = 0.875  # timm's default when a model's cfg names none
+
+# ``pretrained`` values that name published weights instead of a local file (resolved by src/models/hub.py).
+PUBLISHED_WEIGHTS_NAMES = ("true", "timm")
+REMOTE_WEIGHTS_PREFIXES = ("hf-hub:", "http://", "https://", "file://")

@@ -141,3 +141,21 @@ def load_eval_model(cfg, checkpoint):
         raise
     model.set_train(False)
     return model, which
+
+
+def pretrained_file(cfg):
+    """``cfg.pretrained`` as a local MindSpore ``.ckpt``: published weights (``timm``), Hub ids, URLs and
+    PyTorch files are fetched and converted once (src/models/hub.py). Their model is ``arch`` when set, else
+    the one a Hub id names (``hf-hub:timm/twins_svt_small.in1k``)."""
+    from src.models import is_model, resolve_name
+    from src.models.hub import TORCH_SUFFIXES, names_published_weights, pretrained_checkpoint
+
+    spec = cfg.pretrained
+    if not (names_published_weights(spec) or spec.endswith(TORCH_SUFFIXES)):
+        return spec
+    if not is_explicit(cfg, "arch"):
+        guess = spec.split("/")[-1].split("@")[0].split(".")[0] if spec.startswith("hf-hub:") else None
+        if guess is None or not is_model(guess):
+            raise ConfigError(f"arch: give the model that --pretrained {spec} holds (--arch NAME)")
+        _set(cfg, "arch", guess, spec)
+    return pretrained_checkpoint(resolve_name(cfg.arch), spec)

@@ -4,7 +4,7 @@ import os
 
 import pytest
 
-from src.config import parse_config, validate
+from src.config import parse_config, source_of, validate
 from src.models import get_default_cfg, resolve_name
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -17,6 +17,18 @@ def test_every_family_has_recipes():
     assert sum(n.startswith("configs/twins/") for n in names) == 6
     assert sum(n.startswith("configs/tnt/") for n in names) == 2
     assert sum(n.startswith("configs/t2t_vit/") for n in names) == 9
+    assert {n for n in names if n.startswith("configs/finetune/")} == {
+        "configs/finetune/twins_svt_small.yaml", "configs/finetune/tnt_s_patch16_224.yaml",
+        "configs/finetune/t2t_vit_t_14.yaml"}
+
+
+@pytest.mark.parametrize("path", [p for p in CONFIGS if os.sep + "finetune" + os.sep in p],
+                         ids=lambda p: os.path.relpath(p, ROOT))
+def test_fine_tuning_recipes_start_from_published_weights_and_take_their_preprocessing(path):
+    cfg, _ = parse_config(["--config", path])
+    assert cfg.pretrained == "timm" and source_of(cfg, "num_classes") == "default"
+    assert all(cfg[k] is None for k in ("crop_pct", "interpolation", "mean", "std"))
+    assert cfg.base_lr < 5e-4 and cfg.epochs <= 50
 
 
 @pytest.mark.parametrize("path", CONFIGS, ids=lambda p: os.path.relpath(p, ROOT))
@@ -24,8 +36,9 @@ def test_shipped_config_loads_validates_and_names_a_model(path):
     cfg, _ = parse_config(["--config", path])
     validate(cfg)
     name = resolve_name(cfg.arch)
-    if cfg.dataset == "imagefolder":
-        # Eval preprocessing of the recipe equals the model's published default cfg.
+    if cfg.dataset == "imagefolder" and cfg.pretrained is None:
+        # Eval preprocessing of the recipe equals the model's published default cfg (fine-tuning recipes
+        # leave it to the published weights' record).
         default = get_default_cfg(name)
         assert tuple(cfg.mean) == pytest.approx(default["mean"])
         assert tuple(cfg.std) == pytest.approx(default["std"])
@@ -38,7 +51,9 @@ def test_shipped_recipe_trains_one_step_and_validates(path, digits_cache, tmp_pa
     """One optimizer step of the recipe as written: its augmentation (RandAugment, random erasing,
     mixup/cutmix), loss, optimizer, schedule, clipping and EMA. What cannot run here is overridden: the
     data (the digits folders), a tiny width of the same model family at 32 px, float32 on CPU, one step
-    of one epoch. (The quickstart config is trained end to end elsewhere.)"""
+    of one epoch, and no published weights (a fine-tuning recipe's ``pretrained: timm`` cannot be fetched
+    here, nor fit a tiny width; starting from published weights is tested in tests/models/test_hub.py).
+    (The quickstart config is trained end to end elsewhere.)"""
     import json
 
     from src.data import prepare_digits
@@ -52,7 +67,7 @@ def test_shipped_recipe_trains_one_step_and_validates(path, digits_cache, tmp_pa
                            "--epochs", "1", "--steps_per_epoch", "1", "--warmup_length", "0",
                            "--cooldown_epochs", "0", "--amp_level", "O0", "--val_num_samples", "8",
                            "--num_parallel_workers", "1", "--output_dir", str(tmp_path), "--run_name", "dry",
-                           "--progress", "false"])
+                           "--progress", "false", "--pretrained", "none"])
     assert train(cfg) == 0
     run_dir = tmp_path / "dry"
     assert {"config.yaml", "metrics.csv", "last.ckpt"} <= set(os.listdir(run_dir))

@@ -22,7 +22,7 @@ def build_parser():
 
 def convert_main(argv=None):
     args = parse_script_args(build_parser(), argv)
-    from src.deploy.convert import convert_file
+    from src.models.convert import convert_file
 
     info = convert_file(args.arch, args.input, args.output, num_classes=args.num_classes,
                         img_size=args.img_size, prefer_ema=args.ema)

@@ -16,7 +16,7 @@ from src.logger import get_logger
 from src.models.layers import set_exportable
 from src.models.loading import CheckpointFile
 from src.models.record import check_record
-from src.resolve import load_eval_model, record_of, resolve_from_checkpoint
+from src.resolve import load_eval_model, pretrained_file, record_of, resolve_from_checkpoint
 
 EXTENSIONS = {"MINDIR": ".mindir", "ONNX": ".onnx", "AIR": ".air"}
 
@@ -56,10 +56,10 @@ def build_deploy_model(cfg):
     if not cfg.pretrained:
         raise ConfigError("pretrained: give the checkpoint to use (--pretrained FILE.ckpt); a model with random "
                           "weights is never exported or run")
-    checkpoint = CheckpointFile(cfg.pretrained)
+    checkpoint = CheckpointFile(pretrained_file(cfg))
     class_names = resolve_from_checkpoint(cfg, checkpoint)
     model, which = load_eval_model(cfg, checkpoint)
-    get_logger().info(f"loaded {which} of {cfg.pretrained}: {cfg.arch}, {cfg.num_classes} classes, "
+    get_logger().info(f"loaded {which} of {checkpoint.path}: {cfg.arch}, {cfg.num_classes} classes, "
                       f"{cfg.image_size}px, crop {cfg.crop_pct} {cfg.interpolation}, mean {cfg.mean}, std {cfg.std}")
     return model, class_names
 

@@ -98,24 +98,24 @@ def evaluate_checkpoint(cfg, output=None):
     training checkpoint, so ``python eval.py --pretrained run/best.ckpt`` needs nothing else. A training
     checkpoint with EMA weights is evaluated with them (they were validated and chose the best checkpoint).
     """
-    from src.resolve import load_eval_model, resolve_from_checkpoint
+    from src.resolve import load_eval_model, pretrained_file, resolve_from_checkpoint
 
     from .build import RUN_KEYS, build_eval_dataset, merge_saved_config
     from .checkpoint import load_training_checkpoint
 
     if not cfg.pretrained:
         raise ConfigError("pretrained: give the checkpoint to evaluate (--pretrained FILE.ckpt) (from command line)")
-    ckpt = load_training_checkpoint(cfg.pretrained)
+    ckpt = load_training_checkpoint(pretrained_file(cfg))
     class_names = resolve_from_checkpoint(cfg, ckpt)
     if ckpt.config_text:
-        merge_saved_config(cfg, ckpt.config_text, f"{cfg.pretrained} (saved config)", keep=RUN_KEYS)
+        merge_saved_config(cfg, ckpt.config_text, f"{ckpt.path} (saved config)", keep=RUN_KEYS)
     validate(cfg, need_data=True, need_train_data=False)
     dataset = build_eval_dataset(cfg, class_names=class_names)
     if len(dataset.class_names) > cfg.num_classes:
         raise ConfigError(f"num_classes: the model has {cfg.num_classes} classes, {dataset.directory} has "
                           f"{len(dataset.class_names)} class folders (from {source_of(cfg, 'num_classes')})")
     model, which = load_eval_model(cfg, ckpt)
-    get_logger().info(f"evaluating {which} of {cfg.pretrained} ({cfg.arch}) on {dataset.directory} "
+    get_logger().info(f"evaluating {which} of {ckpt.path} ({cfg.arch}) on {dataset.directory} "
                       f"({dataset.num_files} images, batch {cfg.batch_size})")
     results = evaluate(EvalNet(model), dataset)
     print(format_results(results), flush=True)

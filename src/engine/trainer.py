@@ -26,7 +26,7 @@ import mindspore as ms
 from src.config import ConfigError, format_config, save_config, source_of, validate
 from src.logger import add_log_file, get_logger, get_rank, remove_log_files
 from src.models.loading import CheckpointFile, load_pretrained
-from src.resolve import apply_record, build_model, record_of, resolve_data_config
+from src.resolve import apply_record, build_model, pretrained_file, record_of, resolve_data_config
 
 from .build import build_eval_dataset, build_train_dataset, merge_saved_config, seed_everything
 from .callbacks import (MetricsCSV, ProgressBar, StepTimer, format_lr, format_step_line, plot_curves,
@@ -106,9 +106,9 @@ class Trainer:
             self.run_dir = os.path.dirname(os.path.abspath(path))
         pretrained = None
         if cfg.pretrained and resume_ckpt is None:
-            pretrained = CheckpointFile(cfg.pretrained)
+            pretrained = CheckpointFile(pretrained_file(cfg))
             if pretrained.record is not None:  # its model, not its classes (the train folder decides those)
-                apply_record(cfg, pretrained.record, cfg.pretrained, take_num_classes=False)
+                apply_record(cfg, pretrained.record, pretrained.path, take_num_classes=False)
         resolve_data_config(cfg)
         validate(cfg, need_data=True, need_train_data=True)
         seed_everything(cfg.seed)

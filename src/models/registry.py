@@ -82,13 +82,16 @@ def resolve_name(name):
     return name
 
 
-def list_models(pattern="*"):
-    """Sorted canonical model names matching an fnmatch ``pattern`` (or a list of patterns)."""
+def list_models(pattern="*", pretrained=False):
+    """Sorted canonical model names matching an fnmatch ``pattern`` (or a list of patterns); with
+    ``pretrained=True`` only those whose cfg names published weights (``create_model(name, pretrained=True)``)."""
     _ensure_families_loaded()
     patterns = [pattern] if isinstance(pattern, str) else list(pattern)
     names = set()
     for pat in patterns:
         names.update(fnmatch.filter(_model_entrypoints, pat))
+    if pretrained:
+        names = {n for n in names if _model_default_cfgs[n].get("hf_hub_id") or _model_default_cfgs[n].get("url")}
     return sorted(names)
 
 
@@ -123,8 +126,8 @@ def resolve_data_config(name, overrides=None):
 def build_model_with_cfg(model_cls, variant, pretrained=None, model_args=None, **kwargs):
     """Build ``model_cls`` for a registered variant, attach its default cfg and load ``pretrained``.
 
-    Every family's ``_create_<family>`` ends here, so ``pretrained`` means the same for all of them: a path to
-    a MindSpore ``.ckpt``. Constructor arguments are the variant's ``model_args``, then what the checkpoint's
+    Every family's ``_create_<family>`` ends here, so ``pretrained`` means the same for all of them (see
+    ``create_model``). Constructor arguments are the variant's ``model_args``, then what the checkpoint's
     model record (src/models/record.py) says (``num_classes``, ``model_kwargs``, ``img_size``, ``in_chans``),
     then the ``kwargs`` given. Weights load by the one rule (src/models/loading.py): a ``num_classes`` given
     here that differs from the checkpoint's re-heads the model for fine-tuning (logged); anything else that
@@ -149,10 +152,15 @@ def build_model_with_cfg(model_cls, variant, pretrained=None, model_args=None, *
 
 
 def _open_pretrained(variant, pretrained):
-    if pretrained is True or not isinstance(pretrained, (str, os.PathLike)):
-        raise ValueError(f"{variant}: pretrained must be the path of a MindSpore .ckpt (got {pretrained!r}); "
-                         "convert published PyTorch weights with convert_from_pt.py")
-    return CheckpointFile(os.fspath(pretrained))
+    """The checkpoint for ``pretrained``: a local ``.ckpt``, or published/PyTorch weights fetched and converted
+    once (src/models/hub.py)."""
+    from .hub import pretrained_checkpoint
+
+    if pretrained is not True and not isinstance(pretrained, (str, os.PathLike)):
+        raise ValueError(f"{variant}: pretrained must be True, 'timm', a Hub id (hf-hub:ORG/REPO), a URL or a "
+                         f"file path, not {pretrained!r}")
+    spec = pretrained if pretrained is True else os.fspath(pretrained)
+    return CheckpointFile(pretrained_checkpoint(variant, spec))
 
 
 def _checkpoint_args(variant, checkpoint):
@@ -170,7 +178,8 @@ def _checkpoint_args(variant, checkpoint):
 def create_model(name, num_classes=None, drop_rate=0.0, drop_path_rate=0.0, pretrained=None, **kwargs):
     """Build a registered model: ``(N, 3, H, W)`` float32 -> ``(N, num_classes)`` logits.
 
-    ``pretrained`` is the path of a MindSpore ``.ckpt`` (saved by training or ``convert_from_pt.py``); see
+    ``pretrained``: ``True``/``"timm"`` for the variant's published weights, a Hub id ``"hf-hub:ORG/REPO"``, a
+    URL, a PyTorch file (fetched and converted once, src/models/hub.py) or a MindSpore ``.ckpt``; see
     ``build_model_with_cfg`` for how it is loaded. ``num_classes`` defaults to the checkpoint's, else 1000.
     """
     canonical = resolve_name(name)

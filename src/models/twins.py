@@ -322,42 +322,42 @@ def _cfg(**kwargs):
                     first_conv="patch_embeds.0.proj", classifier="head", license="apache-2.0", **kwargs)
 
 
-@register_model(default_cfg=_cfg())
+@register_model(default_cfg=_cfg(hf_hub_id="timm/twins_pcpvt_small.in1k"))
 def twins_pcpvt_small(pretrained=None, **kwargs):
     model_args = dict(patch_size=4, embed_dims=(64, 128, 320, 512), num_heads=(1, 2, 5, 8), mlp_ratios=(8, 8, 4, 4),
                       depths=(3, 4, 6, 3), sr_ratios=(8, 4, 2, 1))
     return _create_twins("twins_pcpvt_small", pretrained, model_args, **kwargs)
 
 
-@register_model(default_cfg=_cfg())
+@register_model(default_cfg=_cfg(hf_hub_id="timm/twins_pcpvt_base.in1k"))
 def twins_pcpvt_base(pretrained=None, **kwargs):
     model_args = dict(patch_size=4, embed_dims=(64, 128, 320, 512), num_heads=(1, 2, 5, 8), mlp_ratios=(8, 8, 4, 4),
                       depths=(3, 4, 18, 3), sr_ratios=(8, 4, 2, 1))
     return _create_twins("twins_pcpvt_base", pretrained, model_args, **kwargs)
 
 
-@register_model(default_cfg=_cfg())
+@register_model(default_cfg=_cfg(hf_hub_id="timm/twins_pcpvt_large.in1k"))
 def twins_pcpvt_large(pretrained=None, **kwargs):
     model_args = dict(patch_size=4, embed_dims=(64, 128, 320, 512), num_heads=(1, 2, 5, 8), mlp_ratios=(8, 8, 4, 4),
                       depths=(3, 8, 27, 3), sr_ratios=(8, 4, 2, 1))
     return _create_twins("twins_pcpvt_large", pretrained, model_args, **kwargs)
 
 
-@register_model(default_cfg=_cfg())
+@register_model(default_cfg=_cfg(hf_hub_id="timm/twins_svt_small.in1k"))
 def twins_svt_small(pretrained=None, **kwargs):
     model_args = dict(patch_size=4, embed_dims=(64, 128, 256, 512), num_heads=(2, 4, 8, 16), mlp_ratios=(4, 4, 4, 4),
                       depths=(2, 2, 10, 4), wss=(7, 7, 7, 7), sr_ratios=(8, 4, 2, 1))
     return _create_twins("twins_svt_small", pretrained, model_args, **kwargs)
 
 
-@register_model(default_cfg=_cfg())
+@register_model(default_cfg=_cfg(hf_hub_id="timm/twins_svt_base.in1k"))
 def twins_svt_base(pretrained=None, **kwargs):
     model_args = dict(patch_size=4, embed_dims=(96, 192, 384, 768), num_heads=(3, 6, 12, 24), mlp_ratios=(4, 4, 4, 4),
                       depths=(2, 2, 18, 2), wss=(7, 7, 7, 7), sr_ratios=(8, 4, 2, 1))
     return _create_twins("twins_svt_base", pretrained, model_args, **kwargs)
 
 
-@register_model(default_cfg=_cfg())
+@register_model(default_cfg=_cfg(hf_hub_id="timm/twins_svt_large.in1k"))
 def twins_svt_large(pretrained=None, **kwargs):
     model_args = dict(patch_size=4, embed_dims=(128, 256, 512, 1024), num_heads=(4, 8, 16, 32),
                       mlp_ratios=(4, 4, 4, 4), depths=(2, 2, 18, 2), wss=(7, 7, 7, 7), sr_ratios=(8, 4, 2, 1))

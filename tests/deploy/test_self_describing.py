@@ -126,7 +126,7 @@ def test_no_checkpoint_means_no_predictions(tiny, tmp_path):
 def test_a_checkpoint_converted_for_fine_tuning_has_no_head_and_is_never_run(tiny, tmp_path):
     from safetensors.numpy import save_file
 
-    from src.deploy.convert import convert_file
+    from src.models.convert import convert_file
 
     ckpt = load_training_checkpoint(tiny["ckpt"])
     weights = {k: v for k, v in ckpt.tensors.items() if not k.startswith(("optimizer.", "loss_scale.", "ema."))}

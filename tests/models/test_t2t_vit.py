@@ -14,7 +14,7 @@ import pytest
 import mindspore as ms
 from mindspore import nn
 
-from src.deploy.convert import convert_state_dict, read_torch_checkpoint
+from src.models.convert import convert_state_dict, read_torch_checkpoint
 from src.models import create_model, get_default_cfg, list_models
 import src.models.t2t_vit as t2t_vit_module
 from src.models.t2t_vit import Block, T2TViT, TokenPerformer, checkpoint_filter_fn, sinusoid_encoding

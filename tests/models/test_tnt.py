@@ -3,7 +3,7 @@ import numpy as np
 import mindspore as ms
 import pytest
 
-from src.deploy.convert import convert_state_dict
+from src.models.convert import convert_state_dict
 from src.models import create_model, get_default_cfg, list_models
 from src.models import tnt as tnt_mod
 from src.models.layers import DropPath

@@ -7,14 +7,15 @@ model file); the mapped weights then load by the project's one rule (``src.model
 ``.ckpt`` carries a model record (arch, classes, input size, the variant's eval preprocessing), so
 eval/infer/export need nothing but the file.
 """
+import argparse
 import os
 
 import numpy as np
 import mindspore as ms
 
-from src.models import create_model, model_family_module, resolve_data_config, resolve_name
-from src.models.loading import load_weights
-from src.models.record import RECORD_KEY, make_record, record_to_text
+from .loading import load_weights
+from .record import RECORD_KEY, make_record, record_to_text
+from .registry import create_model, model_family_module, resolve_data_config, resolve_name
 
 NESTED_KEYS = ("state_dict_ema", "model_ema", "state_dict", "model", "module", "net")
 
@@ -53,7 +54,10 @@ def _read_torch(path, prefer_ema=False):
         raise ConversionError(f"reading {os.path.basename(path)} needs PyTorch (pip install torch); "
                               "a .safetensors file converts without it") from None
     try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
+        # Training checkpoints saved by timm's CheckpointSaver (the official T2T-ViT releases) also hold the
+        # argparse Namespace of the run: plain data, allowed; anything else that is not a tensor is refused.
+        with torch.serialization.safe_globals([argparse.Namespace]):
+            obj = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise ConversionError(f"refusing {path}: it cannot be read with torch.load(weights_only=True) "

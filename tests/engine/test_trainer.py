@@ -173,9 +173,10 @@ def test_sigint_saves_last_ckpt_at_the_current_step_and_resume_finishes(sigint_r
     assert (final["epochs_done"], final["global_step"]) == (2, 80)
 
 
-@pytest.mark.xfail(strict=True, reason="MindSpore 2.10 installs its own SIGINT handler when its runtime starts "
-                   "(the first op, after Trainer._install_signals), and that handler raises SIGTERM: Ctrl-C is "
-                   "reported as 'stopped by SIGTERM' and the process hard-exits with 143 instead of 130")
+@pytest.mark.xfail(strict=True, reason="MindSpore 2.10's runtime installs its own C-level SIGINT handler "
+                   "(RegisterGlobalSignalHandler) at its first op and again at every graph run, i.e. after "
+                   "Trainer._install_signals, and that handler delivers SIGTERM: Ctrl-C is reported as 'stopped by "
+                   "SIGTERM' and the process hard-exits (os._exit) with 143 instead of returning 130")
 def test_sigint_is_reported_as_sigint_and_exits_130(sigint_run):
     assert "stopped by SIGINT" in sigint_run["out"], sigint_run["out"][-1500:]
     assert sigint_run["code"] == 130

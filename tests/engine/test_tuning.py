@@ -115,16 +115,10 @@ def test_a_trial_below_the_median_is_pruned_after_its_first_validation(tiny_conf
     assert cfg.base_lr == 0.003
 
 
-def test_step_ranges_sample_only_grid_values():
-    import tempfile
-
-    with tempfile.TemporaryDirectory() as tmp:
-        space_file = os.path.join(tmp, "space.yaml")
-        with open(space_file, "w") as f:
-            yaml.safe_dump({"drop_path_rate": {"low": 0.0, "high": 0.3, "step": 0.1},
-                            "warmup_length": {"low": 1, "high": 7, "step": 3},
-                            "base_lr": {"low": 0.001, "high": 0.01, "log": True}}, f)
-        space = load_search_space(space_file)
+def test_step_ranges_sample_only_grid_values(tmp_path):
+    space = load_search_space(_space(tmp_path, {"drop_path_rate": {"low": 0.0, "high": 0.3, "step": 0.1},
+                                                "warmup_length": {"low": 1, "high": 7, "step": 3},
+                                                "base_lr": {"low": 0.001, "high": 0.01, "log": True}}))
     from src.engine.tuning import suggest
 
     assert space["drop_path_rate"]["step"] == 0.1 and space["warmup_length"]["step"] == 3

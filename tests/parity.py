@@ -2,13 +2,12 @@
 import os
 
 import numpy as np
-import pytest
 
 
 def torch_and_timm():
-    """Import torch and timm, or skip the calling test when the dev requirements are missing."""
-    torch = pytest.importorskip("torch")
-    timm = pytest.importorskip("timm")
+    """Import torch and timm (dev requirements: a missing one is an error, not a skip)."""
+    import torch
+    import timm
     torch.set_num_threads(max(1, os.cpu_count() or 1))
     return torch, timm
 

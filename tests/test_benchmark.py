@@ -76,3 +76,60 @@ def test_cli_runs_cases_in_subprocesses_and_writes_json_lines_and_a_plot(tmp_pat
     assert all(r["result"]["images_per_s"] > 0 and r["result"]["peak_rss_mb"] > 0 for r in rows)
     assert rows[0]["ratio"] == pytest.approx(rows[0]["result"]["images_per_s"] / rows[1]["result"]["images_per_s"])
     assert "vs timm" in proc.stdout and png.stat().st_size > 0
+
+
+def _tiny_case(mode, backend="mindspore", model="twins_pcpvt_small"):
+    return dict(mode=mode, impl="ours", model=model, backend=backend, batch_size=2, image_size=32, threads=1,
+                warmup=1, windows=2, iters=2, workers=1)
+
+
+@pytest.fixture
+def tiny_benchmark_models(monkeypatch):
+    """benchmark's model builders give the tiny width of the same family (compile cost, not the point here)."""
+    import src.engine.build
+    from src.models import create_model
+    from tests.tiny import tiny_kwargs
+
+    built, initial = [], {}
+
+    def tiny_model(name, size, num_classes=1000):
+        model = create_model(name, num_classes=num_classes, **dict(tiny_kwargs(name), img_size=size))
+        built.append(model)
+        return model
+
+    real_build = src.engine.build.build_model
+
+    def tiny_build(cfg, **kw):
+        cfg.model_kwargs = {k: v for k, v in tiny_kwargs(cfg.arch).items() if k != "img_size"}
+        model = real_build(cfg, **kw)
+        built.append(model)
+        initial.update({p.name: p.asnumpy().copy() for p in model.get_parameters()})
+        return model
+
+    monkeypatch.setattr(benchmark, "_our_model", tiny_model)
+    monkeypatch.setattr(src.engine.build, "build_model", tiny_build)
+    yield built, initial
+    import mindspore as ms
+
+    ms.set_context(mode=ms.PYNATIVE_MODE)  # the cases set GRAPH mode, as in their own process
+
+
+@pytest.mark.parametrize("backend", ["mindspore", "onnx"])
+def test_infer_case_measures_a_tiny_model(backend, tiny_benchmark_models):
+    result = benchmark.run_case_inline(_tiny_case("infer", backend))
+    (model,), _ = tiny_benchmark_models
+    assert result["params"] == benchmark._count(model)
+    assert result["images_per_s"] > 0 and result["first_step_s"] > 0 and result["peak_rss_mb"] > 0
+    assert result["step_ms"] == pytest.approx(1e3 * 2 / result["images_per_s"], rel=0.5)
+
+
+def test_train_case_trains_a_tiny_model(tiny_benchmark_models):
+    import numpy as np
+
+    result = benchmark.run_case_inline(_tiny_case("train"))
+    (model,), initial = tiny_benchmark_models
+    assert result["params"] == benchmark._count(model)
+    assert result["images_per_s"] > 0 and result["first_step_s"] > 0
+    # The timed steps were optimizer steps: the weights moved from the ones the model was built with.
+    moved = [p.name for p in model.trainable_params() if not np.array_equal(p.asnumpy(), initial[p.name])]
+    assert len(moved) > len(initial) // 2, moved

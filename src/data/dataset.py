@@ -149,7 +149,7 @@ def to_rgb(img):
             grey = np.clip(arr.astype(np.float64), 0, 65535) / 257.0
         else:
             grey = np.clip(arr, 0, 255)
-        return Image.fromarray(np.round(grey).astype(np.uint8), "L").convert("RGB")
+        return Image.fromarray(np.round(grey).astype(np.uint8)).convert("RGB")
     if mode == "P" or mode == "PA":
         img = img.convert("RGBA")  # palette (possibly with transparency) -> colours, then drop alpha below
     return img.convert("RGB")
@@ -447,7 +447,7 @@ def prepare_digits(cache_dir, val_fraction=0.2, seed=0):
             for label in range(10):
                 os.makedirs(os.path.join(tmp, split, str(label)), exist_ok=True)
             for i in sorted(idx):
-                Image.fromarray(images[i], "L").save(os.path.join(tmp, split, str(digits.target[i]), f"{i:04d}.png"))
+                Image.fromarray(images[i]).save(os.path.join(tmp, split, str(digits.target[i]), f"{i:04d}.png"))
         info = dict(expected, train=len(train_idx), val=len(val_idx), source="sklearn.datasets.load_digits")
         with open(os.path.join(tmp, DIGITS_MARKER), "w", encoding="utf-8") as f:
             json.dump(info, f)

@@ -155,7 +155,7 @@ class ColorJitter:
         h, s, v = img.convert("HSV").split()
         hue = np.array(h, dtype=np.uint8)
         hue += np.uint8(np.int32(shift * 255) & 0xFF)  # wraps around, as hue should
-        return Image.merge("HSV", (Image.fromarray(hue, "L"), s, v)).convert(img.mode)
+        return Image.merge("HSV", (Image.fromarray(hue), s, v)).convert(img.mode)
 
     def __call__(self, img):
         enhancers = (ImageEnhance.Brightness, ImageEnhance.Contrast, ImageEnhance.Color)

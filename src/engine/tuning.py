@@ -3,7 +3,8 @@
 A search-space YAML maps config keys to ``{low, high[, log][, step]}`` or ``{choices: [...]}``. Each
 trial is a short training run (its own run directory under the study folder); val top-1 is reported
 after every validation so Optuna's pruner stops bad trials early. The study lives in SQLite, so an
-interrupted search resumes without repeating finished trials. At the end the best configuration is
+interrupted search resumes without repeating finished trials (a trial cut short by the interruption is
+marked failed, not counted, and its parameters run again). At the end the best configuration is
 written as a YAML that ``train.py --config`` accepts, plus a PNG of the optimisation history.
 """
 import argparse
@@ -98,19 +99,27 @@ def build_parser():
 
 
 def _finished(study):
+    """Trials that count towards ``--trials``: completed, pruned or failed, but not interrupted ones."""
     import optuna
 
     done = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED, optuna.trial.TrialState.FAIL)
-    return [t for t in study.get_trials(deepcopy=False) if t.state in done]
+    return [t for t in study.get_trials(deepcopy=False) if t.state in done and not t.user_attrs.get("interrupted")]
 
 
 def _fail_stale_running(study):
-    """Trials left RUNNING by an interrupted search are marked FAILED (they will not be repeated)."""
+    """Trials left RUNNING by an interrupted search are marked FAILED with ``interrupted`` set; they do not
+    count as finished, and each interrupted trial's parameters are queued once to run again."""
     import optuna
 
     storage = study._storage  # the public storage API has no study-level accessor
     for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
+        storage.set_trial_user_attr(t._trial_id, "interrupted", True)
         storage.set_trial_state_values(t._trial_id, state=optuna.trial.TrialState.FAIL)
+    trials = study.get_trials(deepcopy=False)
+    retried = {t.user_attrs.get("retry_of") for t in trials}
+    for t in trials:
+        if t.user_attrs.get("interrupted") and t.number not in retried and t.params:
+            study.enqueue_trial(t.params, user_attrs={"retry_of": t.number})
 
 
 def make_objective(base_argv, space, study_dir):
@@ -142,6 +151,7 @@ def make_objective(base_argv, space, study_dir):
 
         code = train(cfg, after_epoch=after_epoch)
         if code in (130, 143):  # the trainer saved and stopped on SIGINT/SIGTERM: stop the search too
+            trial.set_user_attr("interrupted", True)  # run again, not counted, when the search is resumed
             raise KeyboardInterrupt
         if code != 0:
             raise RuntimeError(f"training exited with code {code}")

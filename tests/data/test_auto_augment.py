@@ -3,12 +3,12 @@ import random
 
 import numpy as np
 import pytest
+import timm.data.auto_augment as timm_aa
 from PIL import Image
 
 from src.data import auto_augment as ours
 from tests.data.helpers import random_rgb
 
-timm_aa = pytest.importorskip("timm.data.auto_augment")
 
 HPARAMS = dict(translate_const=9, img_mean=(124, 116, 104), interpolation=Image.Resampling.BICUBIC)
 OP_NAMES = sorted(ours.OPS)

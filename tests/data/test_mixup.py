@@ -1,11 +1,11 @@
 """Mixup / CutMix on numpy batches: timm equivalence, label/pixel lambda agreement, switch_prob, off epoch."""
 import numpy as np
 import pytest
+import torch
+import timm.data.mixup as timm_mixup
 
 from src.data.mixup import Mixup, cutmix_bbox_and_lam, mixup_target, one_hot
 
-torch = pytest.importorskip("torch")
-timm_mixup = pytest.importorskip("timm.data.mixup")
 
 NUM_CLASSES = 6
 

@@ -3,15 +3,14 @@ import random
 
 import numpy as np
 import pytest
+import torch
+import timm.data as timm_data
 from PIL import Image
 
 from src.data.random_erasing import RandomErasing
 from src.data.transforms import (CenterCrop, ColorJitter, RandomResizedCrop, ResizeShorter, ToNormalizedArray,
                                  create_transform)
 from tests.data.helpers import random_rgb
-
-torch = pytest.importorskip("torch")
-timm_data = pytest.importorskip("timm.data")
 
 
 def _to_numpy(t):

@@ -31,7 +31,8 @@ def test_pth_without_pytorch_gives_clear_message(tmp_path, monkeypatch):
 
 
 def test_nested_state_dicts_and_prefixes_are_unwrapped(tmp_path):
-    torch = pytest.importorskip("torch")
+    import torch
+
     path = str(tmp_path / "ckpt.pth")
     torch.save({"epoch": 3, "state_dict": {"module.blocks.0.weight": torch.ones(2)},
                 "optimizer": {"lr": 0.1}}, path)
@@ -52,7 +53,6 @@ def test_strip_prefixes_handles_ddp_and_compile():
 
 
 def test_pickled_code_is_refused_and_never_runs(tmp_path):
-    pytest.importorskip("torch")
     marker = tmp_path / "pwned"
     evil = tmp_path / "evil.pth"
     # A pickle whose loading would run a shell command (written by a separate interpreter).

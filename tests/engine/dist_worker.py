@@ -3,8 +3,11 @@
 python tests/engine/dist_worker.py CONFIG OUT_DIR [--key value ...]
 
 Trains with a deterministic, unshuffled pipeline (eval transform) so that two shards of batch B see
-exactly the samples of one batch of 2B, and dumps each rank's final weights to OUT_DIR/weights_rank{R}.npz.
+exactly the samples of one batch of 2B, and dumps each rank's weights before the first step to
+OUT_DIR/init_rank{R}.npz, its final weights to OUT_DIR/weights_rank{R}.npz and its last validation results
+to OUT_DIR/val_rank{R}.json.
 """
+import json
 import os
 import sys
 
@@ -37,10 +40,26 @@ def main():
     start(cfg)
     trainer_module.build_train_dataset = deterministic_train_dataset
 
+    def weights(trainer):
+        return {p.name: p.asnumpy() for p in trainer.network.get_parameters()}
+
+    setup = trainer_module.Trainer.setup
+
+    def setup_and_dump(trainer):
+        result = setup(trainer)
+        if trainer.rank >= 0:  # not msrun's scheduler process
+            np.savez(os.path.join(out_dir, f"init_rank{max(trainer.rank, 0)}.npz"), **weights(trainer))
+        return result
+
+    trainer_module.Trainer.setup = setup_and_dump
+
     def dump(trainer, epoch, val):
-        rank = max(trainer.rank, 0)
-        weights = {p.name: p.asnumpy() for p in trainer.network.get_parameters()}
-        np.savez(os.path.join(out_dir, f"weights_rank{rank}.npz"), **weights)
+        rank = trainer.rank
+        if rank < 0:
+            return
+        np.savez(os.path.join(out_dir, f"weights_rank{rank}.npz"), **weights(trainer))
+        with open(os.path.join(out_dir, f"val_rank{rank}.json"), "w") as f:
+            json.dump(val, f)
 
     return trainer_module.train(cfg, after_epoch=dump)
 

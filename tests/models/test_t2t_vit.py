@@ -141,7 +141,7 @@ def _x(batch=2, size=64, seed=1):
 # ----------------------------------------------------------------------------------------------------------
 @pytest.mark.parametrize("case", ["t2t_vit_7", "t2t_vit_t_14", "t2t_vit_7_from224_at160"])
 def test_logits_match_official_t2t_vit(case, tmp_path):
-    safetensors_numpy = pytest.importorskip("safetensors.numpy")
+    import safetensors.numpy as safetensors_numpy
     fx = _load_fixture()[case]
     state_dict = official_state_dict(fx["spec"], fx["seed"])
     src = os.path.join(str(tmp_path), "official.safetensors")

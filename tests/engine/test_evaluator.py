@@ -1,0 +1,116 @@
+"""Top-1 / top-5 / loss by hand on made-up logits, for the checkpoint evaluator (EvalNet + evaluate) and for
+the exported-model meter (src.metrics.ClassificationMeter): the two paths of eval.py must agree.
+
+Tie rule: among equal logits the lower class index ranks first (a stable sort), so a tie never counts a
+sample twice and both paths count it the same way."""
+import math
+
+import numpy as np
+import mindspore.dataset as ds
+import pytest
+from mindspore import nn
+
+from src.engine.evaluator import EvalNet, evaluate
+from src.metrics import ClassificationMeter, format_results, results_from_counts
+
+
+class PassLogits(nn.Cell):
+    """A 'model' whose input already is the logits."""
+
+    def construct(self, x):
+        return x * 1.0
+
+
+# 7 classes (top-5 is a real cut). Each row: logits, label, top-1 hit, top-5 hit.
+CASES_7 = [
+    ([0.1, 2.0, 0.5, 0.3, 0.2, 0.0, -1.0], 1, 1, 1),  # clear winner
+    ([0.1, 2.0, 0.5, 0.3, 0.2, 0.0, -1.0], 6, 0, 0),  # the lowest logit
+    ([0.1, 2.0, 0.5, 0.3, 0.2, 0.0, -1.0], 3, 0, 1),  # third
+    ([0.1, 2.0, 0.5, 0.3, 0.2, 0.0, -1.0], 0, 0, 1),  # fifth: just inside top-5
+    ([0.1, 2.0, 0.5, 0.3, 0.2, 0.0, -1.0], 5, 0, 0),  # sixth: just outside
+    ([1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0], 0, 1, 1),  # all tied: class 0 ranks first
+    ([1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0], 3, 0, 1),  # all tied: ranks 0-4 are classes 0-4
+    ([1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0], 6, 0, 0),  # all tied: class 6 ranks last
+    ([0.0, 3.0, 3.0, 0.0, 0.0, 0.0, 0.0], 2, 0, 1),  # tied for first with a lower index: not top-1
+    ([0.0, 3.0, 3.0, 0.0, 0.0, 0.0, 0.0], 1, 1, 1),
+]
+
+
+def _hand_loss(rows):
+    """Mean cross entropy written out: log(sum(exp(z))) - z[label]."""
+    return sum(math.log(sum(math.exp(z) for z in logits)) - logits[label] for logits, label, *_ in rows) / len(rows)
+
+
+def _expected(rows):
+    n = len(rows)
+    return {"top1": 100.0 * sum(r[2] for r in rows) / n, "top5": 100.0 * sum(r[3] for r in rows) / n,
+            "loss": _hand_loss(rows), "num_samples": n}
+
+
+def _evaluate(rows, batch_size):
+    logits = np.asarray([r[0] for r in rows], np.float32)
+    labels = np.asarray([r[1] for r in rows], np.int32)
+    data = ds.NumpySlicesDataset({"image": logits, "label": labels}, shuffle=False).batch(batch_size)
+    return evaluate(EvalNet(PassLogits()), data)
+
+
+def _meter(rows, batch_size):
+    meter = ClassificationMeter()
+    for start in range(0, len(rows), batch_size):
+        chunk = rows[start:start + batch_size]
+        meter.update(np.asarray([r[0] for r in chunk], np.float32), np.asarray([r[1] for r in chunk]))
+    return meter.result()
+
+
+def _check(results, expected):
+    assert results["num_samples"] == expected["num_samples"]
+    assert results["top1"] == pytest.approx(expected["top1"], abs=1e-4)
+    assert results["top5"] == pytest.approx(expected["top5"], abs=1e-4)
+    assert results["loss"] == pytest.approx(expected["loss"], abs=1e-5)
+
+
+@pytest.mark.parametrize("batch_size", [10, 4, 3], ids=["one-batch", "partial-last-4-4-2", "partial-last-3x3-1"])
+def test_meter_top1_top5_loss_match_hand_counts(batch_size):
+    expected = _expected(CASES_7)
+    assert (expected["top1"], expected["top5"]) == (30.0, 70.0)
+    _check(_meter(CASES_7, batch_size), expected)
+
+
+@pytest.mark.parametrize("batch_size", [10, 4, 3], ids=["one-batch", "partial-last-4-4-2", "partial-last-3x3-1"])
+def test_evaluator_top1_top5_loss_match_hand_counts(batch_size, pynative):
+    _check(_evaluate(CASES_7, batch_size), _expected(CASES_7))
+
+
+def test_evaluator_in_graph_mode_matches_hand_counts(graph_mode):
+    """The trainer validates in GRAPH mode (mode: graph): same counts, the partial batch compiled too."""
+    _check(_evaluate(CASES_7, 4), _expected(CASES_7))
+
+
+# 3 classes, fewer than 5: top-5 is every class, so always a hit; top-1 as usual.
+CASES_3 = [
+    ([0.0, 0.0, 0.0], 2, 0, 1),  # all tied: class 0 first
+    ([0.0, 0.0, 0.0], 0, 1, 1),
+    ([5.0, -1.0, 2.0], 1, 0, 1),
+    ([5.0, -1.0, 2.0], 0, 1, 1),
+    ([-3.0, 4.0, 4.5], 2, 1, 1),
+]
+
+
+def test_fewer_classes_than_k_makes_every_sample_a_top5_hit(pynative):
+    expected = _expected(CASES_3)
+    assert (expected["top1"], expected["top5"]) == (60.0, 100.0)
+    assert _expected(CASES_3[:2])["loss"] == pytest.approx(math.log(3))
+    _check(_meter(CASES_3, 2), expected)
+    _check(_evaluate(CASES_3, 2), expected)
+
+
+def test_counts_are_summed_not_batch_accuracies_averaged():
+    # 3 of 3 right in one batch, 0 of 1 in the last: 75%, not the mean of 100% and 0%.
+    assert results_from_counts(2.0, 3, 4, 4) == {"loss": 0.5, "top1": 75.0, "top5": 100.0, "num_samples": 4}
+    meter = ClassificationMeter()
+    meter.update([[1.0, 0.0]] * 3, [0, 0, 0])
+    meter.update([[1.0, 0.0]], [1])
+    meter.add_counts(0.0, 1, 1, 1)  # another shard: one more sample, right
+    result = meter.result()
+    assert (result["top1"], result["num_samples"]) == (80.0, 5)
+    assert format_results(result).startswith("eval results: {'loss': ")

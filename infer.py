@@ -7,9 +7,12 @@ from src.config import ExtraArg, parse_config
 EXTRA = (
     ExtraArg("input", None, "path", "an image file or a directory (walked recursively, sorted)", nullable=False),
     ExtraArg("output", None, "path", "write predictions as JSON to this file"),
-    ExtraArg("backend", "mindspore", "str", "mindspore (checkpoint), mindir or onnx (exported file)",
-             choices=("mindspore", "mindir", "onnx")),
-    ExtraArg("model", None, "path", "exported .mindir / .onnx file (backend mindir/onnx)"),
+    ExtraArg("backend", "mindspore", "str", "mindspore (checkpoint), mindir, onnx or openvino (exported file)",
+             choices=("mindspore", "mindir", "onnx", "openvino")),
+    ExtraArg("model", None, "path", "exported .mindir / .onnx / OpenVINO .xml file (backend mindir/onnx/openvino)"),
+    ExtraArg("precision", "f32", "str", "openvino: f32 (exact), bf16 (CPUs with BF16) or int8 (NNCF)",
+             choices=("f32", "bf16", "int8")),
+    ExtraArg("calib_data", None, "path", "openvino int8 from a float model: folder of calibration images"),
     ExtraArg("topk", 5, "int", "number of classes listed per image"),
     ExtraArg("class_names", None, "path", "text file with one class name per line (default: from checkpoint)"),
 )
@@ -17,7 +20,7 @@ EXTRA = (
 
 def main(argv=None):
     cfg, args = parse_config(argv, prog="infer.py", description=__doc__, extra=EXTRA)
-    start(cfg, mode="graph")
+    start(cfg, mode="graph", cpu_kernels=args.backend in ("mindspore", "mindir"))
     from src.deploy.infer import infer_images
 
     return infer_images(cfg, **args)

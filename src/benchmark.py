@@ -19,7 +19,7 @@ import time
 import numpy as np
 
 MODES = ("infer", "train", "data")
-BACKENDS = ("mindspore", "mindir", "onnx")
+BACKENDS = ("mindspore", "mindir", "onnx", "openvino")
 # What both training cases do per step besides AdamW, in one place (keys are our config keys).
 TRAIN = dict(drop_path_rate=0.1, weight_decay=0.05, label_smoothing=0.1, clip_grad_norm=5.0)
 
@@ -52,13 +52,14 @@ def _input(batch, size):
     return np.random.RandomState(0).randn(batch, 3, size, size).astype(np.float32)
 
 
-def _ms_setup(threads):
+def _ms_setup(threads, cpu_kernels=True):
     os.environ.setdefault("GLOG_v", "3")
     import mindspore as ms
 
     from src.cli import configure_cpu_kernels
 
-    configure_cpu_kernels()
+    if cpu_kernels:  # not for OpenVINO: it reads the same variable and would lose AVX-512 and bf16
+        configure_cpu_kernels()
     ms.set_device("CPU")
     ms.set_context(mode=ms.GRAPH_MODE)
     return ms
@@ -75,7 +76,7 @@ def _count(model):
 
 
 def case_infer_ours(case):
-    ms = _ms_setup(case["threads"])
+    ms = _ms_setup(case["threads"], cpu_kernels=case["backend"] != "openvino")
     from src.config import parse_config
     from src.deploy.export import export_to_file
 
@@ -93,7 +94,12 @@ def case_infer_ours(case):
             cfg, _ = parse_config(["--arch", case["model"], "--image_size", str(case["image_size"])])
             fmt = "MINDIR" if backend == "mindir" else "ONNX"
             path = export_to_file(model, cfg, fmt, os.path.join(tmp, f"m.{fmt.lower()}"))
-            if backend == "mindir":
+            if backend == "openvino":
+                from src.deploy.ov_runtime import compile_model
+
+                run = compile_model(path, case["precision"], case["batch_size"], case["threads"])
+                step = lambda: run(x_np)
+            elif backend == "mindir":
                 graph = ms.nn.GraphCell(ms.load(path))
                 x = ms.Tensor(x_np)
                 step = lambda: graph(x).asnumpy()
@@ -156,9 +162,10 @@ def case_infer_timm(case):
 
     model = timm.create_model(case["model"], pretrained=False, img_size=case["image_size"]).eval()
     x = torch.from_numpy(_input(case["batch_size"], case["image_size"]))
+    bf16 = case.get("precision") == "bf16"  # like with like: timm under torch.autocast(bfloat16)
 
     def step():
-        with torch.no_grad():
+        with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
             model(x)
 
     first, rate, step_s = time_windows(step, case["batch_size"], case["warmup"], case["windows"], case["iters"])
@@ -285,7 +292,9 @@ def build_parser():
     p.add_argument("--mode", default="infer,train", help="comma-separated: infer,train,data")
     p.add_argument("--batch_size", "--batch-size", default="1,8", help="comma-separated batch sizes")
     p.add_argument("--image_size", "--image-size", type=int, default=224)
-    p.add_argument("--backend", default="mindspore,mindir,onnx", help="inference backends")
+    p.add_argument("--backend", default="mindspore,mindir,onnx", help="inference backends (also: openvino)")
+    p.add_argument("--precision", default="f32", help="openvino: comma-separated f32,bf16 (timm runs bf16 under "
+                   "torch.autocast for the bf16 ratio)")
     p.add_argument("--compare", default="", help="'timm' to measure timm in the same run")
     p.add_argument("--threads", type=int, default=os.cpu_count() or 1, help="CPU threads for every framework")
     p.add_argument("--warmup", type=int, default=2, help="untimed steps after the first (compile) step")
@@ -313,6 +322,11 @@ def plan_cases(args):
     bad = [b for b in backends if b not in BACKENDS]
     if bad:
         raise ConfigError(f"--backend: unknown {', '.join(bad)} (choose from {', '.join(BACKENDS)})")
+    precisions = _csv(args.precision)
+    bad = [p for p in precisions if p not in ("f32", "bf16")]
+    if bad:
+        raise ConfigError(f"--precision: unknown {', '.join(bad)} (choose from f32, bf16; int8 needs a calibration "
+                          "set: export it with export.py --precision int8 and time it with eval/infer)")
     batches = _csv(args.batch_size, int)
     if any(b < 1 for b in batches):
         raise ConfigError("--batch_size: values must be >= 1")
@@ -326,19 +340,25 @@ def plan_cases(args):
         if mode == "data":
             for batch in batches:
                 for impl in ["ours"] + compare:
-                    cases.append(dict(base, mode="data", impl=impl, model="-", backend="-", batch_size=batch))
+                    cases.append(dict(base, mode="data", impl=impl, model="-", backend="-", batch_size=batch,
+                                      precision="f32"))
             continue
         for model in models:
             for batch in batches:
                 if mode == "infer":
                     for backend in backends:
-                        cases.append(dict(base, mode=mode, impl="ours", model=model, backend=backend,
-                                          batch_size=batch))
+                        for precision in (precisions if backend == "openvino" else ["f32"]):
+                            cases.append(dict(base, mode=mode, impl="ours", model=model, backend=backend,
+                                              batch_size=batch, precision=precision))
                 else:
                     cases.append(dict(base, mode=mode, impl="ours", model=model, backend="mindspore",
-                                      batch_size=batch))
+                                      batch_size=batch, precision="f32"))
                 if compare and model in set(_timm_models()):
-                    cases.append(dict(base, mode=mode, impl="timm", model=model, backend="torch", batch_size=batch))
+                    timm_precisions = sorted({c["precision"] for c in cases if c["mode"] == mode and
+                                              c["model"] == model and c["batch_size"] == batch}) or ["f32"]
+                    for precision in timm_precisions:
+                        cases.append(dict(base, mode=mode, impl="timm", model=model, backend="torch",
+                                          batch_size=batch, precision=precision))
     return cases
 
 
@@ -351,16 +371,17 @@ def _timm_models():
 
 
 def format_table(rows):
-    header = ("mode", "model", "impl", "backend", "batch", "img/s", "step ms", "first s", "RSS MB", "params",
+    header = ("mode", "model", "impl", "backend", "prec", "batch", "img/s", "step ms", "first s", "RSS MB", "params",
               "vs timm")
     lines = [header]
     for r in rows:
         res = r["result"]
         if "error" in res:
-            lines.append((r["mode"], r["model"], r["impl"], r["backend"], str(r["batch_size"]), "error: " +
+            lines.append((r["mode"], r["model"], r["impl"], r["backend"], r.get("precision", "f32"),
+                          str(r["batch_size"]), "error: " +
                           res["error"][:60], "", "", "", "", ""))
             continue
-        lines.append((r["mode"], r["model"], r["impl"], r["backend"], str(r["batch_size"]),
+        lines.append((r["mode"], r["model"], r["impl"], r["backend"], r.get("precision", "f32"), str(r["batch_size"]),
                       f"{res['images_per_s']:.2f}", f"{res['step_ms']:.1f}", f"{res['first_step_s']:.1f}",
                       f"{res['peak_rss_mb']:.0f}", f"{res['params']:,}" if res.get("params") else "-",
                       f"{r['ratio']:.2f}x" if r.get("ratio") else ""))
@@ -369,9 +390,10 @@ def format_table(rows):
 
 
 def add_ratios(rows):
-    timm = {(r["mode"], r["model"], r["batch_size"]): r["result"] for r in rows if r["impl"] == "timm"}
+    key = lambda r: (r["mode"], r["model"], r["batch_size"], r.get("precision", "f32"))
+    timm = {key(r): r["result"] for r in rows if r["impl"] == "timm"}
     for r in rows:
-        ref = timm.get((r["mode"], r["model"], r["batch_size"]))
+        ref = timm.get(key(r))
         if r["impl"] == "ours" and ref and "error" not in ref and "error" not in r["result"]:
             r["ratio"] = r["result"]["images_per_s"] / ref["images_per_s"]
     return rows

@@ -93,8 +93,11 @@ def configure_cpu_kernels():
     os.environ.setdefault("ONEDNN_MAX_CPU_ISA", ONEDNN_CPU_ISA)
 
 
-def set_device(device_target="CPU", device_id=0, mode="pynative"):
-    """The one place that picks the device, the execution mode and (when launched so) data parallelism."""
+def set_device(device_target="CPU", device_id=0, mode="pynative", cpu_kernels=True):
+    """The one place that picks the device, the execution mode and (when launched so) data parallelism.
+
+    ``cpu_kernels=False`` leaves oneDNN uncapped: for runs whose compute is not MindSpore's (onnxruntime,
+    OpenVINO, which also reads ONEDNN_MAX_CPU_ISA and loses AVX-512 and bf16 under the cap)."""
     import mindspore as ms
 
     if not ms.hal.is_available(device_target):
@@ -102,7 +105,7 @@ def set_device(device_target="CPU", device_id=0, mode="pynative"):
         raise DeviceUnavailable(f"device_target {device_target} is not available in this MindSpore {ms.__version__} "
                                 f"installation (usable: {', '.join(usable) or 'none'}); use --device_target "
                                 f"{usable[0] if usable else 'CPU'} or install MindSpore built for {device_target}")
-    if device_target == "CPU":
+    if device_target == "CPU" and cpu_kernels:
         configure_cpu_kernels()
         ms.set_device("CPU")
     else:
@@ -111,6 +114,6 @@ def set_device(device_target="CPU", device_id=0, mode="pynative"):
     return init_distributed()
 
 
-def start(cfg, mode=None):
+def start(cfg, mode=None, cpu_kernels=True):
     """Set the device of a resolved config (``device_target``, ``device_id``, ``mode`` unless given)."""
-    return set_device(cfg.device_target, cfg.device_id, mode or cfg.mode)
+    return set_device(cfg.device_target, cfg.device_id, mode or cfg.mode, cpu_kernels=cpu_kernels)

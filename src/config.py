@@ -144,7 +144,8 @@ KEYS = (
     _k("run", "print_loss_every", 20, "int", "log line every N steps", positive=True),
     _k("run", "progress", True, "bool", "show a progress bar (off when not a terminal)"),
     # export / inference
-    _k("deploy", "file_format", "MINDIR", "str", "export format", choices=("MINDIR", "ONNX", "AIR")),
+    _k("deploy", "file_format", "MINDIR", "str", "export format (OPENVINO: an IR for --backend openvino)",
+       choices=("MINDIR", "ONNX", "OPENVINO", "AIR")),
     _k("deploy", "file_name", None, "str", "export file name without extension (default: arch)", nullable=True),
 )
 

@@ -54,13 +54,16 @@ def format_results(results):
 
 
 def write_results(results, path):
-    """The results as JSON, written atomically."""
+    """The results as JSON, written atomically (the four metrics first, then any extra entries such as a
+    reduced-precision run's ``precision``, ``f32`` and ``top1_agreement``)."""
     import os
 
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     tmp = f"{path}.tmp"
+    metrics = ("loss", "top1", "top5", "num_samples")
     with open(tmp, "w", encoding="utf-8") as f:
-        json.dump({k: results[k] for k in ("loss", "top1", "top5", "num_samples")}, f, indent=1)
+        json.dump(dict({k: results[k] for k in metrics}, **{k: v for k, v in results.items() if k not in metrics}),
+                  f, indent=1)
     os.replace(tmp, path)
 
 

@@ -159,3 +159,9 @@ def pretrained_file(cfg):
             raise ConfigError(f"arch: give the model that --pretrained {spec} holds (--arch NAME)")
         _set(cfg, "arch", guess, spec)
     return pretrained_checkpoint(resolve_name(cfg.arch), spec)
+
+
+def eval_preprocessing(cfg):
+    """The eval transform's settings of a resolved ``cfg`` (``transforms_imagenet_eval`` keyword arguments)."""
+    return dict(image_size=cfg.image_size, crop_pct=cfg.crop_pct, interpolation=cfg.interpolation,
+                mean=tuple(cfg.mean), std=tuple(cfg.std))

@@ -16,9 +16,9 @@ from src.logger import get_logger
 from src.models.layers import set_exportable
 from src.models.loading import CheckpointFile
 from src.models.record import check_record
-from src.resolve import load_eval_model, pretrained_file, record_of, resolve_from_checkpoint
+from src.resolve import eval_preprocessing, load_eval_model, pretrained_file, record_of, resolve_from_checkpoint
 
-EXTENSIONS = {"MINDIR": ".mindir", "ONNX": ".onnx", "AIR": ".air"}
+EXTENSIONS = {"MINDIR": ".mindir", "ONNX": ".onnx", "OPENVINO": ".xml", "AIR": ".air"}
 
 
 class ExportError(ValueError):
@@ -122,39 +122,70 @@ def _check_air(file_format, device_target):
         raise ExportError("AIR export needs an Ascend device (--device_target Ascend); use MINDIR or ONNX on CPU/GPU")
 
 
-def export_to_file(model, cfg, file_format, path, class_names=None, dynamic=True, batch_size=1):
-    """Export ``model`` (eval mode) to ``path`` and write the sidecar; returns the file written."""
+def export_to_file(model, cfg, file_format, path, class_names=None, dynamic=True, batch_size=1, precision="f32",
+                   calib_data=None):
+    """Export ``model`` (eval mode) to ``path`` and write the sidecar; returns the file written.
+
+    OPENVINO writes an IR (``.xml`` + ``.bin``, float32 weights) converted from our ONNX export; with
+    ``precision="int8"`` it is quantized by NNCF on the images in ``calib_data`` first."""
     file_format = file_format.upper()
     if file_format not in EXTENSIONS:
         raise ExportError(f"file_format must be one of {', '.join(EXTENSIONS)}, got {file_format}")
+    if precision not in ("f32", "int8") or (precision == "int8" and file_format != "OPENVINO"):
+        raise ExportError(f"precision {precision}: exports are float32, or int8 with --file_format OPENVINO "
+                          "(bf16 is chosen when running: infer.py/eval.py --backend openvino --precision bf16)")
     _check_air(file_format, cfg.device_target)
     out_dir = os.path.dirname(os.path.abspath(path))
     os.makedirs(out_dir, exist_ok=True)
     # Only ONNX lacks an exact GELU (no Erf in MindSpore's exporter); MINDIR and AIR keep the GeLU kernel.
-    set_exportable(model, file_format == "ONNX")
+    set_exportable(model, file_format in ("ONNX", "OPENVINO"))
     try:
         if file_format == "MINDIR":
             written = export_mindir(model, cfg, path, dynamic=dynamic, batch_size=batch_size)
         elif file_format == "ONNX":
             written = export_onnx(model, cfg, path, dynamic=dynamic, batch_size=batch_size)
+        elif file_format == "OPENVINO":
+            written = export_openvino(model, cfg, path, precision, calib_data)
         else:
             written = export_air(model, cfg, path, batch_size=batch_size)
     finally:
         set_exportable(model, False)
     meta = deploy_metadata(cfg, class_names, file_format, None if dynamic and file_format != "AIR" else batch_size)
+    meta["precision"] = precision
     with open(sidecar_path(written), "w", encoding="utf-8") as f:
         json.dump(meta, f, indent=2)
     return written
 
 
-def export_model(cfg):
+def export_openvino(model, cfg, path, precision="f32", calib_data=None):
+    """An OpenVINO IR of ``model``: our dynamic-batch ONNX converted, optionally quantized to int8."""
+    from . import ov_runtime
+
+    tmp = tempfile.mkdtemp(prefix="ov_export_")
+    try:
+        onnx_path = export_onnx(model, cfg, os.path.join(tmp, "m.onnx"))
+        if precision == "int8":
+            if not calib_data:
+                raise ExportError("precision int8 needs --calib_data DIR (a few hundred images of your data)")
+            batches = ov_runtime.calibration_batches(calib_data, eval_preprocessing(cfg))
+            ov_model, used = ov_runtime.quantize_int8(onnx_path, batches)
+            get_logger().info(f"quantized to int8 with NNCF on {used} images from {calib_data}")
+        else:
+            ov_model = ov_runtime.convert_onnx(onnx_path)
+        return ov_runtime.save_ir(ov_model, path)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def export_model(cfg, precision="f32", calib_data=None):
     """export.py: the checkpoint ``cfg.pretrained`` exported per ``file_format`` (device set by the script)."""
     _check_air(cfg.file_format, cfg.device_target)
     model, class_names = build_deploy_model(cfg)
     name = cfg.file_name or cfg.arch
     path = name if name.endswith(EXTENSIONS[cfg.file_format]) else name + EXTENSIONS[cfg.file_format]
     written = export_to_file(model, cfg, cfg.file_format, path, class_names=class_names,
-                             dynamic=cfg.file_format != "AIR", batch_size=cfg.batch_size)
+                             dynamic=cfg.file_format != "AIR", batch_size=cfg.batch_size, precision=precision,
+                             calib_data=calib_data)
     get_logger().info(f"exported {cfg.arch} to {written} (input {cfg.in_chans}x{cfg.image_size}x{cfg.image_size}, "
                       f"dynamic batch) with preprocessing in {sidecar_path(written)}")
     return 0

@@ -1,4 +1,4 @@
-"""Inference with a checkpoint (MindSpore), a MindIR file or an ONNX file, and evaluation of exported files.
+"""Inference with a checkpoint (MindSpore), a MindIR, ONNX or OpenVINO file, and evaluation of exported files.
 
 ``infer.py`` classifies an image or a folder (walked recursively in sorted order) with the eval
 transform; unreadable or non-image files are reported and skipped, the rest are still classified.
@@ -13,7 +13,7 @@ from src.logger import get_logger
 from src.metrics import ClassificationMeter, format_results, softmax, write_results
 from src.models.loading import CheckpointError
 
-from src.resolve import apply_record, is_explicit, resolve_data_config
+from src.resolve import apply_record, eval_preprocessing, is_explicit, resolve_data_config
 
 from .export import build_deploy_model, read_sidecar, sidecar_path
 
@@ -23,15 +23,18 @@ class InferenceError(ValueError):
 
 
 class Predictor:
-    """Logits for float32 NCHW batches from one of three backends.
+    """Logits for float32 NCHW batches from one of four backends (mindspore, mindir, onnx, openvino).
 
     Building it completes ``cfg`` the way every script does (src/resolve.py): from the checkpoint's model record
-    (backend mindspore) or the exported file's sidecar (mindir/onnx), then the model's default cfg. After that
+    (backend mindspore) or the exported file's sidecar (mindir/onnx/openvino), then the model's default cfg. After that
     ``preprocessing`` holds the eval transform's settings and ``class_names`` the label names (or None).
     """
 
-    def __init__(self, cfg, backend="mindspore", model_file=None):
+    def __init__(self, cfg, backend="mindspore", model_file=None, precision="f32", calib_data=None):
         self.backend = backend
+        self.precision = precision
+        if precision != "f32" and backend != "openvino":
+            raise InferenceError(f"--precision {precision} needs --backend openvino")
         if backend == "mindspore":
             if model_file:
                 raise InferenceError("--model is for --backend mindir/onnx; use --pretrained for a checkpoint")
@@ -46,9 +49,9 @@ class Predictor:
             if not os.path.isfile(model_file):
                 raise InferenceError(f"model file not found: {model_file}")
             self.class_names, self.num_classes = self._resolve_exported(cfg, model_file)
-            self._load_exported(backend, model_file)
-        self.preprocessing = dict(image_size=cfg.image_size, crop_pct=cfg.crop_pct, interpolation=cfg.interpolation,
-                                  mean=tuple(cfg.mean), std=tuple(cfg.std))
+        self.preprocessing = eval_preprocessing(cfg)
+        if backend != "mindspore":
+            self._load_exported(backend, model_file, calib_data, cfg.batch_size)
 
     @staticmethod
     def _resolve_exported(cfg, model_file):
@@ -63,8 +66,10 @@ class Predictor:
         resolve_data_config(cfg)
         return names, cfg.num_classes
 
-    def _load_exported(self, backend, model_file):
-        if backend == "mindir":
+    def _load_exported(self, backend, model_file, calib_data=None, batch_size=1):
+        if backend == "openvino":
+            self.model = self._openvino(model_file, calib_data, batch_size)
+        elif backend == "mindir":
             import mindspore as ms
 
             self._ms = ms
@@ -83,10 +88,26 @@ class Predictor:
         else:
             raise InferenceError(f"unknown backend {backend}")
 
+    def _openvino(self, model_file, calib_data, batch_size):
+        from . import ov_runtime
+
+        sidecar = read_sidecar(model_file) or {}
+        model = model_file
+        if self.precision == "int8" and sidecar.get("precision") != "int8":  # a float file: quantize it now
+            if not calib_data:
+                raise InferenceError(f"--precision int8 with the float model {model_file} needs --calib_data DIR "
+                                     "(a few hundred images) or an int8 IR from export.py --precision int8")
+            batches = ov_runtime.calibration_batches(calib_data, self.preprocessing)
+            model, used = ov_runtime.quantize_int8(model_file, batches)
+            get_logger().info(f"quantized {model_file} to int8 with NNCF on {used} images from {calib_data}")
+        return ov_runtime.compile_model(model, self.precision, batch_size)
+
     def __call__(self, batch):
         batch = np.ascontiguousarray(batch, dtype=np.float32)
         if self.backend == "onnx":
             logits = self.session.run(None, {self.input_name: batch})[0]
+        elif self.backend == "openvino":
+            logits = self.model(batch)
         else:
             logits = self.model(self._ms.Tensor(batch)).asnumpy()
         if self.num_classes is not None and logits.shape[-1] != self.num_classes:
@@ -161,13 +182,14 @@ def _name(class_names, index):
     return str(index)
 
 
-def infer_images(cfg, input=None, output=None, backend="mindspore", model=None, topk=5, class_names=None):
+def infer_images(cfg, input=None, output=None, backend="mindspore", model=None, topk=5, class_names=None,
+                 precision="f32", calib_data=None):
     """infer.py: classify ``input`` (file or folder); print ``path: class (prob)``; JSON to ``output``."""
     log = get_logger()
     if topk < 1:
         raise InferenceError(f"--topk must be >= 1, got {topk}")
     files = collect_files(input)
-    predictor = Predictor(cfg, backend=backend, model_file=model)
+    predictor = Predictor(cfg, backend=backend, model_file=model, precision=precision, calib_data=calib_data)
     names = read_class_names_file(class_names) if class_names else predictor.class_names
     if names and predictor.num_classes is not None and len(names) != predictor.num_classes:
         raise InferenceError(f"--class_names {class_names} lists {len(names)} classes; the model has "
@@ -192,23 +214,41 @@ def infer_images(cfg, input=None, output=None, backend="mindspore", model=None, 
     return 0
 
 
-def evaluate_exported(cfg, backend, model_file=None, output=None):
-    """eval.py --backend mindir|onnx: the same metrics as from the checkpoint, on the same val data."""
+def evaluate_exported(cfg, backend, model_file=None, output=None, precision="f32", calib_data=None):
+    """eval.py --backend mindir|onnx|openvino: the same metrics as from the checkpoint, on the same val data.
+
+    With a reduced ``precision`` (OpenVINO bf16/int8) the float32 run of the same file is evaluated beside
+    it, and the results add ``f32`` (its metrics) and ``top1_agreement`` (% of samples with the same top-1).
+    """
     from src.config import validate
 
     validate(cfg, need_data=True)
-    predictor = Predictor(cfg, backend=backend, model_file=model_file)
+    predictor = Predictor(cfg, backend=backend, model_file=model_file, precision=precision, calib_data=calib_data)
+    reference = None
+    if precision != "f32" and (read_sidecar(model_file) or {}).get("precision") != "int8":
+        reference = Predictor(cfg, backend=backend, model_file=model_file)
     val_dir = dataset_dirs(cfg.dataset, cfg.data_url, cfg.train_dir, cfg.val_dir, cfg.output_dir)[2]
     ds = create_dataset(split="val", split_dir=val_dir, is_training=False, batch_size=cfg.batch_size,
                         class_names=predictor.class_names, num_parallel_workers=cfg.num_parallel_workers,
                         num_samples=cfg.val_num_samples, **predictor.preprocessing)
-    meter = ClassificationMeter()
+    meter, ref_meter, agree = ClassificationMeter(), ClassificationMeter(), 0
     for images, labels in ds.create_tuple_iterator(num_epochs=1, output_numpy=True):
-        meter.update(predictor(images), labels)
+        logits = predictor(images)
+        meter.update(logits, labels)
+        if reference is not None:
+            ref_logits = reference(images)
+            ref_meter.update(ref_logits, labels)
+            agree += int((logits.argmax(-1) == ref_logits.argmax(-1)).sum())
     if meter.count == 0:
         raise CheckpointError(f"no validation samples found in {val_dir}")
     results = meter.result()
-    get_logger().info(format_results(results))
+    log = get_logger()
+    log.info(format_results(results))
+    if reference is not None:
+        results = dict(results, precision=precision, f32=ref_meter.result(),
+                       top1_agreement=round(100.0 * agree / meter.count, 4))
+        log.info(f"{precision} against f32 on the same file: f32 {format_results(results['f32'])}; "
+                 f"top-1 agreement {results['top1_agreement']:.2f}% of {meter.count} samples")
     if output:
         write_results(results, output)
     return 0

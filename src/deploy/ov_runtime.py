@@ -1,0 +1,150 @@
+"""OpenVINO: the CPU inference runtime for our exported models (ONNX read directly, or an OpenVINO IR).
+
+Precision is always set explicitly: OpenVINO's own default on CPUs with native bfloat16 (AVX512_BF16, AMX)
+is to compute in bf16, which would silently change the logits of a "float32" run.
+
+- ``f32``: exact (logits within 1e-4 of the checkpoint, tested);
+- ``bf16``: only where the CPU reports BF16 (else one clear error); its top-1 agreement with f32 is reported;
+- ``int8``: post-training quantization with NNCF on calibration images through the eval transform
+  (``quantize_int8``), saved as an IR; the rest of the graph runs in f32.
+
+Threads follow the machine (all cores); batch 1 uses the LATENCY hint, larger batches THROUGHPUT.
+"""
+import os
+
+import numpy as np
+
+PRECISIONS = ("f32", "bf16", "int8")
+IR_SUFFIX = ".xml"
+
+
+class OpenVINOError(ValueError):
+    """A model or precision OpenVINO cannot run here (message is one line)."""
+
+
+def _ov():
+    try:
+        import openvino as ov
+    except ImportError:
+        raise OpenVINOError("the openvino backend needs OpenVINO (pip install -r requirements.txt)") from None
+    return ov
+
+
+def cpu_has_bf16():
+    return "BF16" in _ov().Core().get_property("CPU", "OPTIMIZATION_CAPABILITIES")
+
+
+def _check_bf16():
+    if not cpu_has_bf16():
+        raise OpenVINOError("precision bf16: this CPU has no native bfloat16 (OpenVINO reports no BF16 "
+                            "capability); use --precision f32 or int8")
+    cap = os.environ.get("ONEDNN_MAX_CPU_ISA", "")
+    if cap and "BF16" not in cap.upper() and "AMX" not in cap.upper() and cap.upper() not in ("ALL", "DEFAULT"):
+        raise OpenVINOError(f"precision bf16: ONEDNN_MAX_CPU_ISA={cap} in this process leaves OpenVINO no bf16 "
+                            "kernels; unset it (the scripts set it only for MindSpore's own CPU kernels)")
+
+
+def read_model(path):
+    """An OpenVINO model from our ONNX export or an IR (``.xml`` with its ``.bin``)."""
+    ov = _ov()
+    if not os.path.isfile(path):
+        raise OpenVINOError(f"model file not found: {path}")
+    if not path.endswith((".onnx", IR_SUFFIX)):
+        raise OpenVINOError(f"{path}: the openvino backend reads our .onnx export or an OpenVINO IR (.xml + .bin)")
+    _check_format(path)
+    try:
+        return ov.Core().read_model(path)
+    except Exception as exc:  # RuntimeError with OpenVINO's multi-line message: its last line says why
+        lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+        raise OpenVINOError(f"OpenVINO cannot read {path}: {lines[-1] if lines else type(exc).__name__}") from None
+
+
+def _check_format(path):
+    """Refuse a file that is not what its name says before OpenVINO sees it (else it probes every frontend,
+    which print pages to stderr, before failing)."""
+    problem = None
+    if path.endswith(IR_SUFFIX):
+        import xml.etree.ElementTree as ET
+
+        try:
+            root = ET.parse(path).getroot()
+            problem = None if root.tag == "net" else f"its root element is <{root.tag}>, not <net>"
+        except ET.ParseError as exc:
+            problem = f"not valid XML ({exc})"
+        if problem is None and not os.path.isfile(os.path.splitext(path)[0] + ".bin"):
+            problem = "its weights file (.bin) is missing"
+    else:
+        import onnx
+
+        try:
+            onnx.load(path, load_external_data=False)
+        except Exception as exc:  # DecodeError and friends
+            problem = f"not an ONNX model ({type(exc).__name__})"
+    if problem:
+        raise OpenVINOError(f"OpenVINO cannot read {path}: {problem}")
+
+
+def compile_model(model, precision="f32", batch_size=1, threads=None):
+    """``model`` (a file, or an OpenVINO model) compiled for the CPU: ``(N, C, H, W)`` float32 -> logits,
+    computing in ``precision`` (int8 models: their quantized parts in int8, the rest in f32)."""
+    ov = _ov()
+    if precision not in PRECISIONS:
+        raise OpenVINOError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+    if precision == "bf16":
+        _check_bf16()
+    if isinstance(model, str):
+        model = read_model(model)
+    config = {
+        "INFERENCE_PRECISION_HINT": "bf16" if precision == "bf16" else "f32",
+        "PERFORMANCE_HINT": "LATENCY" if batch_size <= 1 else "THROUGHPUT",
+        "INFERENCE_NUM_THREADS": int(threads or os.cpu_count() or 1),
+    }
+    compiled = ov.Core().compile_model(model, "CPU", config)
+    return lambda batch: compiled(np.ascontiguousarray(batch, dtype=np.float32))[0]
+
+
+def save_ir(model, path):
+    """Save an OpenVINO model as ``path`` (``.xml``) + ``.bin``, weights kept in float32 (not fp16)."""
+    ov = _ov()
+    path = os.path.splitext(path)[0] + IR_SUFFIX
+    ov.save_model(model, path, compress_to_fp16=False)
+    return path
+
+
+def convert_onnx(onnx_path):
+    """Our ONNX export as an OpenVINO model (for saving as IR or quantizing)."""
+    return _ov().convert_model(onnx_path)
+
+
+def calibration_batches(folder, preprocessing, batch_size=8, limit=300):
+    """Up to ``limit`` images under ``folder`` (recursively, sorted) through the eval transform, batched."""
+    from src.data import IMG_EXTENSIONS, load_rgb_image, transforms_imagenet_eval
+
+    if not os.path.isdir(folder):
+        raise OpenVINOError(f"--calib_data: directory not found: {folder}")
+    files = sorted(os.path.join(root, n) for root, _, names in os.walk(folder) for n in names
+                   if n.lower().endswith(IMG_EXTENSIONS))[:limit]
+    transform = transforms_imagenet_eval(**preprocessing)
+    images = []
+    for path in files:
+        try:
+            images.append(transform(load_rgb_image(path)))
+        except Exception:  # an unreadable calibration image is left out
+            continue
+    return [np.stack(images[i:i + batch_size]) for i in range(0, len(images), batch_size)]
+
+
+def quantize_int8(model_path, calibration_batches, subset_size=300):
+    """NNCF post-training int8 quantization of a float model; ``calibration_batches`` are float32 NCHW
+    arrays already through the eval transform. Returns ``(quantized OpenVINO model, images used)``."""
+    try:
+        import nncf
+    except ImportError:
+        raise OpenVINOError("int8 needs NNCF (pip install -r requirements.txt)") from None
+    batches = list(calibration_batches)
+    if not batches:
+        raise OpenVINOError("int8: the calibration data holds no readable image")
+    samples = sum(len(b) for b in batches)
+    model = read_model(model_path)
+    return nncf.quantize(model, nncf.Dataset(batches), subset_size=min(subset_size, len(batches)),
+                         preset=nncf.QuantizationPreset.MIXED, model_type=nncf.ModelType.TRANSFORMER), samples

@@ -1,0 +1,156 @@
+"""OpenVINO backend: every family runs in f32 like the checkpoint, bf16/int8 only when asked (and possible),
+infer/eval/export/benchmark with --backend openvino, and one clear line for each user error."""
+import json
+import os
+
+import mindspore as ms
+import numpy as np
+import pytest
+
+from src.config import parse_config
+from src.deploy import ov_runtime
+from src.deploy.export import export_model, export_to_file, read_sidecar
+from src.deploy.infer import InferenceError, evaluate_exported, infer_images
+from src.models import create_model
+from tests.conftest import script
+from tests.tiny import tiny_kwargs
+
+FAMILIES = ["twins_svt_small", "tnt_s_patch16_224", "t2t_vit_t_14"]
+
+
+@pytest.fixture(scope="module")
+def exported(trained_tiny, tmp_path_factory):
+    """The tiny trained checkpoint as ONNX, as an f32 IR and as an int8 IR (calibrated on digits train)."""
+    out = tmp_path_factory.mktemp("openvino")
+    for fmt, name, extra in (("ONNX", "m", {}), ("OPENVINO", "m_ir", {}),
+                             ("OPENVINO", "m_int8", {"precision": "int8",
+                                                     "calib_data": os.path.join(trained_tiny["digits"], "train")})):
+        cfg, _ = parse_config(["--pretrained", trained_tiny["ckpt"], "--file_format", fmt,
+                               "--file_name", str(out / name)])
+        assert export_model(cfg, **extra) == 0
+    return {"onnx": str(out / "m.onnx"), "ir": str(out / "m_ir.xml"), "int8": str(out / "m_int8.xml"),
+            **trained_tiny}
+
+
+def predictions(tmp_path, argv=(), **kwargs):
+    out = str(tmp_path / f"p{len(os.listdir(tmp_path))}.json")
+    cfg, _ = parse_config(list(argv))
+    assert infer_images(cfg, output=out, **kwargs) == 0
+    with open(out) as f:
+        return json.load(f)
+
+
+@pytest.mark.parametrize("arch", FAMILIES)
+def test_every_family_runs_under_openvino_f32_within_1e4_of_the_checkpoint(arch, tmp_path):
+    kwargs = tiny_kwargs(arch)
+    model = create_model(arch, num_classes=4, **kwargs)
+    model.set_train(False)
+    cfg, _ = parse_config(["--arch", arch, "--image_size", str(kwargs["img_size"]), "--num_classes", "4"])
+    path = export_to_file(model, cfg, "OPENVINO", str(tmp_path / "m.xml"))
+    assert os.path.isfile(tmp_path / "m.bin") and read_sidecar(path)["precision"] == "f32"
+    for batch in (1, 3):
+        x = np.random.RandomState(batch).randn(batch, 3, kwargs["img_size"], kwargs["img_size"]).astype(np.float32)
+        expected = model(ms.Tensor(x)).asnumpy()
+        got = ov_runtime.compile_model(path, "f32", batch)(x)
+        np.testing.assert_allclose(got, expected, atol=1e-4, rtol=0)
+
+
+PRECISION_PROBE = r"""
+import json, sys
+import numpy as np, onnxruntime
+sys.path.insert(0, {root!r})
+from src.deploy import ov_runtime
+x = np.random.RandomState(0).rand(4, 3, 16, 16).astype(np.float32)
+sess = onnxruntime.InferenceSession(sys.argv[1], providers=["CPUExecutionProvider"])
+ref = sess.run(None, {{sess.get_inputs()[0].name: x}})[0]
+out = {{"bf16_cpu": ov_runtime.cpu_has_bf16()}}
+for precision in ("f32", "bf16") if out["bf16_cpu"] else ("f32",):
+    out[precision] = float(np.abs(ov_runtime.compile_model(sys.argv[2], precision, 4)(x) - ref).max())
+print("DIFFS " + json.dumps(out))
+"""
+
+
+def test_f32_really_computes_in_f32_on_a_cpu_with_native_bf16(exported):
+    """In a process without the oneDNN cap (as infer.py/eval.py run OpenVINO), where OpenVINO's own default on
+    this CPU would be bf16: f32 stays within 1e-4 of onnxruntime, bf16 visibly does not."""
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if k != "ONEDNN_MAX_CPU_ISA"}
+    run = subprocess.run([sys.executable, "-c", PRECISION_PROBE.format(root=os.path.dirname(os.path.dirname(
+        os.path.dirname(os.path.abspath(__file__))))), exported["onnx"], exported["ir"]], capture_output=True,
+        text=True, env=env, timeout=300)
+    assert run.returncode == 0, run.stderr
+    diffs = json.loads(next(x for x in run.stdout.splitlines() if x.startswith("DIFFS "))[6:])
+    assert diffs["f32"] < 1e-4
+    if diffs["bf16_cpu"]:
+        assert diffs["bf16"] > 1e-4
+
+
+def test_bf16_under_the_mindspore_onednn_cap_is_one_clear_error(exported, monkeypatch):
+    monkeypatch.setattr(ov_runtime, "cpu_has_bf16", lambda: True)
+    monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", "AVX2")
+    with pytest.raises(ov_runtime.OpenVINOError, match=r"ONEDNN_MAX_CPU_ISA=AVX2 in this process leaves"):
+        ov_runtime.compile_model(exported["ir"], "bf16")
+
+
+def test_bf16_on_a_cpu_without_it_is_one_clear_error(exported, monkeypatch):
+    monkeypatch.setattr(ov_runtime, "cpu_has_bf16", lambda: False)
+    with pytest.raises(ov_runtime.OpenVINOError, match=r"^precision bf16: this CPU has no native bfloat16"):
+        ov_runtime.compile_model(exported["ir"], "bf16")
+
+
+@pytest.mark.parametrize("which", ["onnx", "ir"])
+def test_infer_with_openvino_reads_our_onnx_or_ir_and_equals_the_checkpoint(exported, tmp_path, which):
+    ours = predictions(tmp_path, ["--pretrained", exported["ckpt"]], input=exported["photos"])
+    ov = predictions(tmp_path, input=exported["photos"], backend="openvino", model=exported[which])
+    assert ours.keys() == ov.keys()
+    for path, rec in ours.items():
+        assert ov[path]["class"] == rec["class"] and ov[path]["prob"] == pytest.approx(rec["prob"], abs=1e-5)
+
+
+def test_eval_with_openvino_equals_the_checkpoint_and_int8_stays_close_to_f32(exported, tmp_path):
+    def evaluate(**kwargs):
+        out = tmp_path / f"e{len(os.listdir(tmp_path))}.json"
+        cfg, _ = parse_config(["--dataset", "digits", "--data_url", os.path.dirname(exported["digits"]),
+                               "--batch_size", "50", "--num_parallel_workers", "1"])
+        assert evaluate_exported(cfg, output=str(out), backend="openvino", **kwargs) == 0
+        return json.loads(out.read_text())
+
+    f32 = evaluate(model_file=exported["ir"])
+    onnx = evaluate(model_file=exported["onnx"])
+    assert f32["num_samples"] == 360 and f32["top1"] == onnx["top1"]
+    int8 = evaluate(model_file=exported["int8"])  # the int8 IR from export.py
+    assert abs(int8["top1"] - f32["top1"]) <= 5.0, (int8, f32)
+    on_the_fly = evaluate(model_file=exported["onnx"], precision="int8",
+                          calib_data=os.path.join(exported["digits"], "train"))
+    assert on_the_fly["precision"] == "int8" and on_the_fly["f32"]["top1"] == f32["top1"]
+    assert on_the_fly["top1_agreement"] >= 80.0
+
+
+def test_user_errors_are_one_line(exported, tmp_path):
+    garbage = tmp_path / "bad.xml"
+    garbage.write_text("<net>not a model")
+    run = script("infer.py", "--backend", "openvino", "--model", str(garbage), "--arch", "twins_pcpvt_small",
+                 "--input", exported["photos"])
+    assert run.returncode == 1 and run.stderr.strip().startswith("error: OpenVINO cannot read ")
+    assert len(run.stderr.strip().splitlines()) == 1
+    with pytest.raises(InferenceError, match="needs --calib_data DIR"):
+        predictions(tmp_path, input=exported["photos"], backend="openvino", model=exported["onnx"], precision="int8")
+    with pytest.raises(InferenceError, match="--precision bf16 needs --backend openvino"):
+        predictions(tmp_path, input=exported["photos"], backend="onnx", model=exported["onnx"], precision="bf16")
+    run = script("eval.py", "--pretrained", exported["ckpt"], "--precision", "int8")
+    assert run.returncode == 2 and "precision: int8 needs --backend openvino" in run.stderr
+
+
+def test_benchmark_plans_openvino_precisions_and_compares_timm_like_with_like():
+    from src.benchmark import add_ratios, build_parser, plan_cases
+
+    args = build_parser().parse_args(["--model", "twins_svt_small", "--mode", "infer", "--batch_size", "8",
+                                      "--backend", "onnx,openvino", "--precision", "f32,bf16", "--compare", "timm"])
+    cases = plan_cases(args)
+    assert [(c["impl"], c["backend"], c["precision"]) for c in cases] == [
+        ("ours", "onnx", "f32"), ("ours", "openvino", "f32"), ("ours", "openvino", "bf16"),
+        ("timm", "torch", "bf16"), ("timm", "torch", "f32")]
+    rows = [dict(c, result={"images_per_s": rate}) for c, rate in zip(cases, (10.0, 15.0, 30.0, 20.0, 10.0))]
+    assert [r.get("ratio") for r in add_ratios(rows)] == [1.0, 1.5, 1.5, None, None]

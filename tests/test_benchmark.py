@@ -86,7 +86,7 @@ def _tiny_case(mode, backend="mindspore", model="twins_pcpvt_small"):
 @pytest.fixture
 def tiny_benchmark_models(monkeypatch):
     """benchmark's model builders give the tiny width of the same family (compile cost, not the point here)."""
-    import src.engine.build
+    import src.resolve
     from src.models import create_model
     from tests.tiny import tiny_kwargs
 
@@ -97,7 +97,7 @@ def tiny_benchmark_models(monkeypatch):
         built.append(model)
         return model
 
-    real_build = src.engine.build.build_model
+    real_build = src.resolve.build_model
 
     def tiny_build(cfg, **kw):
         cfg.model_kwargs = {k: v for k, v in tiny_kwargs(cfg.arch).items() if k != "img_size"}
@@ -107,7 +107,7 @@ def tiny_benchmark_models(monkeypatch):
         return model
 
     monkeypatch.setattr(benchmark, "_our_model", tiny_model)
-    monkeypatch.setattr(src.engine.build, "build_model", tiny_build)
+    monkeypatch.setattr(src.resolve, "build_model", tiny_build)
     yield built, initial
     import mindspore as ms
 

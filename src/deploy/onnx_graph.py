@@ -7,6 +7,11 @@ forward pass. ONNX has had ``Erf`` since opset 9, so ``restore_erf`` finds each 
 structure and replaces it with one ``Erf`` node (which onnxruntime then fuses into its ``Gelu`` kernel).
 The result is exact erf instead of an approximation within 1.5e-7. A subgraph that does not match
 stays as it is: the model is then slower, never wrong.
+
+LayerNorm is exported as ``(x - mean) / sqrt(ReduceSumSquare(x - mean) / n + eps)``. Neither OpenVINO
+(MVN) nor onnxruntime (LayerNormalization) recognises the ``ReduceSumSquare / n`` variance, so
+``variance_as_mean_square`` rewrites it as ``ReduceMean(Pow(x - mean, 2))``, the form both fuse into
+one normalisation kernel (the same value up to float rounding).
 """
 
 
@@ -95,3 +100,47 @@ def restore_erf(model):
     if replaced:
         remove_dead_nodes(graph)
     return replaced
+
+
+def _consumers(graph):
+    out = {}
+    for node in graph.node:
+        for name in node.input:
+            out.setdefault(name, []).append(node)
+    return out
+
+
+def variance_as_mean_square(model):
+    """Rewrite every exported LayerNorm variance ``Div(ReduceSumSquare(x - ReduceMean(x)), n)`` as
+    ``ReduceMean(Pow(x - ReduceMean(x), 2))`` over the same axes; returns how many were rewritten."""
+    import numpy as np
+    from onnx import helper, numpy_helper
+
+    graph = model.graph
+    producer, consumers = _producers(graph), _consumers(graph)
+    two = "variance_as_mean_square_two"
+    rewritten = 0
+    for node in list(graph.node):
+        if node.op_type != "ReduceSumSquare":
+            continue
+        centered = producer.get(node.input[0])
+        mean = producer.get(centered.input[1]) if centered is not None and centered.op_type == "Sub" else None
+        users = consumers.get(node.output[0], [])
+        if mean is None or mean.op_type != "ReduceMean" or mean.input[0] != centered.input[0] or \
+                len(users) != 1 or users[0].op_type != "Div" or users[0].input[0] != node.output[0]:
+            continue
+        div = users[0]
+        attrs = {a.name: helper.get_attribute_value(a) for a in node.attribute}
+        index = list(graph.node).index(node)
+        square = helper.make_node("Pow", [node.input[0], two], [f"{node.output[0]}_square"], name=f"{node.name}_pow")
+        variance = helper.make_node("ReduceMean", [square.output[0]], list(div.output), name=f"{node.name}_mean",
+                                    **attrs)
+        graph.node.remove(node)
+        graph.node.remove(div)
+        graph.node.insert(index, variance)
+        graph.node.insert(index, square)
+        rewritten += 1
+    if rewritten:
+        graph.initializer.append(numpy_helper.from_array(np.array(2.0, np.float32), two))
+        remove_dead_nodes(graph)  # the divisors n
+    return rewritten

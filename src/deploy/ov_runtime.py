@@ -31,29 +31,47 @@ def _ov():
 
 
 def cpu_has_bf16():
-    return "BF16" in _ov().Core().get_property("CPU", "OPTIMIZATION_CAPABILITIES")
+    return "BF16" in _core().get_property("CPU", "OPTIMIZATION_CAPABILITIES")
 
 
 def _check_bf16():
     if not cpu_has_bf16():
         raise OpenVINOError("precision bf16: this CPU has no native bfloat16 (OpenVINO reports no BF16 "
                             "capability); use --precision f32 or int8")
-    cap = os.environ.get("ONEDNN_MAX_CPU_ISA", "")
-    if cap and "BF16" not in cap.upper() and "AMX" not in cap.upper() and cap.upper() not in ("ALL", "DEFAULT"):
-        raise OpenVINOError(f"precision bf16: ONEDNN_MAX_CPU_ISA={cap} in this process leaves OpenVINO no bf16 "
-                            "kernels; unset it (the scripts set it only for MindSpore's own CPU kernels)")
+
+
+_CORE = []
+
+
+def _core():
+    """The process's OpenVINO Core. OpenVINO's CPU plugin bundles its own oneDNN, which reads
+    ONEDNN_MAX_CPU_ISA once, at its first kernel: under MindSpore's AVX2 cap (src.cli.configure_cpu_kernels)
+    it loses AVX-512 and every bf16 kernel, and OpenVINO 2026.4 crashed (SIGSEGV) in its fused LayerNorm
+    (MVN) on TNT. So the plugin's first compile runs with the variable removed; it is put back at once
+    (MindSpore's own oneDNN read it long before and keeps its cap)."""
+    if not _CORE:
+        ov = _ov()
+        cap = os.environ.pop("ONEDNN_MAX_CPU_ISA", None)
+        try:
+            core = ov.Core()
+            x = ov.opset13.parameter([1, 4], ov.Type.f32)
+            core.compile_model(ov.Model([ov.opset13.relu(x)], [x]), "CPU")  # the plugin reads the ISA now
+        finally:
+            if cap is not None:
+                os.environ["ONEDNN_MAX_CPU_ISA"] = cap
+        _CORE.append(core)
+    return _CORE[0]
 
 
 def read_model(path):
     """An OpenVINO model from our ONNX export or an IR (``.xml`` with its ``.bin``)."""
-    ov = _ov()
     if not os.path.isfile(path):
         raise OpenVINOError(f"model file not found: {path}")
     if not path.endswith((".onnx", IR_SUFFIX)):
         raise OpenVINOError(f"{path}: the openvino backend reads our .onnx export or an OpenVINO IR (.xml + .bin)")
     _check_format(path)
     try:
-        return ov.Core().read_model(path)
+        return _core().read_model(path)
     except Exception as exc:  # RuntimeError with OpenVINO's multi-line message: its last line says why
         lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
         raise OpenVINOError(f"OpenVINO cannot read {path}: {lines[-1] if lines else type(exc).__name__}") from None
@@ -87,7 +105,6 @@ def _check_format(path):
 def compile_model(model, precision="f32", batch_size=1, threads=None):
     """``model`` (a file, or an OpenVINO model) compiled for the CPU: ``(N, C, H, W)`` float32 -> logits,
     computing in ``precision`` (int8 models: their quantized parts in int8, the rest in f32)."""
-    ov = _ov()
     if precision not in PRECISIONS:
         raise OpenVINOError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
     if precision == "bf16":
@@ -99,7 +116,7 @@ def compile_model(model, precision="f32", batch_size=1, threads=None):
         "PERFORMANCE_HINT": "LATENCY" if batch_size <= 1 else "THROUGHPUT",
         "INFERENCE_NUM_THREADS": int(threads or os.cpu_count() or 1),
     }
-    compiled = ov.Core().compile_model(model, "CPU", config)
+    compiled = _core().compile_model(model, "CPU", config)
     return lambda batch: compiled(np.ascontiguousarray(batch, dtype=np.float32))[0]
 
 

@@ -101,7 +101,8 @@ def _hub_file(repo):
     repo, _, revision = repo.partition("@")
     url = f"https://huggingface.co/{repo}/resolve/{revision or 'main'}/{HUB_FILENAME}"
     try:
-        return huggingface_hub.hf_hub_download(repo, HUB_FILENAME, revision=revision or None)
+        return huggingface_hub.hf_hub_download(repo, HUB_FILENAME, revision=revision or None,
+                                               local_files_only=offline())
     except LocalEntryNotFoundError:
         raise PretrainedError(f"{repo}: {HUB_FILENAME} is not in the Hugging Face cache and the Hub cannot be "
                               f"reached; download {url} and pass it with --pretrained FILE") from None

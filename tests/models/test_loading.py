@@ -113,15 +113,15 @@ def test_an_unreadable_checkpoint_is_one_clear_error(tmp_path):
 
 @pytest.mark.parametrize("name", FAMILIES)
 def test_create_model_pretrained_means_the_same_for_every_family(name, tmp_path):
-    """A self-describing checkpoint rebuilds its own model (classes and widths from its record); a non-path
-    ``pretrained`` and another arch's checkpoint are refused the same way by all three families."""
+    """A self-describing checkpoint rebuilds its own model (classes and widths from its record); a ``pretrained``
+    that names nothing and another arch's checkpoint are refused the same way by all three families."""
     trained = tiny(name, num_classes=5)
     path = save(tmp_path / "m.ckpt", weights_of(trained), record_for(name))
     model = create_model(name, pretrained=path)
     assert model.num_classes == 5
     np.testing.assert_array_equal(logits(model), logits(trained))
-    with pytest.raises(ValueError, match=r"pretrained must be the path of a MindSpore \.ckpt"):
-        create_model(name, pretrained=True)
+    with pytest.raises(ValueError, match=r"pretrained must be True, 'timm', a Hub id .* not 3"):
+        create_model(name, pretrained=3)
     other = next(f for f in FAMILIES if f != name)
     with pytest.raises(CheckpointError, match=rf"holds a {other} model, not {name}"):
         create_model(name, pretrained=save(tmp_path / "o.ckpt", {}, record_for(other)))

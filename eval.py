@@ -2,15 +2,9 @@
 import sys
 
 from src.cli import run, start
-from src.config import ConfigError, ExtraArg, parse_config
+from src.config import BACKEND_ARGS, ConfigError, ExtraArg, parse_config
 
-EXTRA = (
-    ExtraArg("backend", "mindspore", "str", "mindspore (checkpoint), mindir, onnx or openvino (exported file)",
-             choices=("mindspore", "mindir", "onnx", "openvino")),
-    ExtraArg("model", None, "path", "exported .mindir / .onnx / OpenVINO .xml file (backend mindir/onnx/openvino)"),
-    ExtraArg("precision", "f32", "str", "openvino: f32 (exact), bf16 (CPUs with BF16) or int8 (NNCF)",
-             choices=("f32", "bf16", "int8")),
-    ExtraArg("calib_data", None, "path", "openvino int8 from a float model: folder of calibration images"),
+EXTRA = BACKEND_ARGS + (
     ExtraArg("output", None, "path", "also write the results as JSON to this file"),
 )
 

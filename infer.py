@@ -2,17 +2,11 @@
 import sys
 
 from src.cli import run, start
-from src.config import ExtraArg, parse_config
+from src.config import BACKEND_ARGS, ExtraArg, parse_config
 
-EXTRA = (
+EXTRA = BACKEND_ARGS + (
     ExtraArg("input", None, "path", "an image file or a directory (walked recursively, sorted)", nullable=False),
     ExtraArg("output", None, "path", "write predictions as JSON to this file"),
-    ExtraArg("backend", "mindspore", "str", "mindspore (checkpoint), mindir, onnx or openvino (exported file)",
-             choices=("mindspore", "mindir", "onnx", "openvino")),
-    ExtraArg("model", None, "path", "exported .mindir / .onnx / OpenVINO .xml file (backend mindir/onnx/openvino)"),
-    ExtraArg("precision", "f32", "str", "openvino: f32 (exact), bf16 (CPUs with BF16) or int8 (NNCF)",
-             choices=("f32", "bf16", "int8")),
-    ExtraArg("calib_data", None, "path", "openvino int8 from a float model: folder of calibration images"),
     ExtraArg("topk", 5, "int", "number of classes listed per image"),
     ExtraArg("class_names", None, "path", "text file with one class name per line (default: from checkpoint)"),
 )

@@ -97,7 +97,7 @@ def case_infer_ours(case):
             if backend == "openvino":
                 from src.deploy.ov_runtime import compile_model
 
-                run = compile_model(path, case["precision"], case["batch_size"], case["threads"])
+                run = compile_model(path, case["precision"], threads=case["threads"])
                 step = lambda: run(x_np)
             elif backend == "mindir":
                 graph = ms.nn.GraphCell(ms.load(path))

@@ -199,6 +199,17 @@ class ExtraArg:
     nullable: bool = True
 
 
+# eval.py's and infer.py's choice of what runs the model (a checkpoint or an exported file) and how.
+BACKEND_ARGS = (
+    ExtraArg("backend", "mindspore", "str", "mindspore (checkpoint), mindir, onnx or openvino (exported file)",
+             choices=("mindspore", "mindir", "onnx", "openvino")),
+    ExtraArg("model", None, "path", "exported .mindir / .onnx / OpenVINO .xml file (backend mindir/onnx/openvino)"),
+    ExtraArg("precision", "f32", "str", "openvino: f32 (exact), bf16 (CPUs with BF16) or int8 (NNCF)",
+             choices=("f32", "bf16", "int8")),
+    ExtraArg("calib_data", None, "path", "openvino int8 from a float model: folder of calibration images"),
+)
+
+
 class Config(dict):
     """The resolved configuration: a dict with attribute access."""
 

@@ -89,7 +89,7 @@ def export_onnx(model, cfg, path, dynamic=True, batch_size=1):
     import onnx
 
     from .onnx_batch import merge_dynamic_batch
-    from .onnx_graph import restore_erf, variance_as_mean_square
+    from .onnx_graph import fold_constant_transposes, restore_erf, variance_as_mean_square
 
     tmp = tempfile.mkdtemp(prefix="onnx_export_")
     try:
@@ -101,6 +101,7 @@ def export_onnx(model, cfg, path, dynamic=True, batch_size=1):
         result = merge_dynamic_batch(graphs[0], graphs[1], 2, 3) if dynamic else graphs[0]
         restore_erf(result)
         variance_as_mean_square(result)
+        fold_constant_transposes(result)
         onnx.checker.check_model(result)
         if not dynamic:
             path = os.path.splitext(path)[0] + ".onnx"

@@ -51,7 +51,7 @@ class Predictor:
             self.class_names, self.num_classes = self._resolve_exported(cfg, model_file)
         self.preprocessing = eval_preprocessing(cfg)
         if backend != "mindspore":
-            self._load_exported(backend, model_file, calib_data, cfg.batch_size)
+            self._load_exported(backend, model_file, calib_data)
 
     @staticmethod
     def _resolve_exported(cfg, model_file):
@@ -66,9 +66,9 @@ class Predictor:
         resolve_data_config(cfg)
         return names, cfg.num_classes
 
-    def _load_exported(self, backend, model_file, calib_data=None, batch_size=1):
+    def _load_exported(self, backend, model_file, calib_data=None):
         if backend == "openvino":
-            self.model = self._openvino(model_file, calib_data, batch_size)
+            self.model = self._openvino(model_file, calib_data)
         elif backend == "mindir":
             import mindspore as ms
 
@@ -88,7 +88,7 @@ class Predictor:
         else:
             raise InferenceError(f"unknown backend {backend}")
 
-    def _openvino(self, model_file, calib_data, batch_size):
+    def _openvino(self, model_file, calib_data):
         from . import ov_runtime
 
         sidecar = read_sidecar(model_file) or {}
@@ -100,7 +100,7 @@ class Predictor:
             batches = ov_runtime.calibration_batches(calib_data, self.preprocessing)
             model, used = ov_runtime.quantize_int8(model_file, batches)
             get_logger().info(f"quantized {model_file} to int8 with NNCF on {used} images from {calib_data}")
-        return ov_runtime.compile_model(model, self.precision, batch_size)
+        return ov_runtime.compile_model(model, self.precision)
 
     def __call__(self, batch):
         batch = np.ascontiguousarray(batch, dtype=np.float32)

@@ -12,6 +12,10 @@ LayerNorm is exported as ``(x - mean) / sqrt(ReduceSumSquare(x - mean) / n + eps
 (MVN) nor onnxruntime (LayerNormalization) recognises the ``ReduceSumSquare / n`` variance, so
 ``variance_as_mean_square`` rewrites it as ``ReduceMean(Pow(x - mean, 2))``, the form both fuse into
 one normalisation kernel (the same value up to float rounding).
+
+Every Linear weight is exported as ``MatMul(x, Transpose(W))``. ``fold_constant_transposes`` stores ``W``
+transposed instead, so the MatMul reads a plain constant: NNCF then quantizes the weight where OpenVINO's
+low-precision passes can run the layer as an int8 FullyConnected (behind the Transpose they stayed f32).
 """
 
 
@@ -144,3 +148,23 @@ def variance_as_mean_square(model):
         graph.initializer.append(numpy_helper.from_array(np.array(2.0, np.float32), two))
         remove_dead_nodes(graph)  # the divisors n
     return rewritten
+
+
+def fold_constant_transposes(model):
+    """Replace ``Transpose(initializer)`` by the transposed initializer; returns how many were folded."""
+    from onnx import helper, numpy_helper
+
+    graph = model.graph
+    initializers = {init.name: init for init in graph.initializer}
+    folded = 0
+    for node in list(graph.node):
+        if node.op_type != "Transpose" or node.input[0] not in initializers:
+            continue
+        perm = next((helper.get_attribute_value(a) for a in node.attribute if a.name == "perm"), None)
+        value = numpy_helper.to_array(initializers[node.input[0]])
+        graph.initializer.append(numpy_helper.from_array(value.transpose(perm) if perm else value.T, node.output[0]))
+        graph.node.remove(node)
+        folded += 1
+    if folded:
+        remove_dead_nodes(graph)  # the untransposed originals no other node reads
+    return folded

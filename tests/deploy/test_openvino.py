@@ -51,7 +51,7 @@ def test_every_family_runs_under_openvino_f32_within_1e4_of_the_checkpoint(arch,
     for batch in (1, 3):
         x = np.random.RandomState(batch).randn(batch, 3, kwargs["img_size"], kwargs["img_size"]).astype(np.float32)
         expected = model(ms.Tensor(x)).asnumpy()
-        got = ov_runtime.compile_model(path, "f32", batch)(x)
+        got = ov_runtime.compile_model(path, "f32")(x)
         np.testing.assert_allclose(got, expected, atol=1e-4, rtol=0)
     # the exported LayerNorms are in the form OpenVINO fuses: one MVN kernel each, none left as Reduce ops
     compiled = ov_runtime._core().compile_model(path, "CPU", {"INFERENCE_PRECISION_HINT": "f32"})
@@ -70,7 +70,7 @@ sess = onnxruntime.InferenceSession(sys.argv[1], providers=["CPUExecutionProvide
 ref = sess.run(None, {{sess.get_inputs()[0].name: x}})[0]
 out = {{"bf16_cpu": ov_runtime.cpu_has_bf16()}}
 for precision in ("f32", "bf16") if out["bf16_cpu"] else ("f32",):
-    out[precision] = float(np.abs(ov_runtime.compile_model(sys.argv[2], precision, 4)(x) - ref).max())
+    out[precision] = float(np.abs(ov_runtime.compile_model(sys.argv[2], precision)(x) - ref).max())
 print("DIFFS " + json.dumps(out))
 """
 
@@ -97,11 +97,11 @@ def test_openvino_runs_uncapped_in_a_process_where_mindspore_capped_onednn(expor
     must not inherit it: bf16 kernels exist (they do not under the cap) and f32 stays exact."""
     assert os.environ.get("ONEDNN_MAX_CPU_ISA") == "AVX2"
     x = np.random.RandomState(0).rand(4, 3, 16, 16).astype(np.float32)
-    f32 = ov_runtime.compile_model(exported["ir"], "f32", 4)(x)
+    f32 = ov_runtime.compile_model(exported["ir"], "f32")(x)
     onnx = __import__("onnxruntime").InferenceSession(exported["onnx"], providers=["CPUExecutionProvider"])
     np.testing.assert_allclose(f32, onnx.run(None, {onnx.get_inputs()[0].name: x})[0], atol=1e-4, rtol=0)
     if ov_runtime.cpu_has_bf16():
-        assert np.abs(ov_runtime.compile_model(exported["ir"], "bf16", 4)(x) - f32).max() > 1e-4
+        assert np.abs(ov_runtime.compile_model(exported["ir"], "bf16")(x) - f32).max() > 1e-4
     assert os.environ.get("ONEDNN_MAX_CPU_ISA") == "AVX2"  # put back for MindSpore
 
 
@@ -130,7 +130,7 @@ def test_eval_with_openvino_equals_the_checkpoint_and_int8_stays_close_to_f32(ex
     on_the_fly = evaluate(model_file=exported["onnx"], precision="int8",
                           calib_data=os.path.join(exported["digits"], "train"))
     assert on_the_fly["precision"] == "int8" and on_the_fly["f32"]["top1"] == f32["top1"]
-    assert on_the_fly["top1_agreement"] >= 80.0
+    assert on_the_fly["top1_agreement"] >= 80.0, (on_the_fly, int8)
 
 
 def test_user_errors_are_one_line(exported, tmp_path):

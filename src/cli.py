@@ -17,8 +17,8 @@ EXIT_USER = 1
 EXIT_INTERRUPTED = 130
 
 
-class DeviceUnavailable(RuntimeError):
-    """The requested device is not usable with this MindSpore installation."""
+class DeviceUnavailable(ValueError):
+    """The requested device is not usable with this MindSpore installation (one line, exit code 1)."""
 
 
 def _one_line(exc):
@@ -37,11 +37,6 @@ def run(main, argv=None):
             raise
         print(f"config error: {_one_line(exc)}", file=sys.stderr)
         return EXIT_CONFIG
-    except DeviceUnavailable as exc:
-        if debug:
-            raise
-        print(f"error: {_one_line(exc)}", file=sys.stderr)
-        return EXIT_USER
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
@@ -105,8 +100,9 @@ def set_device(device_target="CPU", device_id=0, mode="pynative", cpu_kernels=Tr
         raise DeviceUnavailable(f"device_target {device_target} is not available in this MindSpore {ms.__version__} "
                                 f"installation (usable: {', '.join(usable) or 'none'}); use --device_target "
                                 f"{usable[0] if usable else 'CPU'} or install MindSpore built for {device_target}")
-    if device_target == "CPU" and cpu_kernels:
-        configure_cpu_kernels()
+    if device_target == "CPU":
+        if cpu_kernels:
+            configure_cpu_kernels()
         ms.set_device("CPU")
     else:
         ms.set_device(device_target, int(os.environ.get("DEVICE_ID", device_id)))

@@ -15,7 +15,7 @@ from typing import Any, Optional, Tuple
 
 import yaml
 
-from src.constants import PUBLISHED_WEIGHTS_NAMES, REMOTE_WEIGHTS_PREFIXES
+from src.constants import names_published_weights
 
 BOOL_TRUE = ("true", "yes", "on", "1")
 BOOL_FALSE = ("false", "no", "off", "0")
@@ -533,9 +533,7 @@ def validate(cfg, need_data=False, need_train_data=False):
 
     for name in ("pretrained", "resume"):
         path = cfg[name]
-        published = name == "pretrained" and path and (path.lower() in PUBLISHED_WEIGHTS_NAMES or
-                                                        path.startswith(REMOTE_WEIGHTS_PREFIXES))
-        if path and not published and not os.path.exists(path):
+        if path and not (name == "pretrained" and names_published_weights(path)) and not os.path.exists(path):
             err(name, f"not found: {path}")
     if cfg.min_lr > cfg.base_lr:
         err("min_lr", f"{cfg.min_lr} is larger than base_lr {cfg.base_lr}")

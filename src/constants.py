@@ -1,4 +1,5 @@
-"""Constants shared by models (default cfgs), data (transforms) and config: each defined here only."""
+"""Constants shared by models (default cfgs), data (transforms) and config: each defined here only (with the
+one rule that reads two of them, ``names_published_weights``)."""
 
 IMAGENET_DEFAULT_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_DEFAULT_STD = (0.229, 0.224, 0.225)
@@ -9,3 +10,11 @@ DEFAULT_CROP_PCT = 0.875  # timm's default when a model's cfg names none
 # ``pretrained`` values that name published weights instead of a local file (resolved by src/models/hub.py).
 PUBLISHED_WEIGHTS_NAMES = ("true", "timm")
 REMOTE_WEIGHTS_PREFIXES = ("hf-hub:", "http://", "https://", "file://")
+
+
+def names_published_weights(spec):
+    """True for ``pretrained`` values that are not a local file: True, "timm", Hub ids and URLs."""
+    if spec is True:
+        return True
+    return isinstance(spec, str) and (spec.lower() in PUBLISHED_WEIGHTS_NAMES or
+                                      spec.startswith(REMOTE_WEIGHTS_PREFIXES))

@@ -55,15 +55,13 @@ def apply_record(cfg, record, source, take_num_classes=True):
     return record.get("class_names")
 
 
-def _plain(value):
-    return [_plain(v) for v in value] if isinstance(value, (list, tuple)) else value
-
-
 def _merge_model_kwargs(cfg, saved, source):
+    from src.models.record import plain
+
     given = dict(cfg.model_kwargs or {}) if is_explicit(cfg, "model_kwargs") else {}
     for key, value in given.items():
-        if key in saved and _plain(value) != _plain(saved[key]):
-            raise ConfigError(f"model_kwargs: {key}={_plain(value)!r} (from {source_of(cfg, 'model_kwargs')}) "
+        if key in saved and plain(value) != plain(saved[key]):
+            raise ConfigError(f"model_kwargs: {key}={plain(value)!r} (from {source_of(cfg, 'model_kwargs')}) "
                               f"contradicts {source}, which was trained with {key}={saved[key]!r}")
     where = f"{source} + {source_of(cfg, 'model_kwargs')}" if given else source
     _set(cfg, "model_kwargs", dict(saved, **given), where)
@@ -133,7 +131,7 @@ def load_eval_model(cfg, checkpoint):
 
     model = build_model(cfg, training=False)
     try:
-        _, which = load_pretrained(model, checkpoint.path, checkpoint=checkpoint)
+        _, which = load_pretrained(model, checkpoint)
     except CheckpointError as exc:
         if checkpoint.record is None:
             raise CheckpointError(f"{exc} (it carries no model record: set the arch, model_kwargs and image_size "
@@ -148,7 +146,8 @@ def pretrained_file(cfg):
     PyTorch files are fetched and converted once (src/models/hub.py). Their model is ``arch`` when set, else
     the one a Hub id names (``hf-hub:timm/twins_svt_small.in1k``)."""
     from src.models import is_model, resolve_name
-    from src.models.hub import TORCH_SUFFIXES, names_published_weights, pretrained_checkpoint
+    from src.constants import names_published_weights
+    from src.models.hub import TORCH_SUFFIXES, pretrained_checkpoint
 
     spec = cfg.pretrained
     if not (names_published_weights(spec) or spec.endswith(TORCH_SUFFIXES)):

@@ -33,11 +33,12 @@ class Predictor:
     def __init__(self, cfg, backend="mindspore", model_file=None, precision="f32", calib_data=None):
         self.backend = backend
         self.precision = precision
+        self.sidecar = None  # an exported file's record, read once
         if precision != "f32" and backend != "openvino":
             raise InferenceError(f"--precision {precision} needs --backend openvino")
         if backend == "mindspore":
             if model_file:
-                raise InferenceError("--model is for --backend mindir/onnx; use --pretrained for a checkpoint")
+                raise InferenceError("--model is for --backend mindir/onnx/openvino; use --pretrained for a checkpoint")
             import mindspore as ms
 
             self._ms = ms
@@ -48,14 +49,14 @@ class Predictor:
                 raise InferenceError(f"--backend {backend} needs --model FILE (from export.py)")
             if not os.path.isfile(model_file):
                 raise InferenceError(f"model file not found: {model_file}")
-            self.class_names, self.num_classes = self._resolve_exported(cfg, model_file)
+            self.sidecar = read_sidecar(model_file)
+            self.class_names, self.num_classes = self._resolve_exported(cfg, model_file, self.sidecar)
         self.preprocessing = eval_preprocessing(cfg)
         if backend != "mindspore":
             self._load_exported(backend, model_file, calib_data)
 
     @staticmethod
-    def _resolve_exported(cfg, model_file):
-        record = read_sidecar(model_file)
+    def _resolve_exported(cfg, model_file, record):
         if record is None:
             if not is_explicit(cfg, "arch"):
                 raise InferenceError(f"{model_file} has no sidecar {sidecar_path(model_file)} (written by export.py): "
@@ -91,9 +92,8 @@ class Predictor:
     def _openvino(self, model_file, calib_data):
         from . import ov_runtime
 
-        sidecar = read_sidecar(model_file) or {}
         model = model_file
-        if self.precision == "int8" and sidecar.get("precision") != "int8":  # a float file: quantize it now
+        if self.precision == "int8" and not self.quantized:  # a float file: quantize it now
             if not calib_data:
                 raise InferenceError(f"--precision int8 with the float model {model_file} needs --calib_data DIR "
                                      "(a few hundred images) or an int8 IR from export.py --precision int8")
@@ -101,6 +101,11 @@ class Predictor:
             model, used = ov_runtime.quantize_int8(model_file, batches)
             get_logger().info(f"quantized {model_file} to int8 with NNCF on {used} images from {calib_data}")
         return ov_runtime.compile_model(model, self.precision)
+
+    @property
+    def quantized(self):
+        """True for an exported file that export.py already quantized to int8."""
+        return (self.sidecar or {}).get("precision") == "int8"
 
     def __call__(self, batch):
         batch = np.ascontiguousarray(batch, dtype=np.float32)
@@ -225,7 +230,7 @@ def evaluate_exported(cfg, backend, model_file=None, output=None, precision="f32
     validate(cfg, need_data=True)
     predictor = Predictor(cfg, backend=backend, model_file=model_file, precision=precision, calib_data=calib_data)
     reference = None
-    if precision != "f32" and (read_sidecar(model_file) or {}).get("precision") != "int8":
+    if precision != "f32" and not predictor.quantized:
         reference = Predictor(cfg, backend=backend, model_file=model_file)
     val_dir = dataset_dirs(cfg.dataset, cfg.data_url, cfg.train_dir, cfg.val_dir, cfg.output_dir)[2]
     ds = create_dataset(split="val", split_dir=val_dir, is_training=False, batch_size=cfg.batch_size,

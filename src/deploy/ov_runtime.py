@@ -11,6 +11,7 @@ is to compute in bf16, which would silently change the logits of a "float32" run
 Threads follow the machine (all cores) with the LATENCY hint: each call is one synchronous request, which
 THROUGHPUT's per-stream split of the cores would slow down (batch 8 ran at half speed with it on 2 vCPUs).
 """
+import functools
 import os
 
 import numpy as np
@@ -41,27 +42,23 @@ def _check_bf16():
                             "capability); use --precision f32 or int8")
 
 
-_CORE = []
-
-
+@functools.lru_cache(maxsize=None)
 def _core():
     """The process's OpenVINO Core. OpenVINO's CPU plugin bundles its own oneDNN, which reads
     ONEDNN_MAX_CPU_ISA once, at its first kernel: under MindSpore's AVX2 cap (src.cli.configure_cpu_kernels)
     it loses AVX-512 and every bf16 kernel, and OpenVINO 2026.4 crashed (SIGSEGV) in its fused LayerNorm
     (MVN) on TNT. So the plugin's first compile runs with the variable removed; it is put back at once
     (MindSpore's own oneDNN read it long before and keeps its cap)."""
-    if not _CORE:
-        ov = _ov()
-        cap = os.environ.pop("ONEDNN_MAX_CPU_ISA", None)
-        try:
-            core = ov.Core()
-            x = ov.opset13.parameter([1, 4], ov.Type.f32)
-            core.compile_model(ov.Model([ov.opset13.relu(x)], [x]), "CPU")  # the plugin reads the ISA now
-        finally:
-            if cap is not None:
-                os.environ["ONEDNN_MAX_CPU_ISA"] = cap
-        _CORE.append(core)
-    return _CORE[0]
+    ov = _ov()
+    cap = os.environ.pop("ONEDNN_MAX_CPU_ISA", None)
+    try:
+        core = ov.Core()
+        x = ov.opset13.parameter([1, 4], ov.Type.f32)
+        core.compile_model(ov.Model([ov.opset13.relu(x)], [x]), "CPU")  # the plugin reads the ISA now
+    finally:
+        if cap is not None:
+            os.environ["ONEDNN_MAX_CPU_ISA"] = cap
+    return core
 
 
 def read_model(path):

@@ -26,7 +26,7 @@ import mindspore as ms
 from src.config import ConfigError, format_config, save_config, source_of, validate
 from src.logger import add_log_file, get_logger, get_rank, remove_log_files
 from src.models.loading import CheckpointFile, load_pretrained
-from src.resolve import apply_record, build_model, pretrained_file, record_of, resolve_data_config
+from src.resolve import build_model, pretrained_file, record_of, resolve_data_config, resolve_from_checkpoint
 
 from .build import build_eval_dataset, build_train_dataset, merge_saved_config, seed_everything
 from .callbacks import (MetricsCSV, ProgressBar, StepTimer, format_lr, format_step_line, plot_curves,
@@ -107,9 +107,10 @@ class Trainer:
         pretrained = None
         if cfg.pretrained and resume_ckpt is None:
             pretrained = CheckpointFile(pretrained_file(cfg))
-            if pretrained.record is not None:  # its model, not its classes (the train folder decides those)
-                apply_record(cfg, pretrained.record, pretrained.path, take_num_classes=False)
-        resolve_data_config(cfg)
+            # its model and preprocessing, not its classes (the train folder decides those)
+            resolve_from_checkpoint(cfg, pretrained, take_num_classes=False)
+        else:
+            resolve_data_config(cfg)
         validate(cfg, need_data=True, need_train_data=True)
         seed_everything(cfg.seed)
         self.group_size = distributed_group_size()
@@ -193,7 +194,7 @@ class Trainer:
 
     def _load_pretrained(self, ckpt):
         """Fine-tuning start: the checkpoint's weights by the one rule; only the head may be replaced (logged)."""
-        replaced, which = load_pretrained(self.model, ckpt.path, allow_rehead=True, checkpoint=ckpt)
+        replaced, which = load_pretrained(self.model, ckpt, allow_rehead=True)
         text = f"starting from the {which} of {ckpt.path}"
         if replaced:
             old = ckpt.head_classes()

@@ -13,7 +13,7 @@ import os
 import numpy as np
 import mindspore as ms
 
-from .loading import load_weights
+from .loading import head_classes, load_weights
 from .record import RECORD_KEY, make_record, record_to_text
 from .registry import create_model, model_family_module, resolve_data_config, resolve_name
 
@@ -123,17 +123,10 @@ def convert_state_dict(arch, state_dict, num_classes=None, img_size=None, source
     kwargs = dict(model_kwargs)
     if img_size is not None:
         kwargs["img_size"] = img_size
-    model = create_model(arch, num_classes=num_classes or _infer_num_classes(state_dict), **kwargs)
+    model = create_model(arch, num_classes=num_classes or head_classes(state_dict) or 1000, **kwargs)
     mapped = family.checkpoint_filter_fn(dict(state_dict), model)
     replaced = load_weights(model, mapped, source=source, allow_rehead=num_classes is not None, ignore_prefixes=())
     return model, replaced
-
-
-def _infer_num_classes(state_dict):
-    for key in ("head.weight", "head.fc.weight", "fc.weight"):
-        if key in state_dict and state_dict[key].ndim == 2:
-            return int(state_dict[key].shape[0])
-    return 1000
 
 
 def convert_file(arch, input_path, output_path, num_classes=None, img_size=None, prefer_ema=False, **model_kwargs):

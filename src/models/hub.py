@@ -43,14 +43,6 @@ def offline():
     return any(os.environ.get(v, "") not in ("", "0") for v in ("MSZOO_OFFLINE", "HF_HUB_OFFLINE"))
 
 
-def names_published_weights(spec):
-    """True for ``pretrained`` values that are not a local file: True, "timm", Hub ids and URLs."""
-    if spec is True:
-        return True
-    return isinstance(spec, str) and (spec.lower() in PUBLISHED_WEIGHTS_NAMES or
-                                      spec.startswith(REMOTE_WEIGHTS_PREFIXES))
-
-
 def published_source(name):
     """``("hub", repo_id)`` or ``("url", url)`` of variant ``name``'s published weights, or None."""
     from .registry import get_default_cfg
@@ -122,8 +114,8 @@ def _download(spec):
             raise PretrainedError(f"{name} is not in the cache and downloads are off (offline): download {url} "
                                   f"to {target}")
         _fetch(url, target, expected)
-    elif expected and _sha256(target) != expected:
-        raise PretrainedError(f"{target}: checksum mismatch (sha256 {_sha256(target)}, expected {expected}); "
+    elif expected and (actual := _sha256(target)) != expected:
+        raise PretrainedError(f"{target}: checksum mismatch (sha256 {actual}, expected {expected}); "
                               "delete it to download again")
     return target
 

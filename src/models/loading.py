@@ -36,6 +36,15 @@ def short_list(names, limit=10):
     return ", ".join(names[:limit]) + more
 
 
+def head_classes(tensors):
+    """Output classes of the classifier in ``tensors`` (name -> array; rows of its weight), or None."""
+    for key in ("head.weight", "head.fc.weight", "fc.weight", "ema.head.weight"):
+        value = tensors.get(key)
+        if value is not None and np.ndim(value) == 2:
+            return int(np.shape(value)[0])
+    return None
+
+
 def read_checkpoint(path):
     """Entries of a MindSpore checkpoint: name -> Parameter (weights) or str (metadata); clear error otherwise."""
     if not os.path.isfile(path):
@@ -92,12 +101,8 @@ class CheckpointFile:
         return tensors, "weights"
 
     def head_classes(self):
-        """Output classes of the checkpoint's classifier (``head.weight`` rows), or None."""
-        for key in ("head.weight", "ema.head.weight"):
-            value = self.tensors.get(key)
-            if value is not None and value.ndim == 2:
-                return int(value.shape[0])
-        return None
+        """Output classes of the checkpoint's classifier, or None."""
+        return head_classes(self.tensors)
 
 
 def load_weights(model, params, source="checkpoint", allow_rehead=False, ignore_prefixes=TRAINING_STATE_PREFIXES):
@@ -143,14 +148,15 @@ def _as_parameter(name, value, dtype):
     return ms.Parameter(ms.Tensor(np.ascontiguousarray(value, dtype=ms.dtype_to_nptype(dtype))), name=name)
 
 
-def load_pretrained(model, path, allow_rehead=False, checkpoint=None):
-    """Load a ``.ckpt`` file into ``model`` by the one rule (EMA weights when complete).
+def load_pretrained(model, checkpoint, allow_rehead=False):
+    """Load ``checkpoint`` (a ``CheckpointFile``, or the path of a ``.ckpt``) into ``model`` by the one rule,
+    with its EMA weights when complete.
 
     Returns ``(replaced, which)``: the re-initialised head parameters (fine-tuning only) and which weights
-    were used ("weights" or "EMA weights"). ``checkpoint`` is the already read ``CheckpointFile`` if any.
+    were used ("weights" or "EMA weights").
     """
-    ckpt = checkpoint or CheckpointFile(path)
+    ckpt = checkpoint if isinstance(checkpoint, CheckpointFile) else CheckpointFile(checkpoint)
     if not ckpt.tensors:
-        raise CheckpointError(f"{path} holds no weights")
+        raise CheckpointError(f"{ckpt.path} holds no weights")
     weights, which = ckpt.model_weights(p.name for p in model.get_parameters())
-    return load_weights(model, weights, source=path, allow_rehead=allow_rehead), which
+    return load_weights(model, weights, source=ckpt.path, allow_rehead=allow_rehead), which

@@ -21,12 +21,12 @@ PREPROCESS_KEYS = ("image_size", "crop_pct", "interpolation", "mean", "std")
 RECORD_KEYS = MODEL_KEYS + ("class_names",) + PREPROCESS_KEYS[1:]
 
 
-def _plain(value):
+def plain(value):
     """JSON-friendly copy: tuples become lists (so records compare equal after a round trip)."""
     if isinstance(value, dict):
-        return {str(k): _plain(v) for k, v in value.items()}
+        return {str(k): plain(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
+        return [plain(v) for v in value]
     return value
 
 
@@ -36,7 +36,7 @@ def make_record(arch, num_classes, image_size, crop_pct, interpolation, mean, st
     if class_names is not None and len(class_names) != num_classes:
         raise ValueError(f"{len(class_names)} class names for a {num_classes}-class model")
     return {"format": RECORD_FORMAT, "arch": arch, "num_classes": int(num_classes),
-            "model_kwargs": _plain(dict(model_kwargs or {})), "image_size": int(image_size), "in_chans": int(in_chans),
+            "model_kwargs": plain(dict(model_kwargs or {})), "image_size": int(image_size), "in_chans": int(in_chans),
             "class_names": None if class_names is None else [str(c) for c in class_names],
             "crop_pct": float(crop_pct), "interpolation": str(interpolation),
             "mean": [float(m) for m in mean], "std": [float(s) for s in std]}

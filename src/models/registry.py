@@ -143,7 +143,7 @@ def build_model_with_cfg(model_cls, variant, pretrained=None, model_args=None, *
     model.default_cfg = dict(_model_default_cfgs[variant], architecture=variant)
     if checkpoint is not None:
         rehead = "num_classes" in given and checkpoint.head_classes() != given["num_classes"]
-        replaced, which = load_pretrained(model, checkpoint.path, allow_rehead=rehead, checkpoint=checkpoint)
+        replaced, which = load_pretrained(model, checkpoint, allow_rehead=rehead)
         if replaced:
             logging.getLogger(LOGGER_NAME).info(
                 f"{variant}: loaded {which} of {checkpoint.path} with a new {args['num_classes']}-class head "

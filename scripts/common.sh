@@ -1,5 +1,9 @@
 #!/usr/bin/env bash
 # Shared helpers for the launch scripts (sourced, not run).
+#
+# Every script ends in `launch COMMAND...`. With MSZOO_DRY_RUN=1 that prints the command (shell-quoted) instead
+# of running it: the tests check each script's translation of the seeds' arguments this way, including
+# launchers this machine lacks (GPUs, Ascend, mpirun).
 
 # Repository root (the folder holding train.py), whatever the caller's working directory.
 REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -24,11 +28,17 @@ require_file() {
   [ -f "$1" ] || die "$2 not found: $1"
 }
 
+is_uint() {
+  case "$1" in '' | *[!0-9]*) return 1 ;; esac
+  return 0
+}
+
+require_uint() {
+  is_uint "$1" || die "$2 must be a non-negative integer, got '$1'"
+}
+
 require_positive_int() {
-  case "$1" in
-    '' | *[!0-9]*) die "$2 must be a positive integer, got '$1'" ;;
-  esac
-  [ "$1" -gt 0 ] || die "$2 must be a positive integer, got '$1'"
+  is_uint "$1" && [ "$1" -gt 0 ] || die "$2 must be a positive integer, got '$1'"
 }
 
 abspath() {
@@ -39,6 +49,211 @@ abspath() {
 make_log_dir() {
   local dir
   dir="${LOG_ROOT:-$PWD/logs}/$1-$(date +%Y%m%d-%H%M%S)"
-  mkdir -p "$dir"
+  [ "${MSZOO_DRY_RUN:-0}" = 1 ] || mkdir -p "$dir"
   echo "$dir"
+}
+
+# launch COMMAND...: run it (or print it, see above). Commands run in the caller's directory (relative paths
+# in flags mean what they mean to the caller) and name the entry scripts by their full path.
+launch() {
+  if [ "${MSZOO_DRY_RUN:-0}" = 1 ]; then
+    printf '%q ' "$@"
+    echo
+    exit 0
+  fi
+  "$@"
+}
+
+# parse_seed_options ARGS...: the T2T-ViT seed's launcher options, anywhere after the positional arguments:
+#   --device N, --num_devices N, --device_ids 0,1,.., --checkpoint FILE, --extra ARGS... (the rest, verbatim).
+# Sets DEVICE, NUM_DEVICES, DEVICE_IDS, CHECKPOINT and PASS_ARGS (--extra's and any other --key value: they go
+# to the Python script, which checks them).
+parse_seed_options() {
+  DEVICE="" NUM_DEVICES="" DEVICE_IDS="" CHECKPOINT=""
+  PASS_ARGS=()
+  while [ $# -gt 0 ]; do
+    case "$1" in
+      --device | --num_devices | --device_ids | --checkpoint)
+        [ $# -ge 2 ] || die "$1 needs a value"
+        case "$1" in
+          --device) DEVICE=$2 ;;
+          --num_devices) NUM_DEVICES=$2 ;;
+          --device_ids) DEVICE_IDS=$2 ;;
+          --checkpoint) CHECKPOINT=$2 ;;
+        esac
+        shift 2
+        ;;
+      --extra)
+        shift
+        PASS_ARGS+=("$@")
+        break
+        ;;
+      *)
+        PASS_ARGS+=("$1")
+        shift
+        ;;
+    esac
+  done
+  [ -z "$DEVICE" ] || require_uint "$DEVICE" "--device"
+  [ -z "$NUM_DEVICES" ] || require_positive_int "$NUM_DEVICES" "--num_devices"
+  if [ -n "$DEVICE_IDS" ]; then
+    [[ "$DEVICE_IDS" =~ ^[0-9]+(,[0-9]+)*$ ]] || die "--device_ids must look like 0,1,2,3, got '$DEVICE_IDS'"
+  fi
+  [ -z "$CHECKPOINT" ] || require_file "$CHECKPOINT" "checkpoint"
+  if [ -n "$CHECKPOINT" ]; then CHECKPOINT=$(abspath "$CHECKPOINT"); fi
+}
+
+# device_count: NUM_DEVICES, checked against / taken from DEVICE_IDS.
+device_count() {
+  local listed=0
+  if [ -n "$DEVICE_IDS" ]; then
+    listed=$(tr ',' '\n' <<<"$DEVICE_IDS" | wc -l)
+  fi
+  if [ -z "$NUM_DEVICES" ]; then
+    [ "$listed" -gt 0 ] || die "give --num_devices N or --device_ids 0,1,.."
+    NUM_DEVICES=$listed
+  elif [ "$listed" -gt 0 ] && [ "$listed" -ne "$NUM_DEVICES" ]; then
+    die "--num_devices $NUM_DEVICES but --device_ids lists $listed devices ($DEVICE_IDS)"
+  fi
+}
+
+# visible_devices_env IDS: the environment that restricts a run to these devices (GPU and Ascend alike).
+visible_devices_env() {
+  if [ -n "$1" ]; then
+    echo "CUDA_VISIBLE_DEVICES=$1"
+    echo "ASCEND_RT_VISIBLE_DEVICES=$1"
+  fi
+}
+
+# data_parallel_train NUM CONFIG [train.py args]: NUM training processes on this machine, with msrun (default)
+# or OpenMPI (LAUNCHER=mpirun). Several machines (msrun): run the same command on each with NNODES (machines,
+# default 1), NODE_RANK (this machine, 0..NNODES-1), MASTER_ADDR (node 0's address, default 127.0.0.1) and
+# MASTER_PORT (default 8118); NUM is the number of processes per machine. DEVICE_IDS limits the devices.
+data_parallel_train() {
+  local num=$1 config=$2
+  shift 2
+  local nnodes=${NNODES:-1} node_rank=${NODE_RANK:-0} addr=${MASTER_ADDR:-127.0.0.1} port=${MASTER_PORT:-8118}
+  require_positive_int "$nnodes" "NNODES"
+  require_uint "$node_rank" "NODE_RANK"
+  [ "$node_rank" -lt "$nnodes" ] || die "NODE_RANK must be below NNODES ($nnodes), got $node_rank"
+  require_positive_int "$port" "MASTER_PORT"
+  local envs
+  mapfile -t envs < <(visible_devices_env "${DEVICE_IDS:-}")
+  case "${LAUNCHER:-msrun}" in
+    msrun)
+      [ "${MSZOO_DRY_RUN:-0}" = 1 ] || command -v msrun >/dev/null 2>&1 ||
+        die "msrun not found (it ships with mindspore; activate its environment)"
+      local log_dir total=$((num * nnodes))
+      log_dir=$(make_log_dir "msrun-node$node_rank")
+      echo "msrun: $num workers on this machine (node $node_rank of $nnodes, $total in all), scheduler" \
+        "$addr:$port; logs in $log_dir"
+      launch env GLOG_v="$GLOG_v" "${envs[@]}" msrun --worker_num="$total" --local_worker_num="$num" \
+        --master_addr="$addr" --master_port="$port" --node_rank="$node_rank" --log_dir="$log_dir" --join=True \
+        "$REPO_ROOT/train.py" --config "$config" "$@"
+      ;;
+    mpirun)
+      [ "$nnodes" = 1 ] || die "LAUNCHER=mpirun starts one machine; use msrun (the default) with NNODES"
+      [ "${MSZOO_DRY_RUN:-0}" = 1 ] || command -v mpirun >/dev/null 2>&1 || die "mpirun not found (install OpenMPI)"
+      local log_dir
+      log_dir=$(make_log_dir mpirun)
+      echo "mpirun: $num processes; logs in $log_dir"
+      launch env GLOG_v="$GLOG_v" "${envs[@]}" mpirun -n "$num" --allow-run-as-root \
+        --output-filename "$log_dir/mpi" --merge-stderr-to-stdout "$PYTHON" "$REPO_ROOT/train.py" --config "$config" "$@"
+      ;;
+    *) die "LAUNCHER must be msrun or mpirun, got '$LAUNCHER'" ;;
+  esac
+}
+
+# distribute_train DEVICE_TARGET ARGS...: run_distribute_train*.sh. Two forms, told apart by the first argument:
+#   NUM_DEVICES CONFIG [--key value ...]                                   (this project)
+#   CONFIG [--num_devices N] [--device_ids 0,1,..] [--checkpoint CKPT] [--extra ARGS...]   (T2T-ViT seed)
+# DEVICE_TARGET empty: the config's. --checkpoint continues that run (--resume), as the seed says.
+distribute_train() {
+  local target=$1 usage=$2
+  shift 2
+  usage_if_needed $# 1 "$usage"
+  local config
+  if is_uint "$1"; then
+    usage_if_needed $# 2 "$usage"
+    local num=$1
+    config=$2
+    shift 2
+    require_positive_int "$num" "NUM_DEVICES"
+    parse_seed_options "$@"
+    [ -z "$NUM_DEVICES" ] || [ "$NUM_DEVICES" = "$num" ] || die "NUM_DEVICES $num but --num_devices $NUM_DEVICES"
+    NUM_DEVICES=$num
+    device_count
+  else
+    [[ "$1" != -* ]] || die "the first argument is the config file (or NUM_DEVICES), got '$1'"
+    config=$1
+    shift
+    require_file "$config" "config"
+    parse_seed_options "$@"
+    device_count
+  fi
+  require_file "$config" "config"
+  config=$(abspath "$config")
+  local args=()
+  [ -z "$target" ] || args+=(--device_target "$target")
+  [ -z "$CHECKPOINT" ] || args+=(--resume "$CHECKPOINT")
+  data_parallel_train "$NUM_DEVICES" "$config" "${args[@]}" "${PASS_ARGS[@]}"
+}
+
+# standalone_train DEVICE_TARGET ARGS...: run_standalone_train*.sh. CONFIG [DEVICE_ID] [--device N]
+# [--checkpoint CKPT] [--extra ARGS... | --key value ...]: the project's and the T2T-ViT seed's forms.
+standalone_train() {
+  local target=$1 usage=$2
+  shift 2
+  usage_if_needed $# 1 "$usage"
+  [[ "$1" != -* ]] || die "the first argument is the config file, got '$1'"
+  local config=$1 device=0
+  shift
+  if [ $# -gt 0 ] && [[ "$1" != -* ]]; then
+    is_uint "$1" || die "DEVICE_ID must be a non-negative integer, got '$1'"
+    device=$1
+    shift
+  fi
+  parse_seed_options "$@"
+  [ -z "$DEVICE" ] || device=$DEVICE
+  run_train "$target" "$config" "$device" "${PASS_ARGS[@]}"
+}
+
+# run_train DEVICE_TARGET CONFIG DEVICE_ID [train.py args]: one training process, its output also in a log.
+run_train() {
+  local target=$1 config=$2 device=$3
+  shift 3
+  require_file "$config" "config"
+  config=$(abspath "$config")
+  local args=(--config "$config" --device_id "$device")
+  [ -z "$target" ] || args+=(--device_target "$target")
+  [ -z "${CHECKPOINT:-}" ] || args+=(--resume "$CHECKPOINT")
+  local log_dir
+  log_dir=$(make_log_dir standalone)
+  echo "training on device $device; log: $log_dir/train.out"
+  launch_logged "$log_dir/train.out" env DEVICE_ID="$device" "$PYTHON" "$REPO_ROOT/train.py" "${args[@]}" "$@"
+}
+
+# launch_logged LOG COMMAND...: launch, with the output also written to LOG; the command's exit code.
+launch_logged() {
+  local log=$1
+  shift
+  if [ "${MSZOO_DRY_RUN:-0}" = 1 ]; then
+    launch "$@"
+  fi
+  set +e
+  "$@" 2>&1 | tee "$log"
+  local status=${PIPESTATUS[0]}
+  set -e
+  return "$status"
+}
+
+# run_eval DEVICE_TARGET CONFIG CHECKPOINT DEVICE_ID [eval.py args]
+run_eval() {
+  local target=$1 config=$2 ckpt=$3 device=$4
+  shift 4
+  require_file "$config" "config"
+  require_file "$ckpt" "checkpoint"
+  local args=(--config "$(abspath "$config")" --pretrained "$(abspath "$ckpt")" --device_id "$device")
+  [ -z "$target" ] || args+=(--device_target "$target")
+  launch env DEVICE_ID="$device" "$PYTHON" "$REPO_ROOT/eval.py" "${args[@]}" "$@"
 }

@@ -1,18 +1,11 @@
 #!/usr/bin/env bash
-# Data-parallel training with msrun (GPU or CPU): run_distribute_train.sh NUM_DEVICES CONFIG [extra flags]
-# MASTER_PORT (default 8118) picks the scheduler port; logs go to logs/msrun-<time>/worker_N.log.
+# Data-parallel training with msrun on the config's device_target (GPU, Ascend or CPU). Two forms:
+#   run_distribute_train.sh NUM_DEVICES CONFIG [--key value ...]                                    (this project)
+#   run_distribute_train.sh CONFIG --num_devices N [--device_ids 0,1,..] [--checkpoint CKPT] [--extra ARGS...]  (T2T seed)
+# Several machines: the same command on each, with NNODES, NODE_RANK, MASTER_ADDR (node 0) and MASTER_PORT
+# (default 8118); NUM_DEVICES counts the devices of one machine. LAUNCHER=mpirun uses OpenMPI (one machine).
+# Logs: logs/msrun-node<NODE_RANK>-<time>/worker_N.log.
 set -euo pipefail
 # shellcheck source=scripts/common.sh
 source "$(dirname "$0")/common.sh"
-usage_if_needed $# 2 "$0 NUM_DEVICES CONFIG [--key value ...]"
-num=$1
-config=$(abspath "$2")
-shift 2
-require_positive_int "$num" "NUM_DEVICES"
-require_file "$config" "config"
-command -v msrun >/dev/null 2>&1 || die "msrun not found (it ships with mindspore; activate its environment)"
-log_dir=$(make_log_dir msrun)
-echo "msrun: $num workers, logs in $log_dir"
-cd "$REPO_ROOT"
-msrun --worker_num="$num" --local_worker_num="$num" --master_port="${MASTER_PORT:-8118}" \
-  --log_dir="$log_dir" --join=True train.py --config "$config" "$@"
+distribute_train "" "$0 NUM_DEVICES CONFIG [--key value ...]  |  $0 CONFIG --num_devices N [--device_ids 0,1,..] [--checkpoint CKPT] [--extra ARGS...]" "$@"

@@ -19,9 +19,14 @@ export RANK_TABLE_FILE="$rank_table" RANK_SIZE="$rank_size"
 pids=()
 while read -r device_id rank_id; do
   mkdir -p "$log_dir/rank_$rank_id"
-  (cd "$REPO_ROOT" && DEVICE_ID=$device_id RANK_ID=$rank_id \
-    "$PYTHON" train.py --config "$config" --device_target Ascend --device_id "$device_id" "$@" \
-    >"$log_dir/rank_$rank_id/train.out" 2>&1) &
+  if [ "${MSZOO_DRY_RUN:-0}" = 1 ]; then
+    printf '%q ' env DEVICE_ID="$device_id" RANK_ID="$rank_id" "$PYTHON" "$REPO_ROOT/train.py" --config "$config" \
+      --device_target Ascend --device_id "$device_id" "$@"
+    echo
+    continue
+  fi
+  DEVICE_ID=$device_id RANK_ID=$rank_id "$PYTHON" "$REPO_ROOT/train.py" --config "$config" --device_target Ascend \
+    --device_id "$device_id" "$@" >"$log_dir/rank_$rank_id/train.out" 2>&1 &
   pids+=($!)
 done <<<"$devices"
 status=0

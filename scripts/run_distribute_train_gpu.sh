@@ -1,18 +1,9 @@
 #!/usr/bin/env bash
-# Data-parallel training on GPUs with OpenMPI: run_distribute_train_gpu.sh NUM_DEVICES CONFIG [extra flags]
-# MindSpore's NCCL backend reads the OpenMPI rank variables; train.py initialises communication itself.
+# Data-parallel training on GPUs (msrun; LAUNCHER=mpirun for OpenMPI). Two forms, as run_distribute_train.sh:
+#   run_distribute_train_gpu.sh NUM_DEVICES CONFIG [--key value ...]
+#   run_distribute_train_gpu.sh CONFIG [--num_devices N] [--device_ids 0,1,..] [--checkpoint CKPT] [--extra ARGS...]  (T2T seed)
+# NNODES, NODE_RANK, MASTER_ADDR, MASTER_PORT: several machines (see run_distribute_train.sh).
 set -euo pipefail
 # shellcheck source=scripts/common.sh
 source "$(dirname "$0")/common.sh"
-usage_if_needed $# 2 "$0 NUM_DEVICES CONFIG [--key value ...]"
-num=$1
-config=$(abspath "$2")
-shift 2
-require_positive_int "$num" "NUM_DEVICES"
-require_file "$config" "config"
-command -v mpirun >/dev/null 2>&1 || die "mpirun not found (install OpenMPI)"
-log_dir=$(make_log_dir mpirun)
-echo "mpirun: $num processes, log: $log_dir/train.out"
-cd "$REPO_ROOT"
-mpirun -n "$num" --allow-run-as-root --output-filename "$log_dir/mpi" --merge-stderr-to-stdout \
-  "$PYTHON" train.py --config "$config" --device_target GPU "$@" 2>&1 | tee "$log_dir/train.out"
+distribute_train GPU "$0 NUM_DEVICES CONFIG [--key value ...]  |  $0 CONFIG --num_devices N [--device_ids 0,1,..] [--checkpoint CKPT] [--extra ARGS...]" "$@"

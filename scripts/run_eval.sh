@@ -1,13 +1,9 @@
 #!/usr/bin/env bash
-# Evaluate a checkpoint: run_eval.sh CONFIG CHECKPOINT [extra eval.py flags]
+# Evaluate a checkpoint on the config's device_target: run_eval.sh CONFIG CHECKPOINT [--key value ...]
 set -euo pipefail
 # shellcheck source=scripts/common.sh
 source "$(dirname "$0")/common.sh"
 usage_if_needed $# 2 "$0 CONFIG CHECKPOINT [--key value ...]"
-config=$(abspath "$1")
-ckpt=$(abspath "$2")
+config=$1 ckpt=$2
 shift 2
-require_file "$config" "config"
-require_file "$ckpt" "checkpoint"
-cd "$REPO_ROOT"
-"$PYTHON" eval.py --config "$config" --pretrained "$ckpt" "$@"
+run_eval "" "$config" "$ckpt" "${DEVICE_ID:-0}" "$@"

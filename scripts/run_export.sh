@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
-# Export a checkpoint: run_export.sh CONFIG CHECKPOINT [MINDIR|ONNX|AIR] [extra export.py flags]
+# Export a checkpoint: run_export.sh CONFIG CHECKPOINT [MINDIR|ONNX|OPENVINO|AIR] [extra export.py flags]
 set -euo pipefail
 # shellcheck source=scripts/common.sh
 source "$(dirname "$0")/common.sh"
-usage_if_needed $# 2 "$0 CONFIG CHECKPOINT [MINDIR|ONNX|AIR] [--key value ...]"
+usage_if_needed $# 2 "$0 CONFIG CHECKPOINT [MINDIR|ONNX|OPENVINO|AIR] [--key value ...]"
 config=$(abspath "$1")
 ckpt=$(abspath "$2")
 shift 2
@@ -11,8 +11,7 @@ format=MINDIR
 if [ $# -gt 0 ] && [[ "$1" != --* ]]; then
   format=$1; shift
 fi
-case "$format" in MINDIR | ONNX | AIR) ;; *) die "format must be MINDIR, ONNX or AIR, got '$format'" ;; esac
+case "$format" in MINDIR | ONNX | OPENVINO | AIR) ;; *) die "format must be MINDIR, ONNX, OPENVINO or AIR, got '$format'" ;; esac
 require_file "$config" "config"
 require_file "$ckpt" "checkpoint"
-cd "$REPO_ROOT"
-"$PYTHON" export.py --config "$config" --pretrained "$ckpt" --file_format "$format" "$@"
+launch "$PYTHON" "$REPO_ROOT/export.py" --config "$config" --pretrained "$ckpt" --file_format "$format" "$@"

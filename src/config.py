@@ -157,8 +157,8 @@ ALIASES = {
     "cut_mix": "cutmix",
     "clip_global_norm_value": "clip_grad_norm",
     "warmup_epochs": "warmup_length",
-    "tnt_config": "arch",
     "dir_ckpt": "output_dir",
+    "ckpt_root_dir": "output_dir",
     "set": "dataset",
     "lr": "base_lr",
     "smoothing": "label_smoothing",
@@ -167,21 +167,67 @@ ALIASES = {
     "end_lr": "min_lr",
     "ckpt_path": "pretrained",
     "eval_interval": "eval_every",
+    "drop": "drop_rate",
+    "drop_path": "drop_path_rate",
+    "in_channel": "in_chans",
 }
 
-# Seed keys that are accepted but have no effect here (reason shown as a note when given).
+# Seed keys whose value maps onto one of ours: name -> (canonical key, {seed value: our value}).
+VALUE_MAPS = {
+    "pynative_mode": ("mode", {True: "pynative", False: "graph"}),
+    "graph_mode": ("mode", {True: "graph", False: "pynative"}),
+}
+
+# Command-line spellings of ``--config`` in the seeds (the TNT and Twins-GPU readmes, the T2T readme).
+CONFIG_FLAGS = ("--config", "-c", "--config_path", "--config-path", "--tnt_config", "--tnt-config")
+
+
+def _only(expected, why):
+    """A seed key with no effect here whose other values would change the model: refuse those."""
+    def check(value):
+        if str(value).strip().lower() != expected.lower():
+            raise ValueError(f"only {expected!r} is supported: {why}")
+        return f"{why}; the key has no effect"
+    return check
+
+
+def _off_or_note(why):
+    """A seed switch with no effect: a note, which also says when the seed's value asked for something."""
+    def check(value):
+        on = value not in (None, False, 0, 0.0, "", "0", "false", "False", "none", "None")
+        return f"{why}" + (f" (the value {value!r} is not used)" if on else "")
+    return check
+
+
+# Seed keys that are accepted but have no effect here. The reason is shown as a note; a callable gets the
+# value and returns the note, or raises ValueError when that value would need behaviour we do not have.
 IGNORED = {
     "dir_best_ckpt": "best checkpoints are kept in the run directory",
+    "best_ckpt_root_dir": "best checkpoints are kept in the run directory",
     "dir_summary": "metrics.csv and curves.png in the run directory replace summaries",
+    "summary_root_dir": "metrics.csv and curves.png in the run directory replace summaries",
+    "summary_loss_collect_freq": "metrics.csv and curves.png in the run directory replace summaries",
+    "collect_input_data": _off_or_note("MindInsight summaries are not written"),
+    "logs_root_dir": "train.log is written in the run directory",
+    "model_postfix": "the run directory name is run_name (default: <arch>-<timestamp>)",
     "run_modelarts": "cloud storage is not handled in core code",
     "device_num": "the number of devices comes from the launcher (msrun/mpirun/rank table)",
     "is_distributed": "distribution is detected from the launcher's environment",
     "rank_table": "pass the rank table to scripts/run_distribute_train_ascend.sh",
     "train_url": "outputs go to output_dir",
     "start_epoch": "resume continues from the epoch stored in the checkpoint",
-    "graph_mode": "use mode: graph|pynative",
-    "pynative_mode": "use mode: graph|pynative",
-    "in_channel": "use in_chans",
+    "exclude_epoch_state": "pretrained always starts at epoch 0 with a new optimizer; --resume continues a "
+                           "run's epoch and optimizer state",
+    "dataset_sink_mode": "the train step is one compiled graph fed from the dataset engine in either case",
+    "dump_graph": _off_or_note("graphs are not dumped (MindSpore's save_graphs context does that)"),
+    "ckpt_save_every_step": _off_or_note("mid-epoch saves are timed: use ckpt_save_every_seconds"),
+    "aa_interpolation": "auto-augment resamples with the training interpolation (train_interpolation, else "
+                        "interpolation), as in timm",
+    "drop_block": _off_or_note("these models have no DropBlock"),
+    "disable_approximate_gelu": lambda v: "GELU is the exact (erf) one, as in the published weights" + (
+        "" if coerce("disable_approximate_gelu", "bool", v, "seed key") else
+        ", not the tanh approximation the seed used by default"),
+    "nonlinearity": _only("GELU", "the models' activation is GELU"),
 }
 
 # Values of ``dataset`` the seeds used.
@@ -236,7 +282,7 @@ def coerce(key_name, type_, value, source, nullable=False):
     def fail():
         raise ConfigError(f"{key_name}: expected {_type_name(type_)}, got {value!r} (from {source})")
 
-    if isinstance(value, str) and value.strip().lower() in ("none", "null", "~") and (nullable or type_ == "path"):
+    if isinstance(value, str) and value.strip().lower() in ("", "none", "null", "~") and (nullable or type_ == "path"):
         return None
     if value is None:
         if nullable:
@@ -328,9 +374,10 @@ def canonical_key(name, source):
     name = ALIASES.get(name, name)
     if name in KEY_MAP:
         return name
-    if name in IGNORED:
+    if name in IGNORED or name in VALUE_MAPS:
         return None
-    close = difflib.get_close_matches(name, list(KEY_MAP) + list(ALIASES), n=1, cutoff=0.6)
+    known = list(KEY_MAP) + list(ALIASES) + list(IGNORED) + list(VALUE_MAPS)
+    close = difflib.get_close_matches(name, known, n=1, cutoff=0.6)
     hint = f"; did you mean '{ALIASES.get(close[0], close[0])}'?" if close else ""
     raise ConfigError(f"unknown key '{name}'{hint} (from {source})")
 
@@ -340,7 +387,27 @@ def _normalise_special(name, value):
         return DATASET_VALUES.get(value.strip().lower(), value)
     if name == "auto_augment" and isinstance(value, str) and value.strip().lower() in ("", "none", "null", "off"):
         return None
+    if name in ("train_num_samples", "val_num_samples") and str(value).strip() == "-1":
+        return None  # the seeds' "all"
     return value
+
+
+def _seed_key(raw_name, value, source, notes):
+    """A seed key without a key of its own: ``(canonical name, value)`` when it maps onto one, else None
+    after noting that it has no effect (or a ConfigError when its value needs what we do not have)."""
+    name = raw_name.replace("-", "_")
+    if name in VALUE_MAPS:
+        target, table = VALUE_MAPS[name]
+        flag = coerce(name, "bool", value, source)
+        return target, table[flag]
+    reason = IGNORED[name]
+    if callable(reason):
+        try:
+            reason = reason(value)
+        except ValueError as exc:
+            raise ConfigError(f"{name}: {value!r}: {exc} (from {source})") from None
+    notes.append(f"ignoring seed key '{raw_name}': {reason} (from {source})")
+    return None
 
 
 def apply_mapping(cfg, mapping, source, notes):
@@ -351,8 +418,10 @@ def apply_mapping(cfg, mapping, source, notes):
             raise ConfigError(f"key {raw_name!r} is not a string (from {source})")
         name = canonical_key(raw_name, source)
         if name is None:
-            notes.append(f"ignoring seed key '{raw_name}': {IGNORED[raw_name.replace('-', '_')]} (from {source})")
-            continue
+            mapped = _seed_key(raw_name, value, source, notes)
+            if mapped is None:
+                continue
+            name, value = mapped
         key = KEY_MAP[name]
         value = coerce(name, key.type, _normalise_special(name, value), source, nullable=key.nullable)
         if key.choices and isinstance(value, str):
@@ -375,7 +444,8 @@ def load_yaml(path):
         raise ConfigError(f"config: file not found: {path}")
     try:
         with open(path, encoding="utf-8") as f:
-            data = yaml.safe_load(f)
+            text = f.read()
+        data = _safe_load_tolerating_tabs(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
@@ -388,6 +458,21 @@ def load_yaml(path):
     if not isinstance(data, dict):
         raise ConfigError(f"config: {path} must hold a mapping of key: value, not {type(data).__name__}")
     return data
+
+
+def _safe_load_tolerating_tabs(text):
+    """``yaml.safe_load``; a file that YAML rejects only for tabs (the Twins seed's readme aligns its comments
+    with tabs, which YAML forbids there) is read with the tabs as spaces, the way its author meant it."""
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError:
+        if "\t" not in text:
+            raise
+        try:
+            return yaml.safe_load(text.replace("\t", "    "))
+        except yaml.YAMLError:
+            pass
+        raise
 
 
 def save_config(cfg, path):
@@ -419,7 +504,9 @@ def build_parser(prog, description, extra=(), positional=()):
     """An argparse parser with ``--config``, one flag per key (both spellings) and script extras."""
     usage = f"{prog} [--config FILE] " + " ".join(f"[--{a.name} VALUE]" for a in extra) + " [--KEY VALUE ...]"
     parser = argparse.ArgumentParser(prog=prog, description=description, allow_abbrev=False, usage=usage)
-    parser.add_argument("--config", "-c", default=None, help="YAML recipe (keys below); CLI flags override it")
+    parser.add_argument(*CONFIG_FLAGS, dest="config", action="append", default=None,
+                        help="YAML recipe (keys below); CLI flags override it (--config_path and --tnt_config, the "
+                             "seeds' spellings, are the same flag)")
     for arg in positional:
         parser.add_argument(arg.name, help=arg.help)
     script_group = parser.add_argument_group(f"{prog} options")
@@ -436,13 +523,15 @@ def build_parser(prog, description, extra=(), positional=()):
         flags = [f"--{key.name}"] + ([f"--{key.name.replace('_', '-')}"] if "_" in key.name else [])
         metavar = "{" + ",".join(map(str, key.choices)) + "}" if key.choices else key.type.upper()
         group.add_argument(*flags, dest=f"cfg__{key.name}", default=None, metavar=metavar, help=_flag_help(key))
-    # Seed aliases work on the command line too (hidden from --help).
+    # The seeds' other keys work on the command line too (hidden from --help); a switch without a value
+    # (``--dump_graph``) means true.
     extra_names = {a.name for a in extra}
-    for alias in ALIASES:
+    for alias in _seed_names():
         if alias in KEY_MAP or alias in extra_names:
             continue
         flags = [f"--{alias}"] + ([f"--{alias.replace('_', '-')}"] if "_" in alias else [])
-        parser.add_argument(*flags, dest=f"alias__{alias}", default=None, help=argparse.SUPPRESS)
+        parser.add_argument(*flags, dest=f"alias__{alias}", default=None, nargs="?", const="true",
+                            help=argparse.SUPPRESS)
     parser.add_argument("--no-progress", "--no_progress", dest="cfg_no_progress", action="store_true",
                         help="same as --progress false")
     return parser
@@ -472,23 +561,24 @@ def parse_config(argv=None, prog="train.py", description="", extra=(), positiona
     object.__setattr__(cfg, "_sources", {})
     notes = []
     object.__setattr__(cfg, "_notes", notes)
+    config_file = _one_config_file(ns.config)
     if defaults:
         apply_mapping(cfg, defaults, f"{prog} defaults", notes)
-    if ns.config:
-        apply_mapping(cfg, load_yaml(ns.config), ns.config, notes)
+    if config_file:
+        apply_mapping(cfg, load_yaml(config_file), config_file, notes)
     cli = {}
     for key in KEYS:
         value = getattr(ns, f"cfg__{key.name}")
         if value is not None:
             cli[key.name] = value
-    for alias in ALIASES:
+    for alias in _seed_names():
         value = getattr(ns, f"alias__{alias}", None)
         if value is not None:
             cli[alias] = value
     if ns.cfg_no_progress:
         cli["progress"] = "false"
     apply_mapping(cfg, cli, "command line", notes)
-    object.__setattr__(cfg, "config_file", ns.config)
+    object.__setattr__(cfg, "config_file", config_file)
 
     args = Config()
     for arg in extra:
@@ -503,6 +593,19 @@ def parse_config(argv=None, prog="train.py", description="", extra=(), positiona
     for arg in positional:
         args[arg.name] = getattr(ns, arg.name)
     return cfg, args
+
+
+def _seed_names():
+    return list(ALIASES) + list(IGNORED) + list(VALUE_MAPS)
+
+
+def _one_config_file(given):
+    """The config file from ``--config`` and its seed spellings; naming two different files is an error."""
+    files = list(dict.fromkeys(given or []))
+    if len(files) > 1:
+        raise ConfigError(f"config: two config files given ({', '.join(files)}); --config, --config_path and "
+                          "--tnt_config are the same flag (from command line)")
+    return files[0] if files else None
 
 
 def parse_script_args(parser, argv=None, known=False):
@@ -559,9 +662,11 @@ def _check_data_dirs(cfg, err, need_train):
                         "or use dataset: digits")
     if cfg.data_url is not None and not os.path.isdir(cfg.data_url):
         err("data_url", f"directory not found: {cfg.data_url}")
+    from src.data.dataset import split_path  # the one rule for where a split's folder is
+
     splits = (("train_dir", "train"), ("val_dir", "val")) if need_train else (("val_dir", "val"),)
     for name, sub in splits:
-        path = cfg[name] or (os.path.join(cfg.data_url, sub) if cfg.data_url else None)
+        path = split_path(cfg.data_url, cfg[name], sub)
         if path is not None and not os.path.isdir(path):
             err(name if cfg[name] else "data_url", f"directory not found: {path}")
 
@@ -575,5 +680,25 @@ def reference_markdown():
         lines.append(f"| `{key.name}` | {default} | {key.type} | {key.help}.{choices} |")
     lines.append("")
     lines.append("Seed aliases: " + ", ".join(f"`{a}` -> `{t}`" for a, t in sorted(ALIASES.items())) + ".")
-    lines.append("Accepted and ignored seed keys: " + ", ".join(f"`{k}`" for k in sorted(IGNORED)) + ".")
+    lines.append("Seed switches: " + ", ".join(f"`{a}: true` -> `{t}: {m[True]}`"
+                                               for a, (t, m) in sorted(VALUE_MAPS.items())) + ".")
+    lines.append("`--config_path` and `--tnt_config` are `--config`. `train_num_samples`/`val_num_samples` "
+                 "-1 mean all; a relative `train_dir`/`val_dir` is under `data_url`.")
+    lines.append("")
+    lines.append("Seed keys accepted with no effect here (a note at start says so):")
+    lines.append("")
+    for name in sorted(IGNORED):
+        why = IGNORED[name]
+        text = why if isinstance(why, str) else _describe(name, why)
+        lines.append(f"- `{name}`: {text}.")
     return "\n".join(lines)
+
+
+def _describe(name, check):
+    """The note of a value-dependent ignored key, for the reference (shown for its 'off' value)."""
+    for probe in (False, "GELU", 0):
+        try:
+            return check(probe)
+        except (ValueError, ConfigError):
+            continue
+    return "no effect"

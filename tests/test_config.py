@@ -54,12 +54,12 @@ def test_list_values_parse_from_cli():
 
 def test_seed_aliases_map_to_canonical_keys(tmp_path):
     path = write_yaml(tmp_path, {"mix_up": 0.3, "clip_global_norm_value": 2.0, "warmup_epochs": 4,
-                                 "tnt_config": "tnt_s_patch16_224", "dir_ckpt": "/tmp/x", "set": "ImageNet"})
+                                 "drop_path": 0.2, "dir_ckpt": "/tmp/x", "set": "ImageNet"})
     cfg, _ = parse_config(["--config", path])
     assert cfg.mixup == 0.3
     assert cfg.clip_grad_norm == 2.0
     assert cfg.warmup_length == 4
-    assert cfg.arch == "tnt_s_patch16_224"
+    assert cfg.drop_path_rate == 0.2
     assert cfg.output_dir == "/tmp/x"
     assert cfg.dataset == "imagefolder"
 

@@ -466,13 +466,19 @@ def prepare_digits(cache_dir, val_fraction=0.2, seed=0):
 def dataset_dirs(dataset, data_url=None, train_dir=None, val_dir=None, output_dir="./output"):
     """``(root, train_dir, val_dir)`` of a configured dataset, shared by training, eval and export-eval.
 
-    ``imagefolder``: ``data_url/train`` and ``data_url/val`` unless ``train_dir``/``val_dir`` name them.
-    ``digits``: the embedded set, written once under a cache folder (``data_url`` when given, else
-    ``output_dir/datasets``).
+    ``imagefolder``: ``data_url/train`` and ``data_url/val`` unless ``train_dir``/``val_dir`` name them;
+    a relative ``train_dir``/``val_dir`` is a folder under ``data_url`` when that is set (the T2T seed's
+    ``val_dir: validation_preprocess``). ``digits``: the embedded set, written once under a cache folder
+    (``data_url`` when given, else ``output_dir/datasets``).
     """
     if dataset == "digits":
         root = prepare_digits(data_url or os.path.join(output_dir, "datasets"), seed=0)
         return root, os.path.join(root, "train"), os.path.join(root, "val")
-    train = train_dir or (os.path.join(data_url, "train") if data_url else None)
-    val = val_dir or (os.path.join(data_url, "val") if data_url else None)
-    return data_url, train, val
+    return data_url, split_path(data_url, train_dir, "train"), split_path(data_url, val_dir, "val")
+
+
+def split_path(data_url, split_dir, default):
+    """One split's folder: ``split_dir`` (relative: under ``data_url`` when set), else ``data_url/default``."""
+    if split_dir:
+        return os.path.join(data_url, split_dir) if data_url and not os.path.isabs(split_dir) else split_dir
+    return os.path.join(data_url, default) if data_url else None

@@ -13,7 +13,6 @@ SIGINT / SIGTERM finish the current step, save ``last.ckpt`` and exit with 130 /
 stops at once). A non-finite loss stops the run with a clear message; the last good checkpoint is
 left untouched. Only rank 0 writes files.
 """
-import datetime
 import math
 import os
 import signal
@@ -34,6 +33,7 @@ from .callbacks import (MetricsCSV, ProgressBar, StepTimer, format_lr, format_st
 from .checkpoint import (assign_parameters, copy_atomic, load_training_checkpoint, remove_stale_tmp,
                          resolve_resume_path, save_checkpoint_atomic)
 from .criterion import create_criterion
+from .distributed import rescale_position, run_stamp
 from .ema import EMA
 from .evaluator import EvalNet, evaluate
 from .optim import create_optimizer
@@ -116,7 +116,7 @@ class Trainer:
         self.group_size = distributed_group_size()
 
         if self.run_dir is None:
-            name = cfg.run_name or f"{cfg.arch}-{datetime.datetime.now().strftime('%Y%m%d-%H%M%S')}"
+            name = cfg.run_name or f"{cfg.arch}-{run_stamp(self.group_size)}"
             self.run_dir = os.path.abspath(os.path.join(cfg.output_dir, name))
             if os.path.isfile(os.path.join(self.run_dir, "last.ckpt")):
                 raise ConfigError(f"run_name: {self.run_dir} already holds a run (last.ckpt); continue it with "
@@ -175,7 +175,7 @@ class Trainer:
         self.train_step = build_train_step(self.network, create_criterion(cfg), self.optimizer, cfg, self.ema)
         self.eval_model = build_model(cfg, training=False)
         self.eval_net = EvalNet(self.eval_model)
-        global_batch = cfg.batch_size * cfg.accumulation_steps * self.group_size
+        global_batch = self._global_batch()
         base_lr = cfg.base_lr * global_batch / cfg.lr_scale_batch if cfg.lr_scale_batch else cfg.base_lr
         self.schedule = create_schedule(cfg, self.steps_per_epoch, base_lr=base_lr)
         if resume_ckpt is not None:
@@ -214,16 +214,15 @@ class Trainer:
                 assign_parameters(self.ema.state_parameters(), ckpt.tensors, f"{where} (EMA)")
             else:
                 self.logger.info("the checkpoint has no EMA weights: the EMA starts from the current weights")
-        self.global_step = int(state["global_step"])
+        self.epoch_step, self.global_step, changed = rescale_position(
+            state, self.steps_per_epoch, self._global_batch(), self.group_size)
+        if changed:
+            self.logger.info(f"note: {changed}")
         self.epoch_loss_sum = float(state.get("epoch_loss_sum", 0.0))
         self.epoch_loss_count = int(state.get("epoch_loss_count", 0))
         self.best = [list(b) for b in state.get("best", [])]
         self.last_val = state.get("last_val")
         self.overflows = int(self.train_step.overflow_count.asnumpy())
-        if int(state.get("steps_per_epoch", self.steps_per_epoch)) != self.steps_per_epoch:
-            self.logger.warning(f"steps per epoch changed from {state['steps_per_epoch']} to "
-                                f"{self.steps_per_epoch}: the lr schedule and data order will not match the "
-                                "interrupted run exactly")
         scale = float(self.train_step.loss_scale.asnumpy())
         self.logger.info(f"resumed at epoch {self.epochs_done + 1}, step {self.epoch_step}/{self.steps_per_epoch} "
                          f"(global step {self.global_step}), loss scale {scale:g}")
@@ -241,7 +240,10 @@ class Trainer:
         return {"epochs_done": self.epochs_done, "epoch_step": self.epoch_step, "global_step": self.global_step,
                 "steps_per_epoch": self.steps_per_epoch, "epoch_loss_sum": self.epoch_loss_sum,
                 "epoch_loss_count": self.epoch_loss_count, "best": self.best, "last_val": self.last_val,
-                "arch": self.cfg.arch}
+                "arch": self.cfg.arch, "global_batch": self._global_batch(), "group_size": self.group_size}
+
+    def _global_batch(self):
+        return self.cfg.batch_size * self.cfg.accumulation_steps * self.group_size
 
     def save_last(self):
         """Write ``last.ckpt`` with the current state (rank 0); returns its path."""

@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# Evaluate on a GPU (T2T-ViT and Twins GPU seeds): run_eval_gpu.sh CONFIG --checkpoint CKPT [--device N] [--extra ARGS...]
+# --checkpoint is the weights to evaluate (eval.py --pretrained); --extra --device_target CPU overrides the GPU.
+set -euo pipefail
+# shellcheck source=scripts/common.sh
+source "$(dirname "$0")/common.sh"
+usage_if_needed $# 1 "$0 CONFIG --checkpoint CKPT [--device N] [--extra ARGS...]"
+[[ "$1" != -* ]] || die "the first argument is the config file, got '$1'"
+config=$1
+shift
+parse_seed_options "$@"
+[ -n "$CHECKPOINT" ] || die "--checkpoint CKPT is required (the weights to evaluate)"
+run_eval GPU "$config" "$CHECKPOINT" "${DEVICE:-0}" "${PASS_ARGS[@]}"

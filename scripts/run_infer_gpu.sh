@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Classify an image or a folder on a GPU (T2T-ViT seed):
+#   run_infer_gpu.sh INPUT --checkpoint CKPT [--arch NAME] [--output JSON (default predictions.json)] [--extra ARGS...]
+# The checkpoint's own record gives the model and preprocessing; --arch, when given, must agree with it.
+set -euo pipefail
+# shellcheck source=scripts/common.sh
+source "$(dirname "$0")/common.sh"
+usage_if_needed $# 1 "$0 INPUT --checkpoint CKPT [--arch NAME] [--output JSON] [--extra ARGS...]"
+[[ "$1" != -* ]] || die "the first argument is the image or folder, got '$1'"
+input=$1
+shift
+[ -e "$input" ] || die "input not found: $input"
+parse_seed_options "$@"
+[ -n "$CHECKPOINT" ] || die "--checkpoint CKPT is required (the weights to run)"
+output=(--output predictions.json)
+for arg in "${PASS_ARGS[@]}"; do
+  [ "$arg" != --output ] || output=()
+done
+launch env DEVICE_ID="${DEVICE:-0}" "$PYTHON" "$REPO_ROOT/infer.py" --input "$input" --pretrained "$CHECKPOINT" \
+  --device_target GPU --device_id "${DEVICE:-0}" "${output[@]}" "${PASS_ARGS[@]}"

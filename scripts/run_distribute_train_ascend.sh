@@ -5,11 +5,11 @@ set -euo pipefail
 # shellcheck source=scripts/common.sh
 source "$(dirname "$0")/common.sh"
 usage_if_needed $# 2 "$0 RANK_TABLE_FILE CONFIG [--key value ...]"
+require_file "$1" "rank table"
+require_file "$2" "config"
 rank_table=$(abspath "$1")
 config=$(abspath "$2")
 shift 2
-require_file "$rank_table" "rank table"
-require_file "$config" "config"
 # "device_id rank_id" per line for this server, from the rank table (src/rank_table.py checks it).
 devices=$(cd "$REPO_ROOT" && "$PYTHON" -m src.rank_table "$rank_table") || die "cannot use rank table $rank_table"
 rank_size=$(cd "$REPO_ROOT" && "$PYTHON" -m src.rank_table --size "$rank_table")

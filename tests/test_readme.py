@@ -59,6 +59,11 @@ COMMANDS = shell_commands()
 
 @pytest.mark.parametrize("words", COMMANDS, ids=lambda w: " ".join(w)[:70])
 def test_every_shell_command_in_the_readme_parses(words):
+    env = {}
+    while words and re.fullmatch(r"[A-Z_]+=\S*", words[0]):  # NNODES=2 bash scripts/...
+        key, value = words[0].split("=", 1)
+        env[key] = value
+        words = words[1:]
     program, args = words[0], words[1:]
     if program == "pip":
         assert args[:2] == ["install", "-r"] and os.path.isfile(os.path.join(ROOT, args[2]))
@@ -71,6 +76,15 @@ def test_every_shell_command_in_the_readme_parses(words):
         assert os.path.isfile(os.path.join(ROOT, args[0])), args[0]
         check = subprocess.run(["bash", "-n", os.path.join(ROOT, args[0])], capture_output=True, text=True)
         assert check.returncode == 0, check.stderr
+        # The command it would run (MSZOO_DRY_RUN): its arguments are accepted, unless one names a file of the
+        # reader's (RANK_TABLE_FILE), which must then be the only complaint.
+        dry = subprocess.run(["bash", *args], capture_output=True, text=True, cwd=ROOT,
+                             env=dict(os.environ, **env, MSZOO_DRY_RUN="1", LOG_ROOT="/tmp/mszoo-dry-logs"))
+        placeholder = next((a for a in args if re.fullmatch(r"[A-Z_]+", a) and not os.path.exists(a)), None)
+        if placeholder is None:
+            assert dry.returncode == 0, dry.stderr
+        else:
+            assert dry.returncode == 2 and f"not found: {placeholder}" in dry.stderr, dry.stderr
     else:
         raise AssertionError(f"the README runs {program!r}; teach this test how to check it")
 

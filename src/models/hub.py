@@ -107,8 +107,8 @@ def _download(spec):
     """``spec`` (URL, optional ``#sha256=HEX``) as a verified file in the download cache."""
     url, _, fragment = spec.partition("#")
     expected = fragment[len("sha256="):].lower() if fragment.startswith("sha256=") else None
-    name = os.path.basename(urllib.parse.urlparse(url).path) or "weights"
-    target = os.path.join(cache_dir(), "downloads", name)
+    target = download_path(url)
+    name = os.path.basename(target)
     if not os.path.isfile(target):
         if offline():
             raise PretrainedError(f"{name} is not in the cache and downloads are off (offline): download {url} "
@@ -118,6 +118,13 @@ def _download(spec):
         raise PretrainedError(f"{target}: checksum mismatch (sha256 {actual}, expected {expected}); "
                               "delete it to download again")
     return target
+
+
+def download_path(url):
+    """Where ``url`` is cached: ``downloads/<hash of the URL>/<its file name>``. Two URLs that end in the same
+    file name (``.../v1/model.pth``, ``.../v2/model.pth``) never stand for each other."""
+    name = os.path.basename(urllib.parse.urlparse(url).path) or "weights"
+    return os.path.join(cache_dir(), "downloads", hashlib.sha256(url.encode()).hexdigest()[:16], name)
 
 
 def _fetch(url, target, expected):

@@ -15,7 +15,7 @@ import torch
 from safetensors.torch import save_file
 
 from src.models import create_model, list_models
-from src.models.hub import PretrainedError
+from src.models.hub import PretrainedError, download_path
 from src.models.loading import CheckpointFile
 from tests.models.test_t2t_vit import FIXTURE, official_state_dict, parity_input
 
@@ -29,11 +29,21 @@ def mszoo_cache(tmp_path, monkeypatch):
     return tmp_path / "mszoo"
 
 
-def official_t2t_file(path):
+DEFAULT_T2T_URL = "https://github.com/yitu-opensource/T2T-ViT/releases/download/main/71.7_T2T_ViT_7.pth.tar"
+
+
+def cached_files(cache):
+    """Every file under the download cache."""
+    root = cache / "downloads"
+    return [os.path.join(d, f) for d, _, files in os.walk(root) for f in files]
+
+
+def official_t2t_file(path, seed=None):
     """``t2t_vit_7`` weights in the official release layout (timm's CheckpointSaver: state_dict, args ...)."""
     with open(FIXTURE, encoding="utf-8") as f:
         case = json.load(f)["t2t_vit_7"]
-    weights = {k: torch.from_numpy(v) for k, v in official_state_dict(case["spec"], case["seed"]).items()}
+    seed = case["seed"] if seed is None else seed
+    weights = {k: torch.from_numpy(v) for k, v in official_state_dict(case["spec"], seed).items()}
     torch.save({"epoch": 309, "arch": "T2t_vit_7", "state_dict": weights, "version": 2, "metric": 71.7,
                 "args": argparse.Namespace(model="T2t_vit_7", lr=5e-4, img_size=224)}, path)
     return np.asarray(case["logits"], np.float32)
@@ -56,7 +66,7 @@ def test_a_file_url_in_the_official_layout_downloads_once_and_equals_the_officia
     url = (tmp_path / "71.7_T2T_ViT_7.pth.tar").as_uri()
     model = create_model("t2t_vit_7", pretrained=url)
     np.testing.assert_allclose(logits_of(model, parity_input(2, 224)), expected, atol=1e-4, rtol=0)
-    assert os.listdir(mszoo_cache / "downloads") == ["71.7_T2T_ViT_7.pth.tar"]  # no partial file left
+    assert cached_files(mszoo_cache) == [download_path(url)]  # no partial file left
     (converted,) = os.listdir(mszoo_cache / "converted")
     record = CheckpointFile(str(mszoo_cache / "converted" / converted)).record
     assert record["arch"] == "t2t_vit_7" and record["num_classes"] == 1000 and record["crop_pct"] == 0.9
@@ -72,7 +82,7 @@ def test_a_checksum_mismatch_is_refused_and_nothing_is_kept(tmp_path, mszoo_cach
     official_t2t_file(path)
     with pytest.raises(PretrainedError, match=r"checksum mismatch \(sha256 [0-9a-f]{64}, expected 0{64}\)"):
         create_model("t2t_vit_7", pretrained=path.as_uri() + "#sha256=" + "0" * 64)
-    assert not os.path.exists(mszoo_cache / "downloads") or os.listdir(mszoo_cache / "downloads") == []
+    assert cached_files(mszoo_cache) == []
 
 
 def test_an_interrupted_download_leaves_no_file_that_looks_whole(tmp_path, mszoo_cache, monkeypatch):
@@ -96,7 +106,19 @@ def test_an_interrupted_download_leaves_no_file_that_looks_whole(tmp_path, mszoo
     monkeypatch.setattr(urllib.request, "urlopen", lambda url, timeout=None: CutShort())
     with pytest.raises(PretrainedError, match=rf"ended after 1000 of {size} bytes; try again"):
         create_model("t2t_vit_7", pretrained=path.as_uri())
-    assert os.listdir(mszoo_cache / "downloads") == []
+    assert cached_files(mszoo_cache) == []
+
+
+def test_two_urls_with_one_file_name_are_two_cached_files(tmp_path, mszoo_cache):
+    # Same file name, other folder, other weights: the second URL must not get the first one's file.
+    first, second = tmp_path / "a" / "w.pth", tmp_path / "b" / "w.pth"
+    for path, seed in ((first, 0), (second, 1)):
+        path.parent.mkdir()
+        official_t2t_file(path, seed=seed)
+    a = create_model("t2t_vit_7", pretrained=first.as_uri())
+    b = create_model("t2t_vit_7", pretrained=second.as_uri())
+    assert sorted(cached_files(mszoo_cache)) == sorted([download_path(first.as_uri()), download_path(second.as_uri())])
+    assert not np.array_equal(a.norm.weight.asnumpy(), b.norm.weight.asnumpy())
 
 
 def test_offline_without_the_file_is_one_line_saying_what_to_download_and_where(mszoo_cache, monkeypatch):
@@ -106,7 +128,7 @@ def test_offline_without_the_file_is_one_line_saying_what_to_download_and_where(
     msg = str(err.value)
     assert "\n" not in msg and "71.7_T2T_ViT_7.pth.tar is not in the cache" in msg
     assert "download https://github.com/yitu-opensource/T2T-ViT/releases/download/main/71.7_T2T_ViT_7.pth.tar" in msg
-    assert str(mszoo_cache / "downloads" / "71.7_T2T_ViT_7.pth.tar") in msg
+    assert download_path(DEFAULT_T2T_URL) in msg
 
 
 HUB_PROBE = r"""

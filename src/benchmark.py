@@ -95,9 +95,7 @@ def case_infer_ours(case):
             fmt = "MINDIR" if backend == "mindir" else "ONNX"
             path = export_to_file(model, cfg, fmt, os.path.join(tmp, f"m.{fmt.lower()}"))
             if backend == "openvino":
-                from src.deploy.ov_runtime import compile_model
-
-                run = compile_model(path, case["precision"], threads=case["threads"])
+                run = _openvino_runner(path, case, x_np)
                 step = lambda: run(x_np)
             elif backend == "mindir":
                 graph = ms.nn.GraphCell(ms.load(path))
@@ -115,6 +113,18 @@ def case_infer_ours(case):
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return dict(images_per_s=rate, step_ms=step_s * 1e3, first_step_s=first, params=params)
+
+
+def _openvino_runner(path, case, x_np):
+    """The exported model compiled by OpenVINO at the case's precision. int8 is quantized (NNCF) with
+    calibration batches of the benchmark's own random input: right for timing (int8 kernels run whatever the
+    values), not for accuracy, which eval.py --precision int8 --calib_data measures."""
+    from src.deploy.ov_runtime import compile_model, quantize_int8
+
+    model = path
+    if case["precision"] == "int8":
+        model, _ = quantize_int8(path, [x_np] * 4)
+    return compile_model(model, case["precision"], threads=case["threads"])
 
 
 def train_setup(case):
@@ -293,8 +303,9 @@ def build_parser():
     p.add_argument("--batch_size", "--batch-size", default="1,8", help="comma-separated batch sizes")
     p.add_argument("--image_size", "--image-size", type=int, default=224)
     p.add_argument("--backend", default="mindspore,mindir,onnx", help="inference backends (also: openvino)")
-    p.add_argument("--precision", default="f32", help="openvino: comma-separated f32,bf16 (timm runs bf16 under "
-                   "torch.autocast for the bf16 ratio)")
+    p.add_argument("--precision", default="f32", help="openvino: comma-separated f32,bf16,int8 (bf16 is compared "
+                   "with timm under torch.autocast bf16, int8 with timm float32; int8 calibrates on the benchmark's "
+                   "random input: timing only)")
     p.add_argument("--compare", default="", help="'timm' to measure timm in the same run")
     p.add_argument("--threads", type=int, default=os.cpu_count() or 1, help="CPU threads for every framework")
     p.add_argument("--warmup", type=int, default=2, help="untimed steps after the first (compile) step")
@@ -323,10 +334,9 @@ def plan_cases(args):
     if bad:
         raise ConfigError(f"--backend: unknown {', '.join(bad)} (choose from {', '.join(BACKENDS)})")
     precisions = _csv(args.precision)
-    bad = [p for p in precisions if p not in ("f32", "bf16")]
+    bad = [p for p in precisions if p not in ("f32", "bf16", "int8")]
     if bad:
-        raise ConfigError(f"--precision: unknown {', '.join(bad)} (choose from f32, bf16; int8 needs a calibration "
-                          "set: export it with export.py --precision int8 and time it with eval/infer)")
+        raise ConfigError(f"--precision: unknown {', '.join(bad)} (choose from f32, bf16, int8)")
     batches = _csv(args.batch_size, int)
     if any(b < 1 for b in batches):
         raise ConfigError("--batch_size: values must be >= 1")
@@ -354,12 +364,18 @@ def plan_cases(args):
                     cases.append(dict(base, mode=mode, impl="ours", model=model, backend="mindspore",
                                       batch_size=batch, precision="f32"))
                 if compare and model in set(_timm_models()):
-                    timm_precisions = sorted({c["precision"] for c in cases if c["mode"] == mode and
-                                              c["model"] == model and c["batch_size"] == batch}) or ["f32"]
+                    timm_precisions = sorted({_timm_precision(c["precision"]) for c in cases if c["mode"] == mode
+                                              and c["model"] == model and c["batch_size"] == batch}) or ["f32"]
                     for precision in timm_precisions:
                         cases.append(dict(base, mode=mode, impl="timm", model=model, backend="torch",
                                           batch_size=batch, precision=precision))
     return cases
+
+
+def _timm_precision(precision):
+    """What ours at ``precision`` is compared with: timm under bf16 autocast for bf16, timm float32 otherwise
+    (int8 against float32: the speed a user gains by quantizing)."""
+    return "bf16" if precision == "bf16" else "f32"
 
 
 def _timm_models():
@@ -390,10 +406,10 @@ def format_table(rows):
 
 
 def add_ratios(rows):
-    key = lambda r: (r["mode"], r["model"], r["batch_size"], r.get("precision", "f32"))
-    timm = {key(r): r["result"] for r in rows if r["impl"] == "timm"}
+    key = lambda r, precision: (r["mode"], r["model"], r["batch_size"], precision)
+    timm = {key(r, r.get("precision", "f32")): r["result"] for r in rows if r["impl"] == "timm"}
     for r in rows:
-        ref = timm.get(key(r))
+        ref = timm.get(key(r, _timm_precision(r.get("precision", "f32"))))
         if r["impl"] == "ours" and ref and "error" not in ref and "error" not in r["result"]:
             r["ratio"] = r["result"]["images_per_s"] / ref["images_per_s"]
     return rows

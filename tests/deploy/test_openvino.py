@@ -152,10 +152,23 @@ def test_benchmark_plans_openvino_precisions_and_compares_timm_like_with_like():
     from src.benchmark import add_ratios, build_parser, plan_cases
 
     args = build_parser().parse_args(["--model", "twins_svt_small", "--mode", "infer", "--batch_size", "8",
-                                      "--backend", "onnx,openvino", "--precision", "f32,bf16", "--compare", "timm"])
+                                      "--backend", "onnx,openvino", "--precision", "f32,bf16,int8",
+                                      "--compare", "timm"])
     cases = plan_cases(args)
     assert [(c["impl"], c["backend"], c["precision"]) for c in cases] == [
         ("ours", "onnx", "f32"), ("ours", "openvino", "f32"), ("ours", "openvino", "bf16"),
-        ("timm", "torch", "bf16"), ("timm", "torch", "f32")]
-    rows = [dict(c, result={"images_per_s": rate}) for c, rate in zip(cases, (10.0, 15.0, 30.0, 20.0, 10.0))]
-    assert [r.get("ratio") for r in add_ratios(rows)] == [1.0, 1.5, 1.5, None, None]
+        ("ours", "openvino", "int8"), ("timm", "torch", "bf16"), ("timm", "torch", "f32")]
+    rates = (10.0, 15.0, 30.0, 25.0, 20.0, 10.0)
+    rows = [dict(c, result={"images_per_s": rate}) for c, rate in zip(cases, rates)]
+    # bf16 against timm bf16 (autocast), int8 against timm float32
+    assert [r.get("ratio") for r in add_ratios(rows)] == [1.0, 1.5, 1.5, 2.5, None, None]
+
+
+def test_benchmark_int8_case_times_a_quantized_model(exported):
+    from src.benchmark import _openvino_runner
+
+    x = np.random.RandomState(0).randn(4, 3, 16, 16).astype(np.float32)
+    case = {"precision": "int8", "threads": 2}
+    int8 = _openvino_runner(exported["onnx"], case, x)(x)
+    f32 = _openvino_runner(exported["onnx"], dict(case, precision="f32"), x)(x)
+    assert 0 < np.abs(int8 - f32).max() < 0.5 * np.abs(f32).max()  # quantized, and still the same model

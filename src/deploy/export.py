@@ -136,6 +136,9 @@ def export_to_file(model, cfg, file_format, path, class_names=None, dynamic=True
     if precision not in ("f32", "int8") or (precision == "int8" and file_format != "OPENVINO"):
         raise ExportError(f"precision {precision}: exports are float32, or int8 with --file_format OPENVINO "
                           "(bf16 is chosen when running: infer.py/eval.py --backend openvino --precision bf16)")
+    if calib_data and precision != "int8":
+        raise ExportError("--calib_data is only used to quantize (--file_format OPENVINO --precision int8); "
+                          "this export is float32")
     _check_air(file_format, cfg.device_target)
     out_dir = os.path.dirname(os.path.abspath(path))
     os.makedirs(out_dir, exist_ok=True)

@@ -93,6 +93,9 @@ class Predictor:
         from . import ov_runtime
 
         model = model_file
+        if calib_data and (self.precision != "int8" or self.quantized):
+            raise InferenceError(f"--calib_data is only used to quantize a float model (--precision int8); "
+                                 f"{model_file} runs in {'int8 as exported' if self.quantized else self.precision}")
         if self.precision == "int8" and not self.quantized:  # a float file: quantize it now
             if not calib_data:
                 raise InferenceError(f"--precision int8 with the float model {model_file} needs --calib_data DIR "

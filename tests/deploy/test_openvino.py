@@ -48,11 +48,14 @@ def test_every_family_runs_under_openvino_f32_within_1e4_of_the_checkpoint(arch,
     cfg, _ = parse_config(["--arch", arch, "--image_size", str(kwargs["img_size"]), "--num_classes", "4"])
     path = export_to_file(model, cfg, "OPENVINO", str(tmp_path / "m.xml"))
     assert os.path.isfile(tmp_path / "m.bin") and read_sidecar(path)["precision"] == "f32"
+    run = ov_runtime.compile_model(path, "f32")
     for batch in (1, 3):
         x = np.random.RandomState(batch).randn(batch, 3, kwargs["img_size"], kwargs["img_size"]).astype(np.float32)
         expected = model(ms.Tensor(x)).asnumpy()
-        got = ov_runtime.compile_model(path, "f32")(x)
-        np.testing.assert_allclose(got, expected, atol=1e-4, rtol=0)
+        np.testing.assert_allclose(run(x), expected, atol=1e-4, rtol=0)
+    # compiled once per batch shape, with the shape fixed (what lets OpenVINO fuse the element-wise ops)
+    assert sorted(run.compiled) == [(b, 3, kwargs["img_size"], kwargs["img_size"]) for b in (1, 3)]
+    assert all(c.inputs[0].get_partial_shape().is_static for c in run.compiled.values())
     # the exported LayerNorms are in the form OpenVINO fuses: one MVN kernel each, none left as Reduce ops
     compiled = ov_runtime._core().compile_model(path, "CPU", {"INFERENCE_PRECISION_HINT": "f32"})
     kinds = [op.get_rt_info()["layerType"].astype(str) for op in compiled.get_runtime_model().get_ops()]
@@ -144,6 +147,15 @@ def test_user_errors_are_one_line(exported, tmp_path):
         predictions(tmp_path, input=exported["photos"], backend="openvino", model=exported["onnx"], precision="int8")
     with pytest.raises(InferenceError, match="--precision bf16 needs --backend openvino"):
         predictions(tmp_path, input=exported["photos"], backend="onnx", model=exported["onnx"], precision="bf16")
+    calib = os.path.join(exported["digits"], "train")
+    with pytest.raises(InferenceError, match="--calib_data is only used to quantize a float model"):
+        predictions(tmp_path, input=exported["photos"], backend="openvino", model=exported["onnx"], calib_data=calib)
+    with pytest.raises(InferenceError, match=r"m_int8.xml runs in int8 as exported"):
+        predictions(tmp_path, input=exported["photos"], backend="openvino", model=exported["int8"],
+                    precision="int8", calib_data=calib)
+    exported_f32 = script("export.py", "--pretrained", exported["ckpt"], "--file_format", "OPENVINO",
+                          "--file_name", str(tmp_path / "x"), "--calib_data", calib)
+    assert exported_f32.returncode != 0 and "--calib_data is only used to quantize" in exported_f32.stderr
     run = script("eval.py", "--pretrained", exported["ckpt"], "--precision", "int8")
     assert run.returncode == 2 and "precision: int8 needs --backend openvino" in run.stderr
 

@@ -54,6 +54,14 @@ def test_scripts_check_their_arguments(script, args, expected):
     assert expected in out.stderr
 
 
+@pytest.mark.parametrize("script", [s for s in SCRIPTS if os.path.basename(s) not in
+                                    ("common.sh", "run_standalone_training_gpu.sh")], ids=os.path.basename)
+def test_every_script_without_its_arguments_prints_its_usage(script):
+    # (run_standalone_training_gpu.sh takes none: the Twins GPU seed runs it bare, tests/scripts/test_seed_scripts.py)
+    out = run(script)
+    assert out.returncode == 2 and out.stderr.startswith("usage: "), out.stderr
+
+
 def _table(tmp_path, servers):
     path = tmp_path / "rank_table.json"
     path.write_text(json.dumps({"version": "1.0", "server_count": str(len(servers)), "status": "completed",

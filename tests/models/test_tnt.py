@@ -6,7 +6,7 @@ import pytest
 from src.models.convert import convert_state_dict
 from src.models import create_model, get_default_cfg, list_models
 from src.models import tnt as tnt_mod
-from src.models.layers import DropPath
+from src.models.layers import DropPath, resample_abs_pos_embed_np
 from tests.parity import count_params, fixed_batch, timm_vs_ours, torch_and_timm
 
 TNT_VARIANTS = ["tnt_s_legacy_patch16_224", "tnt_s_patch16_224", "tnt_b_patch16_224"]
@@ -73,7 +73,7 @@ def test_patch_pos_resampling_matches_timm_resample_abs_pos_embed(old, new):
 
     posemb = np.random.RandomState(0).randn(1, 1 + old[0] * old[1], 16).astype(np.float32)
     ref = resample_abs_pos_embed(torch.from_numpy(posemb), new_size=list(new), num_prefix_tokens=1).numpy()
-    ours = tnt_mod.resample_abs_pos_embed_np(posemb, new, num_prefix_tokens=1)
+    ours = resample_abs_pos_embed_np(posemb, new, num_prefix_tokens=1)
     assert ours.shape == ref.shape == (1, 1 + new[0] * new[1], 16)
     assert ours.dtype == np.float32
     np.testing.assert_array_equal(ours[:, :1], posemb[:, :1])

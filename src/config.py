@@ -15,7 +15,7 @@ from typing import Any, Optional, Tuple
 
 import yaml
 
-from src.constants import names_published_weights
+from src.constants import LR_SCHEDULERS, OPTIMIZERS, names_published_weights
 
 BOOL_TRUE = ("true", "yes", "on", "1")
 BOOL_FALSE = ("false", "no", "off", "0")
@@ -42,9 +42,6 @@ class Key:
 def _k(group, name, default, type_, help_, **kw):
     return Key(name=name, default=default, type=type_, help=help_, group=group, **kw)
 
-
-LR_SCHEDULERS = ("cosine_lr", "step_lr", "multistep_lr", "exponential_lr", "polynomial_lr", "constant_lr")
-OPTIMIZERS = ("adamw", "adam", "momentum", "sgd", "lamb")
 
 KEYS = (
     # model

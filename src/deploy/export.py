@@ -119,11 +119,6 @@ def export_air(model, cfg, path, batch_size=1):
     return base + ".air"
 
 
-def _check_air(file_format, device_target):
-    if file_format == "AIR" and device_target != "Ascend":
-        raise ExportError("AIR export needs an Ascend device (--device_target Ascend); use MINDIR or ONNX on CPU/GPU")
-
-
 def export_to_file(model, cfg, file_format, path, class_names=None, dynamic=True, batch_size=1, precision="f32",
                    calib_data=None):
     """Export ``model`` (eval mode) to ``path`` and write the sidecar; returns the file written.
@@ -136,7 +131,8 @@ def export_to_file(model, cfg, file_format, path, class_names=None, dynamic=True
     if precision not in ("f32", "int8") or (precision == "int8" and file_format != "OPENVINO"):
         raise ExportError(f"precision {precision}: exports are float32, or int8 with --file_format OPENVINO "
                           "(bf16 is chosen when running: infer.py/eval.py --backend openvino --precision bf16)")
-    _check_air(file_format, cfg.device_target)
+    if file_format == "AIR" and cfg.device_target != "Ascend":
+        raise ExportError("AIR export needs an Ascend device (--device_target Ascend); use MINDIR or ONNX on CPU/GPU")
     out_dir = os.path.dirname(os.path.abspath(path))
     os.makedirs(out_dir, exist_ok=True)
     # Only ONNX lacks an exact GELU (no Erf in MindSpore's exporter); MINDIR and AIR keep the GeLU kernel.
@@ -181,7 +177,6 @@ def export_openvino(model, cfg, path, precision="f32", calib_data=None):
 
 def export_model(cfg, precision="f32", calib_data=None):
     """export.py: the checkpoint ``cfg.pretrained`` exported per ``file_format`` (device set by the script)."""
-    _check_air(cfg.file_format, cfg.device_target)
     model, class_names = build_deploy_model(cfg)
     name = cfg.file_name or cfg.arch
     path = name if name.endswith(EXTENSIONS[cfg.file_format]) else name + EXTENSIONS[cfg.file_format]

@@ -8,6 +8,7 @@ aliases. Anything wrong (unknown key, wrong type, impossible value, missing file
 clean exit with code 2.
 """
 import argparse
+import copy
 import difflib
 import os
 from dataclasses import dataclass
@@ -385,6 +386,12 @@ def load_yaml(path):
     if not isinstance(data, dict):
         raise ConfigError(f"config: {path} must hold a mapping of key: value, not {type(data).__name__}")
     return data
+
+
+def copy_config(cfg):
+    """An independent copy of ``cfg`` (values, sources and notes): code that resolves keys for one run
+    works on a copy and leaves the caller's config as it was."""
+    return copy.deepcopy(cfg)
 
 
 def save_config(cfg, path):

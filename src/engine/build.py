@@ -84,6 +84,16 @@ def build_train_dataset(cfg, epoch=0, class_names=None, seed_offset=0):
     return data
 
 
+def stop_iterator(iterator):
+    """Stop a dataset iterator's workers (best effort: the pipeline is being torn down anyway)."""
+    stop = getattr(iterator, "stop", None)
+    if stop is not None:
+        try:
+            stop()
+        except Exception:  # tearing down anyway
+            pass
+
+
 def build_eval_dataset(cfg, class_names=None):
     """The validation pipeline (every sample once, last partial batch kept)."""
     from src.data import create_dataset

@@ -92,23 +92,16 @@ def test_mixup_and_accumulation_train_end_to_end_and_a_run_directory_is_never_re
 
 
 @pytest.mark.parametrize("train_interp, expected", [(None, "bicubic"), ("random", "random")])
-def test_train_interpolation_applies_to_training_only(train_interp, expected, tiny_config, monkeypatch):
-    import src.data
-    from src.engine.build import build_eval_dataset, build_train_dataset
+def test_train_interpolation_applies_to_training_only(train_interp, expected, tiny_config):
+    from src.engine.build import data_config
     from src.resolve import resolve_data_config
 
-    seen = []
-
-    class Recorded:
-        mixup_fn = None
-
-    monkeypatch.setattr(src.data, "create_dataset", lambda *a, **kw: seen.append(kw) or Recorded())
     extra = [] if train_interp is None else ["--train_interpolation", train_interp]
     cfg, _ = parse_config(["--config", tiny_config(dataset="imagefolder"), "--interpolation", "bicubic", *extra])
     resolve_data_config(cfg)  # as the trainer does: mean/std/crop_pct from the model's cfg
-    build_train_dataset(cfg)
-    build_eval_dataset(cfg)
-    assert [kw["interpolation"] for kw in seen] == [expected, "bicubic"]
+    train, val = data_config(cfg, is_training=True), data_config(cfg, is_training=False)
+    assert (train.interpolation, val.interpolation) == (expected, "bicubic")
+    assert train.is_training and not val.is_training and train.mean == val.mean == tuple(cfg.mean)
 
 
 @pytest.fixture(scope="module")

@@ -43,7 +43,8 @@ from src.constants import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
 from .layers import (Attention, ClassifierMixin, DropPath, GELU, LayerNorm, Linear, Mlp, Unfold, classifier_head,
                      drop_path_rates, init_weights_vit, make_dropout, to_2tuple, trunc_normal_param, unbind,
                      unfold_output_size)
-from .registry import build_model_with_cfg, make_cfg, register_model
+from .builder import build_model_with_cfg
+from .registry import make_cfg, register_model
 
 __all__ = ["T2TViT", "T2TModule", "TokenPerformer", "TokenTransformer", "TokenAttention", "Block",
            "sinusoid_encoding", "checkpoint_filter_fn"]
@@ -268,17 +269,6 @@ class T2TViT(ClassifierMixin, nn.Cell):
     def no_weight_decay(self):
         """The class token (as official); ``pos_embed`` and the performers' ``w`` are not trained at all."""
         return {"cls_token"}
-
-    def get_classifier(self):
-        return self.head
-
-    def reset_classifier(self, num_classes, global_pool=None):
-        self.num_classes = num_classes
-        if global_pool is not None:
-            self.check_pool(global_pool)
-            self.global_pool = global_pool
-        self.head = classifier_head(self.num_features, num_classes)
-        self.head.set_train(self.training)
 
     def forward_features(self, x):
         x = self.tokens_to_token(x)

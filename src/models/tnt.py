@@ -28,7 +28,8 @@ from src.constants import IMAGENET_INCEPTION_MEAN, IMAGENET_INCEPTION_STD
 
 from .layers import (ClassifierMixin, DropPath, GELU, LayerNorm, Linear, Mlp, classifier_head, drop_path_rates,
                      init_weights_vit, make_dropout, resample_abs_pos_embed_np, to_2tuple, trunc_normal_param, unbind)
-from .registry import build_model_with_cfg, make_cfg, register_model
+from .builder import build_model_with_cfg
+from .registry import make_cfg, register_model
 
 __all__ = ["TNT", "checkpoint_filter_fn"]
 

@@ -21,7 +21,8 @@ from src.constants import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
 
 from .layers import (ClassifierMixin, DropPath, GELU, LayerNorm, Linear, Mlp, PatchEmbed, classifier_head,
                      drop_path_rates, init_weights_vit, make_dropout, unbind)
-from .registry import build_model_with_cfg, make_cfg, register_model
+from .builder import build_model_with_cfg
+from .registry import make_cfg, register_model
 
 __all__ = ["Twins", "Block", "GlobalSubSampleAttn", "LocallyGroupedAttn", "PosConv", "checkpoint_filter_fn"]
 

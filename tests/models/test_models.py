@@ -13,6 +13,7 @@ import pytest
 
 from src.models import create_model, list_models
 from src.models.layers import DropPath
+from tests.parity import TIMM_PARAM_COUNTS, count_params, timm_vs_ours, torch_and_timm
 from tests.tiny import tiny_graph_groups, tiny_kwargs
 
 ALL_MODELS = list_models()
@@ -57,6 +58,21 @@ def test_every_registered_model_is_covered():
     assert sorted(n for members in GROUPS.values() for n in members) == ALL_MODELS
     assert len(GROUPS) >= 6  # PCPVT, SVT, TNT, legacy TNT, performer and transformer T2T-ViT
     assert all(any(fnmatch.fnmatch(n, p) for p in FAMILIES) for n in ALL_MODELS)
+
+
+@pytest.mark.parametrize("pattern", ["twins*", "tnt*"])
+def test_registered_variants_are_timms(pattern):
+    _, timm = torch_and_timm()
+    ours = list_models(pattern)
+    assert ours == sorted(timm.list_models(pattern)) == sorted(fnmatch.filter(TIMM_PARAM_COUNTS, pattern))
+
+
+@pytest.mark.parametrize("name", sorted(TIMM_PARAM_COUNTS))
+def test_full_size_logits_and_param_count_match_timm(name, tmp_path):
+    ref_out, our_out, ref, ours = timm_vs_ours(name, tmp_path, batch=1)
+    assert count_params(ours) == TIMM_PARAM_COUNTS[name] == sum(p.numel() for p in ref.parameters())
+    assert our_out.shape == ref_out.shape == (1, 1000)
+    assert np.abs(ref_out - our_out).max() < 1e-4
 
 
 def _check_forward(model, hw):

@@ -4,19 +4,13 @@ import mindspore as ms
 import pytest
 
 from src.models.convert import convert_state_dict
-from src.models import create_model, get_default_cfg, list_models
+from src.models import create_model, get_default_cfg
 from src.models import tnt as tnt_mod
 from src.models.layers import DropPath, resample_abs_pos_embed_np
-from tests.parity import count_params, fixed_batch, timm_vs_ours, torch_and_timm
+from tests.parity import torch_state_dict_numpy, fixed_batch, torch_and_timm
 
 TNT_VARIANTS = ["tnt_s_legacy_patch16_224", "tnt_s_patch16_224", "tnt_b_patch16_224"]
 
-# Parameter counts at 1000 classes, as timm 1.0.31 reports them (sum of numel over parameters()).
-TIMM_PARAM_COUNTS = {
-    "tnt_s_legacy_patch16_224": 23_755_336,
-    "tnt_s_patch16_224": 23_768_584,
-    "tnt_b_patch16_224": 65_428_680,
-}
 
 TINY = dict(embed_dim=32, inner_dim=8, depth=2, num_heads_outer=2, num_heads_inner=2, img_size=32, num_classes=5)
 LAYOUTS = ["tnt_s_patch16_224", "tnt_s_legacy_patch16_224"]
@@ -30,24 +24,7 @@ def _batch(size=32, batch=2, seed=1):
     return ms.Tensor(fixed_batch(batch, size, seed))
 
 
-def _torch_state_dict_numpy(model):
-    return {k: v.detach().numpy().copy() for k, v in model.state_dict().items()}
-
-
 # ---------------------------------------------------------------------------------------------- parity
-
-
-def test_registered_tnt_variants_are_timms():
-    _, timm = torch_and_timm()
-    assert list_models("tnt*") == sorted(timm.list_models("tnt*")) == sorted(TNT_VARIANTS)
-
-
-@pytest.mark.parametrize("arch", TNT_VARIANTS)
-def test_full_size_logits_and_param_count_match_timm(arch, tmp_path):
-    ref_out, our_out, ref, ours = timm_vs_ours(arch, tmp_path, batch=1)
-    assert count_params(ours) == TIMM_PARAM_COUNTS[arch] == sum(p.numel() for p in ref.parameters())
-    assert our_out.shape == ref_out.shape == (1, 1000)
-    assert np.abs(ref_out - our_out).max() < 1e-4
 
 
 @pytest.mark.parametrize("arch", TNT_VARIANTS)
@@ -120,7 +97,7 @@ def test_official_key_names_are_mapped_like_timm(arch):
     kw = {k: v for k, v in TINY.items() if k != "num_classes"}
     torch.manual_seed(0)
     ref = timm.create_model(arch, num_classes=5, **kw)
-    timm_sd = _torch_state_dict_numpy(ref)
+    timm_sd = torch_state_dict_numpy(ref)
     legacy = "legacy" in arch
     official = {"outer_tokens": np.zeros((1, 1, 32), np.float32)}
     for key, value in timm_sd.items():

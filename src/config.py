@@ -8,6 +8,7 @@ aliases. Anything wrong (unknown key, wrong type, impossible value, missing file
 clean exit with code 2.
 """
 import argparse
+import copy
 import difflib
 import os
 from dataclasses import dataclass
@@ -15,7 +16,7 @@ from typing import Any, Optional, Tuple
 
 import yaml
 
-from src.constants import names_published_weights
+from src.constants import LR_SCHEDULERS, OPTIMIZERS, names_published_weights
 
 BOOL_TRUE = ("true", "yes", "on", "1")
 BOOL_FALSE = ("false", "no", "off", "0")
@@ -42,9 +43,6 @@ class Key:
 def _k(group, name, default, type_, help_, **kw):
     return Key(name=name, default=default, type=type_, help=help_, group=group, **kw)
 
-
-LR_SCHEDULERS = ("cosine_lr", "step_lr", "multistep_lr", "exponential_lr", "polynomial_lr", "constant_lr")
-OPTIMIZERS = ("adamw", "adam", "momentum", "sgd", "lamb")
 
 KEYS = (
     # model
@@ -277,6 +275,73 @@ def _type_name(t):
             "path": "a path"}[t]
 
 
+class _Wrong(Exception):
+    """A value that does not convert to the key's type (coerce turns it into the ConfigError)."""
+
+
+def _to_bool(value):
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.strip().lower() in BOOL_TRUE + BOOL_FALSE:
+        return value.strip().lower() in BOOL_TRUE
+    if isinstance(value, int) and value in (0, 1):
+        return bool(value)
+    raise _Wrong
+
+
+def _to_int(value):
+    if isinstance(value, bool):
+        raise _Wrong
+    if isinstance(value, int):
+        return value
+    if isinstance(value, str):
+        try:
+            return int(value.strip())
+        except ValueError:
+            pass
+        try:
+            value = float(value)
+        except ValueError:
+            raise _Wrong from None
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    raise _Wrong
+
+
+def _to_float(value):
+    if isinstance(value, bool):
+        raise _Wrong
+    if isinstance(value, (int, float)):
+        return float(value)
+    if isinstance(value, str):
+        try:
+            return float(value.strip())
+        except ValueError:
+            raise _Wrong from None
+    raise _Wrong
+
+
+def _to_str(value):
+    if isinstance(value, (str, int, float)) and not isinstance(value, bool):
+        return str(value)
+    raise _Wrong
+
+
+def _to_dict(value):
+    if isinstance(value, str):
+        try:
+            value = yaml.safe_load(value) or {}
+        except yaml.YAMLError:
+            raise _Wrong from None
+    if isinstance(value, dict):
+        return dict(value)
+    raise _Wrong
+
+
+_CONVERTERS = {"bool": _to_bool, "int": _to_int, "float": _to_float, "str": _to_str, "path": _to_str,
+               "dict": _to_dict}
+
+
 def coerce(key_name, type_, value, source, nullable=False):
     """Convert ``value`` (from YAML or a CLI string) to ``type_``; ConfigError on failure."""
     def fail():
@@ -288,66 +353,21 @@ def coerce(key_name, type_, value, source, nullable=False):
         if nullable:
             return None
         fail()
-    if type_ == "bool":
-        if isinstance(value, bool):
-            return value
-        if isinstance(value, str) and value.strip().lower() in BOOL_TRUE + BOOL_FALSE:
-            return value.strip().lower() in BOOL_TRUE
-        if isinstance(value, int) and value in (0, 1):
-            return bool(value)
-        fail()
-    if type_ == "int":
-        if isinstance(value, bool):
-            fail()
-        if isinstance(value, int):
-            return value
-        if isinstance(value, float) and value.is_integer():
-            return int(value)
-        if isinstance(value, str):
-            try:
-                return int(value.strip())
-            except ValueError:
-                try:
-                    as_float = float(value)
-                except ValueError:
-                    fail()
-                if as_float.is_integer():
-                    return int(as_float)
-        fail()
-    if type_ == "float":
-        if isinstance(value, bool):
-            fail()
-        if isinstance(value, (int, float)):
-            return float(value)
-        if isinstance(value, str):
-            try:
-                return float(value.strip())
-            except ValueError:
-                fail()
-        fail()
-    if type_ in ("str", "path"):
-        if isinstance(value, (str, int, float)) and not isinstance(value, bool):
-            return str(value)
-        fail()
-    if type_ in ("floats", "ints"):
+    if type_ in ("floats", "ints"):  # a YAML list, or "1,2,3" / "[1, 2, 3]" from the command line
+        items = value
         if isinstance(value, str):
             text = value.strip()
-            parsed = yaml.safe_load(text if text.startswith("[") else f"[{text}]")
-            value = parsed
-        if isinstance(value, (list, tuple)):
-            item = "int" if type_ == "ints" else "float"
-            return [coerce(key_name, item, v, source) for v in value]
+            items = yaml.safe_load(text if text.startswith("[") else f"[{text}]")
+        if not isinstance(items, (list, tuple)):
+            fail()
+        item = "int" if type_ == "ints" else "float"
+        return [coerce(key_name, item, v, source) for v in items]
+    if type_ not in _CONVERTERS:
+        raise AssertionError(f"unknown key type {type_}")
+    try:
+        return _CONVERTERS[type_](value)
+    except _Wrong:
         fail()
-    if type_ == "dict":
-        if isinstance(value, str):
-            try:
-                value = yaml.safe_load(value) or {}
-            except yaml.YAMLError:
-                fail()
-        if isinstance(value, dict):
-            return dict(value)
-        fail()
-    raise AssertionError(f"unknown key type {type_}")
 
 
 def check_value(key, value, source):
@@ -473,6 +493,12 @@ def _safe_load_tolerating_tabs(text):
         except yaml.YAMLError:
             pass
         raise
+
+
+def copy_config(cfg):
+    """An independent copy of ``cfg`` (values, sources and notes): code that resolves keys for one run
+    works on a copy and leaves the caller's config as it was."""
+    return copy.deepcopy(cfg)
 
 
 def save_config(cfg, path):

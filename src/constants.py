@@ -7,6 +7,10 @@ IMAGENET_INCEPTION_MEAN = (0.5, 0.5, 0.5)  # TNT's published weights are trained
 IMAGENET_INCEPTION_STD = (0.5, 0.5, 0.5)
 DEFAULT_CROP_PCT = 0.875  # timm's default when a model's cfg names none
 
+# The names config accepts and src/engine/optim.py / schedulers.py build (each module implements every name).
+OPTIMIZERS = ("adamw", "adam", "momentum", "sgd", "lamb")
+LR_SCHEDULERS = ("cosine_lr", "step_lr", "multistep_lr", "exponential_lr", "polynomial_lr", "constant_lr")
+
 # ``pretrained`` values that name published weights instead of a local file (resolved by src/models/hub.py).
 PUBLISHED_WEIGHTS_NAMES = ("true", "timm")
 REMOTE_WEIGHTS_PREFIXES = ("hf-hub:", "http://", "https://", "file://")

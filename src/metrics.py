@@ -29,13 +29,6 @@ class ClassificationMeter:
         self.top5 += int((topk == labels[:, None]).any(axis=1).sum())
         self.count += len(labels)
 
-    def add_counts(self, loss_sum, top1, top5, count):
-        """Merge counts from another shard (distributed evaluation)."""
-        self.loss_sum += float(loss_sum)
-        self.top1 += int(top1)
-        self.top5 += int(top5)
-        self.count += int(count)
-
     def result(self):
         return results_from_counts(self.loss_sum, self.top1, self.top5, self.count)
 

@@ -41,3 +41,23 @@ def timm_vs_ours(arch, tmp_path, timm_name=None, size=224, batch=2, seed=0, timm
         ref_out = ref(torch.from_numpy(x)).numpy()
     our_out = ours(ms.Tensor(x)).asnumpy()
     return ref_out, our_out, ref, ours
+
+
+def torch_state_dict_numpy(model):
+    """A PyTorch module's state dict as numpy arrays."""
+    return {k: v.detach().numpy().copy() for k, v in model.state_dict().items()}
+
+
+# Parameter counts at 1000 classes of the models timm has, as timm 1.0.31 reports them (sum of numel over
+# parameters()); T2T-ViT's are checked against the official code in tests/models/test_t2t_vit.py.
+TIMM_PARAM_COUNTS = {
+    "twins_pcpvt_small": 24_106_216,
+    "twins_pcpvt_base": 43_828_456,
+    "twins_pcpvt_large": 60_989_672,
+    "twins_svt_small": 24_060_776,
+    "twins_svt_base": 56_070_952,
+    "twins_svt_large": 99_271_400,
+    "tnt_s_legacy_patch16_224": 23_755_336,
+    "tnt_s_patch16_224": 23_768_584,
+    "tnt_b_patch16_224": 65_428_680,
+}

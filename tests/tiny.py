@@ -14,3 +14,18 @@ def tiny_kwargs(name):
         if fnmatch.fnmatch(name, pattern):
             return dict(kwargs)
     raise KeyError(f"no tiny overrides for {name}; add its family to tests/tiny.py")
+
+
+def tiny_graph_groups(kwargs_of=tiny_kwargs, names=None):
+    """``{representative: [names]}``: the registered models grouped by their tiny graph (cells and parameter
+    shapes). The tiny overrides replace every width, depth and head count, so e.g. all tiny T2T-ViT performer
+    variants are one graph; a test of one member of a group stands for all of them (compiles cost seconds)."""
+    from src.models import create_model, list_models
+
+    groups = {}
+    for name in names or list_models():
+        model = create_model(name, num_classes=4, **kwargs_of(name))
+        key = tuple((n, type(cell).__name__) for n, cell in model.cells_and_names()) + \
+            tuple((p.name, tuple(p.shape)) for p in model.get_parameters())
+        groups.setdefault(key, []).append(name)
+    return {members[0]: members for members in groups.values()}

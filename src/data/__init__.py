@@ -2,7 +2,8 @@
 the embedded digits dataset. Imports nothing from the other ``src`` packages."""
 from .auto_augment import (AugMixAugment, AugmentOp, AutoAugment, RandAugment, augment_and_mix_transform,
                            auto_augment_policy, auto_augment_transform, create_auto_augment, rand_augment_transform)
-from .dataset import (IMG_EXTENSIONS, ImageFolderSource, SkippedFiles, create_dataset, dataset_dirs, find_classes,
+from .dataset import (IMG_EXTENSIONS, DataConfig, ImageFolderSource, ImagePipeline, SkippedFiles, create_dataset,
+                      dataset_dirs, find_classes,
                       list_image_folder, load_class_names, load_rgb_image, prepare_digits, report_skipped,
                       resolve_split_dir, save_class_names, to_rgb)
 from .mixup import Mixup, cutmix_bbox_and_lam, mixup_target, one_hot
@@ -13,7 +14,8 @@ from .transforms import (DEFAULT_CROP_PCT, IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAU
 __all__ = [
     "AugMixAugment", "AugmentOp", "AutoAugment", "RandAugment", "augment_and_mix_transform", "auto_augment_policy",
     "auto_augment_transform", "create_auto_augment", "rand_augment_transform",
-    "IMG_EXTENSIONS", "ImageFolderSource", "SkippedFiles", "create_dataset", "dataset_dirs", "find_classes",
+    "IMG_EXTENSIONS", "DataConfig", "ImageFolderSource", "ImagePipeline", "SkippedFiles", "create_dataset",
+    "dataset_dirs", "find_classes",
     "list_image_folder",
     "load_class_names", "load_rgb_image", "prepare_digits", "report_skipped", "resolve_split_dir",
     "save_class_names", "to_rgb",

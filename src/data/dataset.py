@@ -23,6 +23,8 @@ import random
 import shutil
 import tempfile
 import warnings
+from dataclasses import dataclass, replace
+from typing import Optional, Tuple
 
 import numpy as np
 from PIL import Image
@@ -32,7 +34,8 @@ from .transforms import DEFAULT_CROP_PCT, IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAUL
 
 __all__ = [
     "IMG_EXTENSIONS", "find_classes", "list_image_folder", "load_rgb_image", "to_rgb", "SkippedFiles",
-    "ImageFolderSource", "resolve_split_dir", "create_dataset", "report_skipped", "save_class_names",
+    "ImageFolderSource", "resolve_split_dir", "DataConfig", "ImagePipeline", "create_dataset", "report_skipped",
+    "save_class_names",
     "load_class_names", "prepare_digits", "DIGITS_MARKER",
 ]
 
@@ -296,15 +299,107 @@ def _worker_count(requested):
     return max(1, min(requested, cpus))
 
 
-def create_dataset(root=None, split="train", is_training=None, batch_size=32, image_size=224, *, split_dir=None,
-                   class_names=None, interpolation="bicubic", crop_pct=DEFAULT_CROP_PCT, min_crop=0.08,
-                   ratio=(3.0 / 4.0, 4.0 / 3.0), hflip=0.5, color_jitter=0.4, auto_augment=None, re_prob=0.0,
-                   re_mode="const", re_count=1, mean=IMAGENET_DEFAULT_MEAN, std=IMAGENET_DEFAULT_STD, mixup=0.0,
-                   cutmix=0.0, cutmix_minmax=None, mixup_prob=1.0, switch_prob=0.5, mixup_mode="batch",
-                   label_smoothing=0.1, mixup_off_epoch=0, start_epoch=0, num_classes=None,
-                   num_parallel_workers=4, python_multiprocessing=True, num_shards=None, shard_id=None,
-                   num_samples=None, subset_seed=0, shuffle=None, transform=None):
-    """A batched ``mindspore.dataset`` pipeline over an ImageFolder split.
+@dataclass(frozen=True)
+class DataConfig:
+    """How a pipeline turns an image folder into batches: the resolved data settings (what timm's
+    ``resolve_data_config`` gives, plus augmentation, mixup and loader settings). ``src/engine/build.py``
+    makes one from the run config; ``is_training`` None means "the train split trains"."""
+
+    is_training: Optional[bool] = None
+    batch_size: int = 32
+    image_size: int = 224
+    # transform (see src/data/transforms.py)
+    interpolation: str = "bicubic"
+    crop_pct: float = DEFAULT_CROP_PCT
+    min_crop: float = 0.08
+    ratio: Tuple[float, float] = (3.0 / 4.0, 4.0 / 3.0)
+    hflip: float = 0.5
+    color_jitter: float = 0.4
+    auto_augment: Optional[str] = None
+    re_prob: float = 0.0
+    re_mode: str = "const"
+    re_count: int = 1
+    mean: Tuple[float, ...] = IMAGENET_DEFAULT_MEAN
+    std: Tuple[float, ...] = IMAGENET_DEFAULT_STD
+    # mixup / cutmix (see src/data/mixup.py); the label column becomes soft targets
+    mixup: float = 0.0
+    cutmix: float = 0.0
+    cutmix_minmax: Optional[Tuple[float, float]] = None
+    mixup_prob: float = 1.0
+    switch_prob: float = 0.5
+    mixup_mode: str = "batch"
+    label_smoothing: float = 0.1
+    mixup_off_epoch: int = 0
+    start_epoch: int = 0
+    num_classes: Optional[int] = None  # default: the folder's class count
+    # loading
+    num_parallel_workers: int = 4
+    python_multiprocessing: bool = True
+    num_shards: Optional[int] = None
+    shard_id: Optional[int] = None
+    num_samples: Optional[int] = None  # a fixed subset, chosen with subset_seed (the same on every rank)
+    subset_seed: int = 0
+    shuffle: Optional[bool] = None  # default: shuffle when training
+
+    def check(self):
+        if self.batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {self.batch_size}")
+        if (self.num_shards is None) != (self.shard_id is None):
+            raise ValueError("give both num_shards and shard_id, or neither")
+        if self.num_shards is not None and not 0 <= self.shard_id < self.num_shards:
+            raise ValueError(f"shard_id must be in [0, {self.num_shards}), got {self.shard_id}")
+        if self.uses_mixup and self.batch_size % 2:
+            raise ValueError(f"mixup/cutmix need an even batch size, got {self.batch_size}")
+
+    @property
+    def uses_mixup(self):
+        return bool(self.is_training) and (self.mixup > 0 or self.cutmix > 0 or self.cutmix_minmax is not None) \
+            and self.mixup_prob > 0
+
+    def transform(self):
+        return create_transform(self.image_size, is_training=bool(self.is_training), interpolation=self.interpolation,
+                                crop_pct=self.crop_pct, min_crop=self.min_crop, ratio=self.ratio, hflip=self.hflip,
+                                color_jitter=self.color_jitter, auto_augment=self.auto_augment, re_prob=self.re_prob,
+                                re_mode=self.re_mode, re_count=self.re_count, mean=self.mean, std=self.std)
+
+    def mixup_fn(self, num_classes):
+        return Mixup(mixup_alpha=self.mixup, cutmix_alpha=self.cutmix, cutmix_minmax=self.cutmix_minmax,
+                     prob=self.mixup_prob, switch_prob=self.switch_prob, mode=self.mixup_mode,
+                     label_smoothing=self.label_smoothing, num_classes=num_classes,
+                     mixup_off_epoch=self.mixup_off_epoch, start_epoch=self.start_epoch)
+
+
+class ImagePipeline:
+    """A batched ``mindspore.dataset`` pipeline and what the rest of the code needs to know about it.
+
+    ``class_names``, ``num_classes``, ``num_files`` (files in this shard), ``skipped`` (:class:`SkippedFiles`),
+    ``mixup_fn`` (the :class:`Mixup` or None; call ``set_epoch`` on it when you create a new iterator per epoch),
+    ``directory``; ``dataset`` is the MindSpore dataset itself.
+    """
+
+    def __init__(self, dataset, num_batches, class_names, num_classes, num_files, skipped, mixup_fn, directory):
+        self.dataset = dataset
+        self.num_batches = num_batches
+        self.class_names = list(class_names)
+        self.num_classes = num_classes
+        self.num_files = num_files
+        self.skipped = skipped
+        self.mixup_fn = mixup_fn
+        self.directory = directory
+
+    def create_tuple_iterator(self, *args, **kwargs):
+        return self.dataset.create_tuple_iterator(*args, **kwargs)
+
+    def get_dataset_size(self):
+        """The nominal number of batches (evaluation: fewer if files are skipped), from the file count:
+        MindSpore's own count would decode the whole split through the eval pipeline's filter."""
+        return self.num_batches
+
+
+def create_dataset(root=None, split="train", data_cfg=None, *, split_dir=None, class_names=None, transform=None,
+                   **overrides):
+    """An :class:`ImagePipeline` over an ImageFolder split, set up by ``data_cfg`` (a :class:`DataConfig`;
+    ``overrides`` replace its fields, e.g. ``batch_size=8``).
 
     The folder is ``split_dir`` or ``root/split``. Training (``is_training``, default ``split == 'train'``) uses
     the timm train transform, shuffles, drops the last partial batch and, when ``mixup`` or ``cutmix`` > 0, mixes
@@ -314,86 +409,67 @@ def create_dataset(root=None, split="train", is_training=None, batch_size=32, im
 
     Distributed: ``num_shards``/``shard_id`` split the data; training shards are equal-sized (reshuffled every
     epoch, padded by repetition like PyTorch's DistributedSampler), evaluation shards partition the files.
-    ``num_samples`` keeps a fixed subset (chosen with ``subset_seed``, the same on every rank).
     ``transform`` (PIL RGB image -> CHW float32 array of ``(3, image_size, image_size)``) replaces the
-    train/eval transform built from the augmentation arguments.
-
-    The returned dataset carries ``class_names``, ``num_classes``, ``num_files`` (files in this shard),
-    ``skipped`` (:class:`SkippedFiles`), ``mixup_fn`` (the :class:`Mixup` or None; call ``set_epoch`` on it when
-    you create a new iterator per epoch) and ``directory``. ``get_dataset_size()`` is the nominal number of
-    batches (evaluation: fewer if files are skipped).
+    train/eval transform built from the data config.
     """
+    data_cfg = replace(data_cfg or DataConfig(), **overrides)
+    if data_cfg.is_training is None:
+        data_cfg = replace(data_cfg, is_training=split == "train")
+    if data_cfg.shuffle is None:
+        data_cfg = replace(data_cfg, shuffle=data_cfg.is_training)
+    data_cfg.check()
     directory = resolve_split_dir(root, split, split_dir)
-    is_training = (split == "train") if is_training is None else bool(is_training)
-    shuffle = is_training if shuffle is None else bool(shuffle)
-    if batch_size < 1:
-        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-    if (num_shards is None) != (shard_id is None):
-        raise ValueError("give both num_shards and shard_id, or neither")
-    if num_shards is not None and not 0 <= shard_id < num_shards:
-        raise ValueError(f"shard_id must be in [0, {num_shards}), got {shard_id}")
-
     samples, class_names, _ = list_image_folder(directory, class_names)
-    samples = _subset(samples, num_samples, subset_seed)
-    num_classes = num_classes or len(class_names)
-    use_mixup = is_training and (mixup > 0 or cutmix > 0 or cutmix_minmax is not None) and mixup_prob > 0
-    if use_mixup and batch_size % 2:
-        raise ValueError(f"mixup/cutmix need an even batch size, got {batch_size}")
-
-    if transform is None:
-        transform = create_transform(image_size, is_training=is_training, interpolation=interpolation,
-                                     crop_pct=crop_pct, min_crop=min_crop, ratio=ratio, hflip=hflip,
-                                     color_jitter=color_jitter, auto_augment=auto_augment, re_prob=re_prob,
-                                     re_mode=re_mode, re_count=re_count, mean=mean, std=std)
-    out_shape = (3, image_size, image_size)
-    workers = _worker_count(num_parallel_workers)
-    multiproc = bool(python_multiprocessing) and workers > 1
-
-    import mindspore.dataset as ds
-
-    if is_training:
-        source = ImageFolderSource(samples, transform, out_shape, replace_failures=True)
-        data = ds.GeneratorDataset(source, column_names=["image", "label"], shuffle=shuffle,
-                                   num_parallel_workers=workers, python_multiprocessing=multiproc,
-                                   num_shards=num_shards, shard_id=shard_id)
-        per_shard = len(source) if num_shards is None else math.ceil(len(source) / num_shards)
-        nominal = per_shard // batch_size
-        if nominal == 0:
-            raise ValueError(f"{directory}: {per_shard} training samples per shard, fewer than batch_size "
-                             f"{batch_size}; the epoch would be empty")
-    else:
-        if num_shards is not None:
-            total = len(samples)
-            samples = samples[shard_id::num_shards]
-            if not samples:
-                raise ValueError(f"{directory}: shard {shard_id} of {num_shards} is empty "
-                                 f"({total} files for {num_shards} shards)")
-        source = ImageFolderSource(samples, transform, out_shape, replace_failures=False)
-        data = ds.GeneratorDataset(source, column_names=["image", "label", "valid"], shuffle=shuffle,
-                                   num_parallel_workers=workers, python_multiprocessing=multiproc)
-        data = data.filter(_keep_valid, input_columns=["valid"])
-        data = data.project(["image", "label"])
-        per_shard = len(source)
-        nominal = math.ceil(per_shard / batch_size)
-
-    mixup_fn = None
-    if use_mixup:
-        mixup_fn = Mixup(mixup_alpha=mixup, cutmix_alpha=cutmix, cutmix_minmax=cutmix_minmax, prob=mixup_prob,
-                         switch_prob=switch_prob, mode=mixup_mode, label_smoothing=label_smoothing,
-                         num_classes=num_classes, mixup_off_epoch=mixup_off_epoch, start_epoch=start_epoch)
-        data = data.batch(batch_size, drop_remainder=True, per_batch_map=mixup_fn.batch_map,
+    samples = _subset(samples, data_cfg.num_samples, data_cfg.subset_seed)
+    num_classes = data_cfg.num_classes or len(class_names)
+    transform = transform if transform is not None else data_cfg.transform()
+    build = _train_source if data_cfg.is_training else _eval_source
+    data, skipped, num_files, num_batches = build(samples, transform, directory, data_cfg)
+    mixup_fn = data_cfg.mixup_fn(num_classes) if data_cfg.uses_mixup else None
+    if mixup_fn is not None:
+        data = data.batch(data_cfg.batch_size, drop_remainder=True, per_batch_map=mixup_fn.batch_map,
                           input_columns=["image", "label"], num_parallel_workers=1)
     else:
-        data = data.batch(batch_size, drop_remainder=is_training)
-    # The filter in the eval pipeline would make get_dataset_size() decode the whole split; use the file count.
-    data.dataset_size = nominal
-    data.class_names = list(class_names)
-    data.num_classes = num_classes
-    data.num_files = per_shard
-    data.skipped = source.skipped
-    data.mixup_fn = mixup_fn
-    data.directory = directory
-    return data
+        data = data.batch(data_cfg.batch_size, drop_remainder=data_cfg.is_training)
+    return ImagePipeline(data, num_batches, class_names, num_classes, num_files, skipped, mixup_fn, directory)
+
+
+def _loader_args(data_cfg):
+    workers = _worker_count(data_cfg.num_parallel_workers)
+    return dict(shuffle=data_cfg.shuffle, num_parallel_workers=workers,
+                python_multiprocessing=bool(data_cfg.python_multiprocessing) and workers > 1)
+
+
+def _train_source(samples, transform, directory, data_cfg):
+    """Training: failures replaced by the next decodable file, equal shards; ``(dataset, skipped, files, batches)``."""
+    import mindspore.dataset as ds
+
+    out_shape = (3, data_cfg.image_size, data_cfg.image_size)
+    source = ImageFolderSource(samples, transform, out_shape, replace_failures=True)
+    data = ds.GeneratorDataset(source, column_names=["image", "label"], num_shards=data_cfg.num_shards,
+                               shard_id=data_cfg.shard_id, **_loader_args(data_cfg))
+    per_shard = len(source) if data_cfg.num_shards is None else math.ceil(len(source) / data_cfg.num_shards)
+    if per_shard < data_cfg.batch_size:
+        raise ValueError(f"{directory}: {per_shard} training samples per shard, fewer than batch_size "
+                         f"{data_cfg.batch_size}; the epoch would be empty")
+    return data, source.skipped, per_shard, per_shard // data_cfg.batch_size
+
+
+def _eval_source(samples, transform, directory, data_cfg):
+    """Evaluation: this shard's files, undecodable ones dropped; ``(dataset, skipped, files, batches)``."""
+    import mindspore.dataset as ds
+
+    if data_cfg.num_shards is not None:
+        total = len(samples)
+        samples = samples[data_cfg.shard_id::data_cfg.num_shards]
+        if not samples:
+            raise ValueError(f"{directory}: shard {data_cfg.shard_id} of {data_cfg.num_shards} is empty "
+                             f"({total} files for {data_cfg.num_shards} shards)")
+    out_shape = (3, data_cfg.image_size, data_cfg.image_size)
+    source = ImageFolderSource(samples, transform, out_shape, replace_failures=False)
+    data = ds.GeneratorDataset(source, column_names=["image", "label", "valid"], **_loader_args(data_cfg))
+    data = data.filter(_keep_valid, input_columns=["valid"]).project(["image", "label"])
+    return data, source.skipped, len(source), math.ceil(len(source) / data_cfg.batch_size)
 
 
 def report_skipped(dataset, log=None):

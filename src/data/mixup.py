@@ -167,41 +167,26 @@ class Mixup:
     def _cut(self, shape, lam):
         return cutmix_bbox_and_lam(shape, lam, ratio_minmax=self.cutmix_minmax, correct_lam=self.correct_lam)
 
-    def _mix_elem(self, x, enabled):
+    def _mix_per_sample(self, x, enabled, pairs):
+        """``elem``: sample i mixes with its mirror n-1-i, one lam each. ``pair``: the first half draws the
+        lams, and each mirror gets the same mix the other way round."""
         n = len(x)
-        lam_batch, use_cutmix = self._params_per_elem(n, enabled)
+        count = n // 2 if pairs else n
+        lams, use_cutmix = self._params_per_elem(count, enabled)
         src = x.copy()
-        for i in range(n):
+        for i in range(count):
             j = n - 1 - i
-            lam = lam_batch[i]
-            if lam == 1.0:
+            if lams[i] == 1.0:
                 continue
+            targets = ((i, j), (j, i)) if pairs else ((i, j),)
             if use_cutmix[i]:
-                (yl, yh, xl, xh), lam = self._cut(x[i].shape, lam)
-                x[i][:, yl:yh, xl:xh] = src[j][:, yl:yh, xl:xh]
-                lam_batch[i] = lam
+                (yl, yh, xl, xh), lams[i] = self._cut(x[i].shape, lams[i])
+                for a, b in targets:
+                    x[a][:, yl:yh, xl:xh] = src[b][:, yl:yh, xl:xh]
             else:
-                x[i] = x[i] * lam + src[j] * (1 - lam)
-        return lam_batch
-
-    def _mix_pair(self, x, enabled):
-        n = len(x)
-        lam_half, use_cutmix = self._params_per_elem(n // 2, enabled)
-        src = x.copy()
-        for i in range(n // 2):
-            j = n - 1 - i
-            lam = lam_half[i]
-            if lam == 1.0:
-                continue
-            if use_cutmix[i]:
-                (yl, yh, xl, xh), lam = self._cut(x[i].shape, lam)
-                x[i][:, yl:yh, xl:xh] = src[j][:, yl:yh, xl:xh]
-                x[j][:, yl:yh, xl:xh] = src[i][:, yl:yh, xl:xh]
-                lam_half[i] = lam
-            else:
-                x[i] = x[i] * lam + src[j] * (1 - lam)
-                x[j] = x[j] * lam + src[i] * (1 - lam)
-        return np.concatenate((lam_half, lam_half[::-1]))
+                for a, b in targets:
+                    x[a] = x[a] * lams[i] + src[b] * (1 - lams[i])
+        return np.concatenate((lams, lams[::-1])) if pairs else lams
 
     def _mix_batch(self, x, enabled):
         lam, use_cutmix = self._params_per_batch(enabled)
@@ -228,9 +213,9 @@ class Mixup:
             raise ValueError(f"mixup expects float images, got {x.dtype}")
         enabled = self.mixup_enabled if epoch is None else self.active_at(epoch)
         if self.mode == "elem":
-            lam = self._mix_elem(x, enabled)
+            lam = self._mix_per_sample(x, enabled, pairs=False)
         elif self.mode == "pair":
-            lam = self._mix_pair(x, enabled)
+            lam = self._mix_per_sample(x, enabled, pairs=True)
         else:
             lam = self._mix_batch(x, enabled)
         return x, mixup_target(labels, self.num_classes, lam, self.label_smoothing)

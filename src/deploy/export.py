@@ -119,11 +119,6 @@ def export_air(model, cfg, path, batch_size=1):
     return base + ".air"
 
 
-def _check_air(file_format, device_target):
-    if file_format == "AIR" and device_target != "Ascend":
-        raise ExportError("AIR export needs an Ascend device (--device_target Ascend); use MINDIR or ONNX on CPU/GPU")
-
-
 def export_to_file(model, cfg, file_format, path, class_names=None, dynamic=True, batch_size=1, precision="f32",
                    calib_data=None):
     """Export ``model`` (eval mode) to ``path`` and write the sidecar; returns the file written.
@@ -139,7 +134,8 @@ def export_to_file(model, cfg, file_format, path, class_names=None, dynamic=True
     if calib_data and precision != "int8":
         raise ExportError("--calib_data is only used to quantize (--file_format OPENVINO --precision int8); "
                           "this export is float32")
-    _check_air(file_format, cfg.device_target)
+    if file_format == "AIR" and cfg.device_target != "Ascend":
+        raise ExportError("AIR export needs an Ascend device (--device_target Ascend); use MINDIR or ONNX on CPU/GPU")
     out_dir = os.path.dirname(os.path.abspath(path))
     os.makedirs(out_dir, exist_ok=True)
     # Only ONNX lacks an exact GELU (no Erf in MindSpore's exporter); MINDIR and AIR keep the GeLU kernel.
@@ -184,7 +180,6 @@ def export_openvino(model, cfg, path, precision="f32", calib_data=None):
 
 def export_model(cfg, precision="f32", calib_data=None):
     """export.py: the checkpoint ``cfg.pretrained`` exported per ``file_format`` (device set by the script)."""
-    _check_air(cfg.file_format, cfg.device_target)
     model, class_names = build_deploy_model(cfg)
     name = cfg.file_name or cfg.arch
     path = name if name.endswith(EXTENSIONS[cfg.file_format]) else name + EXTENSIONS[cfg.file_format]

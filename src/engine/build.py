@@ -55,6 +55,26 @@ def _shard():
     return size, get_rank()
 
 
+def data_config(cfg, is_training, epoch=0):
+    """The :class:`src.data.DataConfig` of a run's train or eval pipeline (sharded by the device group)."""
+    from src.data import DataConfig
+
+    num_shards, shard_id = _shard()
+    common = dict(batch_size=cfg.batch_size, image_size=cfg.image_size, crop_pct=cfg.crop_pct, mean=tuple(cfg.mean),
+                  std=tuple(cfg.std), num_classes=cfg.num_classes, num_parallel_workers=cfg.num_parallel_workers,
+                  num_shards=num_shards, shard_id=shard_id, subset_seed=cfg.seed)
+    if not is_training:
+        return DataConfig(is_training=False, interpolation=cfg.interpolation, num_samples=cfg.val_num_samples,
+                          **common)
+    return DataConfig(is_training=True, interpolation=cfg.train_interpolation or cfg.interpolation,
+                      min_crop=cfg.min_crop, hflip=cfg.hflip, color_jitter=cfg.color_jitter,
+                      auto_augment=cfg.auto_augment, re_prob=cfg.re_prob, re_mode=cfg.re_mode, re_count=cfg.re_count,
+                      mixup=cfg.mixup, cutmix=cfg.cutmix, mixup_prob=cfg.mixup_prob, switch_prob=cfg.switch_prob,
+                      mixup_mode=cfg.mixup_mode, label_smoothing=cfg.label_smoothing,
+                      mixup_off_epoch=cfg.mixup_off_epoch, start_epoch=epoch, num_samples=cfg.train_num_samples,
+                      **common)
+
+
 def build_train_dataset(cfg, epoch=0, class_names=None, seed_offset=0):
     """The training pipeline for one epoch, seeded by ``(seed, epoch)`` so the order and the random
     augmentation of an epoch are the same when a run is resumed (as far as MindSpore's workers allow)."""
@@ -66,22 +86,20 @@ def build_train_dataset(cfg, epoch=0, class_names=None, seed_offset=0):
     ds.config.set_seed(epoch_seed)
     np.random.seed(epoch_seed)
     random.seed(epoch_seed)
-    num_shards, shard_id = _shard()
-    data = create_dataset(root, "train", is_training=True, batch_size=cfg.batch_size, image_size=cfg.image_size,
-                          split_dir=train_dir, class_names=class_names,
-                          interpolation=cfg.train_interpolation or cfg.interpolation,
-                          crop_pct=cfg.crop_pct, min_crop=cfg.min_crop, hflip=cfg.hflip,
-                          color_jitter=cfg.color_jitter, auto_augment=cfg.auto_augment, re_prob=cfg.re_prob,
-                          re_mode=cfg.re_mode, re_count=cfg.re_count, mean=tuple(cfg.mean), std=tuple(cfg.std),
-                          mixup=cfg.mixup, cutmix=cfg.cutmix, mixup_prob=cfg.mixup_prob,
-                          switch_prob=cfg.switch_prob, mixup_mode=cfg.mixup_mode,
-                          label_smoothing=cfg.label_smoothing, mixup_off_epoch=cfg.mixup_off_epoch,
-                          start_epoch=epoch, num_classes=cfg.num_classes,
-                          num_parallel_workers=cfg.num_parallel_workers, num_shards=num_shards,
-                          shard_id=shard_id, num_samples=cfg.train_num_samples, subset_seed=cfg.seed)
+    data = create_dataset(root, "train", data_config(cfg, True, epoch), split_dir=train_dir, class_names=class_names)
     if data.mixup_fn is not None:
         data.mixup_fn.set_epoch(epoch)
     return data
+
+
+def stop_iterator(iterator):
+    """Stop a dataset iterator's workers (best effort: the pipeline is being torn down anyway)."""
+    stop = getattr(iterator, "stop", None)
+    if stop is not None:
+        try:
+            stop()
+        except Exception:  # tearing down anyway
+            pass
 
 
 def build_eval_dataset(cfg, class_names=None):
@@ -89,10 +107,4 @@ def build_eval_dataset(cfg, class_names=None):
     from src.data import create_dataset
 
     root, _, val_dir = dataset_root(cfg)
-    num_shards, shard_id = _shard()
-    return create_dataset(root, "val", is_training=False, batch_size=cfg.batch_size, image_size=cfg.image_size,
-                          split_dir=val_dir, class_names=class_names, interpolation=cfg.interpolation,
-                          crop_pct=cfg.crop_pct, mean=tuple(cfg.mean), std=tuple(cfg.std),
-                          num_classes=cfg.num_classes, num_parallel_workers=cfg.num_parallel_workers,
-                          num_shards=num_shards, shard_id=shard_id, num_samples=cfg.val_num_samples,
-                          subset_seed=cfg.seed)
+    return create_dataset(root, "val", data_config(cfg, False), split_dir=val_dir, class_names=class_names)

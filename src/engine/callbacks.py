@@ -81,17 +81,20 @@ def redirect_logging(logger, enabled):
 # ------------------------------------------------------------------------------------------ meters
 
 class StepTimer:
-    """Average step time and throughput; the first step of a process (graph compilation) is excluded."""
+    """Step time (a window between log lines) and the epoch's throughput; the first step of a process
+    (graph compilation) counts in the window but not in the throughput."""
 
     def __init__(self):
-        self.count = 0
         self.images = 0
         self.seconds = 0.0
         self.window_steps = 0
         self.window_seconds = 0.0
         self.last = time.perf_counter()
 
-    def restart(self):
+    def start_epoch(self):
+        """Zero the epoch's totals and start the clock (the window runs on across epochs)."""
+        self.images = 0
+        self.seconds = 0.0
         self.last = time.perf_counter()
 
     def tick(self, images, exclude=False):
@@ -99,7 +102,6 @@ class StepTimer:
         dt = now - self.last
         self.last = now
         if not exclude:
-            self.count += 1
             self.images += images
             self.seconds += dt
         self.window_steps += 1
@@ -114,6 +116,7 @@ class StepTimer:
 
     @property
     def img_s(self):
+        """Images per second of the epoch so far."""
         return self.images / self.seconds if self.seconds > 0 else 0.0
 
 
@@ -179,6 +182,43 @@ class MetricsCSV:
                         row[k] = float(v)
                 out.append(row)
         return out
+
+
+class MetricsLogger:
+    """A run's metric files: ``metrics.csv`` (one row per epoch) and ``curves.png`` redrawn after every row.
+
+    Only the main rank writes (``enabled``); a plotting problem is logged and never stops training.
+    """
+
+    def __init__(self, run_dir, logger, enabled=True):
+        self.csv = MetricsCSV(os.path.join(run_dir, "metrics.csv"))
+        self.curves_path = os.path.join(run_dir, "curves.png")
+        self.logger = logger
+        self.enabled = enabled
+
+    def start(self, epochs_done):
+        """A (resumed) run starts after ``epochs_done`` epochs: rows of later epochs are dropped."""
+        if self.enabled:
+            self.csv.truncate_after(epochs_done)
+
+    def log_epoch(self, row):
+        if not self.enabled:
+            return
+        self.csv.append(row)
+        try:
+            plot_curves(self.csv.read(), self.curves_path)
+        except Exception as exc:  # a plotting problem never stops training
+            self.logger.warning(f"could not draw curves.png: {exc}")
+
+
+def format_epoch_line(epoch, epochs, train_loss, val, best, img_s, seconds, saved):
+    """The end-of-epoch log line: train loss, val metrics (with the best so far), img/s, time, file saved."""
+    text = f"epoch {epoch}/{epochs} done: train loss {train_loss:.4f}"
+    if val:
+        text += f", val top-1 {val['top1']:.2f}, top-5 {val['top5']:.2f}, loss {val['loss']:.4f}"
+        if best:
+            text += f" (best top-1 {best[0][0]:.2f} at epoch {best[0][1]})"
+    return text + f", {img_s:.1f} img/s, {seconds:.1f}s; saved {os.path.basename(saved)}"
 
 
 def plot_curves(rows, path):

@@ -18,6 +18,8 @@ from src.config import ConfigError, source_of, validate
 from src.logger import get_logger
 from src.metrics import format_results, results_from_counts, write_results
 
+from .build import stop_iterator
+
 
 class EvalNet(nn.Cell):
     """``(images, labels) -> (summed loss, top-1 correct, top-5 correct)`` for one batch."""
@@ -74,18 +76,9 @@ def evaluate(eval_net, dataset, group_size=1, should_stop=None):
             if should_stop is not None and should_stop():
                 return None
     finally:
-        _stop_iterator(iterator)
+        stop_iterator(iterator)
     loss, c1, c5, n = _all_reduce_sum(list(sums), group_size)
     return results_from_counts(loss, c1, c5, n)
-
-
-def _stop_iterator(iterator):
-    stop = getattr(iterator, "stop", None)
-    if stop is not None:
-        try:
-            stop()
-        except Exception:  # the pipeline is being torn down anyway
-            pass
 
 
 # --------------------------------------------------------------------------------------------- eval.py

@@ -17,7 +17,8 @@ import numpy as np
 import mindspore as ms
 from mindspore import nn, ops
 
-OPTIMIZERS = ("adamw", "adam", "momentum", "sgd", "lamb")
+from src.constants import OPTIMIZERS
+
 
 _adamw_update = ops.MultitypeFuncGraph("adamw_update")
 _adam_update = ops.MultitypeFuncGraph("adam_update")

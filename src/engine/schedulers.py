@@ -29,7 +29,8 @@ import math
 from dataclasses import dataclass, field
 from typing import List
 
-SCHEDULES = ("cosine_lr", "step_lr", "multistep_lr", "exponential_lr", "polynomial_lr", "constant_lr")
+from src.constants import LR_SCHEDULERS
+
 
 
 @dataclass(frozen=True)
@@ -49,8 +50,8 @@ class LRSchedule:
     lr_power: float = 1.0
 
     def __post_init__(self):
-        if self.name not in SCHEDULES:
-            raise ValueError(f"lr_scheduler: unknown {self.name!r}; choose one of {', '.join(SCHEDULES)}")
+        if self.name not in LR_SCHEDULERS:
+            raise ValueError(f"lr_scheduler: unknown {self.name!r}; choose one of {', '.join(LR_SCHEDULERS)}")
         if self.steps_per_epoch < 1:
             raise ValueError(f"steps_per_epoch must be >= 1, got {self.steps_per_epoch}")
 

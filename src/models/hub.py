@@ -25,7 +25,9 @@ import urllib.request
 
 from src.constants import PUBLISHED_WEIGHTS_NAMES, REMOTE_WEIGHTS_PREFIXES
 
+from .convert import ConversionError, convert_file
 from .loading import CheckpointError
+from .registry import get_default_cfg
 
 HUB_FILENAME = "model.safetensors"
 TORCH_SUFFIXES = (".pth", ".pt", ".bin", ".pth.tar", ".tar", ".safetensors")
@@ -45,8 +47,6 @@ def offline():
 
 def published_source(name):
     """``("hub", repo_id)`` or ``("url", url)`` of variant ``name``'s published weights, or None."""
-    from .registry import get_default_cfg
-
     cfg = get_default_cfg(name)
     if cfg.get("hf_hub_id"):
         return "hub", cfg["hf_hub_id"]
@@ -167,8 +167,6 @@ def _sha256(path):
 
 def _converted(name, path):
     """The MindSpore conversion of PyTorch-side ``path`` for ``name`` (converted once, then cached)."""
-    from .convert import ConversionError, convert_file
-
     target = os.path.join(cache_dir(), "converted", f"{name}-{_sha256(path)[:16]}.ckpt")
     if not os.path.isfile(target):
         try:

@@ -40,9 +40,11 @@ from mindspore.common.initializer import Orthogonal, initializer
 
 from src.constants import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
 
-from .layers import (Attention, DropPath, GELU, LayerNorm, Linear, Mlp, Unfold, classifier_head, init_weights_vit,
-                     make_dropout, to_2tuple, trunc_normal_param, unbind, unfold_output_size)
-from .registry import build_model_with_cfg, make_cfg, register_model
+from .layers import (Attention, ClassifierMixin, DropPath, GELU, LayerNorm, Linear, Mlp, Unfold, classifier_head,
+                     drop_path_rates, init_weights_vit, make_dropout, to_2tuple, trunc_normal_param, unbind,
+                     unfold_output_size)
+from .builder import build_model_with_cfg
+from .registry import make_cfg, register_model
 
 __all__ = ["T2TViT", "T2TModule", "TokenPerformer", "TokenTransformer", "TokenAttention", "Block",
            "sinusoid_encoding", "checkpoint_filter_fn"]
@@ -219,7 +221,7 @@ class Block(nn.Cell):
         return x + self.drop_path(self.mlp(self.norm2(x)))
 
 
-class T2TViT(nn.Cell):
+class T2TViT(ClassifierMixin, nn.Cell):
     """T2T-ViT: T2T module -> [cls] + tokens + sinusoid table -> ViT blocks -> LayerNorm -> head on [cls].
 
     Args:
@@ -231,11 +233,14 @@ class T2TViT(nn.Cell):
         weights; drop_path_rate: stochastic depth, linearly increasing over the blocks.
     """
 
+    GLOBAL_POOLS = ("token", "")
+    POOL_NOTE = "T2T-ViT classifies from the class token: "
+
     def __init__(self, img_size=224, tokens_type="performer", in_chans=3, num_classes=1000, embed_dim=768, depth=12,
                  num_heads=12, mlp_ratio=4.0, qkv_bias=False, qk_scale=None, drop_rate=0.0, attn_drop_rate=0.0,
                  drop_path_rate=0.0, token_dim=64, global_pool="token"):
         super().__init__()
-        self._check_pool(global_pool)
+        self.check_pool(global_pool)
         self.num_classes = num_classes
         self.global_pool = global_pool
         self.num_features = self.embed_dim = embed_dim
@@ -250,7 +255,7 @@ class T2TViT(nn.Cell):
                                       requires_grad=False)
         self.pos_drop = make_dropout(drop_rate)
 
-        dpr = [float(r) for r in np.linspace(0.0, drop_path_rate, depth)] if depth else []
+        dpr = drop_path_rates(drop_path_rate, depth)
         self.blocks = nn.CellList([
             Block(embed_dim, num_heads, mlp_ratio=mlp_ratio, qkv_bias=qkv_bias, qk_scale=qk_scale,
                   proj_drop=drop_rate, attn_drop=attn_drop_rate, drop_path=dpr[i])
@@ -261,26 +266,9 @@ class T2TViT(nn.Cell):
 
         init_weights_vit(self, std=0.02)
 
-    @staticmethod
-    def _check_pool(global_pool):
-        if global_pool not in ("token", ""):
-            raise ValueError(f"T2T-ViT classifies from the class token: global_pool must be 'token' or '', "
-                             f"got {global_pool!r}")
-
     def no_weight_decay(self):
         """The class token (as official); ``pos_embed`` and the performers' ``w`` are not trained at all."""
         return {"cls_token"}
-
-    def get_classifier(self):
-        return self.head
-
-    def reset_classifier(self, num_classes, global_pool=None):
-        self.num_classes = num_classes
-        if global_pool is not None:
-            self._check_pool(global_pool)
-            self.global_pool = global_pool
-        self.head = classifier_head(self.num_features, num_classes)
-        self.head.set_train(self.training)
 
     def forward_features(self, x):
         x = self.tokens_to_token(x)

@@ -26,11 +26,12 @@ from mindspore import nn, ops
 
 from src.constants import IMAGENET_INCEPTION_MEAN, IMAGENET_INCEPTION_STD
 
-from .layers import (DropPath, GELU, LayerNorm, Linear, Mlp, classifier_head, init_weights_vit, make_dropout,
-                     to_2tuple, trunc_normal_param, unbind)
-from .registry import build_model_with_cfg, make_cfg, register_model
+from .layers import (ClassifierMixin, DropPath, GELU, LayerNorm, Linear, Mlp, classifier_head, drop_path_rates,
+                     init_weights_vit, make_dropout, resample_abs_pos_embed_np, to_2tuple, trunc_normal_param, unbind)
+from .builder import build_model_with_cfg
+from .registry import make_cfg, register_model
 
-__all__ = ["TNT", "checkpoint_filter_fn", "resample_abs_pos_embed_np"]
+__all__ = ["TNT", "checkpoint_filter_fn"]
 
 
 
@@ -162,16 +163,17 @@ class PixelEmbed(nn.Cell):
         return x.reshape(x.shape[0], self.in_dim, -1).transpose(0, 2, 1)
 
 
-class TNT(nn.Cell):
+class TNT(ClassifierMixin, nn.Cell):
     """Transformer in Transformer - https://arxiv.org/abs/2103.00112"""
+
+    GLOBAL_POOLS = ("token", "avg", "")
 
     def __init__(self, img_size=224, patch_size=16, in_chans=3, num_classes=1000, global_pool="token",
                  embed_dim=768, inner_dim=48, depth=12, num_heads_inner=4, num_heads_outer=12, mlp_ratio=4.0,
                  qkv_bias=False, drop_rate=0.0, pos_drop_rate=0.0, proj_drop_rate=0.0, attn_drop_rate=0.0,
                  drop_path_rate=0.0, norm_layer=LayerNorm, act_layer=GELU, first_stride=4, legacy=False):
         super().__init__()
-        if global_pool not in ("", "token", "avg"):
-            raise ValueError(f"global_pool must be '', 'token' or 'avg', got {global_pool!r}")
+        self.check_pool(global_pool)
         self.num_classes = num_classes
         self.in_chans = in_chans
         self.global_pool = global_pool
@@ -194,7 +196,7 @@ class TNT(nn.Cell):
         self.pixel_pos = trunc_normal_param((1, inner_dim, new_patch_size[0], new_patch_size[1]), name="pixel_pos")
         self.pos_drop = make_dropout(pos_drop_rate)
 
-        dpr = np.linspace(0.0, drop_path_rate, depth).tolist() if depth > 0 else []
+        dpr = drop_path_rates(drop_path_rate, depth)
         self.blocks = nn.CellList([
             Block(dim=inner_dim, dim_out=embed_dim, num_pixel=num_pixel, num_heads_in=num_heads_inner,
                   num_heads_out=num_heads_outer, mlp_ratio=mlp_ratio, qkv_bias=qkv_bias,
@@ -208,17 +210,6 @@ class TNT(nn.Cell):
 
     def no_weight_decay(self):
         return {"patch_pos", "pixel_pos", "cls_token"}
-
-    def get_classifier(self):
-        return self.head
-
-    def reset_classifier(self, num_classes, global_pool=None):
-        self.num_classes = num_classes
-        if global_pool is not None:
-            if global_pool not in ("", "token", "avg"):
-                raise ValueError(f"global_pool must be '', 'token' or 'avg', got {global_pool!r}")
-            self.global_pool = global_pool
-        self.head = classifier_head(self.embed_dim, num_classes)  # MindSpore prefixes the new parameters with "head."
 
     def forward_features(self, x):
         b = x.shape[0]
@@ -254,65 +245,6 @@ class TNT(nn.Cell):
 
 # ----------------------------------------------------------------------------------------------------
 # checkpoint conversion
-
-
-def _bicubic_aa_kernel(x, a=-0.5):
-    """Cubic convolution kernel with ``a = -0.5`` (PyTorch's antialiased bicubic, as PIL)."""
-    x = np.abs(x)
-    out = np.zeros_like(x)
-    near = x < 1.0
-    far = (x >= 1.0) & (x < 2.0)
-    out[near] = ((a + 2.0) * x[near] - (a + 3.0)) * x[near] ** 2 + 1.0
-    out[far] = a * (((x[far] - 5.0) * x[far] + 8.0) * x[far] - 4.0)
-    return out
-
-
-def _resize_matrix(in_size, out_size):
-    """``(out_size, in_size)`` matrix of ``F.interpolate(mode='bicubic', antialias=True,
-    align_corners=False)`` along one axis: a cubic filter stretched by the downscale factor, cut to
-    the input (no border replication) and normalised per output sample.
-    """
-    scale = in_size / out_size
-    stretch = max(scale, 1.0)
-    support = 2.0 * stretch
-    mat = np.zeros((out_size, in_size), np.float64)
-    for i in range(out_size):
-        center = scale * (i + 0.5)
-        lo = max(int(center - support + 0.5), 0)
-        hi = min(int(center + support + 0.5), in_size)
-        taps = np.arange(lo, hi, dtype=np.float64)
-        w = _bicubic_aa_kernel((taps - center + 0.5) / stretch)
-        total = w.sum()
-        if total != 0.0:
-            w = w / total
-        mat[i, lo:hi] = w
-    return mat
-
-
-def resample_abs_pos_embed_np(posemb, new_size, old_size=None, num_prefix_tokens=1):
-    """Resample ``(1, prefix + H*W, C)`` position embeddings to ``new_size`` grid (numpy, float64 math).
-
-    Same result as timm's ``resample_abs_pos_embed`` (bicubic, antialias, align_corners=False); the
-    prefix (class) tokens are kept as they are. A square old grid is assumed when ``old_size`` is None.
-    """
-    posemb = np.asarray(posemb)
-    new_size = to_2tuple(new_size)
-    num_grid = posemb.shape[1] - num_prefix_tokens
-    if old_size is None:
-        side = int(math.sqrt(num_grid))
-        if side * side != num_grid:
-            raise ValueError(f"cannot infer a square grid from {num_grid} position tokens; pass old_size")
-        old_size = (side, side)
-    old_size = to_2tuple(old_size)
-    if tuple(old_size) == tuple(new_size):
-        return posemb
-    prefix, grid = posemb[:, :num_prefix_tokens], posemb[:, num_prefix_tokens:]
-    dim = grid.shape[-1]
-    grid = grid.reshape(old_size[0], old_size[1], dim).astype(np.float64)
-    rows = _resize_matrix(old_size[0], new_size[0])
-    cols = _resize_matrix(old_size[1], new_size[1])
-    out = np.einsum("ih,hwc,jw->ijc", rows, grid, cols).reshape(1, new_size[0] * new_size[1], dim)
-    return np.concatenate([prefix, out.astype(posemb.dtype)], axis=1)
 
 
 # Official TNT (huawei-noah) names -> timm names, applied in this order to every key.

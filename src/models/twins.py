@@ -15,14 +15,14 @@ first stage, 2x2 after), runs its transformer blocks and applies a conditional p
 Parameter names follow timm's ``timm/models/twins.py`` so converted timm or official checkpoints load
 without renaming; the spatial size is read from the input, so any size divisible by 32 works.
 """
-import numpy as np
 from mindspore import nn, ops
 
 from src.constants import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
 
-from .layers import (DropPath, GELU, LayerNorm, Linear, Mlp, PatchEmbed, classifier_head, init_weights_vit,
-                     make_dropout, unbind)
-from .registry import build_model_with_cfg, make_cfg, register_model
+from .layers import (ClassifierMixin, DropPath, GELU, LayerNorm, Linear, Mlp, PatchEmbed, classifier_head,
+                     drop_path_rates, init_weights_vit, make_dropout, unbind)
+from .builder import build_model_with_cfg
+from .registry import make_cfg, register_model
 
 __all__ = ["Twins", "Block", "GlobalSubSampleAttn", "LocallyGroupedAttn", "PosConv", "checkpoint_filter_fn"]
 
@@ -179,7 +179,7 @@ class PosConv(nn.Cell):
         return x.reshape(b, c, -1).transpose(0, 2, 1)
 
 
-class Twins(nn.Cell):
+class Twins(ClassifierMixin, nn.Cell):
     """Twins vision transformer (PCPVT when ``wss`` is None, SVT otherwise).
 
     Args:
@@ -192,14 +192,15 @@ class Twins(nn.Cell):
         increasing over all blocks.
     """
 
+    GLOBAL_POOLS = ("avg", "")
+
     def __init__(self, img_size=224, patch_size=4, in_chans=3, num_classes=1000, global_pool="avg",
                  embed_dims=(64, 128, 256, 512), num_heads=(1, 2, 4, 8), mlp_ratios=(4, 4, 4, 4),
                  depths=(3, 4, 6, 3), sr_ratios=(8, 4, 2, 1), wss=None, drop_rate=0.0, pos_drop_rate=0.0,
                  proj_drop_rate=0.0, attn_drop_rate=0.0, drop_path_rate=0.0, norm_layer=_twins_norm,
                  block_cls=Block):
         super().__init__()
-        if global_pool not in ("", "avg"):
-            raise ValueError(f"global_pool must be 'avg' or '', got {global_pool!r}")
+        self.check_pool(global_pool)
         num_stages = len(depths)
         for name, values in (("embed_dims", embed_dims), ("num_heads", num_heads), ("mlp_ratios", mlp_ratios),
                              ("sr_ratios", sr_ratios)) + ((("wss", wss),) if wss is not None else ()):
@@ -224,7 +225,7 @@ class Twins(nn.Cell):
         self.pos_drops = nn.CellList(pos_drops)
 
         total = sum(self.depths)
-        dpr = [float(r) for r in np.linspace(0.0, drop_path_rate, total)] if total else []
+        dpr = drop_path_rates(drop_path_rate, total)
         stages = []
         cur = 0
         for k in range(num_stages):
@@ -252,18 +253,6 @@ class Twins(nn.Cell):
             for name, _ in pos_blk.parameters_and_names(name_prefix=f"pos_block.{k}"):
                 names.add(name)
         return names
-
-    def get_classifier(self):
-        return self.head
-
-    def reset_classifier(self, num_classes, global_pool=None):
-        self.num_classes = num_classes
-        if global_pool is not None:
-            if global_pool not in ("", "avg"):
-                raise ValueError(f"global_pool must be 'avg' or '', got {global_pool!r}")
-            self.global_pool = global_pool
-        self.head = classifier_head(self.num_features, num_classes)
-        self.head.set_train(self.training)
 
     def forward_features(self, x):
         b = x.shape[0]

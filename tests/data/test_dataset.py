@@ -144,6 +144,22 @@ def test_training_replaces_bad_files_and_keeps_full_batches(tmp_path):
     assert data.skipped.count == 4
 
 
+def test_a_data_config_sets_up_the_pipeline_and_mindspores_dataset_is_left_alone(tmp_path):
+    from src.data import DataConfig
+
+    write_solid_folder(str(tmp_path / "val"), per_class=3)
+    data_cfg = DataConfig(batch_size=4, image_size=8, num_parallel_workers=1)
+    data = create_dataset(str(tmp_path), "val", data_cfg)
+    files = data.num_files
+    assert files > 4 and data.get_dataset_size() == data.num_batches == -(-files // 4)  # from the file count
+    assert not hasattr(data.dataset, "class_names") and data.dataset.dataset_size is None  # MindSpore's own cache
+    assert data.dataset.get_batch_size() == 4
+    assert create_dataset(str(tmp_path), "val", data_cfg, batch_size=files).num_batches == 1  # a field overridden
+    assert data_cfg.batch_size == 4  # the given config is never changed
+    with pytest.raises(TypeError):
+        create_dataset(str(tmp_path), "val", data_cfg, batch_sizes=files)
+
+
 def test_skips_in_worker_processes_are_counted_in_the_main_process(tmp_path):
     write_solid_folder(str(tmp_path / "val"), per_class=3)
     _add_bad_files(str(tmp_path / "val" / "c2"))

@@ -10,28 +10,13 @@ import mindspore as ms
 from src.config import parse_config
 from src.deploy.export import ExportError, export_to_file, read_sidecar
 from src.models import create_model, list_models
-from tests.tiny import tiny_kwargs
+from tests.tiny import tiny_graph_groups, tiny_kwargs
 
 ALL_MODELS = list_models()
 FULL_SIZE = ["twins_svt_small", "tnt_s_patch16_224", "t2t_vit_t_14"]  # one per family, the slow part
 
 
-def _structure(arch):
-    """What the exported graph of ``arch``'s tiny model depends on: its cells and parameter shapes (the tiny
-    overrides replace every width/depth/head count, so e.g. all tiny T2T-ViT performer variants are one graph)."""
-    model = create_model(arch, num_classes=4, **tiny_kwargs(arch))
-    return tuple((name, type(cell).__name__) for name, cell in model.cells_and_names()) + \
-        tuple((p.name, tuple(p.shape)) for p in model.get_parameters())
-
-
-def _one_per_structure():
-    groups = {}
-    for arch in ALL_MODELS:
-        groups.setdefault(_structure(arch), []).append(arch)
-    return {members[0]: members for members in groups.values()}
-
-
-EXPORT_GROUPS = _one_per_structure()
+EXPORT_GROUPS = tiny_graph_groups()
 
 
 def _cfg(arch, image_size, num_classes, **extra):

@@ -88,8 +88,9 @@ STUCK = """
 import os, signal, sys, time
 sys.path.insert(0, {root!r})
 from src.config import parse_config
-from src.engine.trainer import Trainer, train
-Trainer.SIGNAL_GRACE = 1.0
+from src.engine.interrupt import SignalStop
+from src.engine.trainer import train
+SignalStop.SIGNAL_GRACE = 1.0
 
 def stuck_after_step_2(trainer):
     if trainer.global_step == 2:

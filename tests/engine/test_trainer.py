@@ -1,4 +1,5 @@
 """train.py's engine in-process: run directory outputs, exact resume, NaN stop, steps_per_epoch cap."""
+import copy
 import csv
 import os
 import signal
@@ -27,7 +28,10 @@ def test_step_log_line_has_the_seed_format():
 def test_resume_after_a_stop_at_step_k_equals_an_uninterrupted_run(tiny_config, tmp_path, graph_mode):
     config = tiny_config(with_ema=True, ema_decay=0.9, loss_scale_window=2)
     # uninterrupted: 2 epochs x 3 steps
-    assert run(config, "--run_name", "full") == 0
+    cfg, _ = parse_config(["--config", config, "--run_name", "full"])
+    before = copy.deepcopy(cfg)
+    assert train(cfg) == 0
+    assert cfg == before and cfg._sources == before._sources  # the caller's config is left as it was
     full_dir = tmp_path / "out" / "full"
     assert {"config.yaml", "train.log", "metrics.csv", "curves.png", "last.ckpt", "best.ckpt", "epoch_001.ckpt",
             "epoch_002.ckpt"} <= set(os.listdir(full_dir))
@@ -40,7 +44,7 @@ def test_resume_after_a_stop_at_step_k_equals_an_uninterrupted_run(tiny_config, 
     # interrupted after global step 4 (epoch 2, step 1), then resumed from the run directory
     def stop_at_4(trainer):
         if trainer.global_step == 4:
-            trainer.stop_signal = signal.SIGTERM
+            trainer.stop.request(signal.SIGTERM)
 
     assert run(config, "--run_name", "cut", after_step=stop_at_4) == 143
     cut_dir = tmp_path / "out" / "cut"
@@ -87,48 +91,17 @@ def test_mixup_and_accumulation_train_end_to_end_and_a_run_directory_is_never_re
         run(config)
 
 
-def test_keeps_the_last_n_epoch_checkpoints_and_the_best_n_by_top1(tmp_path):
-    from src.engine.trainer import Trainer
-
-    cfg, _ = parse_config(["--ckpt_keep_num", "2", "--best_ckpt_num", "2", "--epochs", "5"])
-    trainer = Trainer(cfg)
-    trainer.run_dir = str(tmp_path)
-
-    def fake_save_last():  # the file's content records the epoch it was written at
-        path = tmp_path / "last.ckpt"
-        path.write_text(str(trainer.epochs_done))
-        return str(path)
-
-    trainer.save_last = fake_save_last
-    for epoch, top1 in enumerate([50.0, 70.0, 60.0, 65.0, 90.0], start=1):
-        trainer.epochs_done = epoch
-        trainer._save_epoch_end({"top1": top1, "top5": 100.0, "loss": 1.0, "num_samples": 10})
-    files = sorted(p.name for p in tmp_path.iterdir())
-    assert files == ["best.ckpt", "best_epoch_002_top1_70.00.ckpt", "best_epoch_005_top1_90.00.ckpt",
-                     "epoch_004.ckpt", "epoch_005.ckpt", "last.ckpt"]
-    assert (tmp_path / "best.ckpt").read_text() == "5"
-    assert (tmp_path / "best_epoch_002_top1_70.00.ckpt").read_text() == "2"
-    assert trainer.best == [[90.0, 5, "best_epoch_005_top1_90.00.ckpt"], [70.0, 2, "best_epoch_002_top1_70.00.ckpt"]]
-
-
 @pytest.mark.parametrize("train_interp, expected", [(None, "bicubic"), ("random", "random")])
-def test_train_interpolation_applies_to_training_only(train_interp, expected, tiny_config, monkeypatch):
-    import src.data
-    from src.engine.build import build_eval_dataset, build_train_dataset
+def test_train_interpolation_applies_to_training_only(train_interp, expected, tiny_config):
+    from src.engine.build import data_config
     from src.resolve import resolve_data_config
 
-    seen = []
-
-    class Recorded:
-        mixup_fn = None
-
-    monkeypatch.setattr(src.data, "create_dataset", lambda *a, **kw: seen.append(kw) or Recorded())
     extra = [] if train_interp is None else ["--train_interpolation", train_interp]
     cfg, _ = parse_config(["--config", tiny_config(dataset="imagefolder"), "--interpolation", "bicubic", *extra])
     resolve_data_config(cfg)  # as the trainer does: mean/std/crop_pct from the model's cfg
-    build_train_dataset(cfg)
-    build_eval_dataset(cfg)
-    assert [kw["interpolation"] for kw in seen] == [expected, "bicubic"]
+    train, val = data_config(cfg, is_training=True), data_config(cfg, is_training=False)
+    assert (train.interpolation, val.interpolation) == (expected, "bicubic")
+    assert train.is_training and not val.is_training and train.mean == val.mean == tuple(cfg.mean)
 
 
 @pytest.fixture(scope="module")
@@ -177,7 +150,7 @@ def test_sigint_saves_last_ckpt_at_the_current_step_and_resume_finishes(sigint_r
 
 @pytest.mark.xfail(strict=True, reason="MindSpore 2.10's runtime installs its own C-level SIGINT handler "
                    "(RegisterGlobalSignalHandler) at its first op and again at every graph run, i.e. after "
-                   "Trainer._install_signals, and that handler delivers SIGTERM: Ctrl-C is reported as 'stopped by "
+                   "SignalStop.install, and that handler delivers SIGTERM: Ctrl-C is reported as 'stopped by "
                    "SIGTERM' and the process hard-exits (os._exit) with 143 instead of returning 130")
 def test_sigint_is_reported_as_sigint_and_exits_130(sigint_run):
     assert "stopped by SIGINT" in sigint_run["out"], sigint_run["out"][-1500:]

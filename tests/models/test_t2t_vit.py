@@ -12,7 +12,6 @@ import os
 import numpy as np
 import pytest
 import mindspore as ms
-from mindspore import nn
 
 from src.models.convert import convert_state_dict, read_torch_checkpoint
 from src.models import create_model, get_default_cfg, list_models
@@ -236,58 +235,20 @@ def test_qk_scale_defaults_to_head_dim_and_can_be_overridden():
 # Behaviour with tiny models
 # ----------------------------------------------------------------------------------------------------------
 @pytest.mark.parametrize("name", ["t2t_vit_7", "t2t_vit_t_14"])
-def test_forward_shape_and_finite(name):
+def test_tokens_are_the_class_token_and_one_per_16x16_patch_and_the_tables_are_not_trained(name):
     model = _tiny(name)
-    out = model(_x())
-    assert out.shape == (2, TINY["num_classes"])
-    assert np.isfinite(out.asnumpy()).all()
     feats = model.forward_features(_x())
-    assert feats.shape == (2, 16 + 1, TINY["embed_dim"])
-    assert model.forward_head(feats, pre_logits=True).shape == (2, TINY["embed_dim"])
+    assert feats.shape == (2, 16 + 1, TINY["embed_dim"])  # 64 / 16 = 4 -> 4x4 patches
+    trainable = {p.name for p in model.trainable_params()}
+    fixed = {p.name for p in model.get_parameters()} - trainable
+    assert "pos_embed" in fixed and "pos_embed" not in trainable
+    assert (name == "t2t_vit_7") == any(n.endswith(".w") for n in fixed)  # the performers' random features
 
 
-@pytest.mark.parametrize("name", ["t2t_vit_7", "t2t_vit_t_14"])
-def test_every_trainable_parameter_gets_a_finite_nonzero_gradient(name):
-    model = _tiny(name)
-    model.set_train(True)
-    params = model.trainable_params()
-    names = {p.name for p in params}
-    assert "pos_embed" not in names and not any(n.endswith(".w") for n in names)
-    labels = ms.Tensor(np.arange(2) % TINY["num_classes"], ms.int32)
-    loss_fn = nn.CrossEntropyLoss()
-
-    def forward(x, y):
-        return loss_fn(model(x), y)
-
-    grads = ms.value_and_grad(forward, None, params)(_x(), labels)[1]
-    for p, g in zip(params, grads):
-        g = g.asnumpy()
-        assert np.isfinite(g).all(), p.name
-        assert np.abs(g).max() > 0, p.name
-
-
-@pytest.mark.parametrize("name", ["t2t_vit_7", "t2t_vit_t_14"])
-def test_graph_and_pynative_agree(name, graph_mode):
-    model = _tiny(name)
-    x = _x()
-    graph_out = model(x).asnumpy()
-    ms.set_context(mode=ms.PYNATIVE_MODE)
-    eager_out = model(x).asnumpy()
-    assert np.abs(graph_out - eager_out).max() < 1e-5
-
-
-def test_drop_path_identity_in_eval_and_stochastic_in_train():
-    ms.set_seed(0)
-    ref = _tiny("t2t_vit_t_14", drop_path_rate=0.0)
-    dropped = _tiny("t2t_vit_t_14", drop_path_rate=0.5)
-    ms.load_param_into_net(dropped, {p.name: ms.Parameter(p.data.copy(), name=p.name) for p in ref.get_parameters()})
-    x = _x()
-    np.testing.assert_array_equal(dropped(x).asnumpy(), ref(x).asnumpy())
-    ref.set_train(True)
-    dropped.set_train(True)
-    np.testing.assert_array_equal(ref(x).asnumpy(), ref(x).asnumpy())  # nothing else is random here
-    outs = [dropped(x).asnumpy() for _ in range(4)]
-    assert any(np.abs(o - outs[0]).max() > 1e-6 for o in outs[1:])
+def test_classifies_from_the_class_token_only():
+    model = _tiny()
+    with pytest.raises(ValueError, match="class token"):
+        model.reset_classifier(3, global_pool="avg")
 
 
 def test_performer_dropout_is_active_only_in_training():
@@ -298,18 +259,6 @@ def test_performer_dropout_is_active_only_in_training():
     np.testing.assert_array_equal(layer(x).asnumpy(), layer(x).asnumpy())
     layer.set_train(True)
     assert np.abs(layer(x).asnumpy() - layer(x).asnumpy()).max() > 1e-3
-
-
-def test_reset_classifier():
-    model = _tiny()
-    model.reset_classifier(5)
-    assert model(_x()).shape == (2, 5)
-    assert {"head.weight", "head.bias"} <= {p.name for p in model.get_parameters()}
-    assert model.head.weight.shape == (5, TINY["embed_dim"])
-    model.reset_classifier(0)
-    assert model(_x()).shape == (2, TINY["embed_dim"])
-    with pytest.raises(ValueError):
-        model.reset_classifier(3, global_pool="avg")
 
 
 def test_no_weight_decay_names_existing_parameters():

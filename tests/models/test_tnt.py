@@ -4,19 +4,13 @@ import mindspore as ms
 import pytest
 
 from src.models.convert import convert_state_dict
-from src.models import create_model, get_default_cfg, list_models
+from src.models import create_model, get_default_cfg
 from src.models import tnt as tnt_mod
-from src.models.layers import DropPath
-from tests.parity import count_params, fixed_batch, timm_vs_ours, torch_and_timm
+from src.models.layers import DropPath, resample_abs_pos_embed_np
+from tests.parity import torch_state_dict_numpy, fixed_batch, torch_and_timm
 
 TNT_VARIANTS = ["tnt_s_legacy_patch16_224", "tnt_s_patch16_224", "tnt_b_patch16_224"]
 
-# Parameter counts at 1000 classes, as timm 1.0.31 reports them (sum of numel over parameters()).
-TIMM_PARAM_COUNTS = {
-    "tnt_s_legacy_patch16_224": 23_755_336,
-    "tnt_s_patch16_224": 23_768_584,
-    "tnt_b_patch16_224": 65_428_680,
-}
 
 TINY = dict(embed_dim=32, inner_dim=8, depth=2, num_heads_outer=2, num_heads_inner=2, img_size=32, num_classes=5)
 LAYOUTS = ["tnt_s_patch16_224", "tnt_s_legacy_patch16_224"]
@@ -30,24 +24,7 @@ def _batch(size=32, batch=2, seed=1):
     return ms.Tensor(fixed_batch(batch, size, seed))
 
 
-def _torch_state_dict_numpy(model):
-    return {k: v.detach().numpy().copy() for k, v in model.state_dict().items()}
-
-
 # ---------------------------------------------------------------------------------------------- parity
-
-
-def test_registered_tnt_variants_are_timms():
-    _, timm = torch_and_timm()
-    assert list_models("tnt*") == sorted(timm.list_models("tnt*")) == sorted(TNT_VARIANTS)
-
-
-@pytest.mark.parametrize("arch", TNT_VARIANTS)
-def test_full_size_logits_and_param_count_match_timm(arch, tmp_path):
-    ref_out, our_out, ref, ours = timm_vs_ours(arch, tmp_path, batch=1)
-    assert count_params(ours) == TIMM_PARAM_COUNTS[arch] == sum(p.numel() for p in ref.parameters())
-    assert our_out.shape == ref_out.shape == (1, 1000)
-    assert np.abs(ref_out - our_out).max() < 1e-4
 
 
 @pytest.mark.parametrize("arch", TNT_VARIANTS)
@@ -73,7 +50,7 @@ def test_patch_pos_resampling_matches_timm_resample_abs_pos_embed(old, new):
 
     posemb = np.random.RandomState(0).randn(1, 1 + old[0] * old[1], 16).astype(np.float32)
     ref = resample_abs_pos_embed(torch.from_numpy(posemb), new_size=list(new), num_prefix_tokens=1).numpy()
-    ours = tnt_mod.resample_abs_pos_embed_np(posemb, new, num_prefix_tokens=1)
+    ours = resample_abs_pos_embed_np(posemb, new, num_prefix_tokens=1)
     assert ours.shape == ref.shape == (1, 1 + new[0] * new[1], 16)
     assert ours.dtype == np.float32
     np.testing.assert_array_equal(ours[:, :1], posemb[:, :1])
@@ -120,7 +97,7 @@ def test_official_key_names_are_mapped_like_timm(arch):
     kw = {k: v for k, v in TINY.items() if k != "num_classes"}
     torch.manual_seed(0)
     ref = timm.create_model(arch, num_classes=5, **kw)
-    timm_sd = _torch_state_dict_numpy(ref)
+    timm_sd = torch_state_dict_numpy(ref)
     legacy = "legacy" in arch
     official = {"outer_tokens": np.zeros((1, 1, 32), np.float32)}
     for key, value in timm_sd.items():
@@ -160,15 +137,6 @@ def test_patch_cutting_equals_torch_unfold():
 # ------------------------------------------------------------------------------------------- behaviour
 
 
-@pytest.mark.parametrize("arch", LAYOUTS)
-def test_tiny_forward_shape_and_finite(arch):
-    model = _tiny(arch)
-    model.set_train(False)
-    out = model(_batch()).asnumpy()
-    assert out.shape == (2, 5)
-    assert np.isfinite(out).all()
-
-
 def test_non_square_img_size_runs_with_grid_read_from_input():
     model = _tiny(img_size=(32, 48))
     model.set_train(False)
@@ -179,79 +147,22 @@ def test_non_square_img_size_runs_with_grid_read_from_input():
         model(_batch(size=64))
 
 
-@pytest.mark.parametrize("arch", LAYOUTS)
-def test_every_trainable_parameter_gets_a_finite_nonzero_gradient(arch):
-    model = _tiny(arch)
-    model.set_train(True)
-    params = model.trainable_params()
-    x = _batch()
-    labels = ms.Tensor(np.array([1, 3], np.int32))
-    loss_fn = ms.nn.SoftmaxCrossEntropyWithLogits(sparse=True, reduction="mean")
-
-    def forward(inp, lab):
-        return loss_fn(model(inp), lab)
-
-    _, grads = ms.value_and_grad(forward, None, params)(x, labels)
-    assert len(grads) == len(params) == len(list(model.get_parameters()))
-    bad = [p.name for p, g in zip(params, grads)
-           if not np.isfinite(g.asnumpy()).all() or not np.abs(g.asnumpy()).max() > 0]
-    assert not bad, f"parameters without a usable gradient: {bad}"
-
-
-@pytest.mark.parametrize("arch", LAYOUTS)
-def test_graph_mode_matches_pynative(arch, pynative):
-    model = _tiny(arch)
-    model.set_train(False)
-    x = _batch()
-    eager = model(x).asnumpy()
-    ms.set_context(mode=ms.GRAPH_MODE)
-    graph = model(x).asnumpy()
-    assert np.abs(eager - graph).max() < 1e-5
-
-
 def test_drop_path_rates_follow_timm_linear_rule():
     model = _tiny(depth=3, drop_path_rate=0.3)
     rates = [blk.drop_path.drop_prob if isinstance(blk.drop_path, DropPath) else 0.0 for blk in model.blocks]
     np.testing.assert_allclose(rates, [0.0, 0.15, 0.3])
 
 
-def test_drop_path_is_identity_in_eval_and_stochastic_in_train():
-    model = _tiny(depth=3, drop_path_rate=0.8)
-    plain = _tiny(depth=3)
-    weights = {p.name: ms.Parameter(ms.Tensor(p.asnumpy()), name=p.name) for p in model.get_parameters()}
-    assert not ms.load_param_into_net(plain, weights)[0]
-    x = _batch()
-    model.set_train(False)
-    plain.set_train(False)
-    eval_out = model(x).asnumpy()
-    np.testing.assert_array_equal(eval_out, model(x).asnumpy())
-    np.testing.assert_allclose(eval_out, plain(x).asnumpy(), atol=1e-6, rtol=0)
-    model.set_train(True)
-    ms.set_seed(0)
-    train_outs = [model(x).asnumpy() for _ in range(4)]
-    assert any(np.abs(a - b).max() > 1e-4 for a, b in zip(train_outs, train_outs[1:]))
-    assert any(np.abs(o - eval_out).max() > 1e-4 for o in train_outs)
-
-
-def test_reset_classifier_changes_head_and_pooling():
+def test_pooling_is_the_class_token_or_the_mean_of_the_patch_tokens():
     model = _tiny()
     model.set_train(False)
     x = _batch()
-    model.reset_classifier(3)
-    assert model.num_classes == 3
-    head = {p.name: tuple(p.shape) for p in model.get_parameters() if p.name.startswith("head.")}
-    assert head == {"head.weight": (3, 32), "head.bias": (3,)}
-    assert model(x).shape == (2, 3)
     model.reset_classifier(0)
-    assert not [p for p in model.get_parameters() if p.name.startswith("head.")]
     token = model(x).asnumpy()
-    assert token.shape == (2, 32)
     model.reset_classifier(0, global_pool="avg")
     feats = model.forward_features(x)
     np.testing.assert_allclose(model(x).asnumpy(), feats.asnumpy()[:, 1:].mean(axis=1), atol=1e-6, rtol=0)
     np.testing.assert_allclose(token, feats.asnumpy()[:, 0], atol=1e-6, rtol=0)
-    with pytest.raises(ValueError):
-        model.reset_classifier(3, global_pool="max")
 
 
 def test_forward_head_pre_logits_returns_class_token_features():

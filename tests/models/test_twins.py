@@ -4,23 +4,14 @@ import mindspore as ms
 import pytest
 
 from src.models.convert import convert_state_dict
-from src.models import create_model, get_default_cfg, list_models, resolve_name
+from src.models import create_model, get_default_cfg, resolve_name
 from src.models import twins as twins_mod
 from src.models.layers import DropPath, LayerNorm
-from tests.parity import count_params, timm_vs_ours, torch_and_timm
+from tests.parity import torch_state_dict_numpy, torch_and_timm
 
 TWINS_VARIANTS = ["twins_pcpvt_small", "twins_pcpvt_base", "twins_pcpvt_large",
                   "twins_svt_small", "twins_svt_base", "twins_svt_large"]
 
-# Parameter counts at 1000 classes, as timm 1.0.31 reports them (sum of numel over parameters()).
-TIMM_PARAM_COUNTS = {
-    "twins_pcpvt_small": 24_106_216,
-    "twins_pcpvt_base": 43_828_456,
-    "twins_pcpvt_large": 60_989_672,
-    "twins_svt_small": 24_060_776,
-    "twins_svt_base": 56_070_952,
-    "twins_svt_large": 99_271_400,
-}
 
 # Tiny widths; two blocks per stage so SVT runs both LSA (even blocks) and GSA (odd blocks).
 TINY = dict(embed_dims=(16, 32, 48, 64), num_heads=(1, 2, 3, 4), depths=(2, 2, 2, 2), num_classes=5)
@@ -35,24 +26,7 @@ def _batch(h=64, w=64, batch=2, seed=1):
     return ms.Tensor(np.random.RandomState(seed).randn(batch, 3, h, w).astype(np.float32))
 
 
-def _torch_state_dict_numpy(model):
-    return {k: v.detach().numpy().copy() for k, v in model.state_dict().items()}
-
-
 # ---------------------------------------------------------------------------------------------- parity
-
-
-def test_registered_twins_variants_are_timms():
-    _, timm = torch_and_timm()
-    assert list_models("twins*") == sorted(timm.list_models("twins*")) == sorted(TWINS_VARIANTS)
-
-
-@pytest.mark.parametrize("arch", TWINS_VARIANTS)
-def test_full_size_logits_and_param_count_match_timm(arch, tmp_path):
-    ref_out, our_out, ref, ours = timm_vs_ours(arch, tmp_path, batch=1)
-    assert count_params(ours) == TIMM_PARAM_COUNTS[arch] == sum(p.numel() for p in ref.parameters())
-    assert our_out.shape == ref_out.shape == (1, 1000)
-    assert np.abs(ref_out - our_out).max() < 1e-4
 
 
 @pytest.mark.parametrize("arch", FAMILIES)
@@ -64,7 +38,7 @@ def test_tiny_non_square_input_matches_timm_including_window_padding(arch, hw):
     kw = {k: v for k, v in TINY.items() if k != "num_classes"}
     torch.manual_seed(0)
     ref = timm.create_model(arch, num_classes=TINY["num_classes"], **{k: list(v) for k, v in kw.items()}).eval()
-    ours, dropped = convert_state_dict(arch, _torch_state_dict_numpy(ref), **kw)
+    ours, dropped = convert_state_dict(arch, torch_state_dict_numpy(ref), **kw)
     assert not dropped
     ours.set_train(False)
     x = np.random.RandomState(3).randn(2, 3, *hw).astype(np.float32)
@@ -114,16 +88,6 @@ def test_checkpoint_filter_drops_head_for_headless_model():
 # ---------------------------------------------------------------------------------------------- behaviour
 
 
-@pytest.mark.parametrize("arch", FAMILIES)
-@pytest.mark.parametrize("hw", [(64, 64), (64, 96), (96, 32)])
-def test_tiny_forward_shape_and_finite(arch, hw):
-    model = _tiny(arch)
-    model.set_train(False)
-    out = model(_batch(*hw)).asnumpy()
-    assert out.shape == (2, TINY["num_classes"])
-    assert np.isfinite(out).all()
-
-
 def test_svt_alternates_local_and_global_attention_and_pcpvt_is_global():
     svt = _tiny("twins_svt_small")
     kinds = [type(blk.attn) for stage in svt.blocks for blk in stage]
@@ -141,70 +105,11 @@ def test_layer_norm_eps_follows_timm():
     assert isinstance(model.blocks[0][0].attn.norm, LayerNorm)
 
 
-@pytest.mark.parametrize("arch", FAMILIES)
-def test_every_trainable_parameter_gets_finite_nonzero_gradient(arch):
-    model = _tiny(arch)
-    model.set_train(True)
-    x = _batch(64, 96)
-    weights = ms.Tensor(np.random.RandomState(2).randn(2, TINY["num_classes"]).astype(np.float32))
-
-    def loss_fn(inp):
-        return (model(inp) * weights).sum()
-
-    params = model.trainable_params()
-    _, grads = ms.value_and_grad(loss_fn, grad_position=None, weights=params)(x)
-    assert len(grads) == len(params) == len(list(model.get_parameters()))
-    for param, grad in zip(params, grads):
-        g = grad.asnumpy()
-        assert np.isfinite(g).all(), param.name
-        assert np.abs(g).max() > 0, param.name
-
-
-@pytest.mark.parametrize("arch", FAMILIES)
-def test_graph_mode_matches_pynative(arch, pynative):
-    model = _tiny(arch)
-    model.set_train(False)
-    x = _batch(64, 96)
-    eager = model(x).asnumpy()
-    ms.set_context(mode=ms.GRAPH_MODE)
-    graph = model(x).asnumpy()
-    assert np.abs(eager - graph).max() < 1e-5
-
-
-def test_drop_path_identity_in_eval_stochastic_in_train():
-    ms.set_seed(0)
-    model = _tiny("twins_svt_small", drop_path_rate=0.5)
-    rates = [c.drop_prob for _, c in model.cells_and_names() if isinstance(c, DropPath)]
-    assert rates and max(rates) == pytest.approx(0.5)
-    plain = _tiny("twins_svt_small")
-    ms.load_param_into_net(plain, {p.name: ms.Parameter(ms.Tensor(p.asnumpy()), name=p.name)
-                                   for p in model.get_parameters()})
-    x = _batch(64, 64, batch=4)
-    model.set_train(False)
-    plain.set_train(False)
-    a, b = model(x).asnumpy(), model(x).asnumpy()
-    np.testing.assert_array_equal(a, b)
-    np.testing.assert_allclose(a, plain(x).asnumpy(), atol=1e-6)
-    model.set_train(True)
-    t1, t2 = model(x).asnumpy(), model(x).asnumpy()
-    assert np.abs(t1 - t2).max() > 1e-4
-
-
 def test_drop_path_rates_increase_linearly_over_all_blocks():
     model = _tiny("twins_pcpvt_small", drop_path_rate=0.7)
     rates = [blk.drop_path1.drop_prob if isinstance(blk.drop_path1, DropPath) else 0.0
              for stage in model.blocks for blk in stage]
     np.testing.assert_allclose(rates, np.linspace(0, 0.7, 8), atol=1e-7)
-
-
-def test_reset_classifier_changes_output_dims():
-    model = _tiny("twins_pcpvt_small")
-    model.reset_classifier(7)
-    model.set_train(False)
-    assert model(_batch()).shape == (2, 7)
-    assert model.head.weight.name == "head.weight"
-    model.reset_classifier(0)
-    assert model(_batch()).shape == (2, TINY["embed_dims"][-1])
 
 
 def test_forward_head_pre_logits_returns_pooled_features():

@@ -1,15 +1,17 @@
 """Blocks shared by every model family (defined once here)."""
 from .activations import GELU, erf_exportable, set_exportable
 from .attention import Attention, unbind
-from .drop import DropPath, make_dropout
+from .classifier import ClassifierMixin, classifier_head
+from .drop import DropPath, drop_path_rates, make_dropout
 from .helpers import to_2tuple
-from .linear import Linear, classifier_head
+from .linear import Linear
 from .mlp import Mlp
 from .norm import LayerNorm
 from .patch_embed import PatchEmbed
+from .pos_embed import resample_abs_pos_embed_np
 from .unfold import Unfold, unfold_output_size
-from .weight_init import init_weights_vit, trunc_normal_param, zeros_param
+from .weight_init import init_weights_vit, trunc_normal_param
 
-__all__ = ["GELU", "erf_exportable", "set_exportable", "Attention", "unbind", "DropPath", "make_dropout",
-           "to_2tuple", "Linear", "classifier_head", "Mlp", "LayerNorm", "PatchEmbed", "init_weights_vit",
-           "trunc_normal_param", "zeros_param", "Unfold", "unfold_output_size"]
+__all__ = ["GELU", "erf_exportable", "set_exportable", "Attention", "unbind", "ClassifierMixin", "classifier_head",
+           "DropPath", "drop_path_rates", "make_dropout", "to_2tuple", "Linear", "Mlp", "LayerNorm", "PatchEmbed",
+           "resample_abs_pos_embed_np", "init_weights_vit", "trunc_normal_param", "Unfold", "unfold_output_size"]

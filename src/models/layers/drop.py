@@ -1,4 +1,5 @@
 """Stochastic depth (drop path) and dropout helpers."""
+import numpy as np
 from mindspore import nn, ops
 
 
@@ -28,3 +29,10 @@ class DropPath(nn.Cell):
 def make_dropout(p):
     """``nn.Dropout`` for ``p > 0``, else an identity cell (cheaper graph)."""
     return nn.Dropout(p=p) if p > 0 else nn.Identity()
+
+
+def drop_path_rates(drop_path_rate, depth):
+    """Stochastic-depth rate of each of ``depth`` blocks: linear from 0 to ``drop_path_rate`` (timm's
+    ``calculate_drop_path_rates`` with a flat depth), as Python floats; a family whose blocks sit in
+    stages passes the total depth and indexes the list with a running block number."""
+    return [float(r) for r in np.linspace(0.0, drop_path_rate, depth)] if depth > 0 else []

@@ -33,16 +33,3 @@ class Linear(nn.Cell):
     def extend_repr(self):
         return f"in_channels={self.in_channels}, out_channels={self.out_channels}, has_bias={self.has_bias}"
 
-
-def classifier_head(in_features, num_classes, std=0.02, init=True):
-    """The classification head timm builds: a Linear (truncated-normal weights, zero bias), or Identity
-    when ``num_classes`` is 0 (the model then returns pooled features). A model constructor passes
-    ``init=False``: its own initialisation pass over all cells covers the head."""
-    if num_classes <= 0:
-        return nn.Identity()
-    head = Linear(in_features, num_classes)
-    if init:
-        from .weight_init import init_weights_vit  # local import keeps this module free of cycles
-
-        init_weights_vit(head, std=std)
-    return head

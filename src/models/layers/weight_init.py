@@ -1,10 +1,12 @@
 """Weight initialisation matching the references (timm ``_init_weights`` of each family)."""
 import math
 
-import numpy as np
 import mindspore as ms
 from mindspore import nn
 from mindspore.common.initializer import Normal, TruncatedNormal, Zero, One, initializer
+
+from .linear import Linear
+from .norm import LayerNorm
 
 
 def _set(param, init):
@@ -16,9 +18,6 @@ def init_weights_vit(model, std=0.02, conv_fan_out=False):
 
     ``conv_fan_out`` initialises Conv2d as Twins does: normal(0, sqrt(2 / fan_out)), zero bias.
     """
-    from .linear import Linear  # local imports keep this module free of cycles
-    from .norm import LayerNorm
-
     for _, cell in model.cells_and_names():
         if isinstance(cell, (nn.Dense, Linear)):
             _set(cell.weight, TruncatedNormal(sigma=std))
@@ -39,6 +38,3 @@ def trunc_normal_param(shape, std=0.02, name=None):
     """A new Parameter drawn from a truncated normal."""
     return ms.Parameter(initializer(TruncatedNormal(sigma=std), shape, ms.float32), name=name)
 
-
-def zeros_param(shape, name=None):
-    return ms.Parameter(ms.Tensor(np.zeros(shape, np.float32)), name=name)

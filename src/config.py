@@ -139,6 +139,8 @@ KEYS = (
     _k("run", "ckpt_keep_num", 3, "int", "epoch checkpoints kept besides last.ckpt", min=0),
     _k("run", "best_ckpt_num", 1, "int", "best checkpoints kept (by val top-1)", min=0),
     _k("run", "ckpt_save_every_seconds", 0, "int", "also save last.ckpt every N seconds mid-epoch (0 = off)", min=0),
+    _k("run", "ckpt_save_every_step", 0, "int", "also save last.ckpt every N optimizer steps mid-epoch (0 = off)",
+       min=0),
     _k("run", "print_loss_every", 20, "int", "log line every N steps", positive=True),
     _k("run", "progress", True, "bool", "show a progress bar (off when not a terminal)"),
     # export / inference
@@ -218,7 +220,6 @@ IGNORED = {
                            "run's epoch and optimizer state",
     "dataset_sink_mode": "the train step is one compiled graph fed from the dataset engine in either case",
     "dump_graph": _off_or_note("graphs are not dumped (MindSpore's save_graphs context does that)"),
-    "ckpt_save_every_step": _off_or_note("mid-epoch saves are timed: use ckpt_save_every_seconds"),
     "aa_interpolation": "auto-augment resamples with the training interpolation (train_interpolation, else "
                         "interpolation), as in timm",
     "drop_block": _off_or_note("these models have no DropBlock"),

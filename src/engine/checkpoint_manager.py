@@ -3,7 +3,8 @@
 ``last.ckpt`` always; the last ``keep_last`` epoch checkpoints ``epoch_NNN.ckpt``; the best ``keep_best``
 by val top-1: ``best.ckpt`` alone when ``keep_best == 1``, else ``best_epoch_NNN_top1_XX.XX.ckpt`` files
 with ``best.ckpt`` a copy of the best. Every kept file is a copy of ``last.ckpt`` as written at that
-epoch's end. Timed saves (``save_every_seconds``) rewrite ``last.ckpt`` mid-epoch.
+epoch's end. Mid-epoch saves (every ``save_every_seconds``, every ``save_every_steps`` optimizer steps)
+rewrite ``last.ckpt``.
 """
 import os
 import time
@@ -15,12 +16,14 @@ class CheckpointManager:
     """Rotation of a run's checkpoint files; ``best`` is ``[[top1, epoch, file name], ...]``, best first
     (saved in every checkpoint's training state, so a resumed run keeps rotating the same files)."""
 
-    def __init__(self, run_dir, epochs, keep_last=1, keep_best=1, save_every_seconds=0, is_main=True, best=()):
+    def __init__(self, run_dir, epochs, keep_last=1, keep_best=1, save_every_seconds=0, is_main=True, best=(),
+                 save_every_steps=0):
         self.run_dir = run_dir
         self.epochs = epochs
         self.keep_last = keep_last
         self.keep_best = keep_best
         self.save_every_seconds = save_every_seconds
+        self.save_every_steps = save_every_steps
         self.is_main = is_main
         self.best = [list(b) for b in best]
         self.last_save_time = time.time()
@@ -63,8 +66,11 @@ class CheckpointManager:
         self.best = entries[:self.keep_best]
         return new_best, [b[2] for b in entries[self.keep_best:] if b[2] != name]
 
-    def timed_save_due(self):
-        """True when ``save_every_seconds`` have passed since the last save."""
+    def save_due(self, global_step):
+        """True when ``save_every_seconds`` have passed since the last save, or ``global_step`` (steps done)
+        is a multiple of ``save_every_steps``."""
+        if self.save_every_steps and global_step % self.save_every_steps == 0:
+            return True
         return bool(self.save_every_seconds) and time.time() - self.last_save_time > self.save_every_seconds
 
     def mark_saved(self):

@@ -157,7 +157,8 @@ class Trainer:
             self.epoch_step = int(state.get("epoch_step", 0))
             best = state.get("best", [])
         self.checkpoints = CheckpointManager(self.run_dir, cfg.epochs, cfg.ckpt_keep_num, cfg.best_ckpt_num,
-                                             cfg.ckpt_save_every_seconds, self.is_main, best)
+                                             cfg.ckpt_save_every_seconds, self.is_main, best,
+                                             save_every_steps=cfg.ckpt_save_every_step)
         self.metrics = MetricsLogger(self.run_dir, self.logger, enabled=self.is_main)
 
     def _build_data(self, resume_ckpt):
@@ -404,8 +405,9 @@ class Trainer:
                                           overflows=self.overflows))
 
     def _timed_save(self):
-        """``last.ckpt`` mid-epoch every ``ckpt_save_every_seconds`` (the epoch's end saves anyway)."""
-        if self.epoch_step < self.steps_per_epoch and self.checkpoints.timed_save_due():
+        """``last.ckpt`` mid-epoch every ``ckpt_save_every_seconds`` / ``ckpt_save_every_step`` steps (the
+        epoch's end saves anyway)."""
+        if self.epoch_step < self.steps_per_epoch and self.checkpoints.save_due(self.global_step):
             with self.state_lock:
                 self.save_last()
             self.checkpoints.mark_saved()

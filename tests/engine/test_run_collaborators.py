@@ -67,13 +67,18 @@ def test_non_main_ranks_write_last_only_through_the_callback(tmp_path):
 
 
 def test_timed_saves_are_due_after_the_interval(tmp_path):
-    assert not CheckpointManager(str(tmp_path), epochs=1).timed_save_due()  # 0: off
+    assert not CheckpointManager(str(tmp_path), epochs=1).save_due(1)  # 0: off
     manager = CheckpointManager(str(tmp_path), epochs=1, save_every_seconds=0.05)
-    assert not manager.timed_save_due()
+    assert not manager.save_due(1)
     time.sleep(0.1)
-    assert manager.timed_save_due()
+    assert manager.save_due(2)
     manager.mark_saved()
-    assert not manager.timed_save_due()
+    assert not manager.save_due(3)
+
+
+def test_step_saves_are_due_every_n_steps(tmp_path):
+    manager = CheckpointManager(str(tmp_path), epochs=1, save_every_steps=3)
+    assert [step for step in range(1, 10) if manager.save_due(step)] == [3, 6, 9]
 
 
 # ------------------------------------------------------------------------------------------- SignalStop

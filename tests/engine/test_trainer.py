@@ -66,6 +66,19 @@ def test_resume_after_a_stop_at_step_k_equals_an_uninterrupted_run(tiny_config, 
     assert resumed.class_names == [str(i) for i in range(10)]
 
 
+def test_ckpt_save_every_step_writes_last_ckpt_mid_epoch(tiny_config, tmp_path, graph_mode):
+    # The T2T seed's ckpt_save_every_step: last.ckpt after global steps 2 and 4 (mid-epoch), besides epoch ends.
+    seen = {}
+
+    def record(trainer):  # runs before that step's own save: shows what the previous steps wrote
+        path = os.path.join(trainer.run_dir, "last.ckpt")
+        state = load_training_checkpoint(path).train_state if os.path.isfile(path) else None
+        seen[trainer.global_step] = state and (state["epochs_done"], state["epoch_step"], state["global_step"])
+
+    assert run(tiny_config(epochs=2, steps_per_epoch=3), "--ckpt_save_every_step", "2", after_step=record) == 0
+    assert seen == {1: None, 2: None, 3: (0, 2, 2), 4: (1, 0, 3), 5: (1, 1, 4), 6: (1, 1, 4)}
+
+
 def test_nan_loss_stops_with_a_clear_message_and_keeps_the_last_good_checkpoint(tiny_config, tmp_path, graph_mode):
     # Epoch 1 trains normally; from epoch 2 the step schedule multiplies the lr by 1e30.
     config = tiny_config(optimizer="sgd", lr_scheduler="step_lr", lr_adjust=1, lr_gamma=1e30, warmup_length=0,

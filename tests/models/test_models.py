@@ -20,7 +20,8 @@ ALL_MODELS = list_models()
 NUM_CLASSES = 5
 
 # Per family: overrides on top of tests/tiny.py, the input sizes (H, W) the checks run at (the first one for
-# gradients and graph mode), and the parameters that are fixed by design (not trained).
+# gradients and graph mode; all of them once per tiny graph), and the parameters that are fixed by design
+# (not trained). The per-name checks run at QUICK_SIZE.
 FAMILIES = {
     # two blocks per stage, so SVT runs both its local (even) and global (odd) attention blocks
     "twins_*": dict(extra=dict(depths=(2, 2, 2, 2)), sizes=[(64, 96), (64, 64), (96, 32)], fixed=()),
@@ -52,6 +53,7 @@ GROUPS = tiny_graph_groups(_kwargs)
 GRAPHS = sorted(GROUPS)
 GROUP_IDS = ["+".join(GROUPS[name]) for name in GRAPHS]
 ONE_PER_FAMILY = ["twins_svt_small", "tnt_s_patch16_224", "t2t_vit_t_14"]
+QUICK_SIZE = (32, 32)  # every family's tiny img_size (tests/tiny.py)
 
 
 def test_every_registered_model_is_covered():
@@ -87,51 +89,39 @@ def _check_forward(model, hw):
 
 
 @pytest.mark.parametrize("name", ALL_MODELS)
-def test_forward_shape_finite_and_pre_logits(name):
-    _check_forward(_tiny(name), _family(name)["sizes"][0])
-
-
-@pytest.mark.parametrize("name", [n for n in GRAPHS if len(_family(n)["sizes"]) > 1])
-def test_forward_at_the_other_input_sizes(name):
+def test_every_name_builds_with_the_standard_api(name):
+    """no_weight_decay, reset_classifier (new head in the model's train/eval mode, 0 = no head, unknown pooling
+    rejected) and drop-path rates, for every name; the forward passes run once per tiny graph (below)."""
     model = _tiny(name)
-    for hw in _family(name)["sizes"][1:]:
-        _check_forward(model, hw)
-
-
-@pytest.mark.parametrize("name", ALL_MODELS)
-def test_reset_classifier_sets_classes_and_keeps_the_mode(name):
-    model = _tiny(name)
-    x = _batch(_family(name)["sizes"][0])
+    names = model.no_weight_decay()
+    assert names and names <= {p.name for p in model.trainable_params()}
     model.reset_classifier(7)
     assert model.num_classes == 7 and model.get_classifier() is model.head
     assert {p.name: tuple(p.shape) for p in model.get_parameters() if p.name.startswith("head.")} == \
         {"head.weight": (7, model.num_features), "head.bias": (7,)}
-    assert model(x).shape == (2, 7)
     assert model.head.training is False  # the new head follows the model's eval mode
     model.set_train(True)
     model.reset_classifier(3)
     assert model.head.training is True
-    model.set_train(False)
     model.reset_classifier(0)
     assert not [p for p in model.get_parameters() if p.name.startswith("head.")]
-    assert model(x).shape == (2, model.num_features)
     with pytest.raises(ValueError, match="global_pool"):
         model.reset_classifier(3, global_pool="max")
-
-
-@pytest.mark.parametrize("name", ALL_MODELS)
-def test_no_weight_decay_names_trainable_parameters(name):
-    model = _tiny(name)
-    names = model.no_weight_decay()
-    assert names and names <= {p.name for p in model.trainable_params()}
-
-
-@pytest.mark.parametrize("name", ALL_MODELS)
-def test_drop_path_rate_reaches_the_last_block(name):
-    model = _tiny(name, drop_path_rate=0.4)
-    rates = [c.drop_prob for _, c in model.cells_and_names() if isinstance(c, DropPath)]
+    assert not [c for _, c in model.cells_and_names() if isinstance(c, DropPath)]
+    rates = [c.drop_prob for _, c in _tiny(name, drop_path_rate=0.4).cells_and_names() if isinstance(c, DropPath)]
     assert rates and max(rates) == pytest.approx(0.4) and rates == sorted(rates)
-    assert not [c for _, c in _tiny(name).cells_and_names() if isinstance(c, DropPath)]
+
+
+@pytest.mark.parametrize("name", GRAPHS, ids=GROUP_IDS)
+def test_forward_at_every_input_size_and_after_reset_classifier(name):
+    model = _tiny(name)
+    for hw in _family(name)["sizes"]:
+        _check_forward(model, hw)
+    x = _batch(QUICK_SIZE)
+    model.reset_classifier(7)
+    assert model(x).shape == (2, 7)
+    model.reset_classifier(0)
+    assert model(x).shape == (2, model.num_features)
 
 
 @pytest.mark.parametrize("name", GRAPHS, ids=GROUP_IDS)
@@ -172,7 +162,7 @@ def test_drop_path_is_identity_in_eval_and_stochastic_in_train(name):
     plain = _tiny(name)
     weights = {p.name: ms.Parameter(ms.Tensor(p.asnumpy()), name=p.name) for p in model.get_parameters()}
     assert not ms.load_param_into_net(plain, weights)[0]
-    x = _batch(min(_family(name)["sizes"], key=lambda hw: hw[0] * hw[1]), batch=4)
+    x = _batch(QUICK_SIZE, batch=4)
     eval_out = model(x).asnumpy()
     np.testing.assert_array_equal(eval_out, model(x).asnumpy())
     np.testing.assert_allclose(eval_out, plain(x).asnumpy(), atol=1e-6, rtol=0)

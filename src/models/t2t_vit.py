@@ -40,8 +40,8 @@ from mindspore.common.initializer import Orthogonal, initializer
 
 from src.constants import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
 
-from .layers import (Attention, DropPath, GELU, LayerNorm, Linear, Mlp, Unfold, classifier_head, init_weights_vit,
-                     make_dropout, to_2tuple, trunc_normal_param, unbind, unfold_output_size)
+from .layers import (Attention, DropPath, GELU, LayerNorm, Linear, Mlp, Unfold, checkpoint_blocks, classifier_head,
+                     init_weights_vit, make_dropout, to_2tuple, trunc_normal_param, unbind, unfold_output_size)
 from .registry import build_model_with_cfg, make_cfg, register_model
 
 __all__ = ["T2TViT", "T2TModule", "TokenPerformer", "TokenTransformer", "TokenAttention", "Block",
@@ -237,6 +237,7 @@ class T2TViT(nn.Cell):
         super().__init__()
         self._check_pool(global_pool)
         self.num_classes = num_classes
+        self.grad_checkpointing = False
         self.global_pool = global_pool
         self.num_features = self.embed_dim = embed_dim
         self.img_size = to_2tuple(img_size)
@@ -266,6 +267,11 @@ class T2TViT(nn.Cell):
         if global_pool not in ("token", ""):
             raise ValueError(f"T2T-ViT classifies from the class token: global_pool must be 'token' or '', "
                              f"got {global_pool!r}")
+
+    def set_grad_checkpointing(self, enable=True):
+        """Recompute each ViT block in the backward pass instead of keeping its activations (timm's API;
+        ``layers/recompute.py``): less memory, one more forward pass of the blocks per step."""
+        self.grad_checkpointing = checkpoint_blocks(self.blocks, enable)
 
     def no_weight_decay(self):
         """The class token (as official); ``pos_embed`` and the performers' ``w`` are not trained at all."""

@@ -26,8 +26,8 @@ from mindspore import nn, ops
 
 from src.constants import IMAGENET_INCEPTION_MEAN, IMAGENET_INCEPTION_STD
 
-from .layers import (DropPath, GELU, LayerNorm, Linear, Mlp, classifier_head, init_weights_vit, make_dropout,
-                     to_2tuple, trunc_normal_param, unbind)
+from .layers import (DropPath, GELU, LayerNorm, Linear, Mlp, checkpoint_blocks, classifier_head, init_weights_vit,
+                     make_dropout, to_2tuple, trunc_normal_param, unbind)
 from .registry import build_model_with_cfg, make_cfg, register_model
 
 __all__ = ["TNT", "checkpoint_filter_fn", "resample_abs_pos_embed_np"]
@@ -173,6 +173,7 @@ class TNT(nn.Cell):
         if global_pool not in ("", "token", "avg"):
             raise ValueError(f"global_pool must be '', 'token' or 'avg', got {global_pool!r}")
         self.num_classes = num_classes
+        self.grad_checkpointing = False
         self.in_chans = in_chans
         self.global_pool = global_pool
         self.num_features = self.head_hidden_size = self.embed_dim = embed_dim
@@ -205,6 +206,11 @@ class TNT(nn.Cell):
         self.head_drop = make_dropout(drop_rate)
         self.head = classifier_head(embed_dim, num_classes, init=False)
         init_weights_vit(self, std=0.02)
+
+    def set_grad_checkpointing(self, enable=True):
+        """Recompute each TNT block (inner and outer transformer) in the backward pass instead of keeping its
+        activations (timm's API; ``layers/recompute.py``): less memory, one more forward pass per step."""
+        self.grad_checkpointing = checkpoint_blocks(self.blocks, enable)
 
     def no_weight_decay(self):
         return {"patch_pos", "pixel_pos", "cls_token"}

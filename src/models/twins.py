@@ -20,8 +20,8 @@ from mindspore import nn, ops
 
 from src.constants import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
 
-from .layers import (DropPath, GELU, LayerNorm, Linear, Mlp, PatchEmbed, classifier_head, init_weights_vit,
-                     make_dropout, unbind)
+from .layers import (DropPath, GELU, LayerNorm, Linear, Mlp, PatchEmbed, checkpoint_blocks, classifier_head,
+                     init_weights_vit, make_dropout, unbind)
 from .registry import build_model_with_cfg, make_cfg, register_model
 
 __all__ = ["Twins", "Block", "GlobalSubSampleAttn", "LocallyGroupedAttn", "PosConv", "checkpoint_filter_fn"]
@@ -206,6 +206,7 @@ class Twins(nn.Cell):
             if len(values) != num_stages:
                 raise ValueError(f"{name} has {len(values)} entries, depths has {num_stages}")
         self.num_classes = num_classes
+        self.grad_checkpointing = False
         self.in_chans = in_chans
         self.global_pool = global_pool
         self.img_size = img_size
@@ -244,6 +245,11 @@ class Twins(nn.Cell):
         self.head = classifier_head(self.num_features, num_classes, init=False)
 
         init_weights_vit(self, std=0.02, conv_fan_out=True)
+
+    def set_grad_checkpointing(self, enable=True):
+        """Recompute each transformer block in the backward pass instead of keeping its activations (timm's API;
+        ``layers/recompute.py``): less memory, one more forward pass of the blocks per step."""
+        self.grad_checkpointing = checkpoint_blocks((blk for stage in self.blocks for blk in stage), enable)
 
     def no_weight_decay(self):
         """The PEG convolutions' parameters (weights and biases), as timm."""

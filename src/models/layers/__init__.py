@@ -7,9 +7,10 @@ from .linear import Linear, classifier_head
 from .mlp import Mlp
 from .norm import LayerNorm
 from .patch_embed import PatchEmbed
+from .recompute import checkpoint_blocks
 from .unfold import Unfold, unfold_output_size
 from .weight_init import init_weights_vit, trunc_normal_param, zeros_param
 
 __all__ = ["GELU", "erf_exportable", "set_exportable", "Attention", "unbind", "DropPath", "make_dropout",
            "to_2tuple", "Linear", "classifier_head", "Mlp", "LayerNorm", "PatchEmbed", "init_weights_vit",
-           "trunc_normal_param", "zeros_param", "Unfold", "unfold_output_size"]
+           "trunc_normal_param", "zeros_param", "Unfold", "unfold_output_size", "checkpoint_blocks"]

@@ -40,8 +40,9 @@ from mindspore.common.initializer import Orthogonal, initializer
 
 from src.constants import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
 
-from .layers import (Attention, DropPath, GELU, LayerNorm, Linear, Mlp, Unfold, checkpoint_blocks, classifier_head,
-                     init_weights_vit, make_dropout, to_2tuple, trunc_normal_param, unbind, unfold_output_size)
+from .layers import (Attention, DropPath, GELU, LayerNorm, Linear, Mlp, QKScores, Softmax, Unfold, checkpoint_blocks,
+                     classifier_head, init_weights_vit, make_dropout, to_2tuple, trunc_normal_param, unbind,
+                     unfold_output_size)
 from .registry import build_model_with_cfg, make_cfg, register_model
 
 __all__ = ["T2TViT", "T2TModule", "TokenPerformer", "TokenTransformer", "TokenAttention", "Block",
@@ -140,12 +141,14 @@ class TokenAttention(nn.Cell):
         self.attn_drop = make_dropout(attn_drop)
         self.proj = Linear(in_dim, in_dim)
         self.proj_drop = make_dropout(proj_drop)
+        self.scores = QKScores()
+        self.softmax = Softmax()
 
     def construct(self, x):
         n = x.shape[1]
         qkv = self.qkv(x).reshape(-1, n, 3, self.num_heads, self.head_dim).transpose(2, 0, 3, 1, 4)
         q, k, v = unbind(qkv)
-        attn = ops.softmax(ops.matmul(q * self.scale, k.swapaxes(-2, -1)), axis=-1)
+        attn = self.softmax(self.scores(q * self.scale, k))
         attn = self.attn_drop(attn)
         x = ops.matmul(attn, v).transpose(0, 2, 1, 3).reshape(-1, n, self.in_dim)
         x = self.proj_drop(self.proj(x))

@@ -26,8 +26,8 @@ from mindspore import nn, ops
 
 from src.constants import IMAGENET_INCEPTION_MEAN, IMAGENET_INCEPTION_STD
 
-from .layers import (DropPath, GELU, LayerNorm, Linear, Mlp, checkpoint_blocks, classifier_head, init_weights_vit,
-                     make_dropout, to_2tuple, trunc_normal_param, unbind)
+from .layers import (DropPath, GELU, LayerNorm, Linear, Mlp, QKScores, Softmax, checkpoint_blocks, classifier_head,
+                     init_weights_vit, make_dropout, to_2tuple, trunc_normal_param, unbind)
 from .registry import build_model_with_cfg, make_cfg, register_model
 
 __all__ = ["TNT", "checkpoint_filter_fn", "resample_abs_pos_embed_np"]
@@ -67,14 +67,15 @@ class Attention(nn.Cell):
         self.attn_drop = make_dropout(attn_drop)
         self.proj = Linear(dim, dim)
         self.proj_drop = make_dropout(proj_drop)
+        self.scores = QKScores()
+        self.softmax = Softmax()
 
     def construct(self, x):
         _, n, c = x.shape
         qk = self.qk(x).reshape(-1, n, 2, self.num_heads, self.head_dim).transpose(2, 0, 3, 1, 4)
         q, k = unbind(qk)
         v = self.v(x).reshape(-1, n, self.num_heads, c // self.num_heads).transpose(0, 2, 1, 3)
-        attn = ops.matmul(q, k.swapaxes(-2, -1)) * self.scale
-        attn = self.attn_drop(ops.softmax(attn, axis=-1))
+        attn = self.attn_drop(self.softmax(self.scores(q, k) * self.scale))
         x = ops.matmul(attn, v).transpose(0, 2, 1, 3).reshape(-1, n, c)
         return self.proj_drop(self.proj(x))
 

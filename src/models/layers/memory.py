@@ -51,3 +51,32 @@ class Linear2D(nn.Cell):
         if bias is not None:
             y = self.bias_add(y, bias)
         return y.reshape(x.shape[:-1] + (out_features,))
+
+
+class Softmax(nn.Cell):
+    """Softmax over the last axis; its gradient ``y * (dy - sum(dy * y))`` broadcasts the sum explicitly.
+
+    MindSpore expands the built-in softmax gradient with a broadcasting ``Sub``, whose CPU kernel keeps
+    16 bytes per element of the attention map (the forward, and so every export, is ``ops.softmax``)."""
+
+    def construct(self, x):
+        return ops.softmax(x, axis=-1)
+
+    def bprop(self, x, out, dout):
+        total = (dout * out).sum(axis=-1, keepdims=True)
+        return (out * (dout - ops.broadcast_to(total, dout.shape)),)
+
+
+class QKScores(nn.Cell):
+    """``q @ k^T`` over the last two axes. In training one ``BatchMatMul(transpose_b)``: the explicit
+    ``k.swapaxes`` and its gradient are two CPU Transpose kernels, each keeping an 8-byte index per element
+    for the whole run; eval and export keep ``matmul(q, k.swapaxes(-2, -1))``."""
+
+    def __init__(self):
+        super().__init__()
+        self.matmul_nt = ops.BatchMatMul(transpose_b=True)
+
+    def construct(self, q, k):
+        if self.training:
+            return self.matmul_nt(q, k)
+        return ops.matmul(q, k.swapaxes(-2, -1))

@@ -135,6 +135,7 @@ def train_setup(case):
 
     cfg, _ = parse_config(["--arch", case["model"], "--image_size", str(case["image_size"]),
                            "--batch_size", str(case["batch_size"]),
+                           "--grad_checkpointing", str(bool(case.get("grad_checkpointing", False))).lower(),
                            *(arg for key, value in TRAIN.items() for arg in (f"--{key}", str(value)))])
     return cfg, build_model(cfg)
 
@@ -189,6 +190,13 @@ def case_train_timm(case):
 
     model = timm.create_model(case["model"], pretrained=False, img_size=case["image_size"],
                               drop_path_rate=TRAIN["drop_path_rate"]).train()
+    checkpointed = False
+    if case.get("grad_checkpointing"):
+        try:  # timm's Twins has no checkpointing (asserts): it then runs without, and the row says so
+            model.set_grad_checkpointing(True)
+            checkpointed = True
+        except (AssertionError, NotImplementedError):
+            pass
     opt = torch.optim.AdamW(model.parameters(), lr=1e-4, weight_decay=TRAIN["weight_decay"])
     loss_fn = torch.nn.CrossEntropyLoss(label_smoothing=TRAIN["label_smoothing"])
     x = torch.from_numpy(_input(case["batch_size"], case["image_size"]))
@@ -204,7 +212,7 @@ def case_train_timm(case):
 
     first, rate, step_s = time_windows(step, case["batch_size"], case["warmup"], case["windows"], case["iters"])
     return dict(images_per_s=rate, step_ms=step_s * 1e3, first_step_s=first,
-                params=int(sum(p.numel() for p in model.parameters())))
+                params=int(sum(p.numel() for p in model.parameters())), grad_checkpointing=checkpointed)
 
 
 def make_jpeg_folder(root, n=128, classes=4, size=(375, 500), seed=0):
@@ -312,6 +320,8 @@ def build_parser():
     p.add_argument("--windows", type=int, default=3, help="timed windows (median reported)")
     p.add_argument("--iters", type=int, default=3, help="steps per timed window")
     p.add_argument("--workers", type=int, default=2, help="data mode: loader workers")
+    p.add_argument("--grad_checkpointing", "--grad-checkpointing", default="false",
+                   help="train mode: recompute blocks in the backward pass (true/false; timm where it supports it)")
     p.add_argument("--data_dir", "--data-dir", default=None, help="data mode: an ImageFolder (default: generated)")
     p.add_argument("--timeout", type=int, default=1800, help="seconds per case")
     p.add_argument("--json", default=None, help="append JSON lines to this file")
@@ -343,8 +353,11 @@ def plan_cases(args):
     compare = _csv(args.compare)
     if compare and compare != ["timm"]:
         raise ConfigError("--compare: only 'timm' is supported")
+    gc = str(args.grad_checkpointing).strip().lower()
+    if gc not in ("true", "false"):
+        raise ConfigError(f"--grad_checkpointing: expected true or false, got {args.grad_checkpointing!r}")
     base = dict(image_size=args.image_size, threads=args.threads, warmup=args.warmup, windows=args.windows,
-                iters=args.iters, workers=args.workers)
+                iters=args.iters, workers=args.workers, grad_checkpointing=gc == "true")
     cases = []
     for mode in modes:
         if mode == "data":
@@ -397,7 +410,8 @@ def format_table(rows):
                           str(r["batch_size"]), "error: " +
                           res["error"][:60], "", "", "", "", ""))
             continue
-        lines.append((r["mode"], r["model"], r["impl"], r["backend"], r.get("precision", "f32"), str(r["batch_size"]),
+        impl = r["impl"] + ("+gc" if r.get("grad_checkpointing") and res.get("grad_checkpointing", True) else "")
+        lines.append((r["mode"], r["model"], impl, r["backend"], r.get("precision", "f32"), str(r["batch_size"]),
                       f"{res['images_per_s']:.2f}", f"{res['step_ms']:.1f}", f"{res['first_step_s']:.1f}",
                       f"{res['peak_rss_mb']:.0f}", f"{res['params']:,}" if res.get("params") else "-",
                       f"{r['ratio']:.2f}x" if r.get("ratio") else ""))

@@ -118,6 +118,9 @@ KEYS = (
     _k("train", "accumulation_steps", 1, "int", "micro-batches per optimizer step", positive=True),
     _k("train", "amp_level", "O0", "str", "MindSpore AMP level", choices=("O0", "O1", "O2", "O3")),
     _k("train", "keep_bn_fp32", True, "bool", "keep norm layers in float32 under AMP"),
+    _k("train", "grad_checkpointing", False, "bool", "recompute each block's activations in the backward pass "
+       "(timm's set_grad_checkpointing): less memory, about one more forward pass per step; GRAPH mode when "
+       "drop_path_rate > 0"),
     _k("train", "is_dynamic_loss_scale", True, "bool", "dynamic loss scale (else static loss_scale)"),
     _k("train", "loss_scale", 1024.0, "float", "(initial) loss scale", positive=True),
     _k("train", "loss_scale_window", 1000, "int", "good steps before the dynamic scale doubles", positive=True),

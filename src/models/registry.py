@@ -134,9 +134,13 @@ def create_model_from_config(cfg, training=False):
     drop_path_rate, model_kwargs``), without weights (load them with ``loading.load_pretrained``).
 
     Dropout and drop path are only built for training; evaluation/deployment models get 0 for both.
+    ``grad_checkpointing`` (training only) recomputes the blocks in the backward pass.
     """
     kwargs = dict(img_size=cfg["image_size"], in_chans=cfg.get("in_chans", 3))
     kwargs.update(cfg.get("model_kwargs") or {})
-    return create_model(cfg["arch"], num_classes=cfg["num_classes"],
-                        drop_rate=cfg.get("drop_rate", 0.0) if training else 0.0,
-                        drop_path_rate=cfg.get("drop_path_rate", 0.0) if training else 0.0, **kwargs)
+    model = create_model(cfg["arch"], num_classes=cfg["num_classes"],
+                         drop_rate=cfg.get("drop_rate", 0.0) if training else 0.0,
+                         drop_path_rate=cfg.get("drop_path_rate", 0.0) if training else 0.0, **kwargs)
+    if training and cfg.get("grad_checkpointing", False):
+        model.set_grad_checkpointing(True)
+    return model

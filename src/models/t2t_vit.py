@@ -40,9 +40,9 @@ from mindspore.common.initializer import Orthogonal, initializer
 
 from src.constants import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
 
-from .layers import (Attention, ClassifierMixin, DropPath, GELU, LayerNorm, Linear, Mlp, Unfold, classifier_head,
-                     drop_path_rates, init_weights_vit, make_dropout, to_2tuple, trunc_normal_param, unbind,
-                     unfold_output_size)
+from .layers import (Attention, ClassifierMixin, DropPath, GELU, LayerNorm, Linear, Mlp, QKScores, Softmax, Unfold,
+                     checkpoint_blocks, classifier_head, drop_path_rates, init_weights_vit, make_dropout, to_2tuple,
+                     trunc_normal_param, unbind, unfold_output_size)
 from .builder import build_model_with_cfg
 from .registry import make_cfg, register_model
 
@@ -142,12 +142,14 @@ class TokenAttention(nn.Cell):
         self.attn_drop = make_dropout(attn_drop)
         self.proj = Linear(in_dim, in_dim)
         self.proj_drop = make_dropout(proj_drop)
+        self.scores = QKScores()
+        self.softmax = Softmax()
 
     def construct(self, x):
         n = x.shape[1]
         qkv = self.qkv(x).reshape(-1, n, 3, self.num_heads, self.head_dim).transpose(2, 0, 3, 1, 4)
         q, k, v = unbind(qkv)
-        attn = ops.softmax(ops.matmul(q * self.scale, k.swapaxes(-2, -1)), axis=-1)
+        attn = self.softmax(self.scores(q * self.scale, k))
         attn = self.attn_drop(attn)
         x = ops.matmul(attn, v).transpose(0, 2, 1, 3).reshape(-1, n, self.in_dim)
         x = self.proj_drop(self.proj(x))
@@ -242,6 +244,7 @@ class T2TViT(ClassifierMixin, nn.Cell):
         super().__init__()
         self.check_pool(global_pool)
         self.num_classes = num_classes
+        self.grad_checkpointing = False
         self.global_pool = global_pool
         self.num_features = self.embed_dim = embed_dim
         self.img_size = to_2tuple(img_size)
@@ -265,6 +268,11 @@ class T2TViT(ClassifierMixin, nn.Cell):
         self.head = classifier_head(embed_dim, num_classes, init=False)
 
         init_weights_vit(self, std=0.02)
+
+    def set_grad_checkpointing(self, enable=True):
+        """Recompute each ViT block in the backward pass instead of keeping its activations (timm's API;
+        ``layers/recompute.py``): less memory, one more forward pass of the blocks per step."""
+        self.grad_checkpointing = checkpoint_blocks(self.blocks, enable)
 
     def no_weight_decay(self):
         """The class token (as official); ``pos_embed`` and the performers' ``w`` are not trained at all."""

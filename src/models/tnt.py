@@ -26,8 +26,9 @@ from mindspore import nn, ops
 
 from src.constants import IMAGENET_INCEPTION_MEAN, IMAGENET_INCEPTION_STD
 
-from .layers import (ClassifierMixin, DropPath, GELU, LayerNorm, Linear, Mlp, classifier_head, drop_path_rates,
-                     init_weights_vit, make_dropout, resample_abs_pos_embed_np, to_2tuple, trunc_normal_param, unbind)
+from .layers import (ClassifierMixin, DropPath, GELU, LayerNorm, Linear, Mlp, QKScores, Softmax, checkpoint_blocks,
+                     classifier_head, drop_path_rates, init_weights_vit, make_dropout, resample_abs_pos_embed_np,
+                     to_2tuple, trunc_normal_param, unbind)
 from .builder import build_model_with_cfg
 from .registry import make_cfg, register_model
 
@@ -68,14 +69,15 @@ class Attention(nn.Cell):
         self.attn_drop = make_dropout(attn_drop)
         self.proj = Linear(dim, dim)
         self.proj_drop = make_dropout(proj_drop)
+        self.scores = QKScores()
+        self.softmax = Softmax()
 
     def construct(self, x):
         _, n, c = x.shape
         qk = self.qk(x).reshape(-1, n, 2, self.num_heads, self.head_dim).transpose(2, 0, 3, 1, 4)
         q, k = unbind(qk)
         v = self.v(x).reshape(-1, n, self.num_heads, c // self.num_heads).transpose(0, 2, 1, 3)
-        attn = ops.matmul(q, k.swapaxes(-2, -1)) * self.scale
-        attn = self.attn_drop(ops.softmax(attn, axis=-1))
+        attn = self.attn_drop(self.softmax(self.scores(q, k) * self.scale))
         x = ops.matmul(attn, v).transpose(0, 2, 1, 3).reshape(-1, n, c)
         return self.proj_drop(self.proj(x))
 
@@ -175,6 +177,7 @@ class TNT(ClassifierMixin, nn.Cell):
         super().__init__()
         self.check_pool(global_pool)
         self.num_classes = num_classes
+        self.grad_checkpointing = False
         self.in_chans = in_chans
         self.global_pool = global_pool
         self.num_features = self.head_hidden_size = self.embed_dim = embed_dim
@@ -207,6 +210,11 @@ class TNT(ClassifierMixin, nn.Cell):
         self.head_drop = make_dropout(drop_rate)
         self.head = classifier_head(embed_dim, num_classes, init=False)
         init_weights_vit(self, std=0.02)
+
+    def set_grad_checkpointing(self, enable=True):
+        """Recompute each TNT block (inner and outer transformer) in the backward pass instead of keeping its
+        activations (timm's API; ``layers/recompute.py``): less memory, one more forward pass per step."""
+        self.grad_checkpointing = checkpoint_blocks(self.blocks, enable)
 
     def no_weight_decay(self):
         return {"patch_pos", "pixel_pos", "cls_token"}

@@ -19,8 +19,8 @@ from mindspore import nn, ops
 
 from src.constants import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
 
-from .layers import (ClassifierMixin, DropPath, GELU, LayerNorm, Linear, Mlp, PatchEmbed, classifier_head,
-                     drop_path_rates, init_weights_vit, make_dropout, unbind)
+from .layers import (ClassifierMixin, DropPath, GELU, LayerNorm, Linear, Mlp, PatchEmbed, QKScores, Softmax,
+                     checkpoint_blocks, classifier_head, drop_path_rates, init_weights_vit, make_dropout, unbind)
 from .builder import build_model_with_cfg
 from .registry import make_cfg, register_model
 
@@ -60,6 +60,8 @@ class LocallyGroupedAttn(nn.Cell):
         self.attn_drop = make_dropout(attn_drop)
         self.proj = Linear(dim, dim)
         self.proj_drop = make_dropout(proj_drop)
+        self.scores = QKScores()
+        self.softmax = Softmax()
 
     def construct(self, x, size):
         b, n, c = x.shape
@@ -78,8 +80,7 @@ class LocallyGroupedAttn(nn.Cell):
         qkv = self.qkv(x).reshape(b, gh * gw, ws * ws, 3, self.num_heads, self.head_dim)
         qkv = qkv.transpose(3, 0, 1, 4, 2, 5)  # (3, B, windows, heads, ws*ws, head_dim)
         q, k, v = unbind(qkv)
-        attn = ops.matmul(q * self.scale, k.swapaxes(-2, -1))
-        attn = self.attn_drop(ops.softmax(attn, axis=-1))
+        attn = self.attn_drop(self.softmax(self.scores(q * self.scale, k)))
         x = ops.matmul(attn, v)  # (B, windows, heads, ws*ws, head_dim)
         x = x.swapaxes(2, 3).reshape(b, gh, gw, ws, ws, c)
         x = x.swapaxes(2, 3).reshape(b, gh * ws, gw * ws, c)
@@ -109,6 +110,8 @@ class GlobalSubSampleAttn(nn.Cell):
         self.attn_drop = make_dropout(attn_drop)
         self.proj = Linear(dim, dim)
         self.proj_drop = make_dropout(proj_drop)
+        self.scores = QKScores()
+        self.softmax = Softmax()
         self.sr_ratio = sr_ratio
         self.use_sr = sr_ratio > 1
         if self.use_sr:
@@ -128,8 +131,7 @@ class GlobalSubSampleAttn(nn.Cell):
             x = self.norm(x)
         kv = self.kv(x).reshape(b, -1, 2, self.num_heads, self.head_dim).transpose(2, 0, 3, 1, 4)
         k, v = unbind(kv)
-        attn = ops.matmul(q * self.scale, k.swapaxes(-2, -1))
-        attn = self.attn_drop(ops.softmax(attn, axis=-1))
+        attn = self.attn_drop(self.softmax(self.scores(q * self.scale, k)))
         x = ops.matmul(attn, v).transpose(0, 2, 1, 3).reshape(b, n, c)
         return self.proj_drop(self.proj(x))
 
@@ -207,6 +209,7 @@ class Twins(ClassifierMixin, nn.Cell):
             if len(values) != num_stages:
                 raise ValueError(f"{name} has {len(values)} entries, depths has {num_stages}")
         self.num_classes = num_classes
+        self.grad_checkpointing = False
         self.in_chans = in_chans
         self.global_pool = global_pool
         self.img_size = img_size
@@ -245,6 +248,11 @@ class Twins(ClassifierMixin, nn.Cell):
         self.head = classifier_head(self.num_features, num_classes, init=False)
 
         init_weights_vit(self, std=0.02, conv_fan_out=True)
+
+    def set_grad_checkpointing(self, enable=True):
+        """Recompute each transformer block in the backward pass instead of keeping its activations (timm's API;
+        ``layers/recompute.py``): less memory, one more forward pass of the blocks per step."""
+        self.grad_checkpointing = checkpoint_blocks((blk for stage in self.blocks for blk in stage), enable)
 
     def no_weight_decay(self):
         """The PEG convolutions' parameters (weights and biases), as timm."""

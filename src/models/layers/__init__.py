@@ -5,13 +5,16 @@ from .classifier import ClassifierMixin, classifier_head
 from .drop import DropPath, drop_path_rates, make_dropout
 from .helpers import to_2tuple
 from .linear import Linear
+from .memory import QKScores, Softmax
 from .mlp import Mlp
 from .norm import LayerNorm
 from .patch_embed import PatchEmbed
 from .pos_embed import resample_abs_pos_embed_np
+from .recompute import checkpoint_blocks
 from .unfold import Unfold, unfold_output_size
 from .weight_init import init_weights_vit, trunc_normal_param
 
 __all__ = ["GELU", "erf_exportable", "set_exportable", "Attention", "unbind", "ClassifierMixin", "classifier_head",
            "DropPath", "drop_path_rates", "make_dropout", "to_2tuple", "Linear", "Mlp", "LayerNorm", "PatchEmbed",
-           "resample_abs_pos_embed_np", "init_weights_vit", "trunc_normal_param", "Unfold", "unfold_output_size"]
+           "resample_abs_pos_embed_np", "init_weights_vit", "trunc_normal_param", "Unfold", "unfold_output_size",
+           "checkpoint_blocks", "QKScores", "Softmax"]

@@ -3,6 +3,7 @@ from mindspore import nn, ops
 
 from .drop import make_dropout
 from .linear import Linear
+from .memory import QKScores, Softmax
 
 
 def unbind(x):
@@ -27,12 +28,13 @@ class Attention(nn.Cell):
         self.attn_drop = make_dropout(attn_drop)
         self.proj = Linear(dim, dim)
         self.proj_drop = make_dropout(proj_drop)
+        self.scores = QKScores()
+        self.softmax = Softmax()
 
     def construct(self, x):
         b, n, c = x.shape
         qkv = self.qkv(x).reshape(b, n, 3, self.num_heads, self.head_dim).transpose(2, 0, 3, 1, 4)
         q, k, v = unbind(qkv)
-        attn = ops.matmul(q * self.scale, k.swapaxes(-2, -1))
-        attn = self.attn_drop(ops.softmax(attn, axis=-1))
+        attn = self.attn_drop(self.softmax(self.scores(q * self.scale, k)))
         x = ops.matmul(attn, v).transpose(0, 2, 1, 3).reshape(b, n, c)
         return self.proj_drop(self.proj(x))

@@ -2,6 +2,8 @@
 import numpy as np
 from mindspore import nn, ops
 
+from .memory import MulBySampleMask
+
 
 class DropPath(nn.Cell):
     """Drop whole residual branches per sample during training (stochastic depth).
@@ -14,13 +16,14 @@ class DropPath(nn.Cell):
         super().__init__()
         self.drop_prob = float(drop_prob)
         self.keep_prob = 1.0 - self.drop_prob
+        self.mul_mask = MulBySampleMask()
 
     def construct(self, x):
         if not self.training or self.drop_prob == 0.0:
             return x
         shape = (x.shape[0],) + (1,) * (x.ndim - 1)
-        mask = ops.floor(self.keep_prob + ops.rand(shape, dtype=x.dtype))
-        return x / self.keep_prob * mask
+        mask = ops.floor(self.keep_prob + ops.rand(shape, dtype=x.dtype)) / self.keep_prob
+        return self.mul_mask(x, mask)
 
     def extend_repr(self):
         return f"drop_prob={self.drop_prob}"

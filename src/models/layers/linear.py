@@ -4,6 +4,8 @@ import math
 from mindspore import Parameter, nn, ops
 from mindspore.common.initializer import HeUniform, Uniform, initializer
 
+from .memory import Linear2D
+
 
 class Linear(nn.Cell):
     """``y = x @ weight.T + bias`` over the last axis of an input of any rank.
@@ -12,6 +14,11 @@ class Linear(nn.Cell):
     those of ``nn.Dense``, so checkpoints map 1:1. The difference is the kernel: ``nn.Dense`` flattens
     to 2-D and runs MatMul + BiasAdd, whose CPU BiasAddGrad made wide layers (Twins' 64 -> 512 MLP on
     25088 tokens) twice as slow to train (fwd+bwd 133 -> 68 ms with the fused ``ops.dense``).
+
+    In training it runs ``Linear2D`` instead (same numbers, same speed): on CPU the fused op's bias
+    becomes a broadcasting Add whose kernel keeps 16 bytes per output element for the whole run (1.8 GB
+    of a twins_pcpvt_small step at batch 8; see ``layers/memory.py``). Eval and export keep the fused op,
+    so exported graphs are unchanged.
     """
 
     def __init__(self, in_channels, out_channels, has_bias=True):
@@ -24,10 +31,13 @@ class Linear(nn.Cell):
         if has_bias:
             bound = 1 / math.sqrt(in_channels)
             self.bias = Parameter(initializer(Uniform(scale=bound), [out_channels]), name="bias")
+        self.train_path = Linear2D()
 
     def construct(self, x):
         # under AMP the input arrives in float16 while the parameters stay float32; Dense wants one dtype
         bias = None if self.bias is None else self.bias.astype(x.dtype)
+        if self.training:
+            return self.train_path(x, self.weight.astype(x.dtype), bias)
         return ops.dense(x, self.weight.astype(x.dtype), bias)
 
     def extend_repr(self):

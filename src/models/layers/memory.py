@@ -1,0 +1,82 @@
+"""Training-time formulations that avoid the memory cost of MindSpore's CPU broadcasting kernels.
+
+MindSpore's CPU ``Add``/``Mul``/``Sub`` kernels, when one input is broadcast (a bias, a per-sample
+mask), keep an int64 index into each input for every output element for the life of the compiled graph:
+16 bytes per output element, four times a float32 output, for every such op of the forward and the
+backward graph. ``Dense`` with a bias is split into MatMul + such an Add on CPU; without a bias, its
+weight gradient transposes the output gradient explicitly, and the CPU ``Transpose`` kernel keeps an index
+table of its own (~10 bytes per element). In a twins_pcpvt_small training step at batch 8 the broadcasting
+kernels held ~2.5 GB (Linear biases 1.8 GB, drop-path masks 0.6 GB). The helpers here compute the same
+numbers with kernels that keep nothing: ``MatMul(transpose_b)`` + ``BiasAdd`` on a 2-D view (the bias
+gradient is the ``ReduceSum`` the broadcasting ``Add`` produced, not the slow CPU ``BiasAddGrad``), and a
+same-shape multiply by an explicitly broadcast mask, whose hand-written gradient does the same.
+"""
+from mindspore import nn, ops
+
+
+class BiasAdd2D(nn.Cell):
+    """``y + bias`` for a 2-D ``y``; d(bias) = dy summed over the rows (a ReduceSum, not BiasAddGrad)."""
+
+    def construct(self, y, bias):
+        return ops.bias_add(y, bias)
+
+    def bprop(self, y, bias, out, dout):
+        return dout, dout.sum(axis=0)
+
+
+class MulBySampleMask(nn.Cell):
+    """``x * mask`` with a ``(B, 1, ..., 1)`` mask, broadcast explicitly (forward and backward)."""
+
+    def construct(self, x, mask):
+        return x * ops.broadcast_to(mask, x.shape)
+
+    def bprop(self, x, mask, out, dout):
+        return dout * ops.broadcast_to(mask, dout.shape), ops.zeros_like(mask)
+
+
+class Linear2D(nn.Cell):
+    """``x @ weight.T + bias`` over the last axis of ``x`` (any rank), as a 2-D MatMul + ``BiasAdd2D``.
+
+    The weight and bias are inputs (the owning layer keeps its Parameters); cells, not module-level
+    functions, so that AMP O1's source rewriting sees them as sub-cells."""
+
+    def __init__(self):
+        super().__init__()
+        self.matmul = ops.MatMul(transpose_b=True)
+        self.bias_add = BiasAdd2D()
+
+    def construct(self, x, weight, bias=None):
+        out_features, in_features = weight.shape
+        y = self.matmul(x.reshape(-1, in_features), weight)
+        if bias is not None:
+            y = self.bias_add(y, bias)
+        return y.reshape(x.shape[:-1] + (out_features,))
+
+
+class Softmax(nn.Cell):
+    """Softmax over the last axis; its gradient ``y * (dy - sum(dy * y))`` broadcasts the sum explicitly.
+
+    MindSpore expands the built-in softmax gradient with a broadcasting ``Sub``, whose CPU kernel keeps
+    16 bytes per element of the attention map (the forward, and so every export, is ``ops.softmax``)."""
+
+    def construct(self, x):
+        return ops.softmax(x, axis=-1)
+
+    def bprop(self, x, out, dout):
+        total = (dout * out).sum(axis=-1, keepdims=True)
+        return (out * (dout - ops.broadcast_to(total, dout.shape)),)
+
+
+class QKScores(nn.Cell):
+    """``q @ k^T`` over the last two axes. In training one ``BatchMatMul(transpose_b)``: the explicit
+    ``k.swapaxes`` and its gradient are two CPU Transpose kernels, each keeping an 8-byte index per element
+    for the whole run; eval and export keep ``matmul(q, k.swapaxes(-2, -1))``."""
+
+    def __init__(self):
+        super().__init__()
+        self.matmul_nt = ops.BatchMatMul(transpose_b=True)
+
+    def construct(self, q, k):
+        if self.training:
+            return self.matmul_nt(q, k)
+        return ops.matmul(q, k.swapaxes(-2, -1))

@@ -45,11 +45,47 @@ def test_shipped_config_loads_validates_and_names_a_model(path):
         assert cfg.image_size == default["input_size"][-1]
 
 
-@pytest.mark.parametrize("path", [p for p in CONFIGS if os.sep + "configs" + os.sep + "quickstart" not in p],
-                         ids=lambda p: os.path.relpath(p, ROOT))
+# Keys whose values differ between recipes of one family without changing which code runs (sizes, rates,
+# preprocessing numbers), or that the one-step test overrides anyway.
+VALUE_ONLY_KEYS = {"arch", "drop_path_rate", "model_kwargs", "base_lr", "batch_size", "epochs", "warmup_length",
+                   "image_size", "mean", "std", "crop_pct", "interpolation", "num_classes", "pretrained"}
+
+
+def _graph_kind(name):
+    """The block type a tiny width of ``name`` builds (PCPVT, SVT, T2T with performer or transformer, TNT)."""
+    for prefix in ("twins_pcpvt", "twins_svt", "t2t_vit_t_", "t2t_vit_", "tnt_"):
+        if name.startswith(prefix):
+            return prefix
+    raise KeyError(name)
+
+
+def distinct_recipes():
+    """One recipe per (block type, everything else it sets): recipes that differ only in VALUE_ONLY_KEYS run
+    the same code for one tiny step, so one of them stands for the rest."""
+    seen = {}
+    for path in CONFIGS:
+        if os.sep + "configs" + os.sep + "quickstart" in path:
+            continue
+        cfg, _ = parse_config(["--config", path])
+        rest = tuple((k, repr(v)) for k, v in sorted(cfg.items()) if k not in VALUE_ONLY_KEYS)
+        seen.setdefault((_graph_kind(resolve_name(cfg.arch)), rest), path)
+    return sorted(seen.values())
+
+
+def test_recipe_groups_cover_every_block_type_and_finetuning():
+    chosen = {os.path.relpath(p, ROOT) for p in distinct_recipes()}
+    assert {n for n in chosen if n.startswith("configs/finetune/")} == {
+        "configs/finetune/twins_svt_small.yaml", "configs/finetune/tnt_s_patch16_224.yaml",
+        "configs/finetune/t2t_vit_t_14.yaml"}
+    kinds = {_graph_kind(resolve_name(parse_config(["--config", os.path.join(ROOT, n)])[0].arch)) for n in chosen}
+    assert kinds == {"twins_pcpvt", "twins_svt", "t2t_vit_t_", "t2t_vit_", "tnt_"}
+    assert len(chosen) < len(CONFIGS) - 1  # the grouping saves work
+
+
+@pytest.mark.parametrize("path", distinct_recipes(), ids=lambda p: os.path.relpath(p, ROOT))
 def test_shipped_recipe_trains_one_step_and_validates(path, digits_cache, tmp_path, graph_mode):
-    """One optimizer step of the recipe as written (see tests/recipes.py). (The quickstart config is trained
-    end to end elsewhere.)"""
+    """One optimizer step of the recipe as written (see tests/recipes.py), for each distinct recipe
+    (distinct_recipes). (The quickstart config is trained end to end elsewhere.)"""
     from tests.recipes import train_one_step_of
 
     train_one_step_of(["--config", path], digits_cache, tmp_path)

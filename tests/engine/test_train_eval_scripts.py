@@ -41,11 +41,17 @@ def test_sigterm_saves_a_loadable_checkpoint_and_resume_finishes(tiny_config, tm
     config = tiny_config(epochs=2, steps_per_epoch=40, num_parallel_workers=2 if group else 1)
     proc = script("train.py", "--config", config, start_new_session=group)
     out = stop_when(proc, "epoch: [2/2]", signal.SIGTERM, group=group)  # first step of epoch 2 done
-    assert proc.returncode == 143, out
     run_dir = tmp_path / "out" / "run"
     state = load_training_checkpoint(str(run_dir / "last.ckpt")).train_state
     assert state["epochs_done"] == 1
-    if not group:  # (with dead workers MindSpore may, rarely, hang the save; then epoch 1's checkpoint stays)
+    if group and proc.returncode == 1:
+        # With its dataset workers killed, MindSpore can hang in the save itself (seen in CI: inside
+        # ms.Tensor(...) of the state); then the C-level timer ends the process after EXIT_GRACE (exit code 1)
+        # and epoch 1's finished checkpoint is what stays: it must still load and resume.
+        assert "Timeout (" in out and "save_checkpoint_atomic" in out, out
+    else:
+        assert proc.returncode == 143, out
+    if not group:
         assert f"saved {run_dir / 'last.ckpt'}" in out and "--resume" in out
         assert 1 <= state["epoch_step"] < 40
     proc = script("train.py", "--resume", str(run_dir))

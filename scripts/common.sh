@@ -41,6 +41,16 @@ require_positive_int() {
   is_uint "$1" && [ "$1" -gt 0 ] || die "$2 must be a positive integer, got '$1'"
 }
 
+# dry_run: true under MSZOO_DRY_RUN=1 (see above).
+dry_run() {
+  [ "${MSZOO_DRY_RUN:-0}" = 1 ]
+}
+
+# require_positional WHAT VALUE: the script's first argument must be a value, not a flag.
+require_positional() {
+  [[ "$2" != -* ]] || die "the first argument is $1, got '$2'"
+}
+
 abspath() {
   (cd "$(dirname "$1")" && echo "$(pwd)/$(basename "$1")")
 }
@@ -49,19 +59,23 @@ abspath() {
 make_log_dir() {
   local dir
   dir="${LOG_ROOT:-$PWD/logs}/$1-$(date +%Y%m%d-%H%M%S)"
-  [ "${MSZOO_DRY_RUN:-0}" = 1 ] || mkdir -p "$dir"
+  dry_run || mkdir -p "$dir"
   echo "$dir"
 }
 
 # launch COMMAND...: run it (or print it, see above). Commands run in the caller's directory (relative paths
 # in flags mean what they mean to the caller) and name the entry scripts by their full path.
 launch() {
-  if [ "${MSZOO_DRY_RUN:-0}" = 1 ]; then
-    printf '%q ' "$@"
-    echo
+  if dry_run; then
+    show_command "$@"
     exit 0
   fi
   "$@"
+}
+
+show_command() {
+  printf '%q ' "$@"
+  echo
 }
 
 # parse_seed_options ARGS...: the T2T-ViT seed's launcher options, anywhere after the positional arguments:
@@ -103,6 +117,11 @@ parse_seed_options() {
   if [ -n "$CHECKPOINT" ]; then CHECKPOINT=$(abspath "$CHECKPOINT"); fi
 }
 
+# require_checkpoint_option WHY: eval/infer scripts need --checkpoint (the weights to run).
+require_checkpoint_option() {
+  [ -n "$CHECKPOINT" ] || die "--checkpoint CKPT is required ($1)"
+}
+
 # device_count: NUM_DEVICES, checked against / taken from DEVICE_IDS.
 device_count() {
   local listed=0
@@ -141,7 +160,7 @@ data_parallel_train() {
   mapfile -t envs < <(visible_devices_env "${DEVICE_IDS:-}")
   case "${LAUNCHER:-msrun}" in
     msrun)
-      [ "${MSZOO_DRY_RUN:-0}" = 1 ] || command -v msrun >/dev/null 2>&1 ||
+      dry_run || command -v msrun >/dev/null 2>&1 ||
         die "msrun not found (it ships with mindspore; activate its environment)"
       local log_dir total=$((num * nnodes))
       log_dir=$(make_log_dir "msrun-node$node_rank")
@@ -153,7 +172,7 @@ data_parallel_train() {
       ;;
     mpirun)
       [ "$nnodes" = 1 ] || die "LAUNCHER=mpirun starts one machine; use msrun (the default) with NNODES"
-      [ "${MSZOO_DRY_RUN:-0}" = 1 ] || command -v mpirun >/dev/null 2>&1 || die "mpirun not found (install OpenMPI)"
+      dry_run || command -v mpirun >/dev/null 2>&1 || die "mpirun not found (install OpenMPI)"
       local log_dir
       log_dir=$(make_log_dir mpirun)
       echo "mpirun: $num processes; logs in $log_dir"
@@ -172,27 +191,26 @@ distribute_train() {
   local target=$1 usage=$2
   shift 2
   usage_if_needed $# 1 "$usage"
-  local config
+  local config num=""
   if is_uint "$1"; then
     usage_if_needed $# 2 "$usage"
-    local num=$1
+    num=$1
     config=$2
     shift 2
     require_positive_int "$num" "NUM_DEVICES"
-    parse_seed_options "$@"
-    [ -z "$NUM_DEVICES" ] || [ "$NUM_DEVICES" = "$num" ] || die "NUM_DEVICES $num but --num_devices $NUM_DEVICES"
-    NUM_DEVICES=$num
-    device_count
   else
-    [[ "$1" != -* ]] || die "the first argument is the config file (or NUM_DEVICES), got '$1'"
+    require_positional "the config file (or NUM_DEVICES)" "$1"
     config=$1
     shift
-    require_file "$config" "config"
-    parse_seed_options "$@"
-    device_count
   fi
   require_file "$config" "config"
   config=$(abspath "$config")
+  parse_seed_options "$@"
+  if [ -n "$num" ]; then
+    [ -z "$NUM_DEVICES" ] || [ "$NUM_DEVICES" = "$num" ] || die "NUM_DEVICES $num but --num_devices $NUM_DEVICES"
+    NUM_DEVICES=$num
+  fi
+  device_count
   local args=()
   [ -z "$target" ] || args+=(--device_target "$target")
   [ -z "$CHECKPOINT" ] || args+=(--resume "$CHECKPOINT")
@@ -205,7 +223,7 @@ standalone_train() {
   local target=$1 usage=$2
   shift 2
   usage_if_needed $# 1 "$usage"
-  [[ "$1" != -* ]] || die "the first argument is the config file, got '$1'"
+  require_positional "the config file" "$1"
   local config=$1 device=0
   shift
   if [ $# -gt 0 ] && [[ "$1" != -* ]]; then
@@ -237,7 +255,7 @@ run_train() {
 launch_logged() {
   local log=$1
   shift
-  if [ "${MSZOO_DRY_RUN:-0}" = 1 ]; then
+  if dry_run; then
     launch "$@"
   fi
   set +e

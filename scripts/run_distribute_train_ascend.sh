@@ -19,10 +19,9 @@ export RANK_TABLE_FILE="$rank_table" RANK_SIZE="$rank_size"
 pids=()
 while read -r device_id rank_id; do
   mkdir -p "$log_dir/rank_$rank_id"
-  if [ "${MSZOO_DRY_RUN:-0}" = 1 ]; then
-    printf '%q ' env DEVICE_ID="$device_id" RANK_ID="$rank_id" "$PYTHON" "$REPO_ROOT/train.py" --config "$config" \
+  if dry_run; then
+    show_command env DEVICE_ID="$device_id" RANK_ID="$rank_id" "$PYTHON" "$REPO_ROOT/train.py" --config "$config" \
       --device_target Ascend --device_id "$device_id" "$@"
-    echo
     continue
   fi
   DEVICE_ID=$device_id RANK_ID=$rank_id "$PYTHON" "$REPO_ROOT/train.py" --config "$config" --device_target Ascend \

@@ -5,9 +5,9 @@ set -euo pipefail
 # shellcheck source=scripts/common.sh
 source "$(dirname "$0")/common.sh"
 usage_if_needed $# 1 "$0 CONFIG --checkpoint CKPT [--device N] [--extra ARGS...]"
-[[ "$1" != -* ]] || die "the first argument is the config file, got '$1'"
+require_positional "the config file" "$1"
 config=$1
 shift
 parse_seed_options "$@"
-[ -n "$CHECKPOINT" ] || die "--checkpoint CKPT is required (the weights to evaluate)"
+require_checkpoint_option "the weights to evaluate"
 run_eval GPU "$config" "$CHECKPOINT" "${DEVICE:-0}" "${PASS_ARGS[@]}"

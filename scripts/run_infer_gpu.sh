@@ -6,12 +6,12 @@ set -euo pipefail
 # shellcheck source=scripts/common.sh
 source "$(dirname "$0")/common.sh"
 usage_if_needed $# 1 "$0 INPUT --checkpoint CKPT [--arch NAME] [--output JSON] [--extra ARGS...]"
-[[ "$1" != -* ]] || die "the first argument is the image or folder, got '$1'"
+require_positional "the image or folder" "$1"
 input=$1
 shift
 [ -e "$input" ] || die "input not found: $input"
 parse_seed_options "$@"
-[ -n "$CHECKPOINT" ] || die "--checkpoint CKPT is required (the weights to run)"
+require_checkpoint_option "the weights to run"
 output=(--output predictions.json)
 for arg in "${PASS_ARGS[@]}"; do
   [ "$arg" != --output ] || output=()

@@ -185,13 +185,24 @@ VALUE_MAPS = {
 CONFIG_FLAGS = ("--config", "-c", "--config_path", "--config-path", "--tnt_config", "--tnt-config")
 
 
+class _ValueNote:
+    """The note of an ignored seed key that depends on its value: ``note(value)`` returns the note or raises
+    ValueError for a value we cannot honour; ``summary`` is the key's line in the config reference."""
+
+    def __init__(self, summary, note):
+        self.summary, self.note = summary, note
+
+    def __call__(self, value):
+        return self.note(value)
+
+
 def _only(expected, why):
     """A seed key with no effect here whose other values would change the model: refuse those."""
     def check(value):
         if str(value).strip().lower() != expected.lower():
             raise ValueError(f"only {expected!r} is supported: {why}")
         return f"{why}; the key has no effect"
-    return check
+    return _ValueNote(f"{why}; the key has no effect", check)
 
 
 def _off_or_note(why):
@@ -199,7 +210,11 @@ def _off_or_note(why):
     def check(value):
         on = value not in (None, False, 0, 0.0, "", "0", "false", "False", "none", "None")
         return f"{why}" + (f" (the value {value!r} is not used)" if on else "")
-    return check
+    return _ValueNote(why, check)
+
+
+_EXACT_GELU = "GELU is the exact (erf) one, as in the published weights"
+_SEED_GELU = ", not the tanh approximation the seed used by default"
 
 
 # Seed keys that are accepted but have no effect here. The reason is shown as a note; a callable gets the
@@ -226,9 +241,8 @@ IGNORED = {
     "aa_interpolation": "auto-augment resamples with the training interpolation (train_interpolation, else "
                         "interpolation), as in timm",
     "drop_block": _off_or_note("these models have no DropBlock"),
-    "disable_approximate_gelu": lambda v: "GELU is the exact (erf) one, as in the published weights" + (
-        "" if coerce("disable_approximate_gelu", "bool", v, "seed key") else
-        ", not the tanh approximation the seed used by default"),
+    "disable_approximate_gelu": _ValueNote(_EXACT_GELU + _SEED_GELU, lambda v: _EXACT_GELU + (
+        "" if coerce("disable_approximate_gelu", "bool", v, "seed key") else _SEED_GELU)),
     "nonlinearity": _only("GELU", "the models' activation is GELU"),
 }
 
@@ -719,16 +733,7 @@ def reference_markdown():
     lines.append("")
     for name in sorted(IGNORED):
         why = IGNORED[name]
-        text = why if isinstance(why, str) else _describe(name, why)
+        text = why if isinstance(why, str) else why.summary
         lines.append(f"- `{name}`: {text}.")
     return "\n".join(lines)
 
-
-def _describe(name, check):
-    """The note of a value-dependent ignored key, for the reference (shown for its 'off' value)."""
-    for probe in (False, "GELU", 0):
-        try:
-            return check(probe)
-        except (ValueError, ConfigError):
-            continue
-    return "no effect"

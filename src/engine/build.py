@@ -45,7 +45,7 @@ def dataset_root(cfg):
 
 
 def _shard():
-    from src.engine.train_step import distributed_group_size
+    from src.engine.distributed import distributed_group_size
 
     size = distributed_group_size()
     if size <= 1:

@@ -1,8 +1,20 @@
-"""What the ranks of a data-parallel run must agree on, and what changes when a run resumes on another
-number of workers."""
+"""Data-parallel runs: how many workers there are, what the ranks must agree on, and what changes when a
+run resumes on another number of workers."""
 import datetime
 
 import numpy as np
+
+
+def distributed_group_size():
+    """Number of devices when ``mindspore.communication`` has been initialised by a launcher, else 1."""
+    try:
+        from mindspore.communication import GlobalComm, get_group_size
+
+        if GlobalComm.INITED:
+            return int(get_group_size())
+    except Exception:  # not initialised / no backend: a single-device run
+        pass
+    return 1
 
 
 def run_stamp(group_size):

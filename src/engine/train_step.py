@@ -28,6 +28,8 @@ import numpy as np
 import mindspore as ms
 from mindspore import nn, ops
 
+from .distributed import distributed_group_size
+
 _square_sum = ops.MultitypeFuncGraph("square_sum")
 _scale_grad = ops.MultitypeFuncGraph("scale_grad")
 _add_assign = ops.MultitypeFuncGraph("add_assign")
@@ -59,18 +61,6 @@ def _add_grad_one(grad, buf):
 @_zero_assign.register("Tensor")
 def _zero_assign_one(buf):
     return ops.assign(buf, ops.zeros_like(buf))
-
-
-def distributed_group_size():
-    """Number of devices when ``mindspore.communication`` has been initialised by a launcher, else 1."""
-    try:
-        from mindspore.communication import GlobalComm, get_group_size
-
-        if GlobalComm.INITED:
-            return int(get_group_size())
-    except Exception:  # not initialised / no backend: a single-device run
-        pass
-    return 1
 
 
 # --------------------------------------------------------------------------------------------- AMP

@@ -34,13 +34,13 @@ from .checkpoint import (assign_parameters, load_training_checkpoint, remove_sta
                          save_checkpoint_atomic)
 from .checkpoint_manager import CheckpointManager
 from .criterion import create_criterion
-from .distributed import rescale_position, run_stamp
+from .distributed import distributed_group_size, rescale_position, run_stamp
 from .ema import EMA
 from .evaluator import EvalNet, evaluate
 from .interrupt import SignalStop
 from .optim import create_optimizer
 from .schedulers import create_schedule
-from .train_step import apply_amp, build_train_step, distributed_group_size
+from .train_step import apply_amp, build_train_step
 
 
 class TrainingDiverged(ValueError):

@@ -1,5 +1,6 @@
 """Constants shared by models (default cfgs), data (transforms) and config: each defined here only (with the
-one rule that reads two of them, ``names_published_weights``)."""
+one rule that reads two of them, ``names_published_weights``, and where the cache lives, ``cache_dir``)."""
+import os
 
 IMAGENET_DEFAULT_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_DEFAULT_STD = (0.229, 0.224, 0.225)
@@ -22,3 +23,8 @@ def names_published_weights(spec):
         return True
     return isinstance(spec, str) and (spec.lower() in PUBLISHED_WEIGHTS_NAMES or
                                       spec.startswith(REMOTE_WEIGHTS_PREFIXES))
+
+
+def cache_dir():
+    """``$MSZOO_CACHE`` (default ``~/.cache/mszoo``): downloaded and converted weights, built CPU kernels."""
+    return os.path.expanduser(os.environ.get("MSZOO_CACHE") or os.path.join("~", ".cache", "mszoo"))

@@ -23,7 +23,7 @@ import urllib.error
 import urllib.parse
 import urllib.request
 
-from src.constants import PUBLISHED_WEIGHTS_NAMES, REMOTE_WEIGHTS_PREFIXES
+from src.constants import PUBLISHED_WEIGHTS_NAMES, REMOTE_WEIGHTS_PREFIXES, cache_dir
 
 from .convert import ConversionError, convert_file
 from .loading import CheckpointError
@@ -35,10 +35,6 @@ TORCH_SUFFIXES = (".pth", ".pt", ".bin", ".pth.tar", ".tar", ".safetensors")
 
 class PretrainedError(CheckpointError):
     """Published weights that cannot be had (unknown, offline, corrupt); the message says what to do."""
-
-
-def cache_dir():
-    return os.path.expanduser(os.environ.get("MSZOO_CACHE") or os.path.join("~", ".cache", "mszoo"))
 
 
 def offline():

@@ -18,8 +18,17 @@ class LayerNorm(nn.Cell):
         self.weight = ms.Parameter(ms.Tensor(np.ones(dim, np.float32)), name="weight")
         self.bias = ms.Parameter(ms.Tensor(np.zeros(dim, np.float32)), name="bias")
         self.norm = ops.LayerNorm(begin_norm_axis=-1, begin_params_axis=-1, epsilon=eps)
+        self.fused = None  # the fused CPU kernel (layers/fused.py), used in float32 training only
+        self.fused_eps = ms.Tensor(np.array([eps], np.float32))
+
+    def use_fused_ops(self, ops_by_kind):
+        """Use ``ops_by_kind["layer_norm"]`` in training (None: the built-in op); see ``set_fused_kernels``."""
+        self.fused = None if ops_by_kind is None else ops_by_kind["layer_norm"][0]
 
     def construct(self, x):
+        if self.training and self.fused is not None and x.dtype == self.weight.dtype:
+            y, _, _ = self.fused(x, self.weight, self.bias, self.fused_eps)
+            return y
         y, _, _ = self.norm(x, self.weight.astype(x.dtype), self.bias.astype(x.dtype))
         return y
 

@@ -256,8 +256,21 @@ class TrainStep(_GradCell):
         return ops.depend(out, count)
 
 
-def build_train_step(network, criterion, optimizer, cfg, ema=None, group_size=None):
-    """``TrainStep`` from the config keys (loss scale, clipping, accumulation); ``network`` already AMP'd."""
+def use_fused_kernels(network, enabled=None):
+    """On CPU, train ``network``'s LayerNorm and GELU with the fused kernels (``src/models/layers/fused.py``)
+    when ``enabled`` (None: ``MSZOO_FUSED_KERNELS``, else the default). GPU/Ascend keep the built-in ops."""
+    from src.models.layers.fused import fused_kernels_wanted, set_fused_kernels
+
+    if enabled is None:
+        enabled = fused_kernels_wanted()
+    on_cpu = ms.get_context("device_target") == "CPU"
+    return set_fused_kernels(network, enabled and on_cpu)
+
+
+def build_train_step(network, criterion, optimizer, cfg, ema=None, group_size=None, fused_kernels=None):
+    """``TrainStep`` from the config keys (loss scale, clipping, accumulation); ``network`` already AMP'd.
+    ``fused_kernels``: see ``use_fused_kernels``."""
+    use_fused_kernels(network, fused_kernels)
     clip = cfg.clip_grad_norm if cfg.use_clip_grad_norm else 0.0
     step = TrainStep(NetWithLoss(network, criterion), optimizer, loss_scale=cfg.loss_scale,
                      dynamic_loss_scale=cfg.is_dynamic_loss_scale, scale_window=cfg.loss_scale_window,

@@ -1,0 +1,231 @@
+"""Fused CPU LayerNorm/GELU kernels (MindSpore AOT custom ops): the built-in ops' numbers in value and every
+gradient, built once and cached, the built-in ops with one note when they cannot be built."""
+import logging
+import math
+import os
+
+import numpy as np
+import pytest
+
+import mindspore as ms
+from mindspore import nn, ops
+
+from src.models import create_model
+from src.models.layers import GELU, LayerNorm
+from src.models.layers import fused
+from tests.tiny import tiny_kwargs
+
+MODES = [ms.PYNATIVE_MODE, ms.GRAPH_MODE]
+# rows x features: rows not a multiple of the thread count; the large ones run on several threads
+SHAPES = [(3, 5, 1), (3, 5, 7), (15, 64), (3, 5, 320), (7, 512), (1001, 320), (2, 1031, 64)]
+
+
+@pytest.fixture(scope="session")
+def kernel_cache(tmp_path_factory):
+    """The kernels built once per session into a fresh cache directory (used by every test that trains)."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("MSZOO_KERNEL_CACHE", str(tmp_path_factory.mktemp("kernels")))
+        mp.delenv("CXX", raising=False)
+        fused.kernel_library.cache_clear()
+        assert fused.kernel_library() is not None
+        yield os.environ["MSZOO_KERNEL_CACHE"]
+    fused.kernel_library.cache_clear()
+
+
+@pytest.fixture
+def no_library_cached():
+    """Forget the process's library so the next use builds (or fails to) under the test's environment."""
+    fused.kernel_library.cache_clear()
+    yield
+    fused.kernel_library.cache_clear()
+
+
+class _Vjp(nn.Cell):
+    """(x, dy) -> (net(x), (d/dx,), d/dparams) through MindSpore's autodiff, in training."""
+
+    def __init__(self, net):
+        super().__init__()
+        self.net = net
+        self.weights = ms.ParameterTuple(net.trainable_params())
+        self.grad = ops.GradOperation(get_all=True, get_by_list=True, sens_param=True)
+
+    def construct(self, x, dy):
+        return self.net(x), self.grad(self.net, self.weights)(x, dy)
+
+
+def _run(cell, x, dy, mode, fused_on):
+    ms.set_context(mode=mode)
+    try:
+        assert fused.set_fused_kernels(cell, fused_on) == fused_on
+        cell.set_train(True)
+        y, (grads_in, grads_w) = _Vjp(cell)(ms.Tensor(x), ms.Tensor(dy))
+    finally:
+        ms.set_context(mode=ms.PYNATIVE_MODE)
+    return [y.asnumpy(), grads_in[0].asnumpy()] + [g.asnumpy() for g in grads_w]
+
+
+def _close(actual, expected, rtol=1e-5):
+    """Equal within ``rtol`` of the largest magnitude (relative, robust to values near zero)."""
+    scale = max(float(np.abs(expected).max()), 1e-30)
+    np.testing.assert_allclose(actual, expected, rtol=0, atol=rtol * scale)
+
+
+def _layer_norm_64(x, w, b, dy, eps):
+    mean = x.mean(-1, keepdims=True)
+    rstd = 1.0 / np.sqrt(((x - mean) ** 2).mean(-1, keepdims=True) + eps)
+    xhat = (x - mean) * rstd
+    g = dy * w
+    dx = rstd * (g - g.mean(-1, keepdims=True) - xhat * (g * xhat).mean(-1, keepdims=True))
+    rows = dy.reshape(-1, x.shape[-1])
+    return [xhat * w + b, dx, (rows * xhat.reshape(rows.shape)).sum(0), rows.sum(0)]
+
+
+def _gelu_64(x, dy):
+    cdf = 0.5 * (1.0 + np.vectorize(math.erf)(x / np.sqrt(2.0)))
+    pdf = np.exp(-0.5 * x * x) / np.sqrt(2.0 * np.pi)
+    return [x * cdf, dy * (cdf + x * pdf)]
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("shape", SHAPES)
+def test_fused_layer_norm_equals_builtin_and_float64_in_value_and_gradients(kernel_cache, mode, shape):
+    rng = np.random.RandomState(0)
+    dim = shape[-1]
+    x = (rng.randn(*shape) * 3 + 1).astype(np.float32)
+    dy = rng.randn(*shape).astype(np.float32)
+    w, b = rng.randn(dim).astype(np.float32), rng.randn(dim).astype(np.float32)
+    results = []
+    for fused_on in (False, True):
+        cell = LayerNorm(dim, eps=1e-6)
+        cell.weight.set_data(ms.Tensor(w))
+        cell.bias.set_data(ms.Tensor(b))
+        results.append(_run(cell, x, dy, mode, fused_on))
+    builtin, custom = results
+    expected = _layer_norm_64(x.astype(np.float64), w.astype(np.float64), b.astype(np.float64),
+                              dy.astype(np.float64), 1e-6)
+    for got, ref, ref64 in zip(custom, builtin, expected):
+        _close(got, ref)
+        _close(got, ref64)
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("shape", SHAPES)
+def test_fused_gelu_equals_builtin_and_float64_in_value_and_gradient(kernel_cache, mode, shape):
+    rng = np.random.RandomState(1)
+    x = (rng.randn(*shape) * 3).astype(np.float32)
+    x.flat[:4] = [0.0, -9.0, 9.0, 4.5][: x.size]  # zero and both tails of erf
+    dy = rng.randn(*shape).astype(np.float32)
+    builtin = _run(GELU(), x, dy, mode, False)
+    custom = _run(GELU(), x, dy, mode, True)
+    for got, ref, ref64 in zip(custom, builtin, _gelu_64(x.astype(np.float64), dy.astype(np.float64))):
+        _close(got, ref)
+        _close(got, ref64)
+
+
+def test_fused_weight_gradients_do_not_depend_on_the_run(kernel_cache):
+    rng = np.random.RandomState(2)
+    x, dy = rng.randn(2, 1031, 64).astype(np.float32), rng.randn(2, 1031, 64).astype(np.float32)
+    first = _run(LayerNorm(64), x, dy, ms.PYNATIVE_MODE, True)
+    second = _run(LayerNorm(64), x, dy, ms.PYNATIVE_MODE, True)
+    for a, b in zip(first, second):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_fused_kernels_run_only_for_float32_training(kernel_cache):
+    """float16 (AMP) inputs and evaluation keep the built-in ops."""
+    cell = LayerNorm(8)
+    fused.set_fused_kernels(cell)
+    x = np.random.RandomState(3).randn(4, 8).astype(np.float16)
+    cell.set_train(True)
+    y = cell(ms.Tensor(x))
+    assert y.dtype == ms.float16
+    fused.set_fused_kernels(cell, False)
+    np.testing.assert_array_equal(y.asnumpy(), cell(ms.Tensor(x)).asnumpy())
+    gelu = GELU()
+    fused.set_fused_kernels(gelu)
+    assert gelu(ms.Tensor(x)).dtype == ms.float16
+
+
+def _model_gradients(name, fused_on):
+    ms.set_seed(0)
+    model = create_model(name, num_classes=4, **tiny_kwargs(name))
+    fused.set_fused_kernels(model, fused_on)
+    model.set_train(True)
+    x = ms.Tensor(np.random.RandomState(4).randn(2, 3, 32, 32).astype(np.float32))
+    params = model.trainable_params()
+    loss_fn = lambda inputs: model(inputs).square().mean()  # noqa: E731
+    loss, grads = ms.value_and_grad(loss_fn, None, params)(x)
+    return [loss.asnumpy()] + [g.asnumpy() for g in grads], [p.name for p in params]
+
+
+@pytest.mark.parametrize("name", ["twins_pcpvt_small", "tnt_s_patch16_224"])
+def test_model_training_gradients_equal_the_builtin_path(kernel_cache, graph_mode, name):
+    builtin, names = _model_gradients(name, False)
+    custom, _ = _model_gradients(name, True)
+    for param, got, ref in zip(["loss"] + names, custom, builtin):
+        try:
+            _close(got, ref, rtol=1e-5)
+        except AssertionError as exc:
+            raise AssertionError(f"{name}: {param} differs") from exc
+
+
+def test_a_model_with_fused_kernels_exports_the_builtin_graph(kernel_cache, tmp_path):
+    from tests.deploy.test_export import _cfg, _check_exports
+
+    name = "twins_pcpvt_small"
+    model = create_model(name, num_classes=4, **tiny_kwargs(name))
+    assert fused.set_fused_kernels(model)
+    _check_exports(model, _cfg(name, 32, 4), tmp_path, batches=(1,))
+
+
+def _note_records(caplog):
+    return [r for r in caplog.records if "fused CPU kernels unavailable" in r.getMessage()]
+
+
+@pytest.mark.parametrize("cxx", ["/nonexistent/g++", "false"])
+def test_without_a_working_compiler_training_uses_builtin_ops_after_one_note(no_library_cached, monkeypatch,
+                                                                          tmp_path, caplog, cxx):
+    monkeypatch.setenv("CXX", cxx)
+    monkeypatch.setenv("MSZOO_KERNEL_CACHE", str(tmp_path / "empty"))
+    monkeypatch.setattr(logging.getLogger(fused.LOGGER_NAME), "propagate", True)
+    rng = np.random.RandomState(5)
+    x, dy = rng.randn(3, 7).astype(np.float32), rng.randn(3, 7).astype(np.float32)
+    with caplog.at_level(logging.WARNING, logger=fused.LOGGER_NAME):
+        assert not fused.set_fused_kernels(GELU())
+        fell_back = _run(LayerNorm(7), x, dy, ms.PYNATIVE_MODE, False)
+        assert not fused.set_fused_kernels(LayerNorm(7))
+    assert len(_note_records(caplog)) == 1
+    assert "Traceback" not in caplog.text
+    monkeypatch.delenv("CXX")
+    builtin = _run(LayerNorm(7), x, dy, ms.PYNATIVE_MODE, False)
+    for a, b in zip(fell_back, builtin):
+        np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("damage", ["garbage", "foreign", "no_record"])
+def test_a_damaged_or_foreign_cached_library_is_rebuilt(no_library_cached, monkeypatch, tmp_path, damage):
+    monkeypatch.setenv("MSZOO_KERNEL_CACHE", str(tmp_path))
+    monkeypatch.delenv("CXX", raising=False)
+    path = fused.build_library()
+    built = open(path, "rb").read()
+    if damage == "garbage":
+        with open(path, "wb") as f:
+            f.write(b"\x7fELF not really a library")
+    elif damage == "foreign":
+        with open(path, "wb") as f:
+            f.write(open("/bin/true", "rb").read())
+    else:
+        os.remove(path + ".sha256")
+    assert fused.build_library() == path
+    assert open(path, "rb").read()[:4] == b"\x7fELF" and fused._is_valid(path)
+    assert len(open(path, "rb").read()) == len(built)
+    assert [f for f in os.listdir(tmp_path) if f.startswith(".tmp-")] == []
+
+
+def test_the_environment_switch_turns_the_kernels_off(monkeypatch):
+    monkeypatch.setenv(fused.ENV_SWITCH, "0")
+    assert not fused.fused_kernels_wanted()
+    monkeypatch.setenv(fused.ENV_SWITCH, "1")
+    assert fused.fused_kernels_wanted()
+    monkeypatch.delenv(fused.ENV_SWITCH)
+    assert fused.fused_kernels_wanted() == fused.DEFAULT_ON

@@ -113,11 +113,12 @@ inline float Erf(float x) {
 constexpr float kInvSqrt2 = 0.70710678118654752f;
 constexpr float kInvSqrt2Pi = 0.39894228040143268f;
 
-MSZOO_CLONES void GeluForwardRange(const float *x, float *y, int64_t n) {
+MSZOO_CLONES void GeluForwardRange(const float *__restrict x, float *__restrict y, int64_t n) {
   for (int64_t i = 0; i < n; ++i) y[i] = x[i] * (Erf(x[i] * kInvSqrt2) * 0.5f + 0.5f);
 }
 
-MSZOO_CLONES void GeluBackwardRange(const float *x, const float *dy, float *dx, int64_t n) {
+MSZOO_CLONES void GeluBackwardRange(const float *__restrict x, const float *__restrict dy, float *__restrict dx,
+                                    int64_t n) {
   for (int64_t i = 0; i < n; ++i) {
     const float cdf = Erf(x[i] * kInvSqrt2) * 0.5f + 0.5f;
     const float pdf = ExpNonPositive(x[i] * x[i] * -0.5f) * kInvSqrt2Pi;
@@ -154,8 +155,8 @@ inline double LaneSquares(const float *x, float m, int64_t n) {
 }
 
 // One row: mean, then 1/sqrt(var + eps) from the centred squares (two passes), then y.
-MSZOO_CLONES void LayerNormRow(const float *x, const float *w, const float *b, float *y, float *mean_out,
-                               float *rstd_out, int64_t cols, float eps) {
+MSZOO_CLONES void LayerNormRow(const float *__restrict x, const float *__restrict w, const float *__restrict b,
+                               float *__restrict y, float *mean_out, float *rstd_out, int64_t cols, float eps) {
   const float m = static_cast<float>(LaneSum(x, cols) / static_cast<double>(cols));
   const double var = LaneSquares(x, m, cols) / static_cast<double>(cols);
   const float rstd = static_cast<float>(1.0 / std::sqrt(var + eps));
@@ -166,8 +167,9 @@ MSZOO_CLONES void LayerNormRow(const float *x, const float *w, const float *b, f
 
 // One row of dx (g = dy * w, xhat = (x - mean) * rstd: dx = rstd * (g - mean(g) - xhat * mean(g * xhat))),
 // and its contribution to the block's dweight/dbias partials. `g` and `gx` are scratch rows.
-MSZOO_CLONES void LayerNormGradRow(const float *dy, const float *x, float mean, float rstd, const float *w,
-                                   float *dx, float *dw_part, float *db_part, float *g, float *gx,
+MSZOO_CLONES void LayerNormGradRow(const float *__restrict dy, const float *__restrict x, float mean, float rstd,
+                                   const float *__restrict w, float *__restrict dx, float *__restrict dw_part,
+                                   float *__restrict db_part, float *__restrict g, float *__restrict gx,
                                    int64_t cols) {
   for (int64_t c = 0; c < cols; ++c) {
     const float xhat = (x[c] - mean) * rstd;

@@ -40,9 +40,9 @@ from mindspore.common.initializer import Orthogonal, initializer
 
 from src.constants import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
 
-from .layers import (Attention, ClassifierMixin, DropPath, GELU, LayerNorm, Linear, Mlp, QKScores, Softmax, Unfold,
-                     checkpoint_blocks, classifier_head, drop_path_rates, init_weights_vit, make_dropout, to_2tuple,
-                     trunc_normal_param, unbind, unfold_output_size)
+from .layers import (Attention, ClassifierMixin, DropPath, GELU, LayerNorm, Linear, Mlp, Permute, QKScores, Softmax,
+                     SplitHeads, Unfold, checkpoint_blocks, classifier_head, drop_path_rates, init_weights_vit,
+                     make_dropout, to_2tuple, trunc_normal_param, unfold_output_size)
 from .builder import build_model_with_cfg
 from .registry import make_cfg, register_model
 
@@ -69,17 +69,6 @@ def t2t_grid_size(img_size):
     for kernel, stride, padding in SOFT_SPLITS:
         size = unfold_output_size(size, kernel, stride, padding)
     return size
-
-
-def _map_to_tokens(x):
-    """``(B, C, H, W) -> (B, H * W, C)``."""
-    _, c, h, w = x.shape
-    return x.reshape(-1, c, h * w).transpose(0, 2, 1)
-
-
-def _tokens_to_map(x, h, w):
-    """``(B, H * W, C) -> (B, C, H, W)``."""
-    return x.transpose(0, 2, 1).reshape(-1, x.shape[2], h, w)
 
 
 class TokenPerformer(nn.Cell):
@@ -144,16 +133,17 @@ class TokenAttention(nn.Cell):
         self.proj_drop = make_dropout(proj_drop)
         self.scores = QKScores()
         self.softmax = Softmax()
+        self.split_heads = SplitHeads(3, num_heads)
+        self.merge_heads = Permute((0, 2, 1, 3))
 
     def construct(self, x):
         n = x.shape[1]
-        qkv = self.qkv(x).reshape(-1, n, 3, self.num_heads, self.head_dim).transpose(2, 0, 3, 1, 4)
-        q, k, v = unbind(qkv)
+        q, k, v = self.split_heads(self.qkv(x))
         attn = self.softmax(self.scores(q * self.scale, k))
         attn = self.attn_drop(attn)
-        x = ops.matmul(attn, v).transpose(0, 2, 1, 3).reshape(-1, n, self.in_dim)
+        x = self.merge_heads(ops.matmul(attn, v)).reshape(-1, n, self.in_dim)
         x = self.proj_drop(self.proj(x))
-        return v.transpose(0, 2, 1, 3).reshape(-1, n, self.in_dim) + x
+        return self.merge_heads(v).reshape(-1, n, self.in_dim) + x
 
 
 class TokenTransformer(nn.Cell):
@@ -197,12 +187,22 @@ class T2TModule(nn.Cell):
         self.project = Linear(token_dim * k2 * k2, embed_dim)
         self.grid_size = t2t_grid_size(img_size)
         self.num_patches = self.grid_size[0] * self.grid_size[1]
+        self.swap_last = Permute((0, 2, 1))  # (B, C, N) <-> (B, N, C)
+
+    def to_tokens(self, x):
+        """``(B, C, H, W) -> (B, H * W, C)``."""
+        _, c, h, w = x.shape
+        return self.swap_last(x.reshape(-1, c, h * w))
+
+    def to_map(self, x, h, w):
+        """``(B, H * W, C) -> (B, C, H, W)``."""
+        return self.swap_last(x).reshape(-1, x.shape[2], h, w)
 
     def construct(self, x):
         x = self.soft_split0(x)
-        x = self.soft_split1(_tokens_to_map(self.attention1(_map_to_tokens(x)), x.shape[2], x.shape[3]))
-        x = self.soft_split2(_tokens_to_map(self.attention2(_map_to_tokens(x)), x.shape[2], x.shape[3]))
-        return self.project(_map_to_tokens(x))
+        x = self.soft_split1(self.to_map(self.attention1(self.to_tokens(x)), x.shape[2], x.shape[3]))
+        x = self.soft_split2(self.to_map(self.attention2(self.to_tokens(x)), x.shape[2], x.shape[3]))
+        return self.project(self.to_tokens(x))
 
 
 class Block(nn.Cell):

@@ -26,9 +26,9 @@ from mindspore import nn, ops
 
 from src.constants import IMAGENET_INCEPTION_MEAN, IMAGENET_INCEPTION_STD
 
-from .layers import (ClassifierMixin, DropPath, GELU, LayerNorm, Linear, Mlp, QKScores, Softmax, checkpoint_blocks,
-                     classifier_head, drop_path_rates, init_weights_vit, make_dropout, resample_abs_pos_embed_np,
-                     to_2tuple, trunc_normal_param, unbind)
+from .layers import (ClassifierMixin, DropPath, GELU, LayerNorm, Linear, Mlp, Permute, QKScores, Softmax,
+                     SplitHeads, checkpoint_blocks, classifier_head, drop_path_rates, init_weights_vit, make_dropout,
+                     resample_abs_pos_embed_np, to_2tuple, trunc_normal_param)
 from .builder import build_model_with_cfg
 from .registry import make_cfg, register_model
 
@@ -71,14 +71,15 @@ class Attention(nn.Cell):
         self.proj_drop = make_dropout(proj_drop)
         self.scores = QKScores()
         self.softmax = Softmax()
+        self.split_qk = SplitHeads(2, num_heads)
+        self.to_heads = Permute((0, 2, 1, 3))  # (B, N, heads, hd) <-> (B, heads, N, hd)
 
     def construct(self, x):
         _, n, c = x.shape
-        qk = self.qk(x).reshape(-1, n, 2, self.num_heads, self.head_dim).transpose(2, 0, 3, 1, 4)
-        q, k = unbind(qk)
-        v = self.v(x).reshape(-1, n, self.num_heads, c // self.num_heads).transpose(0, 2, 1, 3)
+        q, k = self.split_qk(self.qk(x))
+        v = self.to_heads(self.v(x).reshape(-1, n, self.num_heads, c // self.num_heads))
         attn = self.attn_drop(self.softmax(self.scores(q, k) * self.scale))
-        x = ops.matmul(attn, v).transpose(0, 2, 1, 3).reshape(-1, n, c)
+        x = self.to_heads(ops.matmul(attn, v)).reshape(-1, n, c)
         return self.proj_drop(self.proj(x))
 
 
@@ -150,6 +151,7 @@ class PixelEmbed(nn.Cell):
         self.new_patch_size = tuple(int(math.ceil(p / stride)) for p in patch_size)
         self.proj = nn.Conv2d(in_chans, in_dim, kernel_size=7, stride=stride, pad_mode="pad", padding=3,
                               has_bias=True)
+        self.to_tokens = Permute((0, 2, 1))
 
     def dynamic_feat_size(self, img_size):
         return img_size[0] // self.patch_size[0], img_size[1] // self.patch_size[1]
@@ -162,7 +164,7 @@ class PixelEmbed(nn.Cell):
             # cut the image into patches, then conv each patch
             x = self.proj(unfold_patches(x, self.patch_size[0], self.patch_size[1]))
         x = x + pixel_pos
-        return x.reshape(x.shape[0], self.in_dim, -1).transpose(0, 2, 1)
+        return self.to_tokens(x.reshape(x.shape[0], self.in_dim, -1))
 
 
 class TNT(ClassifierMixin, nn.Cell):

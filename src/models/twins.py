@@ -19,8 +19,9 @@ from mindspore import nn, ops
 
 from src.constants import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
 
-from .layers import (ClassifierMixin, DropPath, GELU, LayerNorm, Linear, Mlp, PatchEmbed, QKScores, Softmax,
-                     checkpoint_blocks, classifier_head, drop_path_rates, init_weights_vit, make_dropout, unbind)
+from .layers import (ClassifierMixin, DropPath, GELU, LayerNorm, Linear, Mlp, PatchEmbed, Permute, QKScores, Softmax,
+                     SplitHeads, checkpoint_blocks, classifier_head, drop_path_rates, init_weights_vit,
+                     make_dropout)
 from .builder import build_model_with_cfg
 from .registry import make_cfg, register_model
 
@@ -57,6 +58,9 @@ class LocallyGroupedAttn(nn.Cell):
         self.scale = self.head_dim ** -0.5
         self.ws = ws
         self.qkv = Linear(dim, dim * 3, has_bias=True)
+        self.split_heads = SplitHeads(3, num_heads)
+        self.merge_heads = Permute((0, 1, 3, 2, 4))  # (B, windows, heads, ws*ws, hd) -> (B, windows, ws*ws, heads, hd)
+        self.swap_windows = Permute((0, 1, 3, 2, 4, 5))  # (B, gh, ws, gw, ws, C) <-> (B, gh, gw, ws, ws, C)
         self.attn_drop = make_dropout(attn_drop)
         self.proj = Linear(dim, dim)
         self.proj_drop = make_dropout(proj_drop)
@@ -76,14 +80,12 @@ class LocallyGroupedAttn(nn.Cell):
         gh = (h + pad_b) // ws
         gw = (w + pad_r) // ws
         # (B, gh, ws, gw, ws, C) -> (B, gh, gw, ws, ws, C): one window per (gh, gw) cell.
-        x = x.reshape(b, gh, ws, gw, ws, c).swapaxes(2, 3)
-        qkv = self.qkv(x).reshape(b, gh * gw, ws * ws, 3, self.num_heads, self.head_dim)
-        qkv = qkv.transpose(3, 0, 1, 4, 2, 5)  # (3, B, windows, heads, ws*ws, head_dim)
-        q, k, v = unbind(qkv)
+        x = self.swap_windows(x.reshape(b, gh, ws, gw, ws, c))
+        # q, k, v: (B, windows, heads, ws*ws, head_dim)
+        q, k, v = self.split_heads(self.qkv(x).reshape(b, gh * gw, ws * ws, 3 * c))
         attn = self.attn_drop(self.softmax(self.scores(q * self.scale, k)))
-        x = ops.matmul(attn, v)  # (B, windows, heads, ws*ws, head_dim)
-        x = x.swapaxes(2, 3).reshape(b, gh, gw, ws, ws, c)
-        x = x.swapaxes(2, 3).reshape(b, gh * ws, gw * ws, c)
+        x = self.merge_heads(ops.matmul(attn, v)).reshape(b, gh, gw, ws, ws, c)
+        x = self.swap_windows(x).reshape(b, gh * ws, gw * ws, c)
         if pad_r > 0 or pad_b > 0:
             x = x[:, :h, :w, :]
         x = x.reshape(b, n, c)
@@ -112,6 +114,9 @@ class GlobalSubSampleAttn(nn.Cell):
         self.proj_drop = make_dropout(proj_drop)
         self.scores = QKScores()
         self.softmax = Softmax()
+        self.to_heads = Permute((0, 2, 1, 3))  # (B, N, heads, hd) <-> (B, heads, N, hd)
+        self.split_kv = SplitHeads(2, num_heads)
+        self.to_map = Permute((0, 2, 1))  # (B, N, C) <-> (B, C, N)
         self.sr_ratio = sr_ratio
         self.use_sr = sr_ratio > 1
         if self.use_sr:
@@ -123,16 +128,15 @@ class GlobalSubSampleAttn(nn.Cell):
 
     def construct(self, x, size):
         b, n, c = x.shape
-        q = self.q(x).reshape(b, n, self.num_heads, self.head_dim).transpose(0, 2, 1, 3)
+        q = self.to_heads(self.q(x).reshape(b, n, self.num_heads, self.head_dim))
         if self.use_sr:
-            x = x.transpose(0, 2, 1).reshape(b, c, size[0], size[1])
+            x = self.to_map(x).reshape(b, c, size[0], size[1])
             x = self.sr(x)
-            x = x.reshape(b, c, -1).transpose(0, 2, 1)
+            x = self.to_map(x.reshape(b, c, -1))
             x = self.norm(x)
-        kv = self.kv(x).reshape(b, -1, 2, self.num_heads, self.head_dim).transpose(2, 0, 3, 1, 4)
-        k, v = unbind(kv)
+        k, v = self.split_kv(self.kv(x))
         attn = self.attn_drop(self.softmax(self.scores(q * self.scale, k)))
-        x = ops.matmul(attn, v).transpose(0, 2, 1, 3).reshape(b, n, c)
+        x = self.to_heads(ops.matmul(attn, v)).reshape(b, n, c)
         return self.proj_drop(self.proj(x))
 
 
@@ -171,14 +175,15 @@ class PosConv(nn.Cell):
                       group=embed_dim, has_bias=True),
         ])
         self.stride = stride
+        self.to_map = Permute((0, 2, 1))  # (B, N, C) <-> (B, C, N)
 
     def construct(self, x, size):
         b, _, c = x.shape
-        feat = x.transpose(0, 2, 1).reshape(b, c, size[0], size[1])
+        feat = self.to_map(x).reshape(b, c, size[0], size[1])
         x = self.proj(feat)
         if self.stride == 1:
             x = x + feat
-        return x.reshape(b, c, -1).transpose(0, 2, 1)
+        return self.to_map(x.reshape(b, c, -1))
 
 
 class Twins(ClassifierMixin, nn.Cell):
@@ -242,6 +247,7 @@ class Twins(ClassifierMixin, nn.Cell):
             cur += self.depths[k]
         self.blocks = nn.CellList(stages)
         self.pos_block = nn.CellList([PosConv(d, d) for d in self.embed_dims])
+        self.to_map = Permute((0, 3, 1, 2))  # (B, H, W, C) -> (B, C, H, W) between stages
         self.norm = norm_layer(self.num_features)
 
         self.head_drop = make_dropout(drop_rate)
@@ -273,7 +279,7 @@ class Twins(ClassifierMixin, nn.Cell):
                 if j == 0:
                     x = self.pos_block[i](x, size)  # PEG after the stage's first block
             if i < self.num_stages - 1:
-                x = x.reshape(b, size[0], size[1], -1).transpose(0, 3, 1, 2)
+                x = self.to_map(x.reshape(b, size[0], size[1], -1))
         return self.norm(x)
 
     def forward_head(self, x, pre_logits=False):

@@ -158,7 +158,8 @@ def _model_gradients(name, fused_on):
     return [loss.asnumpy()] + [g.asnumpy() for g in grads], [p.name for p in params]
 
 
-@pytest.mark.parametrize("name", ["twins_pcpvt_small", "tnt_s_patch16_224"])
+@pytest.mark.parametrize("name", ["twins_pcpvt_small", "twins_svt_small", "tnt_s_patch16_224", "t2t_vit_t_14",
+                                  "t2t_vit_14"])
 def test_model_training_gradients_equal_the_builtin_path(kernel_cache, graph_mode, name):
     builtin, names = _model_gradients(name, False)
     custom, _ = _model_gradients(name, True)

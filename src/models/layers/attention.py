@@ -4,16 +4,7 @@ from mindspore import nn, ops
 from .drop import make_dropout
 from .linear import Linear
 from .memory import QKScores, Softmax
-
-
-def unbind(x):
-    """``x`` split along axis 0 into ``x.shape[0]`` tensors without that axis (``torch.unbind``).
-
-    Used to take q, k, v apart after the head transpose. ``ops.split`` is 2-4x faster than indexing
-    (``qkv[0]``, a StridedSlice) on MindSpore's CPU backend, forward and backward.
-    """
-    parts = ops.split(x, 1, 0)
-    return tuple(part.squeeze(0) for part in parts)
+from .transpose import Permute, SplitHeads
 
 
 class Attention(nn.Cell):
@@ -30,11 +21,12 @@ class Attention(nn.Cell):
         self.proj_drop = make_dropout(proj_drop)
         self.scores = QKScores()
         self.softmax = Softmax()
+        self.split_heads = SplitHeads(3, num_heads)
+        self.merge_heads = Permute((0, 2, 1, 3))
 
     def construct(self, x):
         b, n, c = x.shape
-        qkv = self.qkv(x).reshape(b, n, 3, self.num_heads, self.head_dim).transpose(2, 0, 3, 1, 4)
-        q, k, v = unbind(qkv)
+        q, k, v = self.split_heads(self.qkv(x))
         attn = self.attn_drop(self.softmax(self.scores(q * self.scale, k)))
-        x = ops.matmul(attn, v).transpose(0, 2, 1, 3).reshape(b, n, c)
+        x = self.merge_heads(ops.matmul(attn, v)).reshape(b, n, c)
         return self.proj_drop(self.proj(x))

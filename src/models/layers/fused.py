@@ -165,10 +165,28 @@ def _gelu_ops(path):
     return forward, backward
 
 
+def _swap_axes_op(path):
+    """``(A, B, C, D)`` -> ``(A, C, B, D)`` (``layers/transpose.py``); its gradient is the same swap back."""
+    from mindspore import ops
+
+    def out_shape(x):
+        return (x[0], x[2], x[1], x[3])
+
+    swap_back = ops.Custom(f"{path}:MszooSwapAxes", func_type="aot", out_shape=out_shape,
+                           out_dtype=lambda x: x)
+
+    def bprop(x, out, dout):
+        return (swap_back(dout),)
+
+    return ops.Custom(f"{path}:MszooSwapAxes", func_type="aot", out_shape=out_shape, out_dtype=lambda x: x,
+                      bprop=bprop)
+
+
 @functools.lru_cache(maxsize=None)
 def fused_ops(path):
-    """The Custom ops of the library at ``path``, shared by every cell: {"layer_norm": .., "gelu": ..}."""
-    return {"layer_norm": _layer_norm_ops(path), "gelu": _gelu_ops(path)}
+    """The Custom ops of the library at ``path``, shared by every cell: {"layer_norm": .., "gelu": ..,
+    "swap_axes": ..}."""
+    return {"layer_norm": _layer_norm_ops(path), "gelu": _gelu_ops(path), "swap_axes": _swap_axes_op(path)}
 
 
 def set_fused_kernels(model, enabled=True):

@@ -3,6 +3,7 @@ from mindspore import nn
 
 from .helpers import to_2tuple
 from .norm import LayerNorm
+from .transpose import Permute
 
 
 class PatchEmbed(nn.Cell):
@@ -17,9 +18,10 @@ class PatchEmbed(nn.Cell):
         self.proj = nn.Conv2d(in_chans, embed_dim, kernel_size=self.patch_size, stride=self.patch_size,
                               pad_mode="valid", has_bias=True)
         self.norm = LayerNorm(embed_dim) if norm else nn.Identity()
+        self.to_tokens = Permute((0, 2, 1))
 
     def construct(self, x):
         x = self.proj(x)
         b, c, h, w = x.shape
-        x = x.reshape(b, c, h * w).transpose(0, 2, 1)
+        x = self.to_tokens(x.reshape(b, c, h * w))
         return self.norm(x), (h, w)

@@ -186,6 +186,30 @@ MSZOO_CLONES void LayerNormGradRow(const float *__restrict dy, const float *__re
   }
 }
 
+
+// out[a][c][b][:] = in[a][b][c][:] (D contiguous floats each), in tiles of kTile x kTile (b, c) pairs so
+// both sides are read and written in cache-sized runs. Every output element is written exactly once.
+constexpr int64_t kTile = 16;
+
+void SwapAxesTile(const float *__restrict in, float *__restrict out, int64_t a, int64_t b0, int64_t c0,
+                  int64_t B, int64_t C, int64_t D) {
+  const int64_t b1 = std::min(B, b0 + kTile);
+  const int64_t c1 = std::min(C, c0 + kTile);
+  const float *src = in + a * B * C * D;
+  float *dst = out + a * B * C * D;
+  if (D == 1) {  // a plain 2-D transpose: element copies (a memcpy call per float would dominate)
+    for (int64_t c = c0; c < c1; ++c) {
+      for (int64_t b = b0; b < b1; ++b) dst[c * B + b] = src[b * C + c];
+    }
+    return;
+  }
+  for (int64_t c = c0; c < c1; ++c) {
+    for (int64_t b = b0; b < b1; ++b) {
+      std::memcpy(dst + (c * B + b) * D, src + (b * C + c) * D, static_cast<size_t>(D) * sizeof(float));
+    }
+  }
+}
+
 }  // namespace
 
 extern "C" {
@@ -281,6 +305,27 @@ int MszooGeluBackward(int nparam, void **params, int *ndims, int64_t **shapes, c
   const int64_t n = Elements(ndims[0], shapes[0]);
   ParallelFor(n, n, [&](int64_t begin, int64_t end) {
     GeluBackwardRange(x + begin, dy + begin, dx + begin, end - begin);
+  });
+  return 0;
+}
+
+// input x viewed as (A, B, C, D); output (A, C, B, D): the transpose that swaps two adjacent groups of axes.
+// Unlike MindSpore's CPU Transpose it keeps no per-element index table for the life of the graph.
+int MszooSwapAxes(int nparam, void **params, int *ndims, int64_t **shapes, const char **dtypes, void *stream,
+                  void *extra) {
+  (void)stream;
+  (void)extra;
+  if (nparam != 2 || ndims[0] != 4 || !AllFloat32(nparam, dtypes)) return 1;
+  const auto *x = static_cast<const float *>(params[0]);
+  auto *y = static_cast<float *>(params[1]);
+  const int64_t A = shapes[0][0], B = shapes[0][1], C = shapes[0][2], D = shapes[0][3];
+  const int64_t tiles_b = (B + kTile - 1) / kTile, tiles_c = (C + kTile - 1) / kTile;
+  const int64_t tiles = A * tiles_b * tiles_c;
+  ParallelFor(tiles, A * B * C * D, [&](int64_t begin, int64_t end) {
+    for (int64_t t = begin; t < end; ++t) {
+      const int64_t a = t / (tiles_b * tiles_c), rest = t % (tiles_b * tiles_c);
+      SwapAxesTile(x, y, a, (rest / tiles_c) * kTile, (rest % tiles_c) * kTile, B, C, D);
+    }
   });
   return 0;
 }

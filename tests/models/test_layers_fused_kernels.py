@@ -229,3 +229,22 @@ def test_the_environment_switch_turns_the_kernels_off(monkeypatch):
     assert fused.fused_kernels_wanted()
     monkeypatch.delenv(fused.ENV_SWITCH)
     assert fused.fused_kernels_wanted() == fused.DEFAULT_ON
+
+
+@pytest.mark.parametrize("level", ["O1", "O2", "O3"])
+def test_amp_networks_train_the_same_with_the_fused_kernels(kernel_cache, graph_mode, tmp_path, monkeypatch, level):
+    """Float32 norms use the kernels, float16 inputs the built-in ops: the same step either way."""
+    from tests.engine.test_train_step import TinyNet, batch, make_step, run
+    from src.engine.train_step import apply_amp
+
+    monkeypatch.chdir(tmp_path)  # O1 rewrites the network's source in the working directory
+    x, y = batch()
+    losses = []
+    for fused_on in (False, True):
+        net = apply_amp(TinyNet(), level, keep_bn_fp32=True)
+        assert fused.set_fused_kernels(net, fused_on) == fused_on
+        assert any(getattr(c, "fused", None) is not None for _, c in net.cells_and_names()) == fused_on
+        net_step, step = make_step(net=net)
+        losses.append([run(step, x, y, 0.01)[0] for _ in range(2)])
+        assert all(p.dtype == ms.float32 for p in net_step.get_parameters())
+    np.testing.assert_allclose(losses[1], losses[0], rtol=1e-5)

@@ -4,9 +4,11 @@
 // Calling convention (MindSpore 2.x CPU AOT): inputs then outputs in `params`, each with its rank in
 // `ndims`, its shape in `shapes` and its dtype name in `dtypes`; return 0 on success.
 //
-// Numbers: row statistics are accumulated in double; the weight and bias gradients are summed per fixed
-// block of rows in float and the blocks in double in a fixed order, so the result does not depend on the
-// number of threads. erf and exp are vectorisable float approximations within a few ulp of libm's.
+// Numbers: row sums run in 16 fixed float lanes combined in double (the same order on every ISA); the
+// weight and bias gradients are summed per fixed block of 32 rows in float and the blocks in double in a
+// fixed order, so no result depends on the number of threads (MSZOO_KERNEL_THREADS caps them; default:
+// the CPUs the process may use; small tensors run on the calling thread). erf and exp are vectorisable
+// float approximations within a few ulp of libm's.
 // Each hot loop is compiled for AVX-512, AVX2+FMA and baseline x86-64 (target_clones: the loader picks
 // the clone the CPU has), so one cached library runs on every x86-64 CPU.
 #include <sched.h>

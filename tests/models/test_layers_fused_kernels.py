@@ -17,6 +17,7 @@ from tests.tiny import tiny_kwargs
 
 MODES = [ms.PYNATIVE_MODE, ms.GRAPH_MODE]
 # rows x features: rows not a multiple of the thread count; the large ones run on several threads
+# (MSZOO_KERNEL_THREADS=3 in the session fixture)
 SHAPES = [(3, 5, 1), (3, 5, 7), (15, 64), (3, 5, 320), (7, 512), (1001, 320), (2, 1031, 64)]
 
 
@@ -26,6 +27,7 @@ def kernel_cache(tmp_path_factory):
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("MSZOO_KERNEL_CACHE", str(tmp_path_factory.mktemp("kernels")))
         mp.delenv("CXX", raising=False)
+        mp.setenv("MSZOO_KERNEL_THREADS", "3")  # exercise the uneven split (the default is one thread)
         fused.kernel_library.cache_clear()
         assert fused.kernel_library() is not None
         yield os.environ["MSZOO_KERNEL_CACHE"]
@@ -122,12 +124,16 @@ def test_fused_gelu_equals_builtin_and_float64_in_value_and_gradient(kernel_cach
         _close(got, ref64)
 
 
-def test_fused_weight_gradients_do_not_depend_on_the_run(kernel_cache):
+@pytest.mark.parametrize("threads", ["1", "2", "3"])
+def test_fused_results_do_not_depend_on_the_thread_count(kernel_cache, monkeypatch, threads):
+    """Rows split unevenly over the threads; the weight/bias sums run in fixed blocks: bitwise equal."""
     rng = np.random.RandomState(2)
     x, dy = rng.randn(2, 1031, 64).astype(np.float32), rng.randn(2, 1031, 64).astype(np.float32)
-    first = _run(LayerNorm(64), x, dy, ms.PYNATIVE_MODE, True)
-    second = _run(LayerNorm(64), x, dy, ms.PYNATIVE_MODE, True)
-    for a, b in zip(first, second):
+    monkeypatch.setenv("MSZOO_KERNEL_THREADS", "1")
+    single = _run(LayerNorm(64), x, dy, ms.PYNATIVE_MODE, True) + _run(GELU(), x, dy, ms.PYNATIVE_MODE, True)
+    monkeypatch.setenv("MSZOO_KERNEL_THREADS", threads)
+    several = _run(LayerNorm(64), x, dy, ms.PYNATIVE_MODE, True) + _run(GELU(), x, dy, ms.PYNATIVE_MODE, True)
+    for a, b in zip(single, several):
         np.testing.assert_array_equal(a, b)
 
 
@@ -230,3 +236,22 @@ def test_the_environment_switch_turns_the_kernels_off(monkeypatch):
     assert fused.fused_kernels_wanted()
     monkeypatch.delenv(fused.ENV_SWITCH)
     assert fused.fused_kernels_wanted() == fused.DEFAULT_ON
+
+
+@pytest.mark.parametrize("level", ["O1", "O2", "O3"])
+def test_amp_networks_train_the_same_with_the_fused_kernels(kernel_cache, graph_mode, tmp_path, monkeypatch, level):
+    """Float32 norms use the kernels, float16 inputs the built-in ops: the same step either way."""
+    from tests.engine.test_train_step import TinyNet, batch, make_step, run
+    from src.engine.train_step import apply_amp
+
+    monkeypatch.chdir(tmp_path)  # O1 rewrites the network's source in the working directory
+    x, y = batch()
+    losses = []
+    for fused_on in (False, True):
+        net = apply_amp(TinyNet(), level, keep_bn_fp32=True)
+        assert fused.set_fused_kernels(net, fused_on) == fused_on
+        assert any(getattr(c, "fused", None) is not None for _, c in net.cells_and_names()) == fused_on
+        net_step, step = make_step(net=net)
+        losses.append([run(step, x, y, 0.01)[0] for _ in range(2)])
+        assert all(p.dtype == ms.float32 for p in net_step.get_parameters())
+    np.testing.assert_allclose(losses[1], losses[0], rtol=1e-5)

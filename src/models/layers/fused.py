@@ -10,7 +10,8 @@ it at build time is rebuilt. No compiler, or a failed build: one note, and the b
 
 ``set_fused_kernels(model)`` switches a model's ``LayerNorm`` and ``GELU`` cells to the kernels; they run
 only in training (``cell.training``) on float32 inputs, so evaluation, export and AMP's float16/bfloat16
-keep the built-in ops. ``MSZOO_FUSED_KERNELS`` (``1``/``0``) says whether training uses them on CPU.
+keep the built-in ops. ``MSZOO_FUSED_KERNELS`` (``1``/``0``) says whether training uses them on CPU;
+``MSZOO_KERNEL_THREADS`` (default 1, read by the kernels at each call) how many threads they use.
 """
 import functools
 import hashlib

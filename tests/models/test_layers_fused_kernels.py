@@ -208,6 +208,17 @@ def test_without_a_working_compiler_training_uses_builtin_ops_after_one_note(no_
         np.testing.assert_array_equal(a, b)
 
 
+def test_a_library_directory_mindspore_refuses_means_builtin_ops_after_one_note(no_library_cached, monkeypatch,
+                                                                              tmp_path, caplog):
+    monkeypatch.setenv("MSZOO_KERNEL_CACHE", str(tmp_path / "kernels"))
+    monkeypatch.setenv("MS_CUSTOM_AOT_WHITE_LIST", str(tmp_path / "elsewhere"))
+    monkeypatch.setattr(logging.getLogger(fused.LOGGER_NAME), "propagate", True)
+    with caplog.at_level(logging.WARNING, logger=fused.LOGGER_NAME):
+        assert not fused.set_fused_kernels(LayerNorm(4))
+        assert not fused.set_fused_kernels(GELU())
+    assert len(_note_records(caplog)) == 1
+
+
 @pytest.mark.parametrize("damage", ["garbage", "foreign", "no_record"])
 def test_a_damaged_or_foreign_cached_library_is_rebuilt(no_library_cached, monkeypatch, tmp_path, damage):
     monkeypatch.setenv("MSZOO_KERNEL_CACHE", str(tmp_path))

@@ -152,9 +152,11 @@ def test_fused_kernels_run_only_for_float32_training(kernel_cache):
     assert gelu(ms.Tensor(x)).dtype == ms.float16
 
 
-def _model_gradients(name, fused_on):
+def _model_gradients(name, fused_on, checkpointing=False):
     ms.set_seed(0)
     model = create_model(name, num_classes=4, **tiny_kwargs(name))
+    if checkpointing:
+        model.set_grad_checkpointing(True)
     fused.set_fused_kernels(model, fused_on)
     model.set_train(True)
     x = ms.Tensor(np.random.RandomState(4).randn(2, 3, 32, 32).astype(np.float32))
@@ -164,10 +166,11 @@ def _model_gradients(name, fused_on):
     return [loss.asnumpy()] + [g.asnumpy() for g in grads], [p.name for p in params]
 
 
-@pytest.mark.parametrize("name", ["twins_pcpvt_small", "tnt_s_patch16_224"])
-def test_model_training_gradients_equal_the_builtin_path(kernel_cache, graph_mode, name):
+@pytest.mark.parametrize("name,checkpointing", [("twins_pcpvt_small", False), ("tnt_s_patch16_224", False),
+                                                ("twins_pcpvt_small", True)])
+def test_model_training_gradients_equal_the_builtin_path(kernel_cache, graph_mode, name, checkpointing):
     builtin, names = _model_gradients(name, False)
-    custom, _ = _model_gradients(name, True)
+    custom, _ = _model_gradients(name, True, checkpointing)
     for param, got, ref in zip(["loss"] + names, custom, builtin):
         try:
             _close(got, ref, rtol=1e-5)

@@ -143,7 +143,7 @@ def kernel_library():
         fused_ops(path)
         return path
     except (KernelBuildError, TypeError) as exc:
-        logging.getLogger(LOGGER_NAME).warning(
+        logging.getLogger(LOGGER_NAME).info(
             "note: fused CPU kernels unavailable (%s); training uses MindSpore's built-in LayerNorm and GELU", exc)
         return None
 

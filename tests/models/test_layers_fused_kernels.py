@@ -152,9 +152,11 @@ def test_fused_kernels_run_only_for_float32_training(kernel_cache):
     assert gelu(ms.Tensor(x)).dtype == ms.float16
 
 
-def _model_gradients(name, fused_on):
+def _model_gradients(name, fused_on, checkpointing=False):
     ms.set_seed(0)
     model = create_model(name, num_classes=4, **tiny_kwargs(name))
+    if checkpointing:
+        model.set_grad_checkpointing(True)
     fused.set_fused_kernels(model, fused_on)
     model.set_train(True)
     x = ms.Tensor(np.random.RandomState(4).randn(2, 3, 32, 32).astype(np.float32))
@@ -164,11 +166,12 @@ def _model_gradients(name, fused_on):
     return [loss.asnumpy()] + [g.asnumpy() for g in grads], [p.name for p in params]
 
 
-@pytest.mark.parametrize("name", ["twins_pcpvt_small", "twins_svt_small", "tnt_s_patch16_224", "t2t_vit_t_14",
-                                  "t2t_vit_14"])
-def test_model_training_gradients_equal_the_builtin_path(kernel_cache, graph_mode, name):
+@pytest.mark.parametrize("name,checkpointing", [
+    ("twins_pcpvt_small", False), ("twins_svt_small", False), ("tnt_s_patch16_224", False), ("t2t_vit_t_14", False),
+    ("t2t_vit_14", False), ("twins_pcpvt_small", True), ("tnt_s_patch16_224", True)])
+def test_model_training_gradients_equal_the_builtin_path(kernel_cache, graph_mode, name, checkpointing):
     builtin, names = _model_gradients(name, False)
-    custom, _ = _model_gradients(name, True)
+    custom, _ = _model_gradients(name, True, checkpointing)
     for param, got, ref in zip(["loss"] + names, custom, builtin):
         try:
             _close(got, ref, rtol=1e-5)
@@ -197,7 +200,7 @@ def test_without_a_working_compiler_training_uses_builtin_ops_after_one_note(no_
     monkeypatch.setattr(logging.getLogger(fused.LOGGER_NAME), "propagate", True)
     rng = np.random.RandomState(5)
     x, dy = rng.randn(3, 7).astype(np.float32), rng.randn(3, 7).astype(np.float32)
-    with caplog.at_level(logging.WARNING, logger=fused.LOGGER_NAME):
+    with caplog.at_level(logging.INFO, logger=fused.LOGGER_NAME):
         assert not fused.set_fused_kernels(GELU())
         fell_back = _run(LayerNorm(7), x, dy, ms.PYNATIVE_MODE, False)
         assert not fused.set_fused_kernels(LayerNorm(7))
@@ -207,6 +210,17 @@ def test_without_a_working_compiler_training_uses_builtin_ops_after_one_note(no_
     builtin = _run(LayerNorm(7), x, dy, ms.PYNATIVE_MODE, False)
     for a, b in zip(fell_back, builtin):
         np.testing.assert_array_equal(a, b)
+
+
+def test_a_library_directory_mindspore_refuses_means_builtin_ops_after_one_note(no_library_cached, monkeypatch,
+                                                                              tmp_path, caplog):
+    monkeypatch.setenv("MSZOO_KERNEL_CACHE", str(tmp_path / "kernels"))
+    monkeypatch.setenv("MS_CUSTOM_AOT_WHITE_LIST", str(tmp_path / "elsewhere"))
+    monkeypatch.setattr(logging.getLogger(fused.LOGGER_NAME), "propagate", True)
+    with caplog.at_level(logging.INFO, logger=fused.LOGGER_NAME):
+        assert not fused.set_fused_kernels(LayerNorm(4))
+        assert not fused.set_fused_kernels(GELU())
+    assert len(_note_records(caplog)) == 1
 
 
 @pytest.mark.parametrize("damage", ["garbage", "foreign", "no_record"])

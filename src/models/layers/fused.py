@@ -1,12 +1,12 @@
 """Fused CPU kernels for LayerNorm and exact GELU (forward and backward) as MindSpore AOT custom ops.
 
 MindSpore's CPU ``LayerNormGrad`` takes ~15x PyTorch's time at a ViT's shapes and was 13-18 % of a training
-step; its ``Erf`` (GELU forward and gradient) another 9 %. ``kernels/fused_cpu.cc`` does both in one pass
-each, on every core. The library is built on first use with the system compiler (``$CXX``, else ``g++``) and
+step; its ``Erf`` (GELU forward and gradient) another 9 %. ``kernels/fused_cpu.cc`` computes each direction of
+each in one pass. The library is built on first use with the system compiler (``$CXX``, else ``g++``) and
 cached under ``$MSZOO_KERNEL_CACHE`` (default ``$MSZOO_CACHE/kernels``), named by a hash of the source, the
-compiler's version, the flags and MindSpore's version; it is built into a temporary file and renamed, so
+compiler command and version, the flags and MindSpore's version; it is built into a temporary file and renamed, so
 concurrent workers never see half a library, and a cached file whose SHA-256 is not the one recorded beside
-it at build time is rebuilt. No compiler, or a failed build: one note, and the built-in ops.
+it at build time is rebuilt. No compiler, a failed build or a refused library: one note, and the built-in ops.
 
 ``set_fused_kernels(model)`` switches a model's ``LayerNorm`` and ``GELU`` cells to the kernels; they run
 only in training (``cell.training``) on float32 inputs, so evaluation, export and AMP's float16/bfloat16
@@ -17,6 +17,7 @@ import functools
 import hashlib
 import logging
 import os
+import shlex
 import shutil
 import subprocess
 import tempfile
@@ -48,14 +49,15 @@ def kernel_cache_dir():
 
 
 def _compiler():
-    return os.environ.get("CXX") or "g++"
+    """``$CXX`` split as a shell would (``ccache g++`` works), else ``g++``."""
+    return shlex.split(os.environ.get("CXX") or "") or ["g++"]
 
 
 def _compiler_version(cxx):
     try:
-        done = subprocess.run([cxx, "--version"], capture_output=True, text=True, timeout=60, check=True)
+        done = subprocess.run([*cxx, "--version"], capture_output=True, text=True, timeout=60, check=True)
     except (OSError, subprocess.SubprocessError) as exc:
-        raise KernelBuildError(f"no C++ compiler ({cxx}: {type(exc).__name__})") from None
+        raise KernelBuildError(f"no C++ compiler ({cxx[0]}: {type(exc).__name__})") from None
     return done.stdout.strip()
 
 
@@ -65,12 +67,13 @@ def _sha256(path):
 
 
 def library_key(cxx):
-    """Hash of what the built library depends on: source, compiler version, flags, MindSpore version."""
+    """Hash of what the built library depends on: source, compiler command and version, flags, MindSpore."""
     import mindspore as ms
 
     with open(SOURCE, "rb") as f:
         source = f.read()
-    parts = [source, _compiler_version(cxx).encode(), " ".join(FLAGS).encode(), ms.__version__.encode()]
+    parts = [source, " ".join(cxx).encode(), _compiler_version(cxx).encode(), " ".join(FLAGS).encode(),
+             ms.__version__.encode()]
     return hashlib.sha256(b"\0".join(parts)).hexdigest()[:20]
 
 
@@ -97,15 +100,15 @@ def _build(cxx, target):
     fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-", suffix=".so")
     os.close(fd)
     try:
-        done = subprocess.run([cxx, *FLAGS, SOURCE, "-o", tmp], capture_output=True, text=True,
+        done = subprocess.run([*cxx, *FLAGS, SOURCE, "-o", tmp], capture_output=True, text=True,
                               timeout=_BUILD_TIMEOUT_S)
         if done.returncode != 0:
             first = (done.stderr.strip().splitlines() or [f"exit code {done.returncode}"])[0]
-            raise KernelBuildError(f"{cxx} failed: {first}")
+            raise KernelBuildError(f"{cxx[0]} failed: {first}")
         _write_atomic(target + ".sha256", _sha256(tmp), directory)
         os.replace(tmp, target)
     except (OSError, subprocess.SubprocessError) as exc:
-        raise KernelBuildError(f"{cxx} could not build the kernels ({type(exc).__name__}: {exc})") from None
+        raise KernelBuildError(f"{cxx[0]} could not build the kernels ({type(exc).__name__}: {exc})") from None
     finally:
         if os.path.exists(tmp):
             os.remove(tmp)
@@ -114,25 +117,33 @@ def _build(cxx, target):
 def build_library():
     """Path of the kernel library, built (or rebuilt, when the cached file is not ours) if needed."""
     cxx = _compiler()
-    if shutil.which(cxx) is None:
-        raise KernelBuildError(f"no C++ compiler ({cxx} not found; set CXX)")
+    if shutil.which(cxx[0]) is None:
+        raise KernelBuildError(f"no C++ compiler ({cxx[0]} not found; set CXX)")
     directory = kernel_cache_dir()
-    os.makedirs(directory, exist_ok=True)
+    try:
+        os.makedirs(directory, exist_ok=True)
+    except OSError as exc:
+        raise KernelBuildError(f"cannot create {directory}: {exc.strerror}") from None
     target = os.path.join(directory, f"fused_cpu-{library_key(cxx)}.so")
-    if not _is_valid(target):
+    for _ in range(2):  # a second time when another worker replaced one of the two files meanwhile
+        if _is_valid(target):
+            return target
         _build(cxx, target)
-        if not _is_valid(target):  # another worker replaced one of the two files meanwhile: theirs is as good
-            _build(cxx, target)
+    if not _is_valid(target):
+        raise KernelBuildError(f"{target} changes while it is being built (another process?)")
     return target
 
 
 @functools.lru_cache(maxsize=None)
 def kernel_library():
-    """The built library's path, or None after one note (no compiler, failed build). Once per process."""
+    """The built library's path, or None after one note (no compiler, failed build, or MindSpore refusing
+    the library's directory through MS_CUSTOM_AOT_WHITE_LIST). Once per process."""
     try:
-        return build_library()
-    except KernelBuildError as exc:
-        logging.getLogger(LOGGER_NAME).warning(
+        path = build_library()
+        fused_ops(path)
+        return path
+    except (KernelBuildError, TypeError) as exc:
+        logging.getLogger(LOGGER_NAME).info(
             "note: fused CPU kernels unavailable (%s); training uses MindSpore's built-in LayerNorm and GELU", exc)
         return None
 

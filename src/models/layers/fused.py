@@ -1,16 +1,18 @@
-"""Fused CPU kernels for LayerNorm and exact GELU (forward and backward) as MindSpore AOT custom ops.
+"""Fused CPU kernels for LayerNorm, exact GELU (forward and backward) and a transpose that swaps two groups
+of axes, as MindSpore AOT custom ops.
 
-MindSpore's CPU ``LayerNormGrad`` takes ~15x PyTorch's time at a ViT's shapes and was 13-18 % of a training
-step; its ``Erf`` (GELU forward and gradient) another 9 %. ``kernels/fused_cpu.cc`` computes each direction of
-each in one pass. The library is built on first use with the system compiler (``$CXX``, else ``g++``) and
-cached under ``$MSZOO_KERNEL_CACHE`` (default ``$MSZOO_CACHE/kernels``), named by a hash of the source, the
-compiler command and version, the flags and MindSpore's version; it is built into a temporary file and renamed, so
-concurrent workers never see half a library, and a cached file whose SHA-256 is not the one recorded beside
-it at build time is rebuilt. No compiler, a failed build or a refused library: one note, and the built-in ops.
+MindSpore's CPU ``LayerNormGrad`` takes ~15x PyTorch's time at a ViT's shapes and was 13-18 % of a training step; its
+``Erf`` (GELU forward and gradient) another 9 %. ``kernels/fused_cpu.cc`` computes each direction of each in one pass;
+the swap-axes kernel replaces CPU ``Transpose``, which keeps an 8-byte index per element for the graph's life
+(``layers/transpose.py``). The library is built on first use with the system compiler (``$CXX``, else ``g++``) and
+cached under ``$MSZOO_KERNEL_CACHE`` (default ``$MSZOO_CACHE/kernels``), named by a hash of the source, the compiler
+command and version, the flags and MindSpore's version; it is built into a temporary file and renamed, so concurrent
+workers never see half a library, and a cached file whose SHA-256 is not the one recorded beside it at build time is
+rebuilt. No compiler, a failed build or a refused library: one note, and the built-in ops.
 
-``set_fused_kernels(model)`` switches a model's ``LayerNorm`` and ``GELU`` cells to the kernels; they run
-only in training (``cell.training``) on float32 inputs, so evaluation, export and AMP's float16/bfloat16
-keep the built-in ops. ``MSZOO_FUSED_KERNELS`` (``1``/``0``) says whether training uses them on CPU;
+``set_fused_kernels(model)`` switches a model's ``LayerNorm``, ``GELU``, ``Permute`` and ``SplitHeads`` cells to the
+kernels; they run only in training (``cell.training``) on float32 inputs, so evaluation, export and AMP's
+float16/bfloat16 keep the built-in ops. ``MSZOO_FUSED_KERNELS`` (``1``/``0``) says whether training uses them on CPU;
 ``MSZOO_KERNEL_THREADS`` (default 1, read by the kernels at each call) how many threads they use.
 """
 import functools

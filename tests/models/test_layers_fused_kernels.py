@@ -21,19 +21,6 @@ MODES = [ms.PYNATIVE_MODE, ms.GRAPH_MODE]
 SHAPES = [(3, 5, 1), (3, 5, 7), (15, 64), (3, 5, 320), (7, 512), (1001, 320), (2, 1031, 64)]
 
 
-@pytest.fixture(scope="session")
-def kernel_cache(tmp_path_factory):
-    """The kernels built once per session into a fresh cache directory (used by every test that trains)."""
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("MSZOO_KERNEL_CACHE", str(tmp_path_factory.mktemp("kernels")))
-        mp.delenv("CXX", raising=False)
-        mp.setenv("MSZOO_KERNEL_THREADS", "3")  # exercise the uneven split (the default is one thread)
-        fused.kernel_library.cache_clear()
-        assert fused.kernel_library() is not None
-        yield os.environ["MSZOO_KERNEL_CACHE"]
-    fused.kernel_library.cache_clear()
-
-
 @pytest.fixture
 def no_library_cached():
     """Forget the process's library so the next use builds (or fails to) under the test's environment."""

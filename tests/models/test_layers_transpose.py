@@ -9,7 +9,6 @@ from mindspore import nn, ops
 from src.models.layers import Permute, SplitHeads
 from src.models.layers import fused
 from src.models.layers.transpose import swap_groups
-from tests.models.test_layers_fused_kernels import kernel_cache  # noqa: F401  (session fixture)
 from tests.models.test_layers_memory import _rss_mb
 
 MODES = [ms.PYNATIVE_MODE, ms.GRAPH_MODE]
@@ -23,6 +22,7 @@ PERMUTES = [
     ((2, 5, 4, 3), (0, 3, 1, 2)),
     ((2, 330, 101), (0, 2, 1)),
     ((4, 196, 6, 24), (0, 2, 1, 3)),
+    ((2, 9, 1, 4), (0, 2, 1, 3)),  # a single head: a reshape
 ]
 
 
@@ -67,7 +67,7 @@ def _values_and_gradient(cell, x, mode, kernel):
 
 @pytest.mark.parametrize("mode", MODES)
 @pytest.mark.parametrize("shape, perm", PERMUTES)
-def test_permute_kernel_equals_transpose_bit_for_bit_in_value_and_gradient(kernel_cache, mode, shape, perm):  # noqa: F811
+def test_permute_kernel_equals_transpose_bit_for_bit_in_value_and_gradient(kernel_cache, mode, shape, perm):
     x = np.random.RandomState(0).randn(*shape).astype(np.float32)
     (got,), dx = _values_and_gradient(Permute(perm), x, mode, kernel=True)
     (ref,), dx_ref = _values_and_gradient(Permute(perm), x, mode, kernel=False)
@@ -79,7 +79,7 @@ def test_permute_kernel_equals_transpose_bit_for_bit_in_value_and_gradient(kerne
 @pytest.mark.parametrize("mode", MODES)
 @pytest.mark.parametrize("shape, parts, heads", [((2, 7, 3 * 4 * 5), 3, 4), ((2, 3, 9, 2 * 2 * 6), 2, 2),
                                                  ((3, 16, 2 * 1 * 8), 2, 1)])
-def test_split_heads_kernel_equals_the_export_form_bit_for_bit(kernel_cache, mode, shape, parts, heads):  # noqa: F811
+def test_split_heads_kernel_equals_the_export_form_bit_for_bit(kernel_cache, mode, shape, parts, heads):
     x = np.random.RandomState(1).randn(*shape).astype(np.float32)
     got, dx = _values_and_gradient(SplitHeads(parts, heads), x, mode, kernel=True)
     ref, dx_ref = _values_and_gradient(SplitHeads(parts, heads), x, mode, kernel=False)
@@ -95,7 +95,7 @@ def test_split_heads_kernel_equals_the_export_form_bit_for_bit(kernel_cache, mod
     np.testing.assert_array_equal(dx, dx_ref)
 
 
-def test_the_kernel_runs_only_in_float32_training(kernel_cache):  # noqa: F811
+def test_the_kernel_runs_only_in_float32_training(kernel_cache):
     calls = []
 
     def spy(x):
@@ -114,7 +114,7 @@ def test_the_kernel_runs_only_in_float32_training(kernel_cache):  # noqa: F811
     assert calls == [(2, 3, 5, 1)]
 
 
-def test_training_transposes_with_the_kernel_keep_no_index_table(kernel_cache):  # noqa: F811
+def test_training_transposes_with_the_kernel_keep_no_index_table(kernel_cache):
     """Ten head transposes of a (4, 3136, 4, 64) tensor, forward and backward: MindSpore's Transpose keeps
     8 bytes per element for each (~50 MB apiece); the kernel keeps nothing."""
     ms.set_context(mode=ms.GRAPH_MODE)

@@ -71,8 +71,11 @@ class Permute(_SwapKernelUser):
         if self.use_kernel(x):
             s = x.shape
             i, j, k = self.i, self.j, self.k
-            y = self.swap(x, _prod(s[:i]), _prod(s[i:j]), _prod(s[j:k]), _prod(s[k:]))
-            return y.reshape(s[:i] + s[j:k] + s[i:j] + s[k:])
+            b, c = _prod(s[i:j]), _prod(s[j:k])
+            out = s[:i] + s[j:k] + s[i:j] + s[k:]
+            if b == 1 or c == 1:  # moving a group of size 1 moves no element (Twins' single-head stage)
+                return x.reshape(out)
+            return self.swap(x, _prod(s[:i]), b, c, _prod(s[k:])).reshape(out)
         return ops.transpose(x, self.perm)
 
     def extend_repr(self):

@@ -1,0 +1,19 @@
+"""Fixtures shared by the model tests."""
+import os
+
+import pytest
+
+from src.models.layers import fused
+
+
+@pytest.fixture(scope="session")
+def kernel_cache(tmp_path_factory):
+    """The kernels built once per session into a fresh cache directory (used by every test that trains)."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("MSZOO_KERNEL_CACHE", str(tmp_path_factory.mktemp("kernels")))
+        mp.delenv("CXX", raising=False)
+        mp.setenv("MSZOO_KERNEL_THREADS", "3")  # exercise the uneven split (the default is one thread)
+        fused.kernel_library.cache_clear()
+        assert fused.kernel_library() is not None
+        yield os.environ["MSZOO_KERNEL_CACHE"]
+    fused.kernel_library.cache_clear()

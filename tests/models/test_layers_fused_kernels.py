@@ -8,11 +8,11 @@ import numpy as np
 import pytest
 
 import mindspore as ms
-from mindspore import nn, ops
 
 from src.models import create_model
 from src.models.layers import GELU, LayerNorm
 from src.models.layers import fused
+from tests.models.helpers import Vjp
 from tests.tiny import tiny_kwargs
 
 MODES = [ms.PYNATIVE_MODE, ms.GRAPH_MODE]
@@ -29,25 +29,12 @@ def no_library_cached():
     fused.kernel_library.cache_clear()
 
 
-class _Vjp(nn.Cell):
-    """(x, dy) -> (net(x), (d/dx,), d/dparams) through MindSpore's autodiff, in training."""
-
-    def __init__(self, net):
-        super().__init__()
-        self.net = net
-        self.weights = ms.ParameterTuple(net.trainable_params())
-        self.grad = ops.GradOperation(get_all=True, get_by_list=True, sens_param=True)
-
-    def construct(self, x, dy):
-        return self.net(x), self.grad(self.net, self.weights)(x, dy)
-
-
 def _run(cell, x, dy, mode, fused_on):
     ms.set_context(mode=mode)
     try:
         assert fused.set_fused_kernels(cell, fused_on) == fused_on
         cell.set_train(True)
-        y, (grads_in, grads_w) = _Vjp(cell)(ms.Tensor(x), ms.Tensor(dy))
+        y, (grads_in, grads_w) = Vjp(cell)(ms.Tensor(x), ms.Tensor(dy))
     finally:
         ms.set_context(mode=ms.PYNATIVE_MODE)
     return [y.asnumpy(), grads_in[0].asnumpy()] + [g.asnumpy() for g in grads_w]

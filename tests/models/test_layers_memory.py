@@ -7,27 +7,7 @@ import mindspore as ms
 from mindspore import nn, ops
 
 from src.models.layers import DropPath, Linear, QKScores, Softmax
-
-
-def _rss_mb():
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith("VmRSS"):
-                return int(line.split()[1]) / 1024.0
-    pytest.skip("no /proc/self/status")
-
-
-class _Vjp(nn.Cell):
-    """(x, dy) -> (net(x), d/dx, d/dparams) through MindSpore's autodiff."""
-
-    def __init__(self, net):
-        super().__init__()
-        self.net = net
-        self.weights = ms.ParameterTuple(net.trainable_params())
-        self.grad = ops.GradOperation(get_all=True, get_by_list=True, sens_param=True)
-
-    def construct(self, x, dy):
-        return self.net(x), self.grad(self.net, self.weights)(x, dy)
+from tests.models.helpers import Vjp, rss_mb
 
 
 @pytest.mark.parametrize("mode", [ms.PYNATIVE_MODE, ms.GRAPH_MODE])
@@ -42,7 +22,7 @@ def test_linear_training_path_equals_dense_in_value_and_gradient(mode, has_bias)
         w = layer.weight.asnumpy().astype(np.float64)
         b = layer.bias.asnumpy().astype(np.float64) if has_bias else np.zeros(5)
         layer.set_train(True)
-        y, (grads_in, grads_w) = _Vjp(layer)(ms.Tensor(x), ms.Tensor(dy))
+        y, (grads_in, grads_w) = Vjp(layer)(ms.Tensor(x), ms.Tensor(dy))
         layer.set_train(False)
         y_eval = layer(ms.Tensor(x)).asnumpy()
     finally:
@@ -64,7 +44,7 @@ def test_drop_path_gradient_is_the_scaled_mask():
         layer.set_train(True)
         x = np.ones((16, 3, 4), np.float32)
         dy = np.random.RandomState(1).randn(16, 3, 4).astype(np.float32)
-        y, (grads_in, _) = _Vjp(layer)(ms.Tensor(x), ms.Tensor(dy))
+        y, (grads_in, _) = Vjp(layer)(ms.Tensor(x), ms.Tensor(dy))
     finally:
         ms.set_context(mode=ms.PYNATIVE_MODE)
     y = y.asnumpy()
@@ -94,12 +74,12 @@ def test_training_linear_and_drop_path_keep_no_broadcast_index_tables():
     try:
         net = _Chain(8, 64)
         net.set_train(True)
-        grad = _Vjp(net)
+        grad = Vjp(net)
         x = ms.Tensor(np.random.RandomState(0).randn(8, 3136, 64).astype(np.float32))
-        before = _rss_mb()
+        before = rss_mb()
         out = grad(x, ms.Tensor(np.float32(1.0)))
         out[0].asnumpy()
-        grown = _rss_mb() - before
+        grown = rss_mb() - before
     finally:
         ms.set_context(mode=ms.PYNATIVE_MODE)
     assert grown < 200, f"compiling and running the chain grew RSS by {grown:.0f} MB"
@@ -175,9 +155,9 @@ def test_training_attention_scores_and_softmax_keep_no_index_tables():
             total = _Sum()
             total.set_train(True)
             q, k = (ms.Tensor(rng.randn(8, 4, 256, 16).astype(np.float32)) for _ in range(2))
-            before = _rss_mb()
+            before = rss_mb()
             ops.GradOperation(get_all=True)(total)(q, k)[0].asnumpy()
-            grown[ours] = _rss_mb() - before  # ours: the second run
+            grown[ours] = rss_mb() - before  # ours: the second run
     finally:
         ms.set_context(mode=ms.PYNATIVE_MODE)
     assert grown[True] < 0.6 * grown[False], grown

@@ -9,7 +9,7 @@ from mindspore import nn, ops
 from src.models.layers import Permute, SplitHeads
 from src.models.layers import fused
 from src.models.layers.transpose import swap_groups
-from tests.models.test_layers_memory import _rss_mb
+from tests.models.helpers import rss_mb
 
 MODES = [ms.PYNATIVE_MODE, ms.GRAPH_MODE]
 # (shape, perm): every form the models use, sizes not multiples of the 16 x 16 tiles, and one large
@@ -125,9 +125,9 @@ def test_training_transposes_with_the_kernel_keep_no_index_table(kernel_cache):
             chain = nn.SequentialCell([Permute((0, 2, 1, 3)) for _ in range(10)])
             fused.set_fused_kernels(chain, kernel)
             chain.set_train(True)
-            before = _rss_mb()
+            before = rss_mb()
             ops.GradOperation()(chain)(x).asnumpy()
-            grown[kernel] = _rss_mb() - before  # kernel: the second run
+            grown[kernel] = rss_mb() - before  # kernel: the second run
     finally:
         ms.set_context(mode=ms.PYNATIVE_MODE)
     assert grown[True] < 0.4 * grown[False], grown

@@ -4,6 +4,8 @@ Every measured case runs in its own subprocess (``python -m src.benchmark --case
 RSS and its compile time are its own. A case reports: images/s (median over timed windows after
 warm-up), step time, first-step (compile) time, peak RSS and parameter count. ``--compare timm`` runs
 the timm model of the same name (PyTorch eager, same thread count) in the same run and prints ratios.
+``--repeat N`` runs every case N times in rounds, ours and timm taking turns, and reports each ratio as the
+median of the rounds' ratios with their spread: on a shared machine that is the number to quote.
 """
 import argparse
 import json
@@ -319,6 +321,9 @@ def build_parser():
     p.add_argument("--warmup", type=int, default=2, help="untimed steps after the first (compile) step")
     p.add_argument("--windows", type=int, default=3, help="timed windows (median reported)")
     p.add_argument("--iters", type=int, default=3, help="steps per timed window")
+    p.add_argument("--repeat", type=int, default=1, help="rounds: every case runs once per round, ours and timm "
+                   "taking turns; each ratio is the median of the rounds' ratios (a shared machine's slow spells "
+                   "then hit both sides)")
     p.add_argument("--workers", type=int, default=2, help="data mode: loader workers")
     p.add_argument("--grad_checkpointing", "--grad-checkpointing", default="false",
                    help="train mode: recompute blocks in the backward pass (true/false; timm where it supports it)")
@@ -350,6 +355,8 @@ def plan_cases(args):
     batches = _csv(args.batch_size, int)
     if any(b < 1 for b in batches):
         raise ConfigError("--batch_size: values must be >= 1")
+    if args.repeat < 1:
+        raise ConfigError("--repeat: must be >= 1")
     compare = _csv(args.compare)
     if compare and compare != ["timm"]:
         raise ConfigError("--compare: only 'timm' is supported")
@@ -414,17 +421,46 @@ def format_table(rows):
         lines.append((r["mode"], r["model"], impl, r["backend"], r.get("precision", "f32"), str(r["batch_size"]),
                       f"{res['images_per_s']:.2f}", f"{res['step_ms']:.1f}", f"{res['first_step_s']:.1f}",
                       f"{res['peak_rss_mb']:.0f}", f"{res['params']:,}" if res.get("params") else "-",
-                      f"{r['ratio']:.2f}x" if r.get("ratio") else ""))
+                      _ratio_text(r)))
     widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
     return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(line, widths)) for line in lines)
 
 
+def _ratio_text(row):
+    if not row.get("ratio"):
+        return ""
+    low_high = row.get("ratio_range")
+    return f"{row['ratio']:.2f}x" + (f" ({low_high[0]:.2f}-{low_high[1]:.2f})" if low_high else "")
+
+
+def merge_rounds(results):
+    """One case's results from several rounds as one result: median images/s and step time, the largest peak RSS,
+    the first round's compile time, and every round's images/s under ``rounds``. A failed round fails the case."""
+    failed = [r for r in results if "error" in r]
+    if failed or len(results) == 1:
+        return failed[0] if failed else results[0]
+    merged = dict(results[0])
+    merged["rounds"] = [r["images_per_s"] for r in results]
+    merged["images_per_s"] = statistics.median(merged["rounds"])
+    merged["step_ms"] = statistics.median(r["step_ms"] for r in results)
+    merged["peak_rss_mb"] = max(r["peak_rss_mb"] for r in results)
+    return merged
+
+
 def add_ratios(rows):
+    """``ratio`` = ours / timm images/s for the same mode, model, batch and compared precision. Rows measured in
+    rounds pair round with round: the ratio is the median of the rounds' ratios, ``ratio_range`` their spread."""
     key = lambda r, precision: (r["mode"], r["model"], r["batch_size"], precision)
     timm = {key(r, r.get("precision", "f32")): r["result"] for r in rows if r["impl"] == "timm"}
     for r in rows:
         ref = timm.get(key(r, _timm_precision(r.get("precision", "f32"))))
-        if r["impl"] == "ours" and ref and "error" not in ref and "error" not in r["result"]:
+        if r["impl"] != "ours" or not ref or "error" in ref or "error" in r["result"]:
+            continue
+        ours_rounds, timm_rounds = r["result"].get("rounds"), ref.get("rounds")
+        if ours_rounds and timm_rounds and len(ours_rounds) == len(timm_rounds):
+            ratios = [a / b for a, b in zip(ours_rounds, timm_rounds)]
+            r["ratio"], r["ratio_range"] = statistics.median(ratios), [min(ratios), max(ratios)]
+        else:
             r["ratio"] = r["result"]["images_per_s"] / ref["images_per_s"]
     return rows
 
@@ -462,13 +498,16 @@ def benchmark_main(argv=None):
     folder = None
     if any(c["mode"] == "data" for c in cases):
         folder = args.data_dir or make_jpeg_folder(tempfile.mkdtemp(prefix="bench_data_"))
-    rows = []
-    for case in cases:
-        if case["mode"] == "data":
-            case["folder"] = folder
-        label = f"{case['mode']} {case['model']} {case['impl']}/{case['backend']} batch {case['batch_size']}"
-        print(f"running {label} ...", flush=True)
-        rows.append(dict(case, result=run_case(case, args.timeout)))
+    results = [[] for _ in cases]
+    for round_ in range(args.repeat):
+        for case, case_results in zip(cases, results):
+            if case["mode"] == "data":
+                case["folder"] = folder
+            label = f"{case['mode']} {case['model']} {case['impl']}/{case['backend']} batch {case['batch_size']}"
+            rounds = f" (round {round_ + 1}/{args.repeat})" if args.repeat > 1 else ""
+            print(f"running {label}{rounds} ...", flush=True)
+            case_results.append(run_case(case, args.timeout))
+    rows = [dict(case, result=merge_rounds(case_results)) for case, case_results in zip(cases, results)]
     add_ratios(rows)
     print(format_table(rows))
     if args.json:

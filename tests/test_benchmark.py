@@ -64,6 +64,36 @@ def test_ratio_is_ours_over_timm_of_the_same_mode_model_and_batch():
     assert "0.75x" in table and "error: boom" in table
 
 
+def test_rounds_merge_to_medians_and_ratios_pair_round_with_round():
+    ours = [_row("ours", rate)["result"] for rate in (3.0, 1.0, 3.3)]
+    timm = [_row("timm", rate)["result"] for rate in (2.0, 0.5, 3.0)]  # round 2 slow for both: a slow spell
+    merged = benchmark.merge_rounds(ours)
+    assert merged["images_per_s"] == 3.0 and merged["rounds"] == [3.0, 1.0, 3.3]
+    rows = benchmark.add_ratios([dict(_row("ours", 1.0), result=merged),
+                                 dict(_row("timm", 1.0), result=benchmark.merge_rounds(timm))])
+    assert rows[0]["ratio"] == pytest.approx(1.5)  # median of 1.5, 2.0, 1.1 (the medians' ratio would be 1.5 too)
+    assert rows[0]["ratio_range"] == pytest.approx([1.1, 2.0])
+    assert "1.50x (1.10-2.00)" in benchmark.format_table(rows)
+    failed = benchmark.merge_rounds([ours[0], dict(error="boom")])
+    assert failed == dict(error="boom")
+
+
+def test_repeat_runs_every_case_once_per_round_taking_turns(monkeypatch, capsys):
+    calls = []
+
+    def fake_run_case(case, timeout):
+        calls.append(case["impl"])
+        return _row(case["impl"], 4.0 if case["impl"] == "ours" else 2.0)["result"]
+
+    monkeypatch.setattr(benchmark, "run_case", fake_run_case)
+    assert benchmark.benchmark_main(["--model", "twins_svt_small", "--mode", "infer", "--batch_size", "8",
+                                     "--backend", "mindspore", "--compare", "timm", "--repeat", "3"]) == 0
+    assert calls == ["ours", "timm"] * 3
+    assert "2.00x (2.00-2.00)" in capsys.readouterr().out
+    with pytest.raises(ConfigError, match="--repeat"):
+        benchmark.plan_cases(_args(repeat=0))
+
+
 def test_cli_runs_cases_in_subprocesses_and_writes_json_lines_and_a_plot(tmp_path):
     out, png = tmp_path / "bench.jsonl", tmp_path / "bench.png"
     proc = subprocess.run([sys.executable, "benchmark.py", "--mode", "data", "--batch_size", "4", "--compare",

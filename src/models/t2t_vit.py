@@ -40,8 +40,8 @@ from mindspore.common.initializer import Orthogonal, initializer
 
 from src.constants import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
 
-from .layers import (Attention, ClassifierMixin, DropPath, GELU, LayerNorm, Linear, Mlp, Permute, QKScores, Softmax,
-                     SplitHeads, Unfold, checkpoint_blocks, classifier_head, drop_path_rates, init_weights_vit,
+from .layers import (Attention, AttnValues, ClassifierMixin, DropPath, GELU, LayerNorm, Linear, Mlp, Permute, QKScores,
+                     Softmax, SplitHeads, Unfold, checkpoint_blocks, classifier_head, drop_path_rates, init_weights_vit,
                      make_dropout, to_2tuple, trunc_normal_param, unfold_output_size)
 from .builder import build_model_with_cfg
 from .registry import make_cfg, register_model
@@ -133,6 +133,7 @@ class TokenAttention(nn.Cell):
         self.proj_drop = make_dropout(proj_drop)
         self.scores = QKScores()
         self.softmax = Softmax()
+        self.attn_values = AttnValues()
         self.split_heads = SplitHeads(3, num_heads)
         self.merge_heads = Permute((0, 2, 1, 3))
 
@@ -141,7 +142,7 @@ class TokenAttention(nn.Cell):
         q, k, v = self.split_heads(self.qkv(x))
         attn = self.softmax(self.scores(q * self.scale, k))
         attn = self.attn_drop(attn)
-        x = self.merge_heads(ops.matmul(attn, v)).reshape(-1, n, self.in_dim)
+        x = self.merge_heads(self.attn_values(attn, v)).reshape(-1, n, self.in_dim)
         x = self.proj_drop(self.proj(x))
         return self.merge_heads(v).reshape(-1, n, self.in_dim) + x
 

@@ -26,7 +26,7 @@ from mindspore import nn, ops
 
 from src.constants import IMAGENET_INCEPTION_MEAN, IMAGENET_INCEPTION_STD
 
-from .layers import (ClassifierMixin, DropPath, GELU, LayerNorm, Linear, Mlp, Permute, QKScores, Softmax,
+from .layers import (AttnValues, ClassifierMixin, DropPath, GELU, LayerNorm, Linear, Mlp, Permute, QKScores, Softmax,
                      SplitHeads, checkpoint_blocks, classifier_head, drop_path_rates, init_weights_vit, make_dropout,
                      resample_abs_pos_embed_np, to_2tuple, trunc_normal_param)
 from .builder import build_model_with_cfg
@@ -71,6 +71,7 @@ class Attention(nn.Cell):
         self.proj_drop = make_dropout(proj_drop)
         self.scores = QKScores()
         self.softmax = Softmax()
+        self.attn_values = AttnValues()
         self.split_qk = SplitHeads(2, num_heads)
         self.to_heads = Permute((0, 2, 1, 3))  # (B, N, heads, hd) <-> (B, heads, N, hd)
 
@@ -79,7 +80,7 @@ class Attention(nn.Cell):
         q, k = self.split_qk(self.qk(x))
         v = self.to_heads(self.v(x).reshape(-1, n, self.num_heads, c // self.num_heads))
         attn = self.attn_drop(self.softmax(self.scores(q, k) * self.scale))
-        x = self.to_heads(ops.matmul(attn, v)).reshape(-1, n, c)
+        x = self.to_heads(self.attn_values(attn, v)).reshape(-1, n, c)
         return self.proj_drop(self.proj(x))
 
 

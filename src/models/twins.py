@@ -19,8 +19,8 @@ from mindspore import nn, ops
 
 from src.constants import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
 
-from .layers import (ClassifierMixin, DropPath, GELU, LayerNorm, Linear, Mlp, PatchEmbed, Permute, QKScores, Softmax,
-                     SplitHeads, checkpoint_blocks, classifier_head, drop_path_rates, init_weights_vit,
+from .layers import (AttnValues, ClassifierMixin, DropPath, GELU, LayerNorm, Linear, Mlp, PatchEmbed, Permute, QKScores,
+                     Softmax, SplitHeads, checkpoint_blocks, classifier_head, drop_path_rates, init_weights_vit,
                      make_dropout)
 from .builder import build_model_with_cfg
 from .registry import make_cfg, register_model
@@ -66,6 +66,7 @@ class LocallyGroupedAttn(nn.Cell):
         self.proj_drop = make_dropout(proj_drop)
         self.scores = QKScores()
         self.softmax = Softmax()
+        self.attn_values = AttnValues()
 
     def construct(self, x, size):
         b, n, c = x.shape
@@ -84,7 +85,7 @@ class LocallyGroupedAttn(nn.Cell):
         # q, k, v: (B, windows, heads, ws*ws, head_dim)
         q, k, v = self.split_heads(self.qkv(x).reshape(b, gh * gw, ws * ws, 3 * c))
         attn = self.attn_drop(self.softmax(self.scores(q * self.scale, k)))
-        x = self.merge_heads(ops.matmul(attn, v)).reshape(b, gh, gw, ws, ws, c)
+        x = self.merge_heads(self.attn_values(attn, v)).reshape(b, gh, gw, ws, ws, c)
         x = self.swap_windows(x).reshape(b, gh * ws, gw * ws, c)
         if pad_r > 0 or pad_b > 0:
             x = x[:, :h, :w, :]
@@ -114,6 +115,7 @@ class GlobalSubSampleAttn(nn.Cell):
         self.proj_drop = make_dropout(proj_drop)
         self.scores = QKScores()
         self.softmax = Softmax()
+        self.attn_values = AttnValues()
         self.to_heads = Permute((0, 2, 1, 3))  # (B, N, heads, hd) <-> (B, heads, N, hd)
         self.split_kv = SplitHeads(2, num_heads)
         self.to_map = Permute((0, 2, 1))  # (B, N, C) <-> (B, C, N)
@@ -136,7 +138,7 @@ class GlobalSubSampleAttn(nn.Cell):
             x = self.norm(x)
         k, v = self.split_kv(self.kv(x))
         attn = self.attn_drop(self.softmax(self.scores(q * self.scale, k)))
-        x = self.to_heads(ops.matmul(attn, v)).reshape(b, n, c)
+        x = self.to_heads(self.attn_values(attn, v)).reshape(b, n, c)
         return self.proj_drop(self.proj(x))
 
 

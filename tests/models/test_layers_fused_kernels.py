@@ -1,5 +1,6 @@
-"""Fused CPU LayerNorm/GELU kernels (MindSpore AOT custom ops): the built-in ops' numbers in value and every
-gradient, built once and cached, the built-in ops with one note when they cannot be built."""
+"""Fused CPU kernels (MindSpore AOT custom ops: LayerNorm, GELU, softmax's gradient, a bias's gradient): the
+built-in ops' numbers in value and every gradient, built once and cached, the built-in ops with one note when
+they cannot be built."""
 import logging
 import math
 import os
@@ -10,7 +11,7 @@ import pytest
 import mindspore as ms
 
 from src.models import create_model
-from src.models.layers import GELU, LayerNorm
+from src.models.layers import GELU, LayerNorm, Linear, Softmax
 from src.models.layers import fused
 from tests.models.helpers import Vjp
 from tests.tiny import tiny_kwargs
@@ -98,15 +99,57 @@ def test_fused_gelu_equals_builtin_and_float64_in_value_and_gradient(kernel_cach
         _close(got, ref64)
 
 
+def _softmax_64(x, dy):
+    e = np.exp(x - x.max(-1, keepdims=True))
+    y = e / e.sum(-1, keepdims=True)
+    return [y, y * (dy - (dy * y).sum(-1, keepdims=True))]
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("shape", [(3, 5, 1), (3, 5, 7), (2, 4, 16, 16), (2, 3, 49, 49), (7, 512), (1001, 33)])
+def test_fused_softmax_gradient_equals_builtin_and_float64(kernel_cache, mode, shape):
+    rng = np.random.RandomState(4)
+    x = (rng.randn(*shape) * 4).astype(np.float32)
+    dy = rng.randn(*shape).astype(np.float32)
+    builtin = _run(Softmax(), x, dy, mode, False)
+    custom = _run(Softmax(), x, dy, mode, True)
+    for got, ref, ref64 in zip(custom, builtin, _softmax_64(x.astype(np.float64), dy.astype(np.float64))):
+        _close(got, ref)
+        _close(got, ref64)
+
+
+def _linear(in_features, out_features, seed):
+    layer = Linear(in_features, out_features)
+    rng = np.random.RandomState(seed)
+    layer.weight.set_data(ms.Tensor(rng.randn(out_features, in_features).astype(np.float32)))
+    layer.bias.set_data(ms.Tensor(rng.randn(out_features).astype(np.float32)))
+    return layer
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("shape", [(1, 1, 4), (3, 5, 7), (31, 96), (33, 96), (2, 1031, 24)])
+def test_fused_bias_gradient_equals_builtin_and_float64(kernel_cache, mode, shape):
+    """Linear's bias gradient (rows fewer than, one more than, and many blocks of 32) with the column-sum kernel."""
+    rng = np.random.RandomState(5)
+    x = rng.randn(*shape).astype(np.float32)
+    dy = rng.randn(*shape[:-1], 9).astype(np.float32)
+    builtin = _run(_linear(shape[-1], 9, 6), x, dy, mode, False)
+    custom = _run(_linear(shape[-1], 9, 6), x, dy, mode, True)
+    for got, ref in zip(custom, builtin):
+        _close(got, ref)
+    _close(custom[-1], dy.astype(np.float64).reshape(-1, 9).sum(0))  # the bias gradient
+
+
 @pytest.mark.parametrize("threads", ["1", "2", "3"])
 def test_fused_results_do_not_depend_on_the_thread_count(kernel_cache, monkeypatch, threads):
     """Rows split unevenly over the threads; the weight/bias sums run in fixed blocks: bitwise equal."""
     rng = np.random.RandomState(2)
     x, dy = rng.randn(2, 1031, 64).astype(np.float32), rng.randn(2, 1031, 64).astype(np.float32)
+    cells = lambda: [LayerNorm(64), GELU(), Softmax(), _linear(64, 64, 7)]  # noqa: E731
     monkeypatch.setenv("MSZOO_KERNEL_THREADS", "1")
-    single = _run(LayerNorm(64), x, dy, ms.PYNATIVE_MODE, True) + _run(GELU(), x, dy, ms.PYNATIVE_MODE, True)
+    single = [r for cell in cells() for r in _run(cell, x, dy, ms.PYNATIVE_MODE, True)]
     monkeypatch.setenv("MSZOO_KERNEL_THREADS", threads)
-    several = _run(LayerNorm(64), x, dy, ms.PYNATIVE_MODE, True) + _run(GELU(), x, dy, ms.PYNATIVE_MODE, True)
+    several = [r for cell in cells() for r in _run(cell, x, dy, ms.PYNATIVE_MODE, True)]
     for a, b in zip(single, several):
         np.testing.assert_array_equal(a, b)
 
@@ -124,6 +167,26 @@ def test_fused_kernels_run_only_for_float32_training(kernel_cache):
     gelu = GELU()
     fused.set_fused_kernels(gelu)
     assert gelu(ms.Tensor(x)).dtype == ms.float16
+
+
+def test_every_fused_cell_is_switched_and_uses_its_kernel_only_in_float32_training(kernel_cache):
+    """One rule (``FusedKernelUser.use_kernel``) for every cell with a kernel: training, float32, switched on."""
+    from src.models.layers import Permute, SplitHeads
+    from src.models.layers.memory import BiasAdd2D
+
+    cells = [LayerNorm(8), GELU(), Permute((0, 2, 1)), SplitHeads(2, 2), Softmax(), BiasAdd2D()]
+    net = ms.nn.CellList(cells)
+    assert fused.set_fused_kernels(net)
+    x32 = ms.Tensor(np.ones((2, 8), np.float32))
+    for cell in cells:
+        assert cell.fused is not None, type(cell).__name__
+        cell.set_train(True)
+        assert cell.use_kernel(x32) and not cell.use_kernel(x32.astype(ms.float16)), type(cell).__name__
+        cell.set_train(False)
+        assert not cell.use_kernel(x32), type(cell).__name__
+    fused.set_fused_kernels(net, False)
+    net.set_train(True)
+    assert not any(cell.use_kernel(x32) for cell in cells)
 
 
 def _model_gradients(name, fused_on, checkpointing=False):

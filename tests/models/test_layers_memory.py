@@ -6,7 +6,7 @@ import pytest
 import mindspore as ms
 from mindspore import nn, ops
 
-from src.models.layers import DropPath, Linear, QKScores, Softmax
+from src.models.layers import AttnValues, DropPath, Linear, QKScores, Softmax
 from tests.models.helpers import Vjp, rss_mb
 
 
@@ -161,3 +161,69 @@ def test_training_attention_scores_and_softmax_keep_no_index_tables():
     finally:
         ms.set_context(mode=ms.PYNATIVE_MODE)
     assert grown[True] < 0.6 * grown[False], grown
+
+
+class _Values(nn.Cell):
+    def __init__(self, ours):
+        super().__init__()
+        self.ours = ours
+        self.attn_values = AttnValues()
+
+    def construct(self, attn, v):
+        return self.attn_values(attn, v) if self.ours else ops.matmul(attn, v)
+
+
+@pytest.mark.parametrize("mode", [ms.PYNATIVE_MODE, ms.GRAPH_MODE])
+def test_attention_values_equal_matmul_in_value_and_gradient(mode):
+    ms.set_context(mode=mode)
+    try:
+        rng = np.random.RandomState(1)
+        attn = ms.Tensor(rng.rand(2, 3, 5, 5).astype(np.float32))
+        v, dy = (ms.Tensor(rng.randn(2, 3, 5, 4).astype(np.float32)) for _ in range(2))
+        results = []
+        for ours in (True, False):
+            net = _Values(ours)
+            net.set_train(True)
+            y, grads = _InputVjp(net)(attn, v, dy)
+            net.set_train(False)
+            results.append((y.asnumpy(), [g.asnumpy() for g in grads], net(attn, v).asnumpy()))
+    finally:
+        ms.set_context(mode=ms.PYNATIVE_MODE)
+    (y, grads, y_eval), (y_ref, grads_ref, _) = results
+    np.testing.assert_allclose(y, y_ref, atol=1e-6)
+    np.testing.assert_allclose(y_eval, y_ref, atol=1e-6)
+    for g, g_ref in zip(grads, grads_ref):
+        np.testing.assert_allclose(g, g_ref, atol=1e-6)
+
+
+def test_training_attention_values_keep_no_transpose_index_tables():
+    """Six attn @ v on TNT's inner shapes, forward and backward: ops.matmul's gradient transposes attn and v
+    with CPU Transpose kernels that keep an 8-byte index per element; BatchMatMul's uses its flags."""
+    ms.set_context(mode=ms.GRAPH_MODE)
+    try:
+        rng = np.random.RandomState(0)
+        attn = ms.Tensor(rng.rand(1568, 4, 16, 16).astype(np.float32))
+        v = ms.Tensor(rng.randn(1568, 4, 16, 6).astype(np.float32))
+        grown = {}
+        for ours in (True, True, False):  # the first run touches the memory pool's pages; not counted
+            layers = nn.CellList([_Values(ours) for _ in range(6)])
+
+            class _Sum(nn.Cell):
+                def __init__(self):
+                    super().__init__()
+                    self.layers = layers
+
+                def construct(self, a, b):
+                    out = 0
+                    for layer in self.layers:
+                        out = out + layer(a, b).square().sum()
+                    return out
+
+            total = _Sum()
+            total.set_train(True)
+            before = rss_mb()
+            ops.GradOperation(get_all=True)(total)(attn, v)[0].asnumpy()
+            grown[ours] = rss_mb() - before  # ours: the second run
+    finally:
+        ms.set_context(mode=ms.PYNATIVE_MODE)
+    assert grown[True] < 0.5 * grown[False], grown

@@ -5,7 +5,7 @@ from .classifier import ClassifierMixin, classifier_head
 from .drop import DropPath, drop_path_rates, make_dropout
 from .helpers import to_2tuple
 from .linear import Linear
-from .memory import QKScores, Softmax
+from .memory import AttnValues, QKScores, Softmax
 from .mlp import Mlp
 from .norm import LayerNorm
 from .patch_embed import PatchEmbed
@@ -19,4 +19,4 @@ __all__ = ["GELU", "erf_exportable", "set_exportable", "Attention", "ClassifierM
            "DropPath", "drop_path_rates", "make_dropout", "to_2tuple", "Linear", "Mlp", "LayerNorm", "PatchEmbed",
            "Permute", "SplitHeads",
            "resample_abs_pos_embed_np", "init_weights_vit", "trunc_normal_param", "Unfold", "unfold_output_size",
-           "checkpoint_blocks", "QKScores", "Softmax"]
+           "checkpoint_blocks", "AttnValues", "QKScores", "Softmax"]

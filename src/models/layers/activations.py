@@ -4,8 +4,9 @@ MindSpore's ONNX exporter has no ``Erf``. ``GELU.exportable = True`` switches th
 from Abs/Exp/Div/Mul/Select (Abramowitz & Stegun 7.1.26, max abs error 1.5e-7), which every exporter
 supports. Training and evaluation use the exact kernel; ``set_exportable`` flips the whole model.
 """
-import mindspore as ms
-from mindspore import nn, ops
+from mindspore import ops
+
+from .fused import FusedKernelUser
 
 # Abramowitz & Stegun 7.1.26 coefficients for erf(x), x >= 0.
 _P = 0.3275911
@@ -25,7 +26,7 @@ def erf_exportable(x):
     return ops.select(x >= 0, y, -y)
 
 
-class GELU(nn.Cell):
+class GELU(FusedKernelUser):
     """Exact GELU: ``x * 0.5 * (1 + erf(x / sqrt(2)))``.
 
     Written out with a hand-written gradient, ``dy * (Phi(x) + x * phi(x))``: MindSpore's CPU ``GeLU``
@@ -38,20 +39,18 @@ class GELU(nn.Cell):
     inv_sqrt2 = _INV_SQRT2
     sqrt2 = _SQRT2
     inv_sqrt_2pi = _INV_SQRT_2PI
-    fused_dtype = ms.float32
 
     def __init__(self):
         super().__init__()
         self.exportable = False
-        self.fused = None  # the fused CPU kernels (layers/fused.py), used in float32 training only
         self.fused_grad = None
 
     def use_fused_ops(self, ops_by_kind):
-        """Use ``ops_by_kind["gelu"]`` in training (None: the built-in ops); see ``set_fused_kernels``."""
+        """The (forward, backward) ops of ``ops_by_kind["gelu"]``; see ``FusedKernelUser``."""
         self.fused, self.fused_grad = (None, None) if ops_by_kind is None else ops_by_kind["gelu"]
 
     def construct(self, x):
-        if self.training and self.fused is not None and x.dtype == self.fused_dtype:
+        if self.use_kernel(x):
             return self.fused(x)
         if self.exportable:
             # x / sqrt(2), not x * (1 / sqrt(2)): after the ONNX export's Erf is restored this is the
@@ -60,7 +59,7 @@ class GELU(nn.Cell):
         return x * (ops.erf(x * self.inv_sqrt2) * 0.5 + 0.5)
 
     def bprop(self, x, out, dout):
-        if self.training and self.fused_grad is not None and x.dtype == self.fused_dtype:
+        if self.use_kernel(x):
             return (self.fused_grad(x, dout),)
         cdf = ops.erf(x * self.inv_sqrt2) * 0.5 + 0.5
         pdf = ops.exp(ops.square(x) * -0.5) * self.inv_sqrt_2pi

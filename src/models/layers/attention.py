@@ -1,9 +1,9 @@
 """Multi-head self-attention as in ViT / timm ``Attention`` (fused qkv projection)."""
-from mindspore import nn, ops
+from mindspore import nn
 
 from .drop import make_dropout
 from .linear import Linear
-from .memory import QKScores, Softmax
+from .memory import AttnValues, QKScores, Softmax
 from .transpose import Permute, SplitHeads
 
 
@@ -21,6 +21,7 @@ class Attention(nn.Cell):
         self.proj_drop = make_dropout(proj_drop)
         self.scores = QKScores()
         self.softmax = Softmax()
+        self.attn_values = AttnValues()
         self.split_heads = SplitHeads(3, num_heads)
         self.merge_heads = Permute((0, 2, 1, 3))
 
@@ -28,5 +29,5 @@ class Attention(nn.Cell):
         b, n, c = x.shape
         q, k, v = self.split_heads(self.qkv(x))
         attn = self.attn_drop(self.softmax(self.scores(q * self.scale, k)))
-        x = self.merge_heads(ops.matmul(attn, v)).reshape(b, n, c)
+        x = self.merge_heads(self.attn_values(attn, v)).reshape(b, n, c)
         return self.proj_drop(self.proj(x))

@@ -1,18 +1,21 @@
-"""Fused CPU kernels for LayerNorm, exact GELU (forward and backward) and a transpose that swaps two groups
-of axes, as MindSpore AOT custom ops.
+"""Fused CPU kernels for LayerNorm, exact GELU (forward and backward), a transpose that swaps two groups of
+axes, softmax's backward and a bias gradient, as MindSpore AOT custom ops.
 
 MindSpore's CPU ``LayerNormGrad`` takes ~15x PyTorch's time at a ViT's shapes and was 13-18 % of a training step; its
 ``Erf`` (GELU forward and gradient) another 9 %. ``kernels/fused_cpu.cc`` computes each direction of each in one pass;
 the swap-axes kernel replaces CPU ``Transpose``, which keeps an 8-byte index per element for the graph's life
-(``layers/transpose.py``). The library is built on first use with the system compiler (``$CXX``, else ``g++``) and
-cached under ``$MSZOO_KERNEL_CACHE`` (default ``$MSZOO_CACHE/kernels``), named by a hash of the source, the compiler
-command and version, the flags and MindSpore's version; it is built into a temporary file and renamed, so concurrent
-workers never see half a library, and a cached file whose SHA-256 is not the one recorded beside it at build time is
-rebuilt. No compiler, a failed build or a refused library: one note, and the built-in ops.
+(``layers/transpose.py``); softmax's backward replaces a ReduceSum, a BroadcastTo, a Sub and two Muls
+(``layers/memory.py``), the column sum the ReduceSum of a bias gradient. The library is built on first use
+with the system compiler (``$CXX``, else ``g++``) and cached under ``$MSZOO_KERNEL_CACHE`` (default
+``$MSZOO_CACHE/kernels``), named by a hash of the source, the compiler command and version, the flags and
+MindSpore's version; it is built into a temporary file and renamed, so concurrent workers never see half a
+library, and a cached file whose SHA-256 is not the one recorded beside it at build time is rebuilt. No
+compiler, a failed build or a refused library: one note, and the built-in ops.
 
-``set_fused_kernels(model)`` switches a model's ``LayerNorm``, ``GELU``, ``Permute`` and ``SplitHeads`` cells to the
-kernels; they run only in training (``cell.training``) on float32 inputs, so evaluation, export and AMP's
-float16/bfloat16 keep the built-in ops. ``MSZOO_FUSED_KERNELS`` (``1``/``0``) says whether training uses them on CPU;
+``set_fused_kernels(model)`` switches every ``FusedKernelUser`` cell of a model to the kernels (LayerNorm, GELU,
+Permute, SplitHeads, Softmax, BiasAdd2D). The rule of when they run has one home, ``FusedKernelUser.use_kernel``:
+in training (``cell.training``) on float32 tensors only, so evaluation, export and AMP's float16/bfloat16 keep
+the built-in ops. ``MSZOO_FUSED_KERNELS`` (``1``/``0``) says whether training uses them on CPU;
 ``MSZOO_KERNEL_THREADS`` (default 1, read by the kernels at each call) how many threads they use.
 """
 import functools
@@ -23,6 +26,9 @@ import shlex
 import shutil
 import subprocess
 import tempfile
+
+import mindspore as ms
+from mindspore import nn
 
 from src.constants import cache_dir
 
@@ -146,7 +152,7 @@ def kernel_library():
         return path
     except (KernelBuildError, TypeError) as exc:
         logging.getLogger(LOGGER_NAME).info(
-            "note: fused CPU kernels unavailable (%s); training uses MindSpore's built-in LayerNorm and GELU", exc)
+            "note: fused CPU kernels unavailable (%s); training uses MindSpore's built-in ops", exc)
         return None
 
 
@@ -196,15 +202,52 @@ def _swap_axes_op(path):
                       bprop=bprop)
 
 
+def _softmax_grad_op(path):
+    """``(y, dy) -> dx``: softmax's gradient over the last axis (``y`` the softmax's output)."""
+    from mindspore import ops
+
+    return ops.Custom(f"{path}:MszooSoftmaxBackward", func_type="aot", out_shape=lambda y, dy: y,
+                      out_dtype=lambda y, dy: y)
+
+
+def _column_sum_op(path):
+    """``(R, C) -> (C)``: the sum over rows (a bias's gradient)."""
+    from mindspore import ops
+
+    return ops.Custom(f"{path}:MszooColumnSum", func_type="aot", out_shape=lambda x: x[1:],
+                      out_dtype=lambda x: x)
+
+
 @functools.lru_cache(maxsize=None)
 def fused_ops(path):
-    """The Custom ops of the library at ``path``, shared by every cell: {"layer_norm": .., "gelu": ..,
-    "swap_axes": ..}."""
-    return {"layer_norm": _layer_norm_ops(path), "gelu": _gelu_ops(path), "swap_axes": _swap_axes_op(path)}
+    """The Custom ops of the library at ``path``, shared by every cell, by kind (``FusedKernelUser.fused_kind``)."""
+    return {"layer_norm": _layer_norm_ops(path), "gelu": _gelu_ops(path), "swap_axes": _swap_axes_op(path),
+            "softmax_grad": _softmax_grad_op(path), "column_sum": _column_sum_op(path)}
+
+
+class FusedKernelUser(nn.Cell):
+    """A cell with a fused-kernel formulation of kind ``fused_kind`` (a key of ``fused_ops``).
+
+    ``set_fused_kernels`` hands it its op (``use_fused_ops``); ``use_kernel(x)`` is the one rule of when the
+    kernels run: in training, on float32 tensors, when given. Everything else (evaluation, export, AMP's
+    float16/bfloat16, GPU/Ascend, no compiler) computes the built-in ops."""
+
+    fused_kind = None
+
+    def __init__(self):
+        super().__init__()
+        self.fused = None
+
+    def use_fused_ops(self, ops_by_kind):
+        """Use ``ops_by_kind[self.fused_kind]`` in training (None: the built-in ops)."""
+        self.fused = None if ops_by_kind is None else ops_by_kind[self.fused_kind]
+
+    def use_kernel(self, x):
+        return self.training and self.fused is not None and x.dtype == ms.float32
 
 
 def set_fused_kernels(model, enabled=True):
-    """Switch every cell that has a fused formulation (a ``use_fused_ops`` method) to the kernels, or back.
+    """Switch every ``FusedKernelUser`` cell of ``model`` to the kernels, or back.
 
     Returns True when the kernels are in use (False after the one note when they cannot be built)."""
     ops_by_kind = None
@@ -215,6 +258,6 @@ def set_fused_kernels(model, enabled=True):
         else:
             ops_by_kind = fused_ops(path)
     for _, cell in model.cells_and_names():
-        if hasattr(cell, "use_fused_ops"):
+        if isinstance(cell, FusedKernelUser):
             cell.use_fused_ops(ops_by_kind)
     return enabled

@@ -1,10 +1,12 @@
 """LayerNorm with timm's parameter names (``weight``/``bias``), so converted checkpoints map 1:1."""
 import numpy as np
 import mindspore as ms
-from mindspore import nn, ops
+from mindspore import ops
+
+from .fused import FusedKernelUser
 
 
-class LayerNorm(nn.Cell):
+class LayerNorm(FusedKernelUser):
     """Layer normalisation over the last dimension.
 
     MindSpore's ``nn.LayerNorm`` names its parameters ``gamma``/``beta``; timm and PyTorch name them
@@ -18,15 +20,14 @@ class LayerNorm(nn.Cell):
         self.weight = ms.Parameter(ms.Tensor(np.ones(dim, np.float32)), name="weight")
         self.bias = ms.Parameter(ms.Tensor(np.zeros(dim, np.float32)), name="bias")
         self.norm = ops.LayerNorm(begin_norm_axis=-1, begin_params_axis=-1, epsilon=eps)
-        self.fused = None  # the fused CPU kernel (layers/fused.py), used in float32 training only
         self.fused_eps = ms.Tensor(np.array([eps], np.float32))
 
     def use_fused_ops(self, ops_by_kind):
-        """Use ``ops_by_kind["layer_norm"]`` in training (None: the built-in op); see ``set_fused_kernels``."""
+        """The forward op of ``ops_by_kind["layer_norm"]`` (it carries its backward); see ``FusedKernelUser``."""
         self.fused = None if ops_by_kind is None else ops_by_kind["layer_norm"][0]
 
     def construct(self, x):
-        if self.training and self.fused is not None and x.dtype == self.weight.dtype:
+        if self.use_kernel(x) and self.weight.dtype == ms.float32:
             y, _, _ = self.fused(x, self.weight, self.bias, self.fused_eps)
             return y
         y, _, _ = self.norm(x, self.weight.astype(x.dtype), self.bias.astype(x.dtype))

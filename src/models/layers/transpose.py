@@ -13,8 +13,9 @@ float32 training when ``set_fused_kernels`` gave it to them; evaluation, export,
 runs without the kernels compute the ops they replace (exported graphs are unchanged). Pure data movement:
 the numbers are the same bit for bit.
 """
-import mindspore as ms
-from mindspore import nn, ops
+from mindspore import ops
+
+from .fused import FusedKernelUser
 
 
 def swap_groups(perm):
@@ -39,24 +40,14 @@ def _prod(dims):
     return n
 
 
-class _SwapKernelUser(nn.Cell):
-    """A cell that may be handed the swap-axes kernel (``use_fused_ops``, see ``set_fused_kernels``)."""
+class _SwapKernelUser(FusedKernelUser):
+    """A cell that may be handed the swap-axes kernel (see ``FusedKernelUser``)."""
 
-    fused_dtype = ms.float32
-
-    def __init__(self):
-        super().__init__()
-        self.fused = None
-
-    def use_fused_ops(self, ops_by_kind):
-        self.fused = None if ops_by_kind is None else ops_by_kind["swap_axes"]
+    fused_kind = "swap_axes"
 
     def swap(self, x, a, b, c, d):
         """``x`` viewed as ``(a, b, c, d)`` -> ``(a, c, b, d)`` with the kernel."""
         return self.fused(x.reshape(a, b, c, d))
-
-    def use_kernel(self, x):
-        return self.training and self.fused is not None and x.dtype == self.fused_dtype
 
 
 class Permute(_SwapKernelUser):

@@ -1,6 +1,7 @@
 // Fused CPU kernels for MindSpore's ops.Custom(func_type="aot"): LayerNorm over the last axis and exact
-// (erf) GELU, forward and backward, and a transpose (A, B, C, D) -> (A, C, B, D) without MindSpore's
-// per-element index table; float32. Built on first use by src/models/layers/fused.py.
+// (erf) GELU, forward and backward, a transpose (A, B, C, D) -> (A, C, B, D) without MindSpore's
+// per-element index table, softmax's backward and a bias gradient (column sums); float32. Built on first
+// use by src/models/layers/fused.py.
 //
 // Calling convention (MindSpore 2.x CPU AOT): inputs then outputs in `params`, each with its rank in
 // `ndims`, its shape in `shapes` and its dtype name in `dtypes`; return 0 on success.
@@ -216,6 +217,31 @@ void SwapAxesTile(const float *__restrict in, float *__restrict out, int64_t a, 
   }
 }
 
+// One row of softmax's gradient: dx = y * (dy - sum(dy * y)), the sum as LaneSum's (fixed lanes, double).
+MSZOO_CLONES void SoftmaxGradRow(const float *__restrict y, const float *__restrict dy, float *__restrict dx,
+                                 int64_t cols) {
+  float acc[kLanes] = {};
+  int64_t c = 0;
+  for (; c + kLanes <= cols; c += kLanes) {
+    for (int j = 0; j < kLanes; ++j) acc[j] += dy[c + j] * y[c + j];
+  }
+  double sum = 0.0;
+  for (; c < cols; ++c) sum += static_cast<double>(dy[c]) * y[c];
+  for (int j = 0; j < kLanes; ++j) sum += acc[j];
+  const float total = static_cast<float>(sum);
+  for (c = 0; c < cols; ++c) dx[c] = y[c] * (dy[c] - total);
+}
+
+// part[c] = sum of x[r][c] over rows [begin, end) (row-major, `cols` wide), in float, row by row: the inner
+// loop runs along a row, so it vectorises over columns and reads memory in order.
+MSZOO_CLONES void ColumnSumRows(const float *__restrict x, float *__restrict part, int64_t begin, int64_t end,
+                                int64_t cols) {
+  for (int64_t r = begin; r < end; ++r) {
+    const float *row = x + r * cols;
+    for (int64_t c = 0; c < cols; ++c) part[c] += row[c];
+  }
+}
+
 }  // namespace
 
 extern "C" {
@@ -336,7 +362,49 @@ int MszooSwapAxes(int nparam, void **params, int *ndims, int64_t **shapes, const
   return 0;
 }
 
-// A fixed marker the loader checks before trusting a cached library.
-const char *MszooKernelsVersion() { return "mszoo-fused-cpu-1"; }
+// inputs y = softmax(x) and dy, both (..., L); output dx (..., L): softmax's gradient over the last axis in
+// one pass per row (MindSpore's expands to a ReduceSum, a BroadcastTo of the sums, a Sub and two Muls).
+int MszooSoftmaxBackward(int nparam, void **params, int *ndims, int64_t **shapes, const char **dtypes,
+                         void *stream, void *extra) {
+  (void)stream;
+  (void)extra;
+  if (nparam != 3 || !AllFloat32(nparam, dtypes)) return 1;
+  const auto *y = static_cast<const float *>(params[0]);
+  const auto *dy = static_cast<const float *>(params[1]);
+  auto *dx = static_cast<float *>(params[2]);
+  const int64_t cols = shapes[0][ndims[0] - 1];
+  const int64_t rows = cols > 0 ? Elements(ndims[0], shapes[0]) / cols : 0;
+  ParallelFor(rows, rows * cols, [&](int64_t begin, int64_t end) {
+    for (int64_t r = begin; r < end; ++r) SoftmaxGradRow(y + r * cols, dy + r * cols, dx + r * cols, cols);
+  });
+  return 0;
+}
+
+// input x (R, C); output (C): the sum over rows, i.e. a bias's gradient. Blocks of kBlockRows rows are
+// summed in float, the blocks in double in a fixed order (as LayerNorm's weight gradient): the result does
+// not depend on the thread count.
+int MszooColumnSum(int nparam, void **params, int *ndims, int64_t **shapes, const char **dtypes, void *stream,
+                   void *extra) {
+  (void)stream;
+  (void)extra;
+  if (nparam != 2 || ndims[0] != 2 || !AllFloat32(nparam, dtypes)) return 1;
+  const auto *x = static_cast<const float *>(params[0]);
+  auto *out = static_cast<float *>(params[1]);
+  const int64_t rows = shapes[0][0], cols = shapes[0][1];
+  const int64_t blocks = (rows + kBlockRows - 1) / kBlockRows;
+  std::vector<float> partial(static_cast<size_t>(blocks * cols), 0.0f);
+  ParallelFor(blocks, rows * cols, [&](int64_t begin, int64_t end) {
+    for (int64_t k = begin; k < end; ++k) {
+      ColumnSumRows(x, partial.data() + k * cols, k * kBlockRows, std::min(rows, (k + 1) * kBlockRows), cols);
+    }
+  });
+  std::vector<double> sum(static_cast<size_t>(cols), 0.0);
+  for (int64_t k = 0; k < blocks; ++k) {
+    const float *part = partial.data() + k * cols;
+    for (int64_t c = 0; c < cols; ++c) sum[c] += part[c];
+  }
+  for (int64_t c = 0; c < cols; ++c) out[c] = static_cast<float>(sum[c]);
+  return 0;
+}
 
 }  // extern "C"

@@ -94,6 +94,20 @@ def test_exported_model_uses_exact_gelu_again_afterwards(tmp_path):
     assert gelus and not any(g.exportable for g in gelus)
 
 
+def test_a_model_left_in_training_mode_exports_its_inference_graph(tmp_path):
+    """No dropout or drop path in the file: it gives the eval-mode logits, the same on every run."""
+    kwargs = tiny_kwargs("twins_pcpvt_small")
+    model = create_model("twins_pcpvt_small", num_classes=4, drop_rate=0.5, drop_path_rate=0.5, **kwargs)
+    model.set_train(True)
+    path = export_to_file(model, _cfg("twins_pcpvt_small", 32, 4), "MINDIR", str(tmp_path / "m.mindir"))
+    assert not model.training  # left in eval mode, as exported
+    x = ms.Tensor(np.random.RandomState(0).randn(4, 3, 32, 32).astype(np.float32))
+    expected = model(x).asnumpy()
+    graph = ms.nn.GraphCell(ms.load(path))
+    for _ in range(2):
+        np.testing.assert_allclose(graph(x).asnumpy(), expected, atol=1e-5, rtol=0)
+
+
 def test_sidecar_records_preprocessing_and_class_names(tmp_path):
     model = create_model("tnt_s_patch16_224", num_classes=3, **tiny_kwargs("tnt_s_patch16_224"))
     cfg = _cfg("tnt_s_patch16_224", 32, 3, crop_pct=0.9, mean="0.5,0.5,0.5", std="0.5,0.5,0.5")

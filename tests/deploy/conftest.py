@@ -1,11 +1,17 @@
 """Deploy fixtures: each family's full-size model exported once per session (the slow part of the deploy tests),
 shared by the ONNX/MindIR parity test (test_export.py) and the OpenVINO one (test_openvino.py)."""
+import json
 import os
+import subprocess
+import sys
 
 import numpy as np
 import pytest
 
+from tests.conftest import ROOT
+
 FULL_SIZE = ["twins_svt_small", "tnt_s_patch16_224", "t2t_vit_t_14"]  # one per family
+FULL_SIZE_BATCHES = (1, 2)
 
 
 def export_with_reference(model, cfg, out_dir, batches):
@@ -26,20 +32,53 @@ def export_with_reference(model, cfg, out_dir, batches):
             "cell_types": [type(cell).__name__ for _, cell in model.cells_and_names()]}
 
 
+def _read_export(out_dir, proc):
+    if proc.wait(timeout=900) != 0:
+        with open(os.path.join(out_dir, "stderr.txt")) as f:
+            raise RuntimeError(f"tests/deploy/full_size_export.py failed:\n{f.read()[-3000:]}")
+    with open(os.path.join(out_dir, "reference.json")) as f:
+        exported = json.load(f)
+    reference = np.load(os.path.join(out_dir, "reference.npz"))
+    exported["inputs"] = [reference["x"][:batch] for batch in FULL_SIZE_BATCHES]
+    exported["expected"] = [reference["logits"][:batch] for batch in FULL_SIZE_BATCHES]
+    return exported
+
+
+class FullSizeExports:
+    """``self(arch)``: ``export_with_reference`` of the full-size ``arch`` (1000 classes, 224 px, its random initial
+    weights) at FULL_SIZE_BATCHES. ``start()`` (or the first request) starts all of FULL_SIZE, each in a process
+    of its own (tests/deploy/full_size_export.py), side by side and beside the tests that run meanwhile."""
+
+    def __init__(self, tmp_path_factory):
+        self.tmp_path_factory = tmp_path_factory
+        self.procs, self.done = {}, {}
+
+    def start(self):
+        if self.procs:
+            return
+        env = dict(os.environ, GLOG_v="3")
+        for name in FULL_SIZE:
+            out_dir = str(self.tmp_path_factory.mktemp(name))
+            with open(os.path.join(out_dir, "stderr.txt"), "w") as err:
+                self.procs[name] = out_dir, subprocess.Popen(
+                    [sys.executable, "-m", "tests.deploy.full_size_export", name, out_dir], cwd=ROOT, env=env,
+                    stdout=subprocess.DEVNULL, stderr=err)
+
+    def __call__(self, arch):
+        self.start()
+        if arch not in self.done:
+            self.done[arch] = _read_export(*self.procs[arch])
+        return self.done[arch]
+
+    def close(self):
+        for _, proc in self.procs.values():
+            if proc.poll() is None:
+                proc.kill()
+
+
 @pytest.fixture(scope="session")
 def full_size_exports(tmp_path_factory):
-    """``get(arch)``: ``export_with_reference`` of the full-size ``arch`` (1000 classes, 224 px, its random
-    initial weights) at batch 1 and 2, done on the first request in the session and then reused."""
-    done = {}
-
-    def get(arch):
-        if arch not in done:
-            from src.config import parse_config
-            from src.models import create_model
-
-            cfg, _ = parse_config(["--arch", arch, "--image_size", "224", "--num_classes", "1000"])
-            done[arch] = export_with_reference(create_model(arch, num_classes=1000), cfg,
-                                               str(tmp_path_factory.mktemp(arch)), (1, 2))
-        return done[arch]
-
-    return get
+    """The session's FullSizeExports (each family exported once, for test_export.py and test_openvino.py)."""
+    exports = FullSizeExports(tmp_path_factory)
+    yield exports
+    exports.close()

@@ -19,6 +19,13 @@ ALL_MODELS = list_models()
 EXPORT_GROUPS = tiny_graph_groups()
 
 
+@pytest.fixture(scope="module", autouse=True)
+def _full_size_exports_meanwhile(full_size_exports):
+    """The full-size exports (minutes of mostly single-core compiling) start with this module, beside its tiny
+    tests, instead of when test_full_size_model_exports_match_checkpoint first asks for them."""
+    full_size_exports.start()
+
+
 def _cfg(arch, image_size, num_classes, **extra):
     argv = ["--arch", arch, "--image_size", str(image_size), "--num_classes", str(num_classes)]
     for key, value in extra.items():

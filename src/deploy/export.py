@@ -121,10 +121,11 @@ def export_air(model, cfg, path, batch_size=1):
 
 def export_to_file(model, cfg, file_format, path, class_names=None, dynamic=True, batch_size=1, precision="f32",
                    calib_data=None):
-    """Export ``model`` (eval mode) to ``path`` and write the sidecar; returns the file written.
+    """Export ``model``'s inference graph to ``path`` and write the sidecar; returns the file written.
 
-    OPENVINO writes an IR (``.xml`` + ``.bin``, float32 weights) converted from our ONNX export; with
-    ``precision="int8"`` it is quantized by NNCF on the images in ``calib_data`` first."""
+    The model is put in eval mode first (no dropout, drop path or training-only code in the exported graph)
+    and is left in eval mode. OPENVINO writes an IR (``.xml`` + ``.bin``, float32 weights) converted from our
+    ONNX export; with ``precision="int8"`` it is quantized by NNCF on the images in ``calib_data`` first."""
     file_format = file_format.upper()
     if file_format not in EXTENSIONS:
         raise ExportError(f"file_format must be one of {', '.join(EXTENSIONS)}, got {file_format}")
@@ -138,6 +139,7 @@ def export_to_file(model, cfg, file_format, path, class_names=None, dynamic=True
         raise ExportError("AIR export needs an Ascend device (--device_target Ascend); use MINDIR or ONNX on CPU/GPU")
     out_dir = os.path.dirname(os.path.abspath(path))
     os.makedirs(out_dir, exist_ok=True)
+    model.set_train(False)  # ms.export traces the cells' current mode for MINDIR and AIR (ONNX it switches itself)
     # Only ONNX lacks an exact GELU (no Erf in MindSpore's exporter); MINDIR and AIR keep the GeLU kernel.
     set_exportable(model, file_format in ("ONNX", "OPENVINO"))
     try:
@@ -160,22 +162,28 @@ def export_to_file(model, cfg, file_format, path, class_names=None, dynamic=True
 
 def export_openvino(model, cfg, path, precision="f32", calib_data=None):
     """An OpenVINO IR of ``model``: our dynamic-batch ONNX converted, optionally quantized to int8."""
-    from . import ov_runtime
-
     tmp = tempfile.mkdtemp(prefix="ov_export_")
     try:
         onnx_path = export_onnx(model, cfg, os.path.join(tmp, "m.onnx"))
-        if precision == "int8":
-            if not calib_data:
-                raise ExportError("precision int8 needs --calib_data DIR (a few hundred images of your data)")
-            batches = ov_runtime.calibration_batches(calib_data, eval_preprocessing(cfg))
-            ov_model, used = ov_runtime.quantize_int8(onnx_path, batches)
-            get_logger().info(f"quantized to int8 with NNCF on {used} images from {calib_data}")
-        else:
-            ov_model = ov_runtime.convert_onnx(onnx_path)
-        return ov_runtime.save_ir(ov_model, path)
+        return openvino_from_onnx(onnx_path, path, cfg, precision, calib_data)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def openvino_from_onnx(onnx_path, path, cfg=None, precision="f32", calib_data=None):
+    """The OpenVINO IR (``path``) of our ONNX export ``onnx_path``; int8: quantized by NNCF on ``calib_data``
+    preprocessed as ``cfg`` says."""
+    from . import ov_runtime
+
+    if precision == "int8":
+        if not calib_data:
+            raise ExportError("precision int8 needs --calib_data DIR (a few hundred images of your data)")
+        batches = ov_runtime.calibration_batches(calib_data, eval_preprocessing(cfg))
+        ov_model, used = ov_runtime.quantize_int8(onnx_path, batches)
+        get_logger().info(f"quantized to int8 with NNCF on {used} images from {calib_data}")
+    else:
+        ov_model = ov_runtime.convert_onnx(onnx_path)
+    return ov_runtime.save_ir(ov_model, path)
 
 
 def export_model(cfg, precision="f32", calib_data=None):

@@ -10,13 +10,20 @@ import mindspore as ms
 from src.config import parse_config
 from src.deploy.export import ExportError, export_to_file, read_sidecar
 from src.models import create_model, list_models
+from tests.deploy.conftest import FULL_SIZE, export_with_reference
 from tests.tiny import tiny_graph_groups, tiny_kwargs
 
 ALL_MODELS = list_models()
-FULL_SIZE = ["twins_svt_small", "tnt_s_patch16_224", "t2t_vit_t_14"]  # one per family, the slow part
 
 
 EXPORT_GROUPS = tiny_graph_groups()
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _full_size_exports_meanwhile(full_size_exports):
+    """The full-size exports (minutes of mostly single-core compiling) start with this module, beside its tiny
+    tests, instead of when test_full_size_model_exports_match_checkpoint first asks for them."""
+    full_size_exports.start()
 
 
 def _cfg(arch, image_size, num_classes, **extra):
@@ -34,26 +41,21 @@ def _onnx_run(path, x):
     return sess.run(None, {sess.get_inputs()[0].name: x})[0]
 
 
-def _check_exports(model, cfg, tmp_path, batches=(1, 3)):
+def _check_exports(exported, num_classes):
+    """The ONNX and MINDIR files of ``export_with_reference`` give the model's logits within 1e-4 at every
+    batch size; returns the largest difference."""
     import onnx
 
-    model.set_train(False)
-    onnx_path = export_to_file(model, cfg, "ONNX", str(tmp_path / f"{cfg.arch}.onnx"), class_names=None)
-    onnx_model = onnx.load(onnx_path)
+    onnx_model = onnx.load(exported["onnx"])
     onnx.checker.check_model(onnx_model)
     # every GELU's erf is one Erf node again (none left as the slow elementwise approximation)
     op_types = [node.op_type for node in onnx_model.graph.node]
-    gelus = [cell for _, cell in model.cells_and_names() if type(cell).__name__ == "GELU"]
-    assert op_types.count("Erf") == len(gelus) and "Where" not in op_types
-    mindir_path = export_to_file(model, cfg, "MINDIR", str(tmp_path / f"{cfg.arch}.mindir"))
-    graph = ms.nn.GraphCell(ms.load(mindir_path))
-    rng = np.random.RandomState(0)
+    assert op_types.count("Erf") == exported["cell_types"].count("GELU") and "Where" not in op_types
+    graph = ms.nn.GraphCell(ms.load(exported["mindir"]))
     worst = 0.0
-    for batch in batches:
-        x = rng.randn(batch, 3, cfg.image_size, cfg.image_size).astype(np.float32)
-        expected = model(ms.Tensor(x)).asnumpy()
-        assert expected.shape == (batch, cfg.num_classes)
-        onnx_out = _onnx_run(onnx_path, x)
+    for x, expected in zip(exported["inputs"], exported["expected"]):
+        assert expected.shape == (x.shape[0], num_classes)
+        onnx_out = _onnx_run(exported["onnx"], x)
         mindir_out = graph(ms.Tensor(x)).asnumpy()
         worst = max(worst, np.abs(onnx_out - expected).max(), np.abs(mindir_out - expected).max())
         np.testing.assert_allclose(onnx_out, expected, atol=1e-4, rtol=0)
@@ -73,15 +75,13 @@ def test_every_model_exports_to_mindir_and_onnx_with_dynamic_batch(arch, tmp_pat
     size = kwargs["img_size"]
     model = create_model(arch, num_classes=4, **kwargs)
     cfg = _cfg(arch, size, 4, model_kwargs=json.dumps(kwargs))
-    _check_exports(model, cfg, tmp_path)
+    _check_exports(export_with_reference(model, cfg, str(tmp_path), (1, 3)), 4)
 
 
 @pytest.mark.parametrize("arch", FULL_SIZE)
-def test_full_size_model_exports_match_checkpoint(arch, tmp_path):
-    model = create_model(arch, num_classes=1000)
-    cfg = _cfg(arch, 224, 1000)
-    worst = _check_exports(model, cfg, tmp_path, batches=(1, 2))
-    assert worst < 1e-4
+def test_full_size_model_exports_match_checkpoint(arch, full_size_exports):
+    """The full-size exports (tests/deploy/conftest.py; test_openvino.py runs them under OpenVINO too)."""
+    assert _check_exports(full_size_exports(arch), 1000) < 1e-4
 
 
 def test_exported_model_uses_exact_gelu_again_afterwards(tmp_path):
@@ -92,6 +92,20 @@ def test_exported_model_uses_exact_gelu_again_afterwards(tmp_path):
     export_to_file(model, cfg, "MINDIR", str(tmp_path / "m.mindir"))
     gelus = [c for _, c in model.cells_and_names() if isinstance(c, GELU)]
     assert gelus and not any(g.exportable for g in gelus)
+
+
+def test_a_model_left_in_training_mode_exports_its_inference_graph(tmp_path):
+    """No dropout or drop path in the file: it gives the eval-mode logits, the same on every run."""
+    kwargs = tiny_kwargs("twins_pcpvt_small")
+    model = create_model("twins_pcpvt_small", num_classes=4, drop_rate=0.5, drop_path_rate=0.5, **kwargs)
+    model.set_train(True)
+    path = export_to_file(model, _cfg("twins_pcpvt_small", 32, 4), "MINDIR", str(tmp_path / "m.mindir"))
+    assert not model.training  # left in eval mode, as exported
+    x = ms.Tensor(np.random.RandomState(0).randn(4, 3, 32, 32).astype(np.float32))
+    expected = model(x).asnumpy()
+    graph = ms.nn.GraphCell(ms.load(path))
+    for _ in range(2):
+        np.testing.assert_allclose(graph(x).asnumpy(), expected, atol=1e-5, rtol=0)
 
 
 def test_sidecar_records_preprocessing_and_class_names(tmp_path):

@@ -3,19 +3,15 @@ infer/eval/export/benchmark with --backend openvino, and one clear line for each
 import json
 import os
 
-import mindspore as ms
 import numpy as np
 import pytest
 
 from src.config import parse_config
 from src.deploy import ov_runtime
-from src.deploy.export import export_model, export_to_file, read_sidecar
+from src.deploy.export import export_model, openvino_from_onnx, read_sidecar
 from src.deploy.infer import InferenceError, evaluate_exported, infer_images
-from src.models import create_model
 from tests.conftest import script
-from tests.tiny import tiny_kwargs
-
-FAMILIES = ["twins_svt_small", "tnt_s_patch16_224", "t2t_vit_t_14"]
+from tests.deploy.conftest import FULL_SIZE
 
 
 @pytest.fixture(scope="module")
@@ -40,27 +36,28 @@ def predictions(tmp_path, argv=(), **kwargs):
         return json.load(f)
 
 
-@pytest.mark.parametrize("arch", FAMILIES)
-def test_every_family_runs_under_openvino_f32_within_1e4_of_the_checkpoint(arch, tmp_path):
-    kwargs = tiny_kwargs(arch)
-    model = create_model(arch, num_classes=4, **kwargs)
-    model.set_train(False)
-    cfg, _ = parse_config(["--arch", arch, "--image_size", str(kwargs["img_size"]), "--num_classes", "4"])
-    path = export_to_file(model, cfg, "OPENVINO", str(tmp_path / "m.xml"))
-    assert os.path.isfile(tmp_path / "m.bin") and read_sidecar(path)["precision"] == "f32"
+@pytest.mark.parametrize("arch", FULL_SIZE)
+def test_every_family_runs_under_openvino_f32_within_1e4_of_the_checkpoint(arch, full_size_exports, tmp_path):
+    """The family's full-size ONNX export (tests/deploy/conftest.py, shared with test_export.py) converted to an
+    f32 IR as export.py's OPENVINO format converts it."""
+    exported = full_size_exports(arch)
+    path = openvino_from_onnx(exported["onnx"], str(tmp_path / "m.xml"))
     run = ov_runtime.compile_model(path, "f32")
-    for batch in (1, 3):
-        x = np.random.RandomState(batch).randn(batch, 3, kwargs["img_size"], kwargs["img_size"]).astype(np.float32)
-        expected = model(ms.Tensor(x)).asnumpy()
+    for x, expected in zip(exported["inputs"], exported["expected"]):
         np.testing.assert_allclose(run(x), expected, atol=1e-4, rtol=0)
     # compiled once per batch shape, with the shape fixed (what lets OpenVINO fuse the element-wise ops)
-    assert sorted(run.compiled) == [(b, 3, kwargs["img_size"], kwargs["img_size"]) for b in (1, 3)]
+    assert sorted(run.compiled) == sorted(x.shape for x in exported["inputs"])
     assert all(c.inputs[0].get_partial_shape().is_static for c in run.compiled.values())
     # the exported LayerNorms are in the form OpenVINO fuses: one MVN kernel each, none left as Reduce ops
     compiled = ov_runtime._core().compile_model(path, "CPU", {"INFERENCE_PRECISION_HINT": "f32"})
     kinds = [op.get_rt_info()["layerType"].astype(str) for op in compiled.get_runtime_model().get_ops()]
-    norms = [c for _, c in model.cells_and_names() if type(c).__name__ == "LayerNorm"]
-    assert kinds.count("MVN") == len(norms) > 0
+    assert kinds.count("MVN") == exported["cell_types"].count("LayerNorm") > 0
+
+
+def test_export_writes_each_ir_with_its_weights_and_a_sidecar_naming_its_precision(exported):
+    for key, precision in (("ir", "f32"), ("int8", "int8")):
+        assert os.path.isfile(os.path.splitext(exported[key])[0] + ".bin")
+        assert read_sidecar(exported[key])["precision"] == precision
 
 
 PRECISION_PROBE = r"""

@@ -117,11 +117,11 @@ def test_train_interpolation_applies_to_training_only(train_interp, expected, ti
     assert train.is_training and not val.is_training and train.mean == val.mean == tuple(cfg.mean)
 
 
-@pytest.fixture(scope="module")
-def sigint_run(tmp_path_factory, digits_cache):
+def _sigint_run(tmp, digits_cache):
     """train.py in its own process gets a real SIGINT (Ctrl-C) during epoch 1, then ``--resume`` runs.
 
     A subprocess, as a user runs it: in-process, MindSpore's handler (see below) would end the test run."""
+    import shutil
     import subprocess
     import sys
 
@@ -129,7 +129,6 @@ def sigint_run(tmp_path_factory, digits_cache):
 
     from tests.engine.conftest import ROOT, TINY_TRAIN
 
-    tmp = tmp_path_factory.mktemp("sigint")
     config = tmp / "tiny.yaml"
     config.write_text(yaml.safe_dump(dict(TINY_TRAIN, data_url=digits_cache, output_dir=str(tmp / "out"),
                                           epochs=2, steps_per_epoch=40)))
@@ -144,10 +143,28 @@ def sigint_run(tmp_path_factory, digits_cache):
             break
     out, _ = proc.communicate(timeout=180)
     run_dir = tmp / "out" / "run"
-    state = load_training_checkpoint(str(run_dir / "last.ckpt")).train_state
+    shutil.copy(run_dir / "last.ckpt", tmp / "stopped.ckpt")  # read by the test (MindSpore in the main thread only)
     resume = subprocess.run([sys.executable, "train.py", "--resume", str(run_dir)], cwd=ROOT, env=env, text=True,
                             capture_output=True, timeout=300)
-    return dict(code=proc.returncode, out="".join(lines) + out, state=state, resume=resume, run_dir=run_dir)
+    return dict(code=proc.returncode, out="".join(lines) + out, stopped=tmp / "stopped.ckpt", resume=resume,
+                run_dir=run_dir)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _sigint_run_meanwhile(tmp_path_factory, digits_cache):
+    """The SIGINT run (processes, mostly on one core) starts with this module, beside its in-process tests."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    pool = ThreadPoolExecutor(1)
+    future = pool.submit(_sigint_run, tmp_path_factory.mktemp("sigint"), digits_cache)
+    yield future
+    pool.shutdown(wait=True)
+
+
+@pytest.fixture(scope="module")
+def sigint_run(_sigint_run_meanwhile):
+    run = _sigint_run_meanwhile.result()
+    return dict(run, state=load_training_checkpoint(str(run["stopped"])).train_state)
 
 
 def test_sigint_saves_last_ckpt_at_the_current_step_and_resume_finishes(sigint_run):

@@ -1,0 +1,84 @@
+"""Deploy fixtures: each family's full-size model exported once per session (the slow part of the deploy tests),
+shared by the ONNX/MindIR parity test (test_export.py) and the OpenVINO one (test_openvino.py)."""
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from tests.conftest import ROOT
+
+FULL_SIZE = ["twins_svt_small", "tnt_s_patch16_224", "t2t_vit_t_14"]  # one per family
+FULL_SIZE_BATCHES = (1, 2)
+
+
+def export_with_reference(model, cfg, out_dir, batches):
+    """``model`` exported by ``export_to_file`` to ONNX and MINDIR under ``out_dir``, with the model's own logits
+    on random inputs of each batch size: ``{"onnx", "mindir", "inputs", "expected", "cell_types"}``. The inputs
+    are the first rows of one batch, and their logits those rows of the model's output on it (one forward: at
+    full size each costs seconds in PyNative; eval-mode rows do not depend on each other)."""
+    import mindspore as ms
+
+    from src.deploy.export import export_to_file
+
+    onnx_path = export_to_file(model, cfg, "ONNX", os.path.join(out_dir, f"{cfg.arch}.onnx"))
+    mindir_path = export_to_file(model, cfg, "MINDIR", os.path.join(out_dir, f"{cfg.arch}.mindir"))
+    x = np.random.RandomState(0).randn(max(batches), 3, cfg.image_size, cfg.image_size).astype(np.float32)
+    logits = model(ms.Tensor(x)).asnumpy()
+    inputs, expected = [x[:batch] for batch in batches], [logits[:batch] for batch in batches]
+    return {"onnx": onnx_path, "mindir": mindir_path, "inputs": inputs, "expected": expected,
+            "cell_types": [type(cell).__name__ for _, cell in model.cells_and_names()]}
+
+
+def _read_export(out_dir, proc):
+    if proc.wait(timeout=900) != 0:
+        with open(os.path.join(out_dir, "stderr.txt")) as f:
+            raise RuntimeError(f"tests/deploy/full_size_export.py failed:\n{f.read()[-3000:]}")
+    with open(os.path.join(out_dir, "reference.json")) as f:
+        exported = json.load(f)
+    reference = np.load(os.path.join(out_dir, "reference.npz"))
+    exported["inputs"] = [reference["x"][:batch] for batch in FULL_SIZE_BATCHES]
+    exported["expected"] = [reference["logits"][:batch] for batch in FULL_SIZE_BATCHES]
+    return exported
+
+
+class FullSizeExports:
+    """``self(arch)``: ``export_with_reference`` of the full-size ``arch`` (1000 classes, 224 px, its random initial
+    weights) at FULL_SIZE_BATCHES. ``start()`` (or the first request) starts all of FULL_SIZE, each in a process
+    of its own (tests/deploy/full_size_export.py), side by side and beside the tests that run meanwhile."""
+
+    def __init__(self, tmp_path_factory):
+        self.tmp_path_factory = tmp_path_factory
+        self.procs, self.done = {}, {}
+
+    def start(self):
+        if self.procs:
+            return
+        env = dict(os.environ, GLOG_v="3")
+        for name in FULL_SIZE:
+            out_dir = str(self.tmp_path_factory.mktemp(name))
+            with open(os.path.join(out_dir, "stderr.txt"), "w") as err:
+                self.procs[name] = out_dir, subprocess.Popen(
+                    [sys.executable, "-m", "tests.deploy.full_size_export", name, out_dir], cwd=ROOT, env=env,
+                    stdout=subprocess.DEVNULL, stderr=err)
+
+    def __call__(self, arch):
+        self.start()
+        if arch not in self.done:
+            self.done[arch] = _read_export(*self.procs[arch])
+        return self.done[arch]
+
+    def close(self):
+        for _, proc in self.procs.values():
+            if proc.poll() is None:
+                proc.kill()
+
+
+@pytest.fixture(scope="session")
+def full_size_exports(tmp_path_factory):
+    """The session's FullSizeExports (each family exported once, for test_export.py and test_openvino.py)."""
+    exports = FullSizeExports(tmp_path_factory)
+    yield exports
+    exports.close()

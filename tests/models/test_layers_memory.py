@@ -108,61 +108,6 @@ class _InputVjp(nn.Cell):
         return self.net(q, k), self.grad(self.net)(q, k, dy)
 
 
-@pytest.mark.parametrize("mode", [ms.PYNATIVE_MODE, ms.GRAPH_MODE])
-def test_attention_scores_and_softmax_equal_the_builtin_ops_in_value_and_gradient(mode):
-    ms.set_context(mode=mode)
-    try:
-        rng = np.random.RandomState(0)
-        q, k = (ms.Tensor(rng.randn(2, 3, 5, 4).astype(np.float32)) for _ in range(2))
-        dy = ms.Tensor(rng.randn(2, 3, 5, 5).astype(np.float32))
-        results = []
-        for ours in (True, False):
-            net = _Scores(ours)
-            net.set_train(True)
-            y, grads = _InputVjp(net)(q, k, dy)
-            net.set_train(False)
-            results.append((y.asnumpy(), [g.asnumpy() for g in grads], net(q, k).asnumpy()))
-    finally:
-        ms.set_context(mode=ms.PYNATIVE_MODE)
-    (y, grads, y_eval), (y_ref, grads_ref, _) = results
-    np.testing.assert_allclose(y, y_ref, atol=1e-6)
-    np.testing.assert_allclose(y_eval, y_ref, atol=1e-6)
-    for g, g_ref in zip(grads, grads_ref):
-        np.testing.assert_allclose(g, g_ref, atol=1e-6)
-
-
-def test_training_attention_scores_and_softmax_keep_no_index_tables():
-    """Six q @ k^T + softmax on (8, 4, 256, 256) maps, forward and backward: the built-in softmax gradient's
-    broadcasting Sub kept 16 bytes per map element (34 MB each) and k's transposes 8 bytes per element."""
-    ms.set_context(mode=ms.GRAPH_MODE)
-    try:
-        rng = np.random.RandomState(0)
-        grown = {}
-        for ours in (True, True, False):  # the first run touches the memory pool's pages; not counted
-            net = nn.CellList([_Scores(ours) for _ in range(6)])
-
-            class _Sum(nn.Cell):
-                def __init__(self):
-                    super().__init__()
-                    self.layers = net
-
-                def construct(self, q, k):
-                    out = 0
-                    for layer in self.layers:
-                        out = out + (layer(q, k) * layer(k, q)).sum()
-                    return out
-
-            total = _Sum()
-            total.set_train(True)
-            q, k = (ms.Tensor(rng.randn(8, 4, 256, 16).astype(np.float32)) for _ in range(2))
-            before = rss_mb()
-            ops.GradOperation(get_all=True)(total)(q, k)[0].asnumpy()
-            grown[ours] = rss_mb() - before  # ours: the second run
-    finally:
-        ms.set_context(mode=ms.PYNATIVE_MODE)
-    assert grown[True] < 0.6 * grown[False], grown
-
-
 class _Values(nn.Cell):
     def __init__(self, ours):
         super().__init__()
@@ -173,20 +118,26 @@ class _Values(nn.Cell):
         return self.attn_values(attn, v) if self.ours else ops.matmul(attn, v)
 
 
+def _inputs(rng, *shapes):
+    return [ms.Tensor(rng.randn(*shape).astype(np.float32)) for shape in shapes]
+
+
 @pytest.mark.parametrize("mode", [ms.PYNATIVE_MODE, ms.GRAPH_MODE])
-def test_attention_values_equal_matmul_in_value_and_gradient(mode):
+@pytest.mark.parametrize("cell, shapes", [(_Scores, [(2, 3, 5, 4), (2, 3, 5, 4), (2, 3, 5, 5)]),
+                                          (_Values, [(2, 3, 5, 5), (2, 3, 5, 4), (2, 3, 5, 4)])],
+                         ids=["scores_softmax", "attn_values"])
+def test_attention_cells_equal_the_builtin_ops_in_value_and_gradient(mode, cell, shapes):
+    """QKScores + Softmax and AttnValues, training and eval, against ops.matmul/ops.softmax."""
     ms.set_context(mode=mode)
     try:
-        rng = np.random.RandomState(1)
-        attn = ms.Tensor(rng.rand(2, 3, 5, 5).astype(np.float32))
-        v, dy = (ms.Tensor(rng.randn(2, 3, 5, 4).astype(np.float32)) for _ in range(2))
+        a, b, dy = _inputs(np.random.RandomState(0), *shapes)
         results = []
         for ours in (True, False):
-            net = _Values(ours)
+            net = cell(ours)
             net.set_train(True)
-            y, grads = _InputVjp(net)(attn, v, dy)
+            y, grads = _InputVjp(net)(a, b, dy)
             net.set_train(False)
-            results.append((y.asnumpy(), [g.asnumpy() for g in grads], net(attn, v).asnumpy()))
+            results.append((y.asnumpy(), [g.asnumpy() for g in grads], net(a, b).asnumpy()))
     finally:
         ms.set_context(mode=ms.PYNATIVE_MODE)
     (y, grads, y_eval), (y_ref, grads_ref, _) = results
@@ -196,34 +147,56 @@ def test_attention_values_equal_matmul_in_value_and_gradient(mode):
         np.testing.assert_allclose(g, g_ref, atol=1e-6)
 
 
-def test_training_attention_values_keep_no_transpose_index_tables():
-    """Six attn @ v on TNT's inner shapes, forward and backward: ops.matmul's gradient transposes attn and v
-    with CPU Transpose kernels that keep an 8-byte index per element; BatchMatMul's uses its flags."""
+class _SumOfSix(nn.Cell):
+    """Six layers of ``cell`` applied to (a, b), summed: a graph with six of its forward and backward."""
+
+    def __init__(self, cell, ours, combine):
+        super().__init__()
+        self.layers = nn.CellList([cell(ours) for _ in range(6)])
+        self.combine = combine
+
+    def construct(self, a, b):
+        out = 0
+        for layer in self.layers:
+            out = out + self.combine(layer, a, b)
+        return out
+
+
+def _scores_both_ways(layer, a, b):
+    return (layer(a, b) * layer(b, a)).sum()
+
+
+def _squared_sum(layer, a, b):
+    return layer(a, b).square().sum()
+
+
+def _training_rss_growth(cell, combine, a, b):
+    """RSS grown by compiling and running six ``cell`` layers forward and backward, ours and the built-in ops."""
     ms.set_context(mode=ms.GRAPH_MODE)
     try:
-        rng = np.random.RandomState(0)
-        attn = ms.Tensor(rng.rand(1568, 4, 16, 16).astype(np.float32))
-        v = ms.Tensor(rng.randn(1568, 4, 16, 6).astype(np.float32))
         grown = {}
         for ours in (True, True, False):  # the first run touches the memory pool's pages; not counted
-            layers = nn.CellList([_Values(ours) for _ in range(6)])
-
-            class _Sum(nn.Cell):
-                def __init__(self):
-                    super().__init__()
-                    self.layers = layers
-
-                def construct(self, a, b):
-                    out = 0
-                    for layer in self.layers:
-                        out = out + layer(a, b).square().sum()
-                    return out
-
-            total = _Sum()
+            total = _SumOfSix(cell, ours, combine)
             total.set_train(True)
             before = rss_mb()
-            ops.GradOperation(get_all=True)(total)(attn, v)[0].asnumpy()
+            ops.GradOperation(get_all=True)(total)(a, b)[0].asnumpy()
             grown[ours] = rss_mb() - before  # ours: the second run
     finally:
         ms.set_context(mode=ms.PYNATIVE_MODE)
+    return grown
+
+
+def test_training_attention_scores_and_softmax_keep_no_index_tables():
+    """Six q @ k^T + softmax on (8, 4, 256, 256) maps, forward and backward: the built-in softmax gradient's
+    broadcasting Sub kept 16 bytes per map element (34 MB each) and k's transposes 8 bytes per element."""
+    q, k = _inputs(np.random.RandomState(0), (8, 4, 256, 16), (8, 4, 256, 16))
+    grown = _training_rss_growth(_Scores, _scores_both_ways, q, k)
+    assert grown[True] < 0.6 * grown[False], grown
+
+
+def test_training_attention_values_keep_no_transpose_index_tables():
+    """Six attn @ v on TNT's inner shapes, forward and backward: ops.matmul's gradient transposes attn and v
+    with CPU Transpose kernels that keep an 8-byte index per element; BatchMatMul's uses its flags."""
+    attn, v = _inputs(np.random.RandomState(0), (1568, 4, 16, 16), (1568, 4, 16, 6))
+    grown = _training_rss_growth(_Values, _squared_sum, attn, v)
     assert grown[True] < 0.5 * grown[False], grown

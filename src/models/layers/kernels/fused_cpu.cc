@@ -161,6 +161,36 @@ inline double LaneSquares(const float *x, float m, int64_t n) {
   return sum;
 }
 
+// sum of a[c] * b[c], as LaneSum.
+inline double LaneDot(const float *a, const float *b, int64_t n) {
+  float acc[kLanes] = {};
+  int64_t c = 0;
+  for (; c + kLanes <= n; c += kLanes) {
+    for (int j = 0; j < kLanes; ++j) acc[j] += a[c + j] * b[c + j];
+  }
+  double sum = 0.0;
+  for (; c < n; ++c) sum += static_cast<double>(a[c]) * b[c];
+  for (int j = 0; j < kLanes; ++j) sum += acc[j];
+  return sum;
+}
+
+// The blocks' float partial sums (`blocks` rows of `width`) added in double in block order: the fixed
+// order that makes weight/bias gradients independent of the thread count.
+std::vector<double> SumBlocks(const std::vector<float> &partial, int64_t blocks, int64_t width) {
+  std::vector<double> sum(static_cast<size_t>(width), 0.0);
+  for (int64_t k = 0; k < blocks; ++k) {
+    const float *part = partial.data() + k * width;
+    for (int64_t c = 0; c < width; ++c) sum[c] += part[c];
+  }
+  return sum;
+}
+
+// Rows of a tensor seen as (rows, its last axis).
+int64_t Rows(int ndim, const int64_t *shape) {
+  const int64_t cols = shape[ndim - 1];
+  return cols > 0 ? Elements(ndim, shape) / cols : 0;
+}
+
 // One row: mean, then 1/sqrt(var + eps) from the centred squares (two passes), then y.
 MSZOO_CLONES void LayerNormRow(const float *__restrict x, const float *__restrict w, const float *__restrict b,
                                float *__restrict y, float *mean_out, float *rstd_out, int64_t cols, float eps) {
@@ -217,19 +247,11 @@ void SwapAxesTile(const float *__restrict in, float *__restrict out, int64_t a, 
   }
 }
 
-// One row of softmax's gradient: dx = y * (dy - sum(dy * y)), the sum as LaneSum's (fixed lanes, double).
+// One row of softmax's gradient: dx = y * (dy - sum(dy * y)).
 MSZOO_CLONES void SoftmaxGradRow(const float *__restrict y, const float *__restrict dy, float *__restrict dx,
                                  int64_t cols) {
-  float acc[kLanes] = {};
-  int64_t c = 0;
-  for (; c + kLanes <= cols; c += kLanes) {
-    for (int j = 0; j < kLanes; ++j) acc[j] += dy[c + j] * y[c + j];
-  }
-  double sum = 0.0;
-  for (; c < cols; ++c) sum += static_cast<double>(dy[c]) * y[c];
-  for (int j = 0; j < kLanes; ++j) sum += acc[j];
-  const float total = static_cast<float>(sum);
-  for (c = 0; c < cols; ++c) dx[c] = y[c] * (dy[c] - total);
+  const float total = static_cast<float>(LaneDot(dy, y, cols));
+  for (int64_t c = 0; c < cols; ++c) dx[c] = y[c] * (dy[c] - total);
 }
 
 // part[c] = sum of x[r][c] over rows [begin, end) (row-major, `cols` wide), in float, row by row: the inner
@@ -260,8 +282,7 @@ int MszooLayerNormForward(int nparam, void **params, int *ndims, int64_t **shape
   auto *y = static_cast<float *>(params[4]);
   auto *mean = static_cast<float *>(params[5]);
   auto *rstd = static_cast<float *>(params[6]);
-  const int64_t cols = shapes[0][ndims[0] - 1];
-  const int64_t rows = cols > 0 ? Elements(ndims[0], shapes[0]) / cols : 0;
+  const int64_t cols = shapes[0][ndims[0] - 1], rows = Rows(ndims[0], shapes[0]);
   ParallelFor(rows, rows * cols, [&](int64_t begin, int64_t end) {
     for (int64_t r = begin; r < end; ++r) {
       LayerNormRow(x + r * cols, w, b, y + r * cols, mean + r, rstd + r, cols, eps);
@@ -285,8 +306,7 @@ int MszooLayerNormBackward(int nparam, void **params, int *ndims, int64_t **shap
   auto *dx = static_cast<float *>(params[5]);
   auto *dw = static_cast<float *>(params[6]);
   auto *db = static_cast<float *>(params[7]);
-  const int64_t cols = shapes[0][ndims[0] - 1];
-  const int64_t rows = cols > 0 ? Elements(ndims[0], shapes[0]) / cols : 0;
+  const int64_t cols = shapes[0][ndims[0] - 1], rows = Rows(ndims[0], shapes[0]);
   const int64_t blocks = (rows + kBlockRows - 1) / kBlockRows;
   std::vector<float> partial(static_cast<size_t>(blocks * 2 * cols), 0.0f);
   ParallelFor(blocks, rows * cols, [&](int64_t begin, int64_t end) {
@@ -300,11 +320,7 @@ int MszooLayerNormBackward(int nparam, void **params, int *ndims, int64_t **shap
       }
     }
   });
-  std::vector<double> sum(static_cast<size_t>(2 * cols), 0.0);
-  for (int64_t k = 0; k < blocks; ++k) {
-    const float *part = partial.data() + k * 2 * cols;
-    for (int64_t c = 0; c < 2 * cols; ++c) sum[c] += part[c];
-  }
+  const std::vector<double> sum = SumBlocks(partial, blocks, 2 * cols);
   for (int64_t c = 0; c < cols; ++c) {
     dw[c] = static_cast<float>(sum[c]);
     db[c] = static_cast<float>(sum[cols + c]);
@@ -372,8 +388,7 @@ int MszooSoftmaxBackward(int nparam, void **params, int *ndims, int64_t **shapes
   const auto *y = static_cast<const float *>(params[0]);
   const auto *dy = static_cast<const float *>(params[1]);
   auto *dx = static_cast<float *>(params[2]);
-  const int64_t cols = shapes[0][ndims[0] - 1];
-  const int64_t rows = cols > 0 ? Elements(ndims[0], shapes[0]) / cols : 0;
+  const int64_t cols = shapes[0][ndims[0] - 1], rows = Rows(ndims[0], shapes[0]);
   ParallelFor(rows, rows * cols, [&](int64_t begin, int64_t end) {
     for (int64_t r = begin; r < end; ++r) SoftmaxGradRow(y + r * cols, dy + r * cols, dx + r * cols, cols);
   });
@@ -398,11 +413,7 @@ int MszooColumnSum(int nparam, void **params, int *ndims, int64_t **shapes, cons
       ColumnSumRows(x, partial.data() + k * cols, k * kBlockRows, std::min(rows, (k + 1) * kBlockRows), cols);
     }
   });
-  std::vector<double> sum(static_cast<size_t>(cols), 0.0);
-  for (int64_t k = 0; k < blocks; ++k) {
-    const float *part = partial.data() + k * cols;
-    for (int64_t c = 0; c < cols; ++c) sum[c] += part[c];
-  }
+  const std::vector<double> sum = SumBlocks(partial, blocks, cols);
   for (int64_t c = 0; c < cols; ++c) out[c] = static_cast<float>(sum[c]);
   return 0;
 }

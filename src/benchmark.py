@@ -437,8 +437,10 @@ def merge_rounds(results):
     """One case's results from several rounds as one result: median images/s and step time, the largest peak RSS,
     the first round's compile time, and every round's images/s under ``rounds``. A failed round fails the case."""
     failed = [r for r in results if "error" in r]
-    if failed or len(results) == 1:
-        return failed[0] if failed else results[0]
+    if failed:
+        return failed[0]
+    if len(results) == 1:
+        return results[0]
     merged = dict(results[0])
     merged["rounds"] = [r["images_per_s"] for r in results]
     merged["images_per_s"] = statistics.median(merged["rounds"])
@@ -498,11 +500,12 @@ def benchmark_main(argv=None):
     folder = None
     if any(c["mode"] == "data" for c in cases):
         folder = args.data_dir or make_jpeg_folder(tempfile.mkdtemp(prefix="bench_data_"))
+    for case in cases:
+        if case["mode"] == "data":
+            case["folder"] = folder
     results = [[] for _ in cases]
     for round_ in range(args.repeat):
         for case, case_results in zip(cases, results):
-            if case["mode"] == "data":
-                case["folder"] = folder
             label = f"{case['mode']} {case['model']} {case['impl']}/{case['backend']} batch {case['batch_size']}"
             rounds = f" (round {round_ + 1}/{args.repeat})" if args.repeat > 1 else ""
             print(f"running {label}{rounds} ...", flush=True)

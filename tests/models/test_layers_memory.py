@@ -195,8 +195,9 @@ def test_training_attention_scores_and_softmax_keep_no_index_tables():
 
 
 def test_training_attention_values_keep_no_transpose_index_tables():
-    """Six attn @ v on TNT's inner shapes, forward and backward: ops.matmul's gradient transposes attn and v
-    with CPU Transpose kernels that keep an 8-byte index per element; BatchMatMul's uses its flags."""
-    attn, v = _inputs(np.random.RandomState(0), (1568, 4, 16, 16), (1568, 4, 16, 6))
+    """Six attn @ v on TNT's inner shapes (batch 24), forward and backward: ops.matmul's gradient transposes attn
+    and v with CPU Transpose kernels that keep an 8-byte index per element (~40 MB per layer here, more than
+    earlier tests leave free in the heap); BatchMatMul's uses its flags."""
+    attn, v = _inputs(np.random.RandomState(0), (4704, 4, 16, 16), (4704, 4, 16, 6))
     grown = _training_rss_growth(_Values, _squared_sum, attn, v)
     assert grown[True] < 0.5 * grown[False], grown

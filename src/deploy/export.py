@@ -9,6 +9,7 @@ import os
 import shutil
 import tempfile
 
+import mindspore as ms
 import numpy as np
 
 from src.config import ConfigError
@@ -64,28 +65,43 @@ def build_deploy_model(cfg):
     return model, class_names
 
 
-def _dummy(batch, cfg):
-    import mindspore as ms
+class _ExportRoot(ms.nn.Cell):
+    """``net`` under a top cell of its own, made for one export. MindSpore caches the graph it compiles for an
+    export per top cell, format and input shape, and reuses it whatever the cells' Python state is by then
+    (``set_exportable``, the mode); its ONNX writer also rewrites that cached graph in place, so a second ONNX
+    export of one model crashed inside MindSpore (``i: 3 out of range``). A new top cell compiles the model as it
+    is now, and its graph is freed with it; ``auto_prefix=False`` keeps the parameter names."""
 
+    def __init__(self, net):
+        super().__init__(auto_prefix=False)
+        self.net = net
+
+    def construct(self, x):
+        return self.net(x)
+
+
+def _ms_export(model, inputs, base, file_format):
+    """``ms.export`` of ``model`` compiled afresh (``_ExportRoot``): any number of exports of one model work."""
+    ms.export(_ExportRoot(model), inputs, file_name=base, file_format=file_format)
+
+
+def _dummy(batch, cfg):
     shape = (batch, cfg.in_chans, cfg.image_size, cfg.image_size)
     return ms.Tensor(np.zeros(shape, np.float32))
 
 
 def export_mindir(model, cfg, path, dynamic=True, batch_size=1):
-    import mindspore as ms
-
     base = os.path.splitext(path)[0]
     if dynamic:
         spec = ms.Tensor(shape=[None, cfg.in_chans, cfg.image_size, cfg.image_size], dtype=ms.float32)
     else:
         spec = _dummy(batch_size, cfg)
-    ms.export(model, spec, file_name=base, file_format="MINDIR")
+    _ms_export(model, spec, base, "MINDIR")
     return base + ".mindir"
 
 
 def export_onnx(model, cfg, path, dynamic=True, batch_size=1):
     """ONNX via MindSpore's exporter (static), made dynamic in the batch axis by diffing two exports."""
-    import mindspore as ms
     import onnx
 
     from .onnx_batch import merge_dynamic_batch
@@ -96,7 +112,7 @@ def export_onnx(model, cfg, path, dynamic=True, batch_size=1):
         graphs = []
         for batch in ((2, 3) if dynamic else (batch_size,)):
             base = os.path.join(tmp, f"b{batch}")
-            ms.export(model, _dummy(batch, cfg), file_name=base, file_format="ONNX")
+            _ms_export(model, _dummy(batch, cfg), base, "ONNX")
             graphs.append(onnx.load(base + ".onnx"))
         result = merge_dynamic_batch(graphs[0], graphs[1], 2, 3) if dynamic else graphs[0]
         restore_erf(result)
@@ -112,10 +128,8 @@ def export_onnx(model, cfg, path, dynamic=True, batch_size=1):
 
 
 def export_air(model, cfg, path, batch_size=1):
-    import mindspore as ms
-
     base = os.path.splitext(path)[0]
-    ms.export(model, _dummy(batch_size, cfg), file_name=base, file_format="AIR")
+    _ms_export(model, _dummy(batch_size, cfg), base, "AIR")
     return base + ".air"
 
 

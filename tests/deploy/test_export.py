@@ -8,8 +8,9 @@ import pytest
 import mindspore as ms
 
 from src.config import parse_config
-from src.deploy.export import ExportError, export_to_file, read_sidecar
+from src.deploy.export import EXTENSIONS, ExportError, export_to_file, read_sidecar
 from src.models import create_model, list_models
+from tests.conftest import TINY_SELF_DESCRIBING
 from tests.deploy.conftest import FULL_SIZE, export_with_reference
 from tests.tiny import tiny_graph_groups, tiny_kwargs
 
@@ -82,6 +83,24 @@ def test_every_model_exports_to_mindir_and_onnx_with_dynamic_batch(arch, tmp_pat
 def test_full_size_model_exports_match_checkpoint(arch, full_size_exports):
     """The full-size exports (tests/deploy/conftest.py; test_openvino.py runs them under OpenVINO too)."""
     assert _check_exports(full_size_exports(arch), 1000) < 1e-4
+
+
+def test_one_model_exports_to_every_format_in_one_process(tmp_path):
+    """MINDIR, ONNX, ONNX again and OPENVINO from one model object each give the model's eval logits (an ONNX
+    export after an ONNX one used to crash inside MindSpore: ``i: 3 out of range``)."""
+    from src.deploy import ov_runtime
+
+    model = create_model("twins_pcpvt_small", num_classes=4, img_size=16, **TINY_SELF_DESCRIBING)
+    cfg = _cfg("twins_pcpvt_small", 16, 4, model_kwargs=json.dumps(TINY_SELF_DESCRIBING))
+    model.set_train(False)
+    x = np.random.RandomState(0).randn(2, 3, 16, 16).astype(np.float32)
+    expected = model(ms.Tensor(x)).asnumpy()
+    run = {"MINDIR": lambda path: ms.nn.GraphCell(ms.load(path))(ms.Tensor(x)).asnumpy(),
+           "ONNX": lambda path: _onnx_run(path, x),
+           "OPENVINO": lambda path: ov_runtime.compile_model(path, "f32")(x)}
+    for i, fmt in enumerate(("MINDIR", "ONNX", "ONNX", "OPENVINO")):
+        path = export_to_file(model, cfg, fmt, str(tmp_path / f"m{i}{EXTENSIONS[fmt]}"))
+        np.testing.assert_allclose(run[fmt](path), expected, atol=1e-4, rtol=0, err_msg=f"export {i}: {fmt}")
 
 
 def test_exported_model_uses_exact_gelu_again_afterwards(tmp_path):

@@ -29,6 +29,7 @@ import mindspore as ms
 from mindspore import nn, ops
 
 from .distributed import distributed_group_size
+from .heap import release_free_heap
 
 _square_sum = ops.MultitypeFuncGraph("square_sum")
 _scale_grad = ops.MultitypeFuncGraph("scale_grad")
@@ -189,6 +190,7 @@ class TrainStep(_GradCell):
                         if self.group_size > 1 else None)
         self.accumulator = (AccumulateStep(net_with_loss, weights, self.accum, self.loss_scale)
                             if self.accumulation_steps > 1 else None)
+        self.graphs_compiled = False
 
     # -- host-side helpers -------------------------------------------------------------------------
     def accumulate(self, images, labels):
@@ -204,12 +206,24 @@ class TrainStep(_GradCell):
         """
         if len(micro_batches) != self.accumulation_steps:
             raise ValueError(f"expected {self.accumulation_steps} micro-batches, got {len(micro_batches)}")
-        losses = [float(self.accumulate(x, y).asnumpy()) for x, y in micro_batches[:-1]]
         if not isinstance(lr, ms.Tensor):
             lr = ms.Tensor(np.float32(lr))
+        if not self.graphs_compiled:
+            self._compile(micro_batches, lr)
+        losses = [float(self.accumulate(x, y).asnumpy()) for x, y in micro_batches[:-1]]
         loss, overflow, scale, norm = self(micro_batches[-1][0], micro_batches[-1][1], lr)
         losses.append(float(loss.asnumpy()))
         return float(np.mean(losses)), bool(overflow.asnumpy()), float(scale.asnumpy()), float(norm.asnumpy())
+
+    def _compile(self, micro_batches, lr):
+        """GRAPH mode: compile the step's graphs before their first run and return the heap the compiler freed to
+        the operating system, before the first step allocates its activations (src/engine/heap.py)."""
+        if ms.get_context("mode") == ms.GRAPH_MODE:
+            if self.accumulator is not None:
+                self.accumulator.compile(*micro_batches[0])
+            self.compile(*micro_batches[-1], lr)
+            release_free_heap()
+        self.graphs_compiled = True
 
     def state_parameters(self):
         """Loss-scale state Parameters, for checkpoints."""

@@ -229,3 +229,22 @@ def test_amp_o1_leaves_no_rewritten_network_folder_in_the_cwd(tmp_path, monkeypa
     loss = run(step, x, y, 0.01)[0]
     assert np.isfinite(loss)
     assert os.listdir(tmp_path) == []
+
+
+def test_first_run_compiles_the_step_then_releases_the_freed_heap_once(monkeypatch, graph_mode):
+    import src.engine.train_step as train_step
+
+    _, step = make_step(accum=2)
+    events = []
+    for cls, name in ((TrainStep, "step"), (type(step.accumulator), "accumulator")):
+        monkeypatch.setattr(cls, "compile", lambda self, *args, _name=name, _compile=cls.compile: (
+            events.append(_name), _compile(self, *args))[1])
+    monkeypatch.setattr(train_step, "release_free_heap",
+                        lambda: events.append(("release after steps", int(step.good_steps.asnumpy()))))
+    x, y = batch()
+    for _ in range(2):
+        step.run([(ms.Tensor(x[:4]), ms.Tensor(y[:4])), (ms.Tensor(x[4:]), ms.Tensor(y[4:]))], 0.1)
+    releases = [i for i, event in enumerate(events) if isinstance(event, tuple)]
+    assert len(releases) == 1 and events[releases[0]] == ("release after steps", 0)
+    assert {"step", "accumulator"} <= set(events[:releases[0]])
+    assert int(step.good_steps.asnumpy()) == 2

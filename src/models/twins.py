@@ -59,7 +59,7 @@ class LocallyGroupedAttn(nn.Cell):
         self.ws = ws
         self.qkv = Linear(dim, dim * 3, has_bias=True)
         self.split_heads = SplitHeads(3, num_heads)
-        self.merge_heads = Permute((0, 1, 3, 2, 4))  # (B, windows, heads, ws*ws, hd) -> (B, windows, ws*ws, heads, hd)
+        self.merge_heads = Permute((0, 2, 1, 3))  # (B * windows, heads, ws*ws, hd) -> (B * windows, ws*ws, heads, hd)
         self.swap_windows = Permute((0, 1, 3, 2, 4, 5))  # (B, gh, ws, gw, ws, C) <-> (B, gh, gw, ws, ws, C)
         self.attn_drop = make_dropout(attn_drop)
         self.proj = Linear(dim, dim)
@@ -82,8 +82,8 @@ class LocallyGroupedAttn(nn.Cell):
         gw = (w + pad_r) // ws
         # (B, gh, ws, gw, ws, C) -> (B, gh, gw, ws, ws, C): one window per (gh, gw) cell.
         x = self.swap_windows(x.reshape(b, gh, ws, gw, ws, c))
-        # q, k, v: (B, windows, heads, ws*ws, head_dim)
-        q, k, v = self.split_heads(self.qkv(x).reshape(b, gh * gw, ws * ws, 3 * c))
+        # q, k, v: (B * windows, heads, ws*ws, head_dim); 4-D, the attention form OpenVINO fuses (as the global one)
+        q, k, v = self.split_heads(self.qkv(x).reshape(b * gh * gw, ws * ws, 3 * c))
         attn = self.attn_drop(self.softmax(self.scores(q * self.scale, k)))
         x = self.merge_heads(self.attn_values(attn, v)).reshape(b, gh, gw, ws, ws, c)
         x = self.swap_windows(x).reshape(b, gh * ws, gw * ws, c)

@@ -40,8 +40,8 @@ from mindspore.common.initializer import Orthogonal, initializer
 
 from src.constants import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
 
-from .layers import (Attention, AttnValues, ClassifierMixin, DropPath, GELU, LayerNorm, Linear, Mlp, Permute, QKScores,
-                     Softmax, SplitHeads, Unfold, checkpoint_blocks, classifier_head, drop_path_rates, init_weights_vit,
+from .layers import (Attention, ClassifierMixin, DropPath, GELU, LayerNorm, Linear, Mlp, Permute, ScaledDotProduct,
+                     SplitHeads, Unfold, checkpoint_blocks, classifier_head, drop_path_rates, init_weights_vit,
                      make_dropout, to_2tuple, trunc_normal_param, unfold_output_size)
 from .builder import build_model_with_cfg
 from .registry import make_cfg, register_model
@@ -126,23 +126,17 @@ class TokenAttention(nn.Cell):
         self.num_heads = num_heads
         self.in_dim = in_dim
         self.head_dim = in_dim // num_heads
-        self.scale = qk_scale or (dim // num_heads) ** -0.5
         self.qkv = Linear(dim, in_dim * 3, has_bias=qkv_bias)
-        self.attn_drop = make_dropout(attn_drop)
+        self.attend = ScaledDotProduct(qk_scale or (dim // num_heads) ** -0.5, attn_drop)
         self.proj = Linear(in_dim, in_dim)
         self.proj_drop = make_dropout(proj_drop)
-        self.scores = QKScores()
-        self.softmax = Softmax()
-        self.attn_values = AttnValues()
         self.split_heads = SplitHeads(3, num_heads)
         self.merge_heads = Permute((0, 2, 1, 3))
 
     def construct(self, x):
         n = x.shape[1]
         q, k, v = self.split_heads(self.qkv(x))
-        attn = self.softmax(self.scores(q * self.scale, k))
-        attn = self.attn_drop(attn)
-        x = self.merge_heads(self.attn_values(attn, v)).reshape(-1, n, self.in_dim)
+        x = self.merge_heads(self.attend(q, k, v)).reshape(-1, n, self.in_dim)
         x = self.proj_drop(self.proj(x))
         return self.merge_heads(v).reshape(-1, n, self.in_dim) + x
 

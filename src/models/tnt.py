@@ -26,8 +26,8 @@ from mindspore import nn, ops
 
 from src.constants import IMAGENET_INCEPTION_MEAN, IMAGENET_INCEPTION_STD
 
-from .layers import (AttnValues, ClassifierMixin, DropPath, GELU, LayerNorm, Linear, Mlp, Permute, QKScores, Softmax,
-                     SplitHeads, checkpoint_blocks, classifier_head, drop_path_rates, init_weights_vit, make_dropout,
+from .layers import (ClassifierMixin, DropPath, GELU, LayerNorm, Linear, Mlp, Permute, ScaledDotProduct, SplitHeads,
+                     checkpoint_blocks, classifier_head, drop_path_rates, init_weights_vit, make_dropout,
                      resample_abs_pos_embed_np, to_2tuple, trunc_normal_param)
 from .builder import build_model_with_cfg
 from .registry import make_cfg, register_model
@@ -63,15 +63,11 @@ class Attention(nn.Cell):
         self.hidden_dim = hidden_dim
         self.num_heads = num_heads
         self.head_dim = hidden_dim // num_heads
-        self.scale = self.head_dim ** -0.5
         self.qk = Linear(dim, hidden_dim * 2, has_bias=qkv_bias)
         self.v = Linear(dim, dim, has_bias=qkv_bias)
-        self.attn_drop = make_dropout(attn_drop)
+        self.attend = ScaledDotProduct(self.head_dim ** -0.5, attn_drop, scale_queries=False)
         self.proj = Linear(dim, dim)
         self.proj_drop = make_dropout(proj_drop)
-        self.scores = QKScores()
-        self.softmax = Softmax()
-        self.attn_values = AttnValues()
         self.split_qk = SplitHeads(2, num_heads)
         self.to_heads = Permute((0, 2, 1, 3))  # (B, N, heads, hd) <-> (B, heads, N, hd)
 
@@ -79,8 +75,7 @@ class Attention(nn.Cell):
         _, n, c = x.shape
         q, k = self.split_qk(self.qk(x))
         v = self.to_heads(self.v(x).reshape(-1, n, self.num_heads, c // self.num_heads))
-        attn = self.attn_drop(self.softmax(self.scores(q, k) * self.scale))
-        x = self.to_heads(self.attn_values(attn, v)).reshape(-1, n, c)
+        x = self.to_heads(self.attend(q, k, v)).reshape(-1, n, c)
         return self.proj_drop(self.proj(x))
 
 

@@ -19,9 +19,8 @@ from mindspore import nn, ops
 
 from src.constants import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
 
-from .layers import (AttnValues, ClassifierMixin, DropPath, GELU, LayerNorm, Linear, Mlp, PatchEmbed, Permute, QKScores,
-                     Softmax, SplitHeads, checkpoint_blocks, classifier_head, drop_path_rates, init_weights_vit,
-                     make_dropout)
+from .layers import (ClassifierMixin, DropPath, GELU, LayerNorm, Linear, Mlp, PatchEmbed, Permute, ScaledDotProduct,
+                     SplitHeads, checkpoint_blocks, classifier_head, drop_path_rates, init_weights_vit, make_dropout)
 from .builder import build_model_with_cfg
 from .registry import make_cfg, register_model
 
@@ -55,18 +54,14 @@ class LocallyGroupedAttn(nn.Cell):
         self.dim = dim
         self.num_heads = num_heads
         self.head_dim = dim // num_heads
-        self.scale = self.head_dim ** -0.5
         self.ws = ws
         self.qkv = Linear(dim, dim * 3, has_bias=True)
         self.split_heads = SplitHeads(3, num_heads)
         self.merge_heads = Permute((0, 2, 1, 3))  # (B * windows, heads, ws*ws, hd) -> (B * windows, ws*ws, heads, hd)
         self.swap_windows = Permute((0, 1, 3, 2, 4, 5))  # (B, gh, ws, gw, ws, C) <-> (B, gh, gw, ws, ws, C)
-        self.attn_drop = make_dropout(attn_drop)
+        self.attend = ScaledDotProduct(self.head_dim ** -0.5, attn_drop)
         self.proj = Linear(dim, dim)
         self.proj_drop = make_dropout(proj_drop)
-        self.scores = QKScores()
-        self.softmax = Softmax()
-        self.attn_values = AttnValues()
 
     def construct(self, x, size):
         b, n, c = x.shape
@@ -84,8 +79,7 @@ class LocallyGroupedAttn(nn.Cell):
         x = self.swap_windows(x.reshape(b, gh, ws, gw, ws, c))
         # q, k, v: (B * windows, heads, ws*ws, head_dim); 4-D, the attention form OpenVINO fuses (as the global one)
         q, k, v = self.split_heads(self.qkv(x).reshape(b * gh * gw, ws * ws, 3 * c))
-        attn = self.attn_drop(self.softmax(self.scores(q * self.scale, k)))
-        x = self.merge_heads(self.attn_values(attn, v)).reshape(b, gh, gw, ws, ws, c)
+        x = self.merge_heads(self.attend(q, k, v)).reshape(b, gh, gw, ws, ws, c)
         x = self.swap_windows(x).reshape(b, gh * ws, gw * ws, c)
         if pad_r > 0 or pad_b > 0:
             x = x[:, :h, :w, :]
@@ -107,15 +101,11 @@ class GlobalSubSampleAttn(nn.Cell):
         self.dim = dim
         self.num_heads = num_heads
         self.head_dim = dim // num_heads
-        self.scale = self.head_dim ** -0.5
         self.q = Linear(dim, dim, has_bias=True)
         self.kv = Linear(dim, dim * 2, has_bias=True)
-        self.attn_drop = make_dropout(attn_drop)
+        self.attend = ScaledDotProduct(self.head_dim ** -0.5, attn_drop)
         self.proj = Linear(dim, dim)
         self.proj_drop = make_dropout(proj_drop)
-        self.scores = QKScores()
-        self.softmax = Softmax()
-        self.attn_values = AttnValues()
         self.to_heads = Permute((0, 2, 1, 3))  # (B, N, heads, hd) <-> (B, heads, N, hd)
         self.split_kv = SplitHeads(2, num_heads)
         self.to_map = Permute((0, 2, 1))  # (B, N, C) <-> (B, C, N)
@@ -137,8 +127,7 @@ class GlobalSubSampleAttn(nn.Cell):
             x = self.to_map(x.reshape(b, c, -1))
             x = self.norm(x)
         k, v = self.split_kv(self.kv(x))
-        attn = self.attn_drop(self.softmax(self.scores(q * self.scale, k)))
-        x = self.to_heads(self.attn_values(attn, v)).reshape(b, n, c)
+        x = self.to_heads(self.attend(q, k, v)).reshape(b, n, c)
         return self.proj_drop(self.proj(x))
 
 

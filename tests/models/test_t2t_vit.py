@@ -181,7 +181,7 @@ def test_parameter_counts_and_hyper_parameters_equal_official(name, monkeypatch)
     dim, depth, heads, mlp_ratio = OFFICIAL_HYPER_PARAMETERS[name]
     assert (model.embed_dim, len(model.blocks), model.blocks[0].attn.num_heads) == (dim, depth, heads)
     assert model.blocks[0].mlp.fc1.weight.shape == (int(dim * mlp_ratio), dim)
-    assert model.blocks[0].attn.scale == pytest.approx((dim // heads) ** -0.5)
+    assert model.blocks[0].attn.attend.scale == pytest.approx((dim // heads) ** -0.5)
     performer = isinstance(model.tokens_to_token.attention1, TokenPerformer)
     assert performer == (not name.startswith("t2t_vit_t_"))
     assert model.tokens_to_token.project.weight.shape == (dim, 64 * 9)
@@ -223,12 +223,12 @@ def test_sinusoid_position_table_is_fixed_and_sized_for_img_size():
 
 def test_qk_scale_defaults_to_head_dim_and_can_be_overridden():
     model = _tiny()
-    assert model.blocks[0].attn.scale == pytest.approx((TINY["embed_dim"] // TINY["num_heads"]) ** -0.5)
+    assert model.blocks[0].attn.attend.scale == pytest.approx((TINY["embed_dim"] // TINY["num_heads"]) ** -0.5)
     # The token transformer scales by its input width (3 * 7 * 7), as the official code.
     t_model = _tiny("t2t_vit_t_14")
-    assert t_model.tokens_to_token.attention1.attn.scale == pytest.approx(147 ** -0.5)
+    assert t_model.tokens_to_token.attention1.attn.attend.scale == pytest.approx(147 ** -0.5)
     scaled = _tiny(qk_scale=0.125)
-    assert scaled.blocks[0].attn.scale == 0.125
+    assert scaled.blocks[0].attn.attend.scale == 0.125
 
 
 # ----------------------------------------------------------------------------------------------------------

@@ -1,10 +1,38 @@
-"""Multi-head self-attention as in ViT / timm ``Attention`` (fused qkv projection)."""
+"""Multi-head self-attention as in ViT / timm ``Attention`` (fused qkv projection), and the attention core that
+every attention of the zoo shares."""
 from mindspore import nn
 
 from .drop import make_dropout
 from .linear import Linear
 from .memory import AttnValues, QKScores, Softmax
 from .transpose import Permute, SplitHeads
+
+
+class ScaledDotProduct(nn.Cell):
+    """``softmax(q k^T * scale) v`` over ``(..., heads, N, head_dim)`` tensors, dropout on the attention weights.
+
+    ``scale_queries`` scales q before the product (timm's ViT, T2T and Twins) or the scores after it (timm's
+    TNT): the two orders differ in the last bits, so each model keeps its reference's. Training runs the
+    memory-lean products and softmax gradient of ``layers/memory.py``; eval and export the plain ops."""
+
+    def __init__(self, scale, attn_drop=0.0, scale_queries=True):
+        super().__init__()
+        self.scale = scale
+        self.scale_queries = scale_queries
+        self.scores = QKScores()
+        self.softmax = Softmax()
+        self.attn_drop = make_dropout(attn_drop)
+        self.attn_values = AttnValues()
+
+    def construct(self, q, k, v):
+        if self.scale_queries:
+            scores = self.scores(q * self.scale, k)
+        else:
+            scores = self.scores(q, k) * self.scale
+        return self.attn_values(self.attn_drop(self.softmax(scores)), v)
+
+    def extend_repr(self):
+        return f"scale={self.scale:.6g}, scale_queries={self.scale_queries}"
 
 
 class Attention(nn.Cell):
@@ -14,20 +42,15 @@ class Attention(nn.Cell):
             raise ValueError(f"dim {dim} must be divisible by num_heads {num_heads}")
         self.num_heads = num_heads
         self.head_dim = dim // num_heads
-        self.scale = qk_scale or self.head_dim ** -0.5
         self.qkv = Linear(dim, dim * 3, has_bias=qkv_bias)
-        self.attn_drop = make_dropout(attn_drop)
+        self.attend = ScaledDotProduct(qk_scale or self.head_dim ** -0.5, attn_drop)
         self.proj = Linear(dim, dim)
         self.proj_drop = make_dropout(proj_drop)
-        self.scores = QKScores()
-        self.softmax = Softmax()
-        self.attn_values = AttnValues()
         self.split_heads = SplitHeads(3, num_heads)
         self.merge_heads = Permute((0, 2, 1, 3))
 
     def construct(self, x):
         b, n, c = x.shape
         q, k, v = self.split_heads(self.qkv(x))
-        attn = self.attn_drop(self.softmax(self.scores(q * self.scale, k)))
-        x = self.merge_heads(self.attn_values(attn, v)).reshape(b, n, c)
+        x = self.merge_heads(self.attend(q, k, v)).reshape(b, n, c)
         return self.proj_drop(self.proj(x))

@@ -256,9 +256,11 @@ class Trainer:
 
     # ----------------------------------------------------------------------------- checkpoints
     def _state_tensors(self):
+        """The Parameters a checkpoint holds, as they are: every save runs under the state lock, so no step changes
+        them meanwhile, and the save makes no second copy of the weights, moments and EMA."""
         params = list(self.network.get_parameters()) + self.optimizer.state_parameters() + \
             self.train_step.state_parameters() + (self.ema.state_parameters() if self.ema is not None else [])
-        return {p.name: p.asnumpy().copy() for p in params}
+        return {p.name: p for p in params}
 
     def _train_state(self):
         return {"epochs_done": self.epochs_done, "epoch_step": self.epoch_step, "global_step": self.global_step,

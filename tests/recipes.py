@@ -41,16 +41,4 @@ def train_one_step_of(config_args, digits_cache, tmp_path):
     with open(run_dir / "metrics.csv") as f:
         rows = f.read().splitlines()
     assert len(rows) == 2  # header + epoch 1 with its validation
-    _forget_compiled_graphs()
     return log
-
-
-def _forget_compiled_graphs():
-    """Let MindSpore drop what it keeps of the run's compiled graphs: every later compile in this process got
-    slower with each one kept (a recipe's step took 12 s in a fresh process, 33-47 s late in the suite)."""
-    import gc
-
-    import mindspore as ms
-
-    gc.collect()
-    ms.ms_memory_recycle()

@@ -8,9 +8,12 @@ step's activations are allocated after the release instead of on top of the hole
 """
 import ctypes
 import ctypes.util
+import functools
 
 
+@functools.lru_cache(maxsize=None)
 def _glibc():
+    """The C library when it is glibc, looked up once (``find_library`` runs ``ldconfig``), else None."""
     name = ctypes.util.find_library("c")
     try:
         libc = ctypes.CDLL(name) if name else None

@@ -4,14 +4,7 @@ import ctypes
 import pytest
 
 from src.engine.heap import _glibc, release_free_heap
-
-
-def _rss_anon_mb():
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith("RssAnon"):
-                return int(line.split()[1]) / 1024
-    raise AssertionError("no RssAnon in /proc/self/status")
+from tests.models.helpers import rss_mb
 
 
 @pytest.mark.skipif(_glibc() is None, reason="malloc_trim is glibc's")
@@ -24,12 +17,12 @@ def test_release_free_heap_returns_freed_pages_held_below_a_live_block():
     for block in blocks:
         ctypes.memset(block, 1, 1024)
     pin = libc.malloc(1024)  # a block still in use above them: free() alone cannot shrink the heap
-    before = _rss_anon_mb()
+    before = rss_mb()
     for block in blocks:
         libc.free(block)
-    freed_but_held = before - _rss_anon_mb()
+    freed_but_held = before - rss_mb()
     assert release_free_heap()
-    returned = before - _rss_anon_mb()
+    returned = before - rss_mb()
     libc.free(pin)
     assert freed_but_held < 20, freed_but_held
     assert returned > 60, returned

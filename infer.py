@@ -1,24 +1,8 @@
 """Classify images: python infer.py --config ... --pretrained x.ckpt --input photos/ --output preds.json"""
 import sys
 
-from src.cli import run, start
-from src.config import BACKEND_ARGS, ExtraArg, parse_config
-
-EXTRA = BACKEND_ARGS + (
-    ExtraArg("input", None, "path", "an image file or a directory (walked recursively, sorted)", nullable=False),
-    ExtraArg("output", None, "path", "write predictions as JSON to this file"),
-    ExtraArg("topk", 5, "int", "number of classes listed per image"),
-    ExtraArg("class_names", None, "path", "text file with one class name per line (default: from checkpoint)"),
-)
-
-
-def main(argv=None):
-    cfg, args = parse_config(argv, prog="infer.py", description=__doc__, extra=EXTRA)
-    start(cfg, mode="graph", cpu_kernels=args.backend in ("mindspore", "mindir"))
-    from src.deploy.infer import infer_images
-
-    return infer_images(cfg, **args)
-
+from mszoo.cli import run
+from mszoo.tools.infer import main
 
 if __name__ == "__main__":
     sys.exit(run(main))

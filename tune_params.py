@@ -1,14 +1,8 @@
 """Hyper-parameter search with Optuna over a YAML search space, through the same trainer."""
 import sys
 
-from src.cli import run, start
-
-
-def main(argv=None):
-    from src.engine.tuning import tune_main
-
-    return tune_main(argv, start=start)
-
+from mszoo.cli import run
+from mszoo.tools.tune import main
 
 if __name__ == "__main__":
     sys.exit(run(main))

@@ -1,11 +1,11 @@
-"""Rewrite the config reference section of README.md from src/config.py (so it cannot drift)."""
+"""Rewrite the config reference section of README.md from mszoo/config.py (so it cannot drift)."""
 import os
 import sys
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
-from src.config import reference_markdown  # noqa: E402
+from mszoo.config import reference_markdown  # noqa: E402
 
 BEGIN, END = "<!-- config-reference:begin -->", "<!-- config-reference:end -->"
 

@@ -10,9 +10,9 @@ require_file "$2" "config"
 rank_table=$(abspath "$1")
 config=$(abspath "$2")
 shift 2
-# "device_id rank_id" per line for this server, from the rank table (src/rank_table.py checks it).
-devices=$(cd "$REPO_ROOT" && "$PYTHON" -m src.rank_table "$rank_table") || die "cannot use rank table $rank_table"
-rank_size=$(cd "$REPO_ROOT" && "$PYTHON" -m src.rank_table --size "$rank_table")
+# "device_id rank_id" per line for this server, from the rank table (mszoo/tools/rank_table.py checks it).
+devices=$(cd "$REPO_ROOT" && "$PYTHON" -m mszoo.tools.rank_table "$rank_table") || die "cannot use rank table $rank_table"
+rank_size=$(cd "$REPO_ROOT" && "$PYTHON" -m mszoo.tools.rank_table --size "$rank_table")
 log_dir=$(make_log_dir ascend)
 echo "rank table: $rank_size devices in all; logs in $log_dir/rank_N"
 export RANK_TABLE_FILE="$rank_table" RANK_SIZE="$rank_size"

@@ -10,7 +10,7 @@ if ROOT not in sys.path:
 import mindspore as ms  # noqa: E402
 import pytest  # noqa: E402
 
-from src.cli import configure_cpu_kernels  # noqa: E402
+from mszoo.cli import configure_cpu_kernels  # noqa: E402
 from tests.ci_skips import (pytest_make_collect_report, pytest_runtest_makereport,  # noqa: E402,F401
                             pytest_sessionfinish, pytest_terminal_summary)
 
@@ -38,7 +38,7 @@ def graph_mode():
 @pytest.fixture(scope="session")
 def digits_cache(tmp_path_factory):
     """The digits PNG folders, written once per test session."""
-    from src.data import prepare_digits
+    from mszoo.data import prepare_digits
 
     cache = str(tmp_path_factory.mktemp("digits_cache"))
     prepare_digits(cache, seed=0)
@@ -66,7 +66,7 @@ def trained_tiny(tmp_path_factory, digits_cache):
     import json
     import shutil
 
-    from src.data import prepare_digits
+    from mszoo.data import prepare_digits
 
     out = tmp_path_factory.mktemp("trained_tiny")
     run = script("train.py", "--dataset", "digits", "--data_url", digits_cache, "--arch", "twins_pcpvt_small",

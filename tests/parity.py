@@ -27,7 +27,7 @@ def timm_vs_ours(arch, tmp_path, timm_name=None, size=224, batch=2, seed=0, timm
     mode on the same batch; return ``(timm_logits, our_logits, timm_model, our_model)``.
     """
     import mindspore as ms
-    from src.models.convert import convert_state_dict, read_torch_checkpoint
+    from mszoo.models.convert import convert_state_dict, read_torch_checkpoint
 
     torch, timm = torch_and_timm()
     torch.manual_seed(seed)

@@ -2,8 +2,8 @@
 import json
 import os
 
-from src.config import parse_config
-from src.models import resolve_name
+from mszoo.config import parse_config
+from mszoo.models import resolve_name
 
 
 def train_one_step_of(config_args, digits_cache, tmp_path):
@@ -16,8 +16,8 @@ def train_one_step_of(config_args, digits_cache, tmp_path):
     published weights (a fine-tuning recipe's ``pretrained: timm`` cannot be fetched here, nor fit a tiny
     width; starting from published weights is tested in tests/models/test_hub.py).
     """
-    from src.data import prepare_digits
-    from src.engine.trainer import train
+    from mszoo.data import prepare_digits
+    from mszoo.engine.trainer import train
     from tests.tiny import tiny_kwargs
 
     recipe, _ = parse_config(config_args)

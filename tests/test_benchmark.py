@@ -6,8 +6,8 @@ import sys
 
 import pytest
 
-from src import benchmark
-from src.config import ConfigError
+from mszoo.tools import benchmark
+from mszoo.config import ConfigError
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -20,7 +20,7 @@ def _args(**overrides):
 
 
 def test_our_train_case_does_the_work_of_the_timm_case():
-    from src.models.layers import DropPath
+    from mszoo.models.layers import DropPath
 
     cfg, model = benchmark.train_setup(dict(model="t2t_vit_7", image_size=224, batch_size=8))
     assert cfg.optimizer == "adamw"
@@ -116,8 +116,8 @@ def _tiny_case(mode, backend="mindspore", model="twins_pcpvt_small"):
 @pytest.fixture
 def tiny_benchmark_models(monkeypatch):
     """benchmark's model builders give the tiny width of the same family (compile cost, not the point here)."""
-    import src.resolve
-    from src.models import create_model
+    import mszoo.resolve
+    from mszoo.models import create_model
     from tests.tiny import tiny_kwargs
 
     built, initial = [], {}
@@ -127,7 +127,7 @@ def tiny_benchmark_models(monkeypatch):
         built.append(model)
         return model
 
-    real_build = src.resolve.build_model
+    real_build = mszoo.resolve.build_model
 
     def tiny_build(cfg, **kw):
         cfg.model_kwargs = {k: v for k, v in tiny_kwargs(cfg.arch).items() if k != "img_size"}
@@ -137,7 +137,7 @@ def tiny_benchmark_models(monkeypatch):
         return model
 
     monkeypatch.setattr(benchmark, "_our_model", tiny_model)
-    monkeypatch.setattr(src.resolve, "build_model", tiny_build)
+    monkeypatch.setattr(mszoo.resolve, "build_model", tiny_build)
     yield built, initial
     import mindspore as ms
 

@@ -1,12 +1,12 @@
-"""src.cli.run: a user error is one line and an exit code; MSZOO_DEBUG=1 shows the full traceback instead."""
+"""mszoo.cli.run: a user error is one line and an exit code; MSZOO_DEBUG=1 shows the full traceback instead."""
 import os
 import subprocess
 import sys
 
 import pytest
 
-from src.cli import EXIT_CONFIG, EXIT_USER, run
-from src.config import ConfigError
+from mszoo.cli import EXIT_CONFIG, EXIT_USER, run
+from mszoo.config import ConfigError
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -43,5 +43,5 @@ def test_mszoo_debug_prints_the_full_traceback_of_a_script():
                          text=True, timeout=120)
     assert out.returncode == 1  # an uncaught exception
     assert out.stderr.startswith("Traceback (most recent call last):"), out.stderr[-2000:]
-    assert 'train.py", line' in out.stderr and "src/config.py" in out.stderr  # the frames, down to the check
+    assert 'train.py", line' in out.stderr and "mszoo/config.py" in out.stderr  # the frames, down to the check
     assert out.stderr.rstrip().splitlines()[-1].endswith("batch_size: must be > 0, got 0 (from command line)")

@@ -6,7 +6,7 @@ import sys
 import pytest
 import yaml
 
-from src.config import KEYS, ConfigError, load_yaml, parse_config, reference_markdown, save_config, validate
+from mszoo.config import KEYS, ConfigError, load_yaml, parse_config, reference_markdown, save_config, validate
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SEEDS = os.path.join(ROOT, "tests", "fixtures", "seeds")
@@ -106,7 +106,7 @@ def test_t2t_seed_recipe_loads_to_canonical_keys():
 
 
 def test_seed_model_names_resolve_to_registered_models():
-    from src.models import resolve_name
+    from mszoo.models import resolve_name
 
     for fixture, name in (("twin_s.yaml", "twins_pcpvt_small"), ("t2t_vit_t_14.yaml", "t2t_vit_t_14")):
         cfg, _ = parse_config(["--config", os.path.join(SEEDS, fixture)])

@@ -10,7 +10,7 @@ CONV_SCRIPT = textwrap.dedent("""
     import numpy as np
     import mindspore as ms
     from mindspore import nn
-    from src.cli import set_device
+    from mszoo.cli import set_device
 
     set_device("CPU", mode="graph")
     conv = nn.Conv2d(3, 8, 4, 4, pad_mode="valid", has_bias=True)
@@ -37,7 +37,7 @@ def test_set_device_caps_onednn_isa_so_convolutions_avoid_the_reference_kernel()
 
 
 def test_user_choice_of_onednn_isa_is_kept(monkeypatch):
-    from src.cli import configure_cpu_kernels
+    from mszoo.cli import configure_cpu_kernels
 
     monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", "SSE41")
     configure_cpu_kernels()

@@ -1,4 +1,4 @@
-"""Global state belongs to the entry scripts: calling ``src`` changes no environment variable and no MindSpore
+"""Global state belongs to the entry scripts: calling ``mszoo`` changes no environment variable and no MindSpore
 context; an unavailable device is one line and exit code 1."""
 import json
 import os
@@ -15,11 +15,11 @@ import mindspore as ms
 ms.Tensor(np.ones(2, np.float32)) + 1  # MindSpore's own start-up is not ours to judge
 env, mode = dict(os.environ), ms.get_context("mode")
 
-from src.config import parse_config
-from src.deploy.export import export_model
-from src.deploy.infer import infer_images
-from src.engine.evaluator import evaluate_checkpoint
-from src.models import create_model
+from mszoo.config import parse_config
+from mszoo.deploy.export import export_model
+from mszoo.deploy.infer import infer_images
+from mszoo.engine.evaluator import evaluate_checkpoint
+from mszoo.models import create_model
 
 create_model("twins_pcpvt_small", num_classes=3, img_size=16, embed_dims=[8], depths=[1], num_heads=[1],
              mlp_ratios=[2], sr_ratios=[1], patch_size=2)

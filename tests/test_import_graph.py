@@ -1,4 +1,4 @@
-"""No import circle inside src/: every module's imports (top-level and inside functions) form a DAG."""
+"""No import circle inside mszoo/: every module's imports (top-level and inside functions) form a DAG."""
 import ast
 import os
 
@@ -32,7 +32,7 @@ def _imports(path, name, known):
 
 def import_graph():
     paths = {}
-    for folder, _, files in os.walk(os.path.join(ROOT, "src")):
+    for folder, _, files in os.walk(os.path.join(ROOT, "mszoo")):
         for f in files:
             if f.endswith(".py"):
                 path = os.path.join(folder, f)
@@ -68,8 +68,8 @@ def _cycle(graph):
 
 def test_src_has_no_import_circle():
     graph = import_graph()
-    assert "src.models.layers.linear" in graph and "src.engine.trainer" in graph
-    assert "src.models.layers.linear" in graph["src.models.layers.weight_init"]
+    assert "mszoo.models.layers.linear" in graph and "mszoo.engine.trainer" in graph
+    assert "mszoo.models.layers.linear" in graph["mszoo.models.layers.weight_init"]
     assert _cycle(graph) is None, " -> ".join(_cycle(graph))
 
 

@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from src.config import parse_config, parse_script_args
+from mszoo.config import parse_config, parse_script_args
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 with open(os.path.join(ROOT, "README.md"), encoding="utf-8") as _f:
@@ -35,18 +35,18 @@ def shell_commands():
 def _parse_script(script, args):
     name = script[:-3]
     if name in ("train", "eval", "export", "infer"):
-        module = importlib.import_module(name)
+        module = importlib.import_module(f"mszoo.tools.{name}")
         parse_config(args, prog=script, extra=getattr(module, "EXTRA", ()))
     elif name == "convert_from_pt":
-        from src.deploy.convert_cli import build_parser
+        from mszoo.tools.convert import build_parser
 
         parse_script_args(build_parser(), args)
     elif name == "benchmark":
-        from src.benchmark import build_parser, plan_cases
+        from mszoo.tools.benchmark import build_parser, plan_cases
 
         assert plan_cases(parse_script_args(build_parser(), args))
     elif name == "tune_params":
-        from src.engine.tuning import build_parser
+        from mszoo.tools.tune import build_parser
 
         ns, rest = parse_script_args(build_parser(), args, known=True)
         parse_config(["--config", ns.config] + rest, prog=script)

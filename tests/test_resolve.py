@@ -1,12 +1,12 @@
-"""Where a run's model and preprocessing come from (src/resolve.py): flags/YAML > the checkpoint's record >
+"""Where a run's model and preprocessing come from (mszoo/resolve.py): flags/YAML > the checkpoint's record >
 the variant's default cfg > defaults; a setting that contradicts the weights is one error naming both."""
 import pytest
 import yaml
 
-from src.config import ConfigError, parse_config
-from src.constants import IMAGENET_DEFAULT_MEAN, IMAGENET_INCEPTION_MEAN
-from src.models.record import make_record
-from src.resolve import apply_head_classes, apply_record, record_of, resolve_data_config
+from mszoo.config import ConfigError, parse_config
+from mszoo.constants import IMAGENET_DEFAULT_MEAN, IMAGENET_INCEPTION_MEAN
+from mszoo.models.record import make_record
+from mszoo.resolve import apply_head_classes, apply_record, record_of, resolve_data_config
 
 RECORD = make_record("twins_svt_small", 37, 64, 0.95, "bilinear", [0.1, 0.2, 0.3], [0.4, 0.5, 0.6],
                      model_kwargs={"embed_dims": [16, 32, 48, 64], "depths": [1, 1, 1, 1]},

@@ -12,7 +12,7 @@ import shlex
 import pytest
 import yaml
 
-from src.config import ALIASES, IGNORED, KEY_MAP, VALUE_MAPS, ConfigError, parse_config, validate
+from mszoo.config import ALIASES, IGNORED, KEY_MAP, VALUE_MAPS, ConfigError, parse_config, validate
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SEEDS = os.path.join(ROOT, "tests", "fixtures", "seeds")
@@ -22,7 +22,7 @@ READMES = {"readme_t2t_vit_19.yaml": "--config_path", "readme_tnt_s_patch16_224.
 
 
 def _keys(path):
-    from src.config import _safe_load_tolerating_tabs
+    from mszoo.config import _safe_load_tolerating_tabs
 
     with open(path, encoding="utf-8") as f:
         return _safe_load_tolerating_tabs(f.read())
@@ -80,7 +80,7 @@ def test_relative_split_folders_are_under_data_url(tmp_path):
     (tmp_path / "validation_preprocess" / "a").mkdir(parents=True)
     cfg, _ = parse_config(["--data_url", str(tmp_path), "--val_dir", "validation_preprocess"])
     validate(cfg, need_data=True, need_train_data=True)
-    from src.data import dataset_dirs
+    from mszoo.data import dataset_dirs
 
     _, train, val = dataset_dirs(cfg.dataset, cfg.data_url, cfg.train_dir, cfg.val_dir)
     assert (train, val) == (str(tmp_path / "train"), str(tmp_path / "validation_preprocess"))

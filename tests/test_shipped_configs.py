@@ -4,8 +4,8 @@ import os
 
 import pytest
 
-from src.config import parse_config, source_of, validate
-from src.models import get_default_cfg, resolve_name
+from mszoo.config import parse_config, source_of, validate
+from mszoo.models import get_default_cfg, resolve_name
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CONFIGS = sorted(glob.glob(os.path.join(ROOT, "configs", "**", "*.yaml"), recursive=True))

@@ -20,7 +20,7 @@ def tiny_graph_groups(kwargs_of=tiny_kwargs, names=None):
     """``{representative: [names]}``: the registered models grouped by their tiny graph (cells and parameter
     shapes). The tiny overrides replace every width, depth and head count, so e.g. all tiny T2T-ViT performer
     variants are one graph; a test of one member of a group stands for all of them (compiles cost seconds)."""
-    from src.models import create_model, list_models
+    from mszoo.models import create_model, list_models
 
     groups = {}
     for name in names or list_models():

@@ -1,1 +1,1 @@
-"""Tests of src/data."""
+"""Tests of mszoo/data."""

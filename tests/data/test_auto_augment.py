@@ -6,7 +6,7 @@ import pytest
 import timm.data.auto_augment as timm_aa
 from PIL import Image
 
-from src.data import auto_augment as ours
+from mszoo.data import auto_augment as ours
 from tests.data.helpers import random_rgb
 
 

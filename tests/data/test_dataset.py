@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from src.data import dataset as dataset_mod
-from src.data.dataset import (create_dataset, find_classes, list_image_folder, load_class_names, load_rgb_image,
+from mszoo.data import dataset as dataset_mod
+from mszoo.data.dataset import (create_dataset, find_classes, list_image_folder, load_class_names, load_rgb_image,
                               prepare_digits, report_skipped, save_class_names)
 from tests.data.helpers import color_of, decode_solid, jpeg_bytes, png16_rgb_bytes, random_rgb, write_solid_folder
 
@@ -145,7 +145,7 @@ def test_training_replaces_bad_files_and_keeps_full_batches(tmp_path):
 
 
 def test_a_data_config_sets_up_the_pipeline_and_mindspores_dataset_is_left_alone(tmp_path):
-    from src.data import DataConfig
+    from mszoo.data import DataConfig
 
     write_solid_folder(str(tmp_path / "val"), per_class=3)
     data_cfg = DataConfig(batch_size=4, image_size=8, num_parallel_workers=1)

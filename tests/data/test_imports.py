@@ -1,9 +1,9 @@
-"""src/data stays independent: it imports none of src.models, src.engine, src.deploy (or config)."""
+"""mszoo/data stays independent: it imports none of mszoo.models, mszoo.engine, mszoo.deploy (or config)."""
 import ast
 import os
 
-DATA_DIR = os.path.join(os.path.dirname(__file__), "..", "..", "src", "data")
-FORBIDDEN = ("src.models", "src.engine", "src.deploy", "src.config")
+DATA_DIR = os.path.join(os.path.dirname(__file__), "..", "..", "mszoo", "data")
+FORBIDDEN = ("mszoo.models", "mszoo.engine", "mszoo.deploy", "mszoo.config")
 
 
 def _imported_modules(path):
@@ -12,8 +12,8 @@ def _imported_modules(path):
         if isinstance(node, ast.Import):
             yield from (alias.name for alias in node.names)
         elif isinstance(node, ast.ImportFrom):
-            if node.level:  # relative: resolve against src.data
-                base = ["src", "data"][:3 - node.level] if node.level <= 2 else []
+            if node.level:  # relative: resolve against mszoo.data
+                base = ["mszoo", "data"][:3 - node.level] if node.level <= 2 else []
                 yield ".".join(base + ([node.module] if node.module else []))
             else:
                 yield node.module

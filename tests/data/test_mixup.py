@@ -4,7 +4,7 @@ import pytest
 import torch
 import timm.data.mixup as timm_mixup
 
-from src.data.mixup import Mixup, cutmix_bbox_and_lam, mixup_target, one_hot
+from mszoo.data.mixup import Mixup, cutmix_bbox_and_lam, mixup_target, one_hot
 
 
 NUM_CLASSES = 6

@@ -7,8 +7,8 @@ import torch
 import timm.data as timm_data
 from PIL import Image
 
-from src.data.random_erasing import RandomErasing
-from src.data.transforms import (CenterCrop, ColorJitter, RandomResizedCrop, ResizeShorter, ToNormalizedArray,
+from mszoo.data.random_erasing import RandomErasing
+from mszoo.data.transforms import (CenterCrop, ColorJitter, RandomResizedCrop, ResizeShorter, ToNormalizedArray,
                                  create_transform)
 from tests.data.helpers import random_rgb
 
@@ -99,7 +99,7 @@ def test_random_resized_crop_falls_back_to_center_crop():
 
 
 def test_hflip_probability_and_effect():
-    from src.data.transforms import RandomHorizontalFlip
+    from mszoo.data.transforms import RandomHorizontalFlip
 
     img = random_rgb(seed=1)
     random.seed(0)

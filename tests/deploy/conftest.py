@@ -21,7 +21,7 @@ def export_with_reference(model, cfg, out_dir, batches):
     full size each costs seconds in PyNative; eval-mode rows do not depend on each other)."""
     import mindspore as ms
 
-    from src.deploy.export import export_to_file
+    from mszoo.deploy.export import export_to_file
 
     onnx_path = export_to_file(model, cfg, "ONNX", os.path.join(out_dir, f"{cfg.arch}.onnx"))
     mindir_path = export_to_file(model, cfg, "MINDIR", os.path.join(out_dir, f"{cfg.arch}.mindir"))

@@ -12,8 +12,8 @@ def main(arch, out_dir):
     import numpy as np
 
     import tests.conftest  # noqa: F401  the test session's set-up: CPU, PyNative, the oneDNN cap
-    from src.config import parse_config
-    from src.models import create_model
+    from mszoo.config import parse_config
+    from mszoo.models import create_model
     from tests.deploy.conftest import FULL_SIZE_BATCHES, export_with_reference
 
     cfg, _ = parse_config(["--arch", arch, "--image_size", "224", "--num_classes", "1000"])

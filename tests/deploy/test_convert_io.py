@@ -6,7 +6,7 @@ import sys
 import numpy as np
 import pytest
 
-from src.models.convert import ConversionError, read_torch_checkpoint, strip_prefixes, unwrap_state_dict
+from mszoo.models.convert import ConversionError, read_torch_checkpoint, strip_prefixes, unwrap_state_dict
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 

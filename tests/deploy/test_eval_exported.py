@@ -7,8 +7,8 @@ import mindspore as ms
 
 import eval as eval_script
 import export as export_script
-from src.data import prepare_digits
-from src.models import create_model
+from mszoo.data import prepare_digits
+from mszoo.models import create_model
 from tests.tiny import tiny_kwargs
 
 ARCH = "t2t_vit_t_14"

@@ -7,9 +7,9 @@ import pytest
 
 import mindspore as ms
 
-from src.config import parse_config
-from src.deploy.export import EXTENSIONS, ExportError, export_to_file, read_sidecar
-from src.models import create_model, list_models
+from mszoo.config import parse_config
+from mszoo.deploy.export import EXTENSIONS, ExportError, export_to_file, read_sidecar
+from mszoo.models import create_model, list_models
 from tests.conftest import TINY_SELF_DESCRIBING
 from tests.deploy.conftest import FULL_SIZE, export_with_reference
 from tests.tiny import tiny_graph_groups, tiny_kwargs
@@ -88,7 +88,7 @@ def test_full_size_model_exports_match_checkpoint(arch, full_size_exports):
 def test_one_model_exports_to_every_format_in_one_process(tmp_path):
     """MINDIR, ONNX, ONNX again and OPENVINO from one model object each give the model's eval logits (an ONNX
     export after an ONNX one used to crash inside MindSpore: ``i: 3 out of range``)."""
-    from src.deploy import ov_runtime
+    from mszoo.deploy import ov_runtime
 
     model = create_model("twins_pcpvt_small", num_classes=4, img_size=16, **TINY_SELF_DESCRIBING)
     cfg = _cfg("twins_pcpvt_small", 16, 4, model_kwargs=json.dumps(TINY_SELF_DESCRIBING))
@@ -104,7 +104,7 @@ def test_one_model_exports_to_every_format_in_one_process(tmp_path):
 
 
 def test_exported_model_uses_exact_gelu_again_afterwards(tmp_path):
-    from src.models.layers import GELU
+    from mszoo.models.layers import GELU
 
     model = create_model("twins_pcpvt_small", num_classes=4, **tiny_kwargs("twins_pcpvt_small"))
     cfg = _cfg("twins_pcpvt_small", 32, 4)

@@ -10,7 +10,7 @@ import mindspore as ms
 
 import export as export_script
 import infer as infer_script
-from src.models import create_model
+from mszoo.models import create_model
 from tests.tiny import tiny_kwargs
 
 ARCH = "twins_pcpvt_small"
@@ -108,7 +108,7 @@ def test_class_names_file_overrides(deployed, capsys):
 
 
 def test_missing_input_and_model_are_clear_errors(deployed):
-    from src.deploy.infer import InferenceError
+    from mszoo.deploy.infer import InferenceError
 
     with pytest.raises(InferenceError, match="--input not found"):
         infer_script.main(deployed["common"] + ["--input", "/nonexistent/dir"])

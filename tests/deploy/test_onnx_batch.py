@@ -7,7 +7,7 @@ import onnxruntime as ort
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
-from src.deploy.onnx_batch import DynamicBatchError, merge_dynamic_batch
+from mszoo.deploy.onnx_batch import DynamicBatchError, merge_dynamic_batch
 
 TOKENS, DIM = 4, 3
 

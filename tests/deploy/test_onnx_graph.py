@@ -4,8 +4,8 @@ import pytest
 
 import mindspore as ms
 
-from src.deploy.onnx_graph import remove_dead_nodes, restore_erf
-from src.models.layers import GELU
+from mszoo.deploy.onnx_graph import remove_dead_nodes, restore_erf
+from mszoo.models.layers import GELU
 
 
 def _export_gelu(tmp_path):

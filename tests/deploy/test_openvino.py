@@ -6,10 +6,10 @@ import os
 import numpy as np
 import pytest
 
-from src.config import parse_config
-from src.deploy import ov_runtime
-from src.deploy.export import export_model, openvino_from_onnx, read_sidecar
-from src.deploy.infer import InferenceError, evaluate_exported, infer_images
+from mszoo.config import parse_config
+from mszoo.deploy import ov_runtime
+from mszoo.deploy.export import export_model, openvino_from_onnx, read_sidecar
+from mszoo.deploy.infer import InferenceError, evaluate_exported, infer_images
 from tests.conftest import script
 from tests.deploy.conftest import FULL_SIZE
 
@@ -64,7 +64,7 @@ PRECISION_PROBE = r"""
 import json, sys
 import numpy as np, onnxruntime
 sys.path.insert(0, {root!r})
-from src.deploy import ov_runtime
+from mszoo.deploy import ov_runtime
 x = np.random.RandomState(0).rand(4, 3, 16, 16).astype(np.float32)
 sess = onnxruntime.InferenceSession(sys.argv[1], providers=["CPUExecutionProvider"])
 ref = sess.run(None, {{sess.get_inputs()[0].name: x}})[0]
@@ -158,7 +158,7 @@ def test_user_errors_are_one_line(exported, tmp_path):
 
 
 def test_benchmark_plans_openvino_precisions_and_compares_timm_like_with_like():
-    from src.benchmark import add_ratios, build_parser, plan_cases
+    from mszoo.tools.benchmark import add_ratios, build_parser, plan_cases
 
     args = build_parser().parse_args(["--model", "twins_svt_small", "--mode", "infer", "--batch_size", "8",
                                       "--backend", "onnx,openvino", "--precision", "f32,bf16,int8",
@@ -174,7 +174,7 @@ def test_benchmark_plans_openvino_precisions_and_compares_timm_like_with_like():
 
 
 def test_benchmark_int8_case_times_a_quantized_model(exported):
-    from src.benchmark import _openvino_runner
+    from mszoo.tools.benchmark import _openvino_runner
 
     x = np.random.RandomState(0).randn(4, 3, 16, 16).astype(np.float32)
     case = {"precision": "int8", "threads": 2}

@@ -7,12 +7,12 @@ import shutil
 import numpy as np
 import pytest
 
-from src.config import ConfigError, parse_config
-from src.deploy.export import export_model, read_sidecar
-from src.deploy.infer import infer_images
-from src.engine.checkpoint import load_training_checkpoint
-from src.engine.evaluator import evaluate_checkpoint
-from src.models.loading import CheckpointError
+from mszoo.config import ConfigError, parse_config
+from mszoo.deploy.export import export_model, read_sidecar
+from mszoo.deploy.infer import infer_images
+from mszoo.engine.checkpoint import load_training_checkpoint
+from mszoo.engine.evaluator import evaluate_checkpoint
+from mszoo.models.loading import CheckpointError
 from tests.conftest import TINY_SELF_DESCRIBING as TINY, script
 
 
@@ -67,7 +67,7 @@ def test_an_exported_model_without_sidecar_needs_its_arch(tiny, tmp_path):
                            "--file_name", str(tmp_path / "m")])
     export_model(cfg)
     os.remove(tmp_path / "m.json")
-    from src.deploy.infer import InferenceError
+    from mszoo.deploy.infer import InferenceError
 
     with pytest.raises(InferenceError, match=r"has no sidecar .*give --arch"):
         predictions([], input=tiny["photos"], backend="onnx", model=str(tmp_path / "m.onnx"),
@@ -126,7 +126,7 @@ def test_no_checkpoint_means_no_predictions(tiny, tmp_path):
 def test_a_checkpoint_converted_for_fine_tuning_has_no_head_and_is_never_run(tiny, tmp_path):
     from safetensors.numpy import save_file
 
-    from src.models.convert import convert_file
+    from mszoo.models.convert import convert_file
 
     ckpt = load_training_checkpoint(tiny["ckpt"])
     weights = {k: v for k, v in ckpt.tensors.items() if not k.startswith(("optimizer.", "loss_scale.", "ema."))}

@@ -8,7 +8,7 @@ import textwrap
 import numpy as np
 import pytest
 
-from src.engine.checkpoint import (load_training_checkpoint, remove_stale_tmp, resolve_resume_path,
+from mszoo.engine.checkpoint import (load_training_checkpoint, remove_stale_tmp, resolve_resume_path,
                                    save_checkpoint_atomic)
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -45,7 +45,7 @@ WRITER = textwrap.dedent("""
     import sys
     import numpy as np
     sys.path.insert(0, {root!r})
-    from src.engine.checkpoint import save_checkpoint_atomic
+    from mszoo.engine.checkpoint import save_checkpoint_atomic
     path = sys.argv[1]
     big = np.random.RandomState(0).randn(6_000_000).astype(np.float32)  # ~24 MB: a write takes a while
     for i in range(1, 1000):

@@ -4,8 +4,8 @@ import pytest
 import mindspore as ms
 from mindspore import nn
 
-from src.engine.criterion import ClassificationLoss
-from src.engine.ema import EMA
+from mszoo.engine.criterion import ClassificationLoss
+from mszoo.engine.ema import EMA
 
 
 def logits_and_labels(seed=0):

@@ -1,5 +1,5 @@
 """Top-1 / top-5 / loss by hand on made-up logits, for the checkpoint evaluator (EvalNet + evaluate) and for
-the exported-model meter (src.metrics.ClassificationMeter): the two paths of eval.py must agree.
+the exported-model meter (mszoo.metrics.ClassificationMeter): the two paths of eval.py must agree.
 
 Tie rule: among equal logits the lower class index ranks first (a stable sort), so a tie never counts a
 sample twice and both paths count it the same way."""
@@ -10,8 +10,8 @@ import mindspore.dataset as ds
 import pytest
 from mindspore import nn
 
-from src.engine.evaluator import EvalNet, evaluate
-from src.metrics import ClassificationMeter, format_results, results_from_counts
+from mszoo.engine.evaluator import EvalNet, evaluate
+from mszoo.metrics import ClassificationMeter, format_results, results_from_counts
 
 
 class PassLogits(nn.Cell):

@@ -1,9 +1,9 @@
-"""Returning the C heap's freed pages to the operating system (src/engine/heap.py)."""
+"""Returning the C heap's freed pages to the operating system (mszoo/engine/heap.py)."""
 import ctypes
 
 import pytest
 
-from src.engine.heap import _glibc, release_free_heap
+from mszoo.engine.heap import _glibc, release_free_heap
 from tests.models.helpers import rss_mb
 
 

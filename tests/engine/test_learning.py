@@ -5,8 +5,8 @@ import importlib
 
 import pytest
 
-from src.config import parse_config
-from src.engine.trainer import train
+from mszoo.config import parse_config
+from mszoo.engine.trainer import train
 
 # Two PCPVT stages of widths 32 and 48 on 16x16 digits: 4 epochs of 45 steps take ~17 s on 2 cores and
 # reach ~90% val top-1 (chance is 10%). Light augmentation as in configs/quickstart.yaml.

@@ -4,8 +4,8 @@ import pytest
 import mindspore as ms
 from mindspore import nn
 
-from src.config import parse_config
-from src.engine.optim import SGD, Adam, AdamW, Lamb, create_optimizer, param_groups_weight_decay
+from mszoo.config import parse_config
+from mszoo.engine.optim import SGD, Adam, AdamW, Lamb, create_optimizer, param_groups_weight_decay
 
 LR, WD = 0.05, 0.1
 
@@ -97,7 +97,7 @@ def test_no_weight_decay_for_biases_norms_and_listed_names():
 
 
 def test_create_optimizer_uses_the_model_list_and_config(pynative):
-    from src.models import create_model
+    from mszoo.models import create_model
 
     model = create_model("twins_pcpvt_small", num_classes=3, embed_dims=(16,), depths=(1,), num_heads=(1,),
                          mlp_ratios=(2,), sr_ratios=(1,), patch_size=2, img_size=16)

@@ -8,9 +8,9 @@ import time
 
 import pytest
 
-from src.engine.callbacks import METRICS_FIELDS, MetricsLogger, StepTimer, format_epoch_line
-from src.engine.checkpoint_manager import CheckpointManager
-from src.engine.interrupt import SignalStop
+from mszoo.engine.callbacks import METRICS_FIELDS, MetricsLogger, StepTimer, format_epoch_line
+from mszoo.engine.checkpoint_manager import CheckpointManager
+from mszoo.engine.interrupt import SignalStop
 
 
 # ------------------------------------------------------------------------------------ CheckpointManager
@@ -151,7 +151,7 @@ def test_metrics_logger_writes_csv_and_curves_and_a_resume_drops_later_rows(tmp_
 
 
 def test_a_plotting_error_is_a_warning_and_other_ranks_write_nothing(tmp_path, monkeypatch, caplog):
-    import src.engine.callbacks as callbacks
+    import mszoo.engine.callbacks as callbacks
 
     monkeypatch.setattr(callbacks, "plot_curves", lambda rows, path: 1 / 0)
     with caplog.at_level(logging.WARNING, logger="test-metrics"):

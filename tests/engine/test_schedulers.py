@@ -3,8 +3,8 @@ import math
 
 import pytest
 
-from src.config import parse_config
-from src.engine.schedulers import LRSchedule, create_schedule
+from mszoo.config import parse_config
+from mszoo.engine.schedulers import LRSchedule, create_schedule
 
 
 def timm_values(sched, epochs, spe, total_epochs=None, **kw):

@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from src.engine.checkpoint import load_training_checkpoint
+from mszoo.engine.checkpoint import load_training_checkpoint
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -49,7 +49,7 @@ def test_sigterm_saves_a_loadable_checkpoint_and_resume_finishes(tiny_config, tm
         # saved: every Python thread then stalls wherever it was (seen: inside ms.Tensor(...) of the state, and
         # inside yaml.safe_dump of the config in save_last). The C-level timer ends the process after
         # EXIT_GRACE (exit code 1) and epoch 1's finished checkpoint is what stays: it must still load and resume.
-        assert "Timeout (" in out and "src/engine/interrupt.py" in out, out
+        assert "Timeout (" in out and "mszoo/engine/interrupt.py" in out, out
     else:
         assert proc.returncode == 143, out
     if not group:
@@ -94,9 +94,9 @@ def test_eval_script_without_a_checkpoint_is_a_config_error():
 STUCK = """
 import os, signal, sys, time
 sys.path.insert(0, {root!r})
-from src.config import parse_config
-from src.engine.interrupt import SignalStop
-from src.engine.trainer import train
+from mszoo.config import parse_config
+from mszoo.engine.interrupt import SignalStop
+from mszoo.engine.trainer import train
 SignalStop.SIGNAL_GRACE = 1.0
 
 def stuck_after_step_2(trainer):
@@ -104,7 +104,7 @@ def stuck_after_step_2(trainer):
         os.kill(os.getpid(), signal.SIGTERM)
         time.sleep(120)  # the main thread never comes back (like a dead data pipeline)
 
-from src.cli import start
+from mszoo.cli import start
 cfg, _ = parse_config(["--config", sys.argv[1]])
 start(cfg)
 sys.exit(train(cfg, after_step=stuck_after_step_2))

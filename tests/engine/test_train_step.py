@@ -6,11 +6,11 @@ import pytest
 import mindspore as ms
 from mindspore import nn
 
-from src.engine.criterion import ClassificationLoss
-from src.engine.ema import EMA
-from src.engine.optim import SGD, AdamW
-from src.engine.train_step import NetWithLoss, TrainStep, apply_amp
-from src.models.layers import GELU, LayerNorm, Linear
+from mszoo.engine.criterion import ClassificationLoss
+from mszoo.engine.ema import EMA
+from mszoo.engine.optim import SGD, AdamW
+from mszoo.engine.train_step import NetWithLoss, TrainStep, apply_amp
+from mszoo.models.layers import GELU, LayerNorm, Linear
 
 
 class TinyNet(nn.Cell):
@@ -232,7 +232,7 @@ def test_amp_o1_leaves_no_rewritten_network_folder_in_the_cwd(tmp_path, monkeypa
 
 
 def test_first_run_compiles_the_step_then_releases_the_freed_heap_once(monkeypatch, graph_mode):
-    import src.engine.train_step as train_step
+    import mszoo.engine.train_step as train_step
 
     _, step = make_step(accum=2)
     events = []

@@ -7,10 +7,10 @@ import signal
 import numpy as np
 import pytest
 
-from src.config import parse_config
-from src.engine.callbacks import METRICS_FIELDS, format_step_line
-from src.engine.checkpoint import load_training_checkpoint
-from src.engine.trainer import TrainingDiverged, train
+from mszoo.config import parse_config
+from mszoo.engine.callbacks import METRICS_FIELDS, format_step_line
+from mszoo.engine.checkpoint import load_training_checkpoint
+from mszoo.engine.trainer import TrainingDiverged, train
 
 
 def run(config, *argv, after_step=None):
@@ -94,7 +94,7 @@ def test_nan_loss_stops_with_a_clear_message_and_keeps_the_last_good_checkpoint(
 
 def test_mixup_and_accumulation_train_end_to_end_and_a_run_directory_is_never_reused(tiny_config, tmp_path,
                                                                                    graph_mode):
-    from src.config import ConfigError
+    from mszoo.config import ConfigError
 
     config = tiny_config(epochs=1, steps_per_epoch=2, accumulation_steps=2, mixup=0.8, cutmix=1.0)
     assert run(config) == 0
@@ -106,8 +106,8 @@ def test_mixup_and_accumulation_train_end_to_end_and_a_run_directory_is_never_re
 
 @pytest.mark.parametrize("train_interp, expected", [(None, "bicubic"), ("random", "random")])
 def test_train_interpolation_applies_to_training_only(train_interp, expected, tiny_config):
-    from src.engine.build import data_config
-    from src.resolve import resolve_data_config
+    from mszoo.engine.build import data_config
+    from mszoo.resolve import resolve_data_config
 
     extra = [] if train_interp is None else ["--train_interpolation", train_interp]
     cfg, _ = parse_config(["--config", tiny_config(dataset="imagefolder"), "--interpolation", "bicubic", *extra])
@@ -189,7 +189,7 @@ def test_sigint_is_reported_as_sigint_and_exits_130(sigint_run):
 
 def test_lr_scale_batch_scales_the_lr_the_step_uses_and_logs_the_rule(tiny_config, tmp_path, monkeypatch,
                                                                       graph_mode):
-    from src.engine.train_step import TrainStep
+    from mszoo.engine.train_step import TrainStep
 
     used = []
     real_run = TrainStep.run

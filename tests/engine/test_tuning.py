@@ -4,8 +4,8 @@ import os
 import pytest
 import yaml
 
-from src.config import ConfigError, parse_config
-from src.engine.tuning import load_search_space, tune_main
+from mszoo.config import ConfigError, parse_config
+from mszoo.tools.tune import load_search_space, tune_main
 
 optuna = pytest.importorskip("optuna")
 
@@ -89,7 +89,7 @@ def test_a_trial_below_the_median_is_pruned_after_its_first_validation(tiny_conf
     """Two good trials complete, then a trial whose epoch-1 top-1 is below their median is PRUNED and trains
     no further epoch. Validation is replaced by a top-1 that depends on base_lr only, so the outcome does
     not hang on how much a tiny model learns in a few steps."""
-    import src.engine.trainer as trainer_module
+    import mszoo.engine.trainer as trainer_module
 
     def fake_validate(trainer):
         top1 = 80.0 if trainer.cfg.base_lr > 0.001 else 5.0
@@ -107,7 +107,7 @@ def test_a_trial_below_the_median_is_pruned_after_its_first_validation(tiny_conf
     assert [t.state.name for t in trials] == ["COMPLETE", "COMPLETE", "PRUNED"]
     assert trials[0].intermediate_values == {1: 81.0, 2: 82.0, 3: 83.0}
     assert trials[2].intermediate_values == {1: 6.0}
-    from src.engine.checkpoint import load_training_checkpoint
+    from mszoo.engine.checkpoint import load_training_checkpoint
 
     pruned = load_training_checkpoint(str(study_dir / "trials" / "trial_0002" / "last.ckpt"))
     assert pruned.train_state["epochs_done"] == 1  # stopped after the epoch that was pruned
@@ -119,7 +119,7 @@ def test_step_ranges_sample_only_grid_values(tmp_path):
     space = load_search_space(_space(tmp_path, {"drop_path_rate": {"low": 0.0, "high": 0.3, "step": 0.1},
                                                 "warmup_length": {"low": 1, "high": 7, "step": 3},
                                                 "base_lr": {"low": 0.001, "high": 0.01, "log": True}}))
-    from src.engine.tuning import suggest
+    from mszoo.tools.tune import suggest
 
     assert space["drop_path_rate"]["step"] == 0.1 and space["warmup_length"]["step"] == 3
     study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
@@ -165,7 +165,7 @@ def test_a_trial_whose_loss_becomes_nan_is_recorded_as_failed_and_the_study_goes
 def test_a_trial_left_running_by_an_interruption_is_failed_and_run_again(tiny_config, tmp_path):
     """A search killed mid-trial leaves that trial RUNNING in the database. Re-running the command marks it
     failed (interrupted), does not count it as one of the --trials, and runs its parameters again."""
-    from src.engine.tuning import suggest
+    from mszoo.tools.tune import suggest
 
     config = tiny_config(epochs=1, steps_per_epoch=1)
     space_file = _space(tmp_path, SPACE)
@@ -186,7 +186,7 @@ def test_a_trial_left_running_by_an_interruption_is_failed_and_run_again(tiny_co
 def test_a_trial_stopped_by_a_signal_stops_the_search_and_runs_again_on_resume(tiny_config, tmp_path, monkeypatch):
     """SIGINT/SIGTERM during a trial (the trainer saved and returned 130/143) stops the whole search; the
     stopped trial does not count, and re-running the command runs its parameters again."""
-    import src.engine.trainer as trainer_module
+    import mszoo.engine.trainer as trainer_module
 
     real_train = trainer_module.train
     monkeypatch.setattr(trainer_module, "train", lambda cfg, after_epoch=None: 130)

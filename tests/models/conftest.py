@@ -3,7 +3,7 @@ import os
 
 import pytest
 
-from src.models.layers import fused
+from mszoo.models.layers import fused
 
 
 @pytest.fixture(scope="session")

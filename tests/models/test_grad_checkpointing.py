@@ -5,7 +5,7 @@ import pytest
 import mindspore as ms
 from mindspore import nn, ops
 
-from src.models import create_model
+from mszoo.models import create_model
 from tests.tiny import tiny_kwargs
 
 # one model per distinct block type: PCPVT (GSA), SVT (LSA + GSA), TNT, T2T-ViT (token transformer + ViT)
@@ -92,8 +92,8 @@ def test_grad_checkpointing_is_set_once_and_cannot_be_undone(graph_mode):
 
 
 def test_grad_checkpointing_config_key_checkpoints_training_models_only(graph_mode):
-    from src.config import parse_config
-    from src.resolve import build_model
+    from mszoo.config import parse_config
+    from mszoo.resolve import build_model
 
     args = ["--arch", "tnt_s_patch16_224", "--image_size", "32", "--num_classes", "5", "--model_kwargs",
             "{embed_dim: 32, inner_dim: 8, depth: 2, num_heads_outer: 2, num_heads_inner: 2}"]

@@ -1,4 +1,4 @@
-"""Published weights by name (src/models/hub.py), with no network: a Hugging Face cache prepared here
+"""Published weights by name (mszoo/models/hub.py), with no network: a Hugging Face cache prepared here
 (``HF_HUB_OFFLINE=1``) and ``file://`` URLs, with weights the tests make."""
 import argparse
 import json
@@ -14,9 +14,9 @@ import timm
 import torch
 from safetensors.torch import save_file
 
-from src.models import create_model, list_models
-from src.models.hub import PretrainedError, download_path
-from src.models.loading import CheckpointFile
+from mszoo.models import create_model, list_models
+from mszoo.models.hub import PretrainedError, download_path
+from mszoo.models.loading import CheckpointFile
 from tests.models.test_t2t_vit import FIXTURE, official_state_dict, parity_input
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -135,7 +135,7 @@ HUB_PROBE = r"""
 import json, os, sys
 sys.path.insert(0, {root!r})
 import numpy as np
-from src.models import create_model
+from mszoo.models import create_model
 x = np.load(sys.argv[1])
 model = create_model("twins_svt_small", pretrained=True)
 model.set_train(False)
@@ -204,13 +204,13 @@ def test_a_hub_file_missing_offline_or_truncated_is_one_clear_line(tmp_path, tra
 
 
 def test_scripts_take_the_model_of_a_hub_id_and_need_an_arch_for_timm(tmp_path, monkeypatch):
-    from src.config import ConfigError, parse_config
-    from src.resolve import pretrained_file
+    from mszoo.config import ConfigError, parse_config
+    from mszoo.resolve import pretrained_file
 
     monkeypatch.setenv("MSZOO_OFFLINE", "1")
     cfg, _ = parse_config(["--pretrained", "timm"])
     with pytest.raises(ConfigError, match=r"arch: give the model that --pretrained timm holds"):
         pretrained_file(cfg)
     cfg, _ = parse_config(["--pretrained", "hf-hub:timm/tnt_s_patch16_224.in1k"])
-    monkeypatch.setattr("src.models.hub.pretrained_checkpoint", lambda name, spec: f"{name}.ckpt")
+    monkeypatch.setattr("mszoo.models.hub.pretrained_checkpoint", lambda name, spec: f"{name}.ckpt")
     assert pretrained_file(cfg) == "tnt_s_patch16_224.ckpt" and cfg.arch == "tnt_s_patch16_224"

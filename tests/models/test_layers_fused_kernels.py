@@ -10,9 +10,9 @@ import pytest
 
 import mindspore as ms
 
-from src.models import create_model
-from src.models.layers import GELU, LayerNorm, Linear, Softmax
-from src.models.layers import fused
+from mszoo.models import create_model
+from mszoo.models.layers import GELU, LayerNorm, Linear, Softmax
+from mszoo.models.layers import fused
 from tests.models.helpers import Vjp
 from tests.tiny import tiny_kwargs
 
@@ -172,8 +172,8 @@ def test_fused_kernels_run_only_for_float32_training(kernel_cache):
 
 def test_every_fused_cell_is_switched_and_uses_its_kernel_only_in_float32_training(kernel_cache):
     """One rule (``FusedKernelUser.use_kernel``) for every cell with a kernel: training, float32, switched on."""
-    from src.models.layers import Permute, SplitHeads
-    from src.models.layers.memory import BiasAdd2D
+    from mszoo.models.layers import Permute, SplitHeads
+    from mszoo.models.layers.memory import BiasAdd2D
 
     cells = [LayerNorm(8), GELU(), Permute((0, 2, 1)), SplitHeads(2, 2), Softmax(), BiasAdd2D()]
     net = ms.nn.CellList(cells)
@@ -296,7 +296,7 @@ def test_the_environment_switch_turns_the_kernels_off(monkeypatch):
 def test_amp_networks_train_the_same_with_the_fused_kernels(kernel_cache, graph_mode, tmp_path, monkeypatch, level):
     """Float32 norms use the kernels, float16 inputs the built-in ops: the same step either way."""
     from tests.engine.test_train_step import TinyNet, batch, make_step, run
-    from src.engine.train_step import apply_amp
+    from mszoo.engine.train_step import apply_amp
 
     monkeypatch.chdir(tmp_path)  # O1 rewrites the network's source in the working directory
     x, y = batch()

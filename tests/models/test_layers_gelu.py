@@ -4,7 +4,7 @@ import pytest
 
 import mindspore as ms
 
-from src.models.layers import GELU
+from mszoo.models.layers import GELU
 
 
 def _torch_gelu_and_grad(x, dy):

@@ -6,8 +6,8 @@ import pytest
 import mindspore as ms
 from mindspore import nn, ops
 
-from src.engine.heap import release_free_heap
-from src.models.layers import AttnValues, DropPath, Linear, QKScores, Softmax
+from mszoo.engine.heap import release_free_heap
+from mszoo.models.layers import AttnValues, DropPath, Linear, QKScores, Softmax
 from tests.models.helpers import Vjp, rss_mb
 
 

@@ -6,9 +6,9 @@ import pytest
 import mindspore as ms
 from mindspore import nn, ops
 
-from src.models.layers import Permute, SplitHeads
-from src.models.layers import fused
-from src.models.layers.transpose import swap_groups
+from mszoo.models.layers import Permute, SplitHeads
+from mszoo.models.layers import fused
+from mszoo.models.layers.transpose import swap_groups
 from tests.models.helpers import rss_mb
 
 MODES = [ms.PYNATIVE_MODE, ms.GRAPH_MODE]

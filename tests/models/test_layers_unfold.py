@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import mindspore as ms
 
-from src.models.layers import Unfold, unfold_output_size
+from mszoo.models.layers import Unfold, unfold_output_size
 
 # (kernel, stride, padding, dilation, input shape): T2T-ViT's three soft splits, then edge cases.
 CASES = [

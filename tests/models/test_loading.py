@@ -1,13 +1,13 @@
-"""The one loading rule (src/models/loading.py) and ``create_model(pretrained=...)`` for every family."""
+"""The one loading rule (mszoo/models/loading.py) and ``create_model(pretrained=...)`` for every family."""
 import logging
 
 import mindspore as ms
 import numpy as np
 import pytest
 
-from src.models import create_model, resolve_data_config
-from src.models.loading import CheckpointError, CheckpointFile, load_pretrained, load_weights
-from src.models.record import RECORD_KEY, make_record, record_to_text
+from mszoo.models import create_model, resolve_data_config
+from mszoo.models.loading import CheckpointError, CheckpointFile, load_pretrained, load_weights
+from mszoo.models.record import RECORD_KEY, make_record, record_to_text
 from tests.tiny import tiny_kwargs
 
 FAMILIES = ["twins_svt_small", "tnt_s_patch16_224", "t2t_vit_t_14"]
@@ -128,7 +128,7 @@ def test_create_model_pretrained_means_the_same_for_every_family(name, tmp_path)
 
 
 def test_the_variant_function_loads_pretrained_like_create_model(tmp_path):
-    from src.models.twins import twins_svt_small
+    from mszoo.models.twins import twins_svt_small
 
     trained = tiny("twins_svt_small")
     path = save(tmp_path / "m.ckpt", weights_of(trained), record_for("twins_svt_small"))

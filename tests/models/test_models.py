@@ -11,8 +11,8 @@ import numpy as np
 import mindspore as ms
 import pytest
 
-from src.models import create_model, list_models
-from src.models.layers import DropPath
+from mszoo.models import create_model, list_models
+from mszoo.models.layers import DropPath
 from tests.parity import TIMM_PARAM_COUNTS, count_params, timm_vs_ours, torch_and_timm
 from tests.tiny import tiny_graph_groups, tiny_kwargs
 
@@ -173,7 +173,7 @@ def test_drop_path_is_identity_in_eval_and_stochastic_in_train(name):
 
 
 def test_drop_path_rates_are_linear_from_zero_as_floats():
-    from src.models.layers import drop_path_rates
+    from mszoo.models.layers import drop_path_rates
 
     rates = drop_path_rates(0.3, 4)
     assert rates == pytest.approx([0.0, 0.1, 0.2, 0.3]) and all(type(r) is float for r in rates)

@@ -13,10 +13,10 @@ import numpy as np
 import pytest
 import mindspore as ms
 
-from src.models.convert import convert_state_dict, read_torch_checkpoint
-from src.models import create_model, get_default_cfg, list_models
-import src.models.t2t_vit as t2t_vit_module
-from src.models.t2t_vit import Block, T2TViT, TokenPerformer, checkpoint_filter_fn, sinusoid_encoding
+from mszoo.models.convert import convert_state_dict, read_torch_checkpoint
+from mszoo.models import create_model, get_default_cfg, list_models
+import mszoo.models.t2t_vit as t2t_vit_module
+from mszoo.models.t2t_vit import Block, T2TViT, TokenPerformer, checkpoint_filter_fn, sinusoid_encoding
 
 FIXTURE = os.path.join(os.path.dirname(os.path.dirname(__file__)), "fixtures", "t2t_vit", "official_logits.json")
 

@@ -3,10 +3,10 @@ import numpy as np
 import mindspore as ms
 import pytest
 
-from src.models.convert import convert_state_dict
-from src.models import create_model, get_default_cfg
-from src.models import tnt as tnt_mod
-from src.models.layers import DropPath, resample_abs_pos_embed_np
+from mszoo.models.convert import convert_state_dict
+from mszoo.models import create_model, get_default_cfg
+from mszoo.models import tnt as tnt_mod
+from mszoo.models.layers import DropPath, resample_abs_pos_embed_np
 from tests.parity import torch_state_dict_numpy, fixed_batch, torch_and_timm
 
 TNT_VARIANTS = ["tnt_s_legacy_patch16_224", "tnt_s_patch16_224", "tnt_b_patch16_224"]
@@ -184,7 +184,7 @@ def test_no_weight_decay_names_position_embeddings_and_class_token():
 def test_tiny_model_exports_to_onnx_without_im2col(arch, tmp_path):
     import onnx
     import onnxruntime as ort
-    from src.models.layers import set_exportable
+    from mszoo.models.layers import set_exportable
 
     model = _tiny(arch)
     model.set_train(False)

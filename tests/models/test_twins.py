@@ -3,10 +3,10 @@ import numpy as np
 import mindspore as ms
 import pytest
 
-from src.models.convert import convert_state_dict
-from src.models import create_model, get_default_cfg, resolve_name
-from src.models import twins as twins_mod
-from src.models.layers import DropPath, LayerNorm
+from mszoo.models.convert import convert_state_dict
+from mszoo.models import create_model, get_default_cfg, resolve_name
+from mszoo.models import twins as twins_mod
+from mszoo.models.layers import DropPath, LayerNorm
 from tests.parity import torch_state_dict_numpy, torch_and_timm
 
 TWINS_VARIANTS = ["twins_pcpvt_small", "twins_pcpvt_base", "twins_pcpvt_large",

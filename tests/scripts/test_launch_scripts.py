@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from src.rank_table import RankTableError, load_rank_table, local_devices
+from mszoo.tools.rank_table import RankTableError, load_rank_table, local_devices
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 SCRIPTS = sorted(glob.glob(os.path.join(ROOT, "scripts", "*.sh")))
@@ -84,10 +84,11 @@ def test_rank_table_lists_this_servers_devices(tmp_path):
 
 def test_rank_table_cli_prints_devices_and_size(tmp_path):
     path = _table(tmp_path, [_server("only", [(4, 0), (5, 1)])])
-    out = subprocess.run([sys.executable, "-m", "src.rank_table", path], cwd=ROOT, capture_output=True, text=True)
+    out = subprocess.run([sys.executable, "-m", "mszoo.tools.rank_table", path], cwd=ROOT, capture_output=True,
+                         text=True)
     assert out.stdout.split("\n")[:2] == ["4 0", "5 1"]
-    size = subprocess.run([sys.executable, "-m", "src.rank_table", "--size", path], cwd=ROOT, capture_output=True,
-                          text=True)
+    size = subprocess.run([sys.executable, "-m", "mszoo.tools.rank_table", "--size", path], cwd=ROOT,
+                          capture_output=True, text=True)
     assert size.stdout.strip() == "2"
 
 

@@ -1,0 +1,110 @@
+"""Glue between the config and the models / data packages, shared by the trainer and the evaluator."""
+import random
+
+import numpy as np
+import yaml
+
+from mszoo.config import ConfigError, apply_mapping, source_of
+
+# Keys that describe where/how a run is executed rather than what was trained: never taken from a
+# checkpoint's saved config.
+RUN_KEYS = ("resume", "pretrained", "device_target", "device_id", "mode", "progress")
+
+
+def merge_saved_config(cfg, config_text, source, keep=RUN_KEYS):
+    """Take every key still at its default from a checkpoint's saved config (YAML text).
+
+    Keys given on the command line or in ``--config`` win; ``keep`` keys are never taken. Returns the
+    names of the keys taken from the saved config.
+    """
+    try:
+        saved = yaml.safe_load(config_text) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"config: unreadable config saved in {source}: {str(exc).splitlines()[0]}") from None
+    if not isinstance(saved, dict):
+        raise ConfigError(f"config: the config saved in {source} is not a mapping")
+    taken = {k: v for k, v in saved.items() if k in cfg and k not in keep and source_of(cfg, k) == "default"
+             and v != cfg[k]}
+    apply_mapping(cfg, taken, source, getattr(cfg, "_notes", []))
+    return sorted(taken)
+
+
+def seed_everything(seed):
+    import mindspore as ms
+
+    random.seed(seed)
+    np.random.seed(seed % (2 ** 32))
+    ms.set_seed(seed)
+
+
+def dataset_root(cfg):
+    """``(root, train_dir, val_dir)`` of the configured dataset (see ``mszoo.data.dataset_dirs``)."""
+    from mszoo.data import dataset_dirs
+
+    return dataset_dirs(cfg.dataset, cfg.data_url, cfg.train_dir, cfg.val_dir, cfg.output_dir)
+
+
+def _shard():
+    from mszoo.engine.distributed import distributed_group_size
+
+    size = distributed_group_size()
+    if size <= 1:
+        return None, None
+    from mindspore.communication import get_rank
+
+    return size, get_rank()
+
+
+def data_config(cfg, is_training, epoch=0):
+    """The :class:`mszoo.data.DataConfig` of a run's train or eval pipeline (sharded by the device group)."""
+    from mszoo.data import DataConfig
+
+    num_shards, shard_id = _shard()
+    common = dict(batch_size=cfg.batch_size, image_size=cfg.image_size, crop_pct=cfg.crop_pct, mean=tuple(cfg.mean),
+                  std=tuple(cfg.std), num_classes=cfg.num_classes, num_parallel_workers=cfg.num_parallel_workers,
+                  num_shards=num_shards, shard_id=shard_id, subset_seed=cfg.seed)
+    if not is_training:
+        return DataConfig(is_training=False, interpolation=cfg.interpolation, num_samples=cfg.val_num_samples,
+                          **common)
+    return DataConfig(is_training=True, interpolation=cfg.train_interpolation or cfg.interpolation,
+                      min_crop=cfg.min_crop, hflip=cfg.hflip, color_jitter=cfg.color_jitter,
+                      auto_augment=cfg.auto_augment, re_prob=cfg.re_prob, re_mode=cfg.re_mode, re_count=cfg.re_count,
+                      mixup=cfg.mixup, cutmix=cfg.cutmix, mixup_prob=cfg.mixup_prob, switch_prob=cfg.switch_prob,
+                      mixup_mode=cfg.mixup_mode, label_smoothing=cfg.label_smoothing,
+                      mixup_off_epoch=cfg.mixup_off_epoch, start_epoch=epoch, num_samples=cfg.train_num_samples,
+                      **common)
+
+
+def build_train_dataset(cfg, epoch=0, class_names=None, seed_offset=0):
+    """The training pipeline for one epoch, seeded by ``(seed, epoch)`` so the order and the random
+    augmentation of an epoch are the same when a run is resumed (as far as MindSpore's workers allow)."""
+    import mindspore.dataset as ds
+    from mszoo.data import create_dataset
+
+    root, train_dir, _ = dataset_root(cfg)
+    epoch_seed = (cfg.seed * 1000 + epoch + seed_offset) % (2 ** 31)
+    ds.config.set_seed(epoch_seed)
+    np.random.seed(epoch_seed)
+    random.seed(epoch_seed)
+    data = create_dataset(root, "train", data_config(cfg, True, epoch), split_dir=train_dir, class_names=class_names)
+    if data.mixup_fn is not None:
+        data.mixup_fn.set_epoch(epoch)
+    return data
+
+
+def stop_iterator(iterator):
+    """Stop a dataset iterator's workers (best effort: the pipeline is being torn down anyway)."""
+    stop = getattr(iterator, "stop", None)
+    if stop is not None:
+        try:
+            stop()
+        except Exception:  # tearing down anyway
+            pass
+
+
+def build_eval_dataset(cfg, class_names=None):
+    """The validation pipeline (every sample once, last partial batch kept)."""
+    from mszoo.data import create_dataset
+
+    root, _, val_dir = dataset_root(cfg)
+    return create_dataset(root, "val", data_config(cfg, False), split_dir=val_dir, class_names=class_names)

@@ -1,0 +1,117 @@
+"""Validation: top-1 / top-5 / loss over every sample of the val split exactly once.
+
+Counts are summed (correct top-1, correct top-5, summed loss, samples) and, in distributed runs, the sums
+are all-reduced before dividing, so accuracies are never averages of per-rank accuracies. The eval
+dataset keeps its last partial batch. Accuracies are percentages (0-100), as timm reports them; the
+loss is plain cross entropy (no label smoothing).
+
+``eval.py`` (``evaluate_checkpoint``) prints one line
+``eval results: {'loss': ..., 'top1': ..., 'top5': ..., 'num_samples': ...}`` and, with ``--output``,
+writes the same dict as JSON.
+"""
+
+import numpy as np
+import mindspore as ms
+from mindspore import nn, ops
+
+from mszoo.config import ConfigError, source_of, validate
+from mszoo.logger import get_logger
+from mszoo.metrics import format_results, results_from_counts, write_results
+
+from .build import stop_iterator
+
+
+class EvalNet(nn.Cell):
+    """``(images, labels) -> (summed loss, top-1 correct, top-5 correct)`` for one batch."""
+
+    def __init__(self, network, topk=5):
+        super().__init__(auto_prefix=False)
+        self.network = network
+        self.topk = int(topk)
+
+    def construct(self, images, labels):
+        logits = self.network(images).astype(ms.float32)
+        labels = labels.astype(ms.int32)
+        logp = ops.log_softmax(logits, axis=-1)
+        num_classes = logits.shape[-1]
+        onehot = ops.one_hot(labels, num_classes, ops.ones((), ms.float32), ops.zeros((), ms.float32))
+        loss_sum = -ops.sum(onehot * logp)
+        k = min(self.topk, num_classes)
+        _, idx = ops.topk(logits, k)
+        hits = ops.equal(idx, labels.reshape(-1, 1)).astype(ms.float32)
+        correct1 = ops.sum(hits[:, 0])
+        correct5 = ops.sum(hits)
+        return loss_sum, correct1, correct5
+
+
+class _AllReduceSum(nn.Cell):
+    """Sum across devices inside a compiled graph (the PyNative ``comm_func.all_reduce`` has no CPU kernel)."""
+
+    def __init__(self):
+        super().__init__()
+        self.all_reduce = ops.AllReduce(ops.ReduceOp.SUM)
+
+    @ms.jit
+    def construct(self, x):
+        return self.all_reduce(x)
+
+
+def _all_reduce_sum(values, group_size):
+    """Sum the counts (loss sum, correct top-1/top-5, samples) over all devices: never average accuracies."""
+    if group_size <= 1:
+        return values
+    out = _AllReduceSum()(ms.Tensor(np.asarray(values, np.float64).astype(np.float32)))
+    return [float(v) for v in out.asnumpy()]
+
+
+def evaluate(eval_net, dataset, group_size=1, should_stop=None):
+    """Run ``eval_net`` (an ``EvalNet``) over ``dataset``; returns the results dict, or None if stopped."""
+    eval_net.set_train(False)
+    sums = np.zeros(4, np.float64)  # loss, correct1, correct5, samples
+    iterator = dataset.create_tuple_iterator(num_epochs=1)
+    try:
+        for images, labels in iterator:
+            loss_sum, c1, c5 = eval_net(images, labels)
+            sums += (float(loss_sum.asnumpy()), float(c1.asnumpy()), float(c5.asnumpy()), labels.shape[0])
+            if should_stop is not None and should_stop():
+                return None
+    finally:
+        stop_iterator(iterator)
+    loss, c1, c5, n = _all_reduce_sum(list(sums), group_size)
+    return results_from_counts(loss, c1, c5, n)
+
+
+# --------------------------------------------------------------------------------------------- eval.py
+
+def evaluate_checkpoint(cfg, output=None):
+    """``eval.py --pretrained CKPT``: evaluate a checkpoint on the val split; returns the exit code.
+
+    The model, classes and preprocessing come from the checkpoint's record unless given (mszoo/resolve.py);
+    the data location, batch size and other keys left at their defaults come from the config saved in a
+    training checkpoint, so ``python eval.py --pretrained run/best.ckpt`` needs nothing else. A training
+    checkpoint with EMA weights is evaluated with them (they were validated and chose the best checkpoint).
+    """
+    from mszoo.resolve import load_eval_model, pretrained_file, resolve_from_checkpoint
+
+    from .build import RUN_KEYS, build_eval_dataset, merge_saved_config
+    from .checkpoint import load_training_checkpoint
+
+    if not cfg.pretrained:
+        raise ConfigError("pretrained: give the checkpoint to evaluate (--pretrained FILE.ckpt) (from command line)")
+    ckpt = load_training_checkpoint(pretrained_file(cfg))
+    class_names = resolve_from_checkpoint(cfg, ckpt)
+    if ckpt.config_text:
+        merge_saved_config(cfg, ckpt.config_text, f"{ckpt.path} (saved config)", keep=RUN_KEYS)
+    validate(cfg, need_data=True, need_train_data=False)
+    dataset = build_eval_dataset(cfg, class_names=class_names)
+    if len(dataset.class_names) > cfg.num_classes:
+        raise ConfigError(f"num_classes: the model has {cfg.num_classes} classes, {dataset.directory} has "
+                          f"{len(dataset.class_names)} class folders (from {source_of(cfg, 'num_classes')})")
+    model, which = load_eval_model(cfg, ckpt)
+    get_logger().info(f"evaluating {which} of {ckpt.path} ({cfg.arch}) on {dataset.directory} "
+                      f"({dataset.num_files} images, batch {cfg.batch_size})")
+    results = evaluate(EvalNet(model), dataset)
+    print(format_results(results), flush=True)
+    if output:
+        write_results(results, output)
+    return 0

@@ -1,0 +1,64 @@
+"""Building a registered variant: constructor arguments, default cfg and ``pretrained`` weights.
+
+Every family's ``_create_<family>`` ends in ``build_model_with_cfg`` (timm's ``_builder.py``). Kept apart
+from the registry so that the registry (names, default cfgs, ``create_model``) imports nothing that fetches
+or converts weights: hub.py and convert.py use the registry, this module uses them.
+"""
+import logging
+import os
+
+from .hub import pretrained_checkpoint
+from .loading import CheckpointError, CheckpointFile, load_pretrained
+from .registry import _model_default_cfgs, resolve_name
+
+LOGGER_NAME = "mszoo"  # mszoo.logger's logger (models import nothing from the rest of src)
+
+
+def build_model_with_cfg(model_cls, variant, pretrained=None, model_args=None, **kwargs):
+    """Build ``model_cls`` for a registered variant, attach its default cfg and load ``pretrained``.
+
+    Every family's ``_create_<family>`` ends here, so ``pretrained`` means the same for all of them (see
+    ``create_model``). Constructor arguments are the variant's ``model_args``, then what the checkpoint's
+    model record (mszoo/models/record.py) says (``num_classes``, ``model_kwargs``, ``img_size``, ``in_chans``),
+    then the ``kwargs`` given. Weights load by the one rule (mszoo/models/loading.py): a ``num_classes`` given
+    here that differs from the checkpoint's re-heads the model for fine-tuning (logged); anything else that
+    does not fit raises ``CheckpointError`` naming the keys.
+    """
+    given = {k: v for k, v in kwargs.items() if v is not None}
+    checkpoint = None if pretrained is None or pretrained is False else _open_pretrained(variant, pretrained)
+    saved = _checkpoint_args(variant, checkpoint) if checkpoint is not None else {}
+    args = dict(dict(model_args or {}), **saved)
+    args.update(given)
+    args.setdefault("num_classes", 1000)
+    model = model_cls(**args)
+    model.default_cfg = dict(_model_default_cfgs[variant], architecture=variant)
+    if checkpoint is not None:
+        rehead = "num_classes" in given and checkpoint.head_classes() != given["num_classes"]
+        replaced, which = load_pretrained(model, checkpoint, allow_rehead=rehead)
+        if replaced:
+            logging.getLogger(LOGGER_NAME).info(
+                f"{variant}: loaded {which} of {checkpoint.path} with a new {args['num_classes']}-class head "
+                f"for fine-tuning (re-initialised: {', '.join(replaced)})")
+    return model
+
+
+def _open_pretrained(variant, pretrained):
+    """The checkpoint for ``pretrained``: a local ``.ckpt``, or published/PyTorch weights fetched and converted
+    once (mszoo/models/hub.py)."""
+    if pretrained is not True and not isinstance(pretrained, (str, os.PathLike)):
+        raise ValueError(f"{variant}: pretrained must be True, 'timm', a Hub id (hf-hub:ORG/REPO), a URL or a "
+                         f"file path, not {pretrained!r}")
+    spec = pretrained if pretrained is True else os.fspath(pretrained)
+    return CheckpointFile(pretrained_checkpoint(variant, spec))
+
+
+def _checkpoint_args(variant, checkpoint):
+    """Constructor arguments a checkpoint fixes: from its record, or (no record) its classifier's size."""
+    record = checkpoint.record
+    if record is None:
+        classes = checkpoint.head_classes()
+        return {} if classes is None else {"num_classes": classes}
+    if resolve_name(record["arch"]) != variant:
+        raise CheckpointError(f"{checkpoint.path} holds a {record['arch']} model, not {variant}")
+    return dict(record["model_kwargs"], num_classes=record["num_classes"], img_size=record["image_size"],
+                in_chans=record["in_chans"])

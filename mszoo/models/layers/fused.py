@@ -1,0 +1,263 @@
+"""Fused CPU kernels for LayerNorm, exact GELU (forward and backward), a transpose that swaps two groups of
+axes, softmax's backward and a bias gradient, as MindSpore AOT custom ops.
+
+MindSpore's CPU ``LayerNormGrad`` takes ~15x PyTorch's time at a ViT's shapes and was 13-18 % of a training step; its
+``Erf`` (GELU forward and gradient) another 9 %. ``kernels/fused_cpu.cc`` computes each direction of each in one pass;
+the swap-axes kernel replaces CPU ``Transpose``, which keeps an 8-byte index per element for the graph's life
+(``layers/transpose.py``); softmax's backward replaces a ReduceSum, a BroadcastTo, a Sub and two Muls
+(``layers/memory.py``), the column sum the ReduceSum of a bias gradient. The library is built on first use
+with the system compiler (``$CXX``, else ``g++``) and cached under ``$MSZOO_KERNEL_CACHE`` (default
+``$MSZOO_CACHE/kernels``), named by a hash of the source, the compiler command and version, the flags and
+MindSpore's version; it is built into a temporary file and renamed, so concurrent workers never see half a
+library, and a cached file whose SHA-256 is not the one recorded beside it at build time is rebuilt. No
+compiler, a failed build or a refused library: one note, and the built-in ops.
+
+``set_fused_kernels(model)`` switches every ``FusedKernelUser`` cell of a model to the kernels (LayerNorm, GELU,
+Permute, SplitHeads, Softmax, BiasAdd2D). The rule of when they run has one home, ``FusedKernelUser.use_kernel``:
+in training (``cell.training``) on float32 tensors only, so evaluation, export and AMP's float16/bfloat16 keep
+the built-in ops. ``MSZOO_FUSED_KERNELS`` (``1``/``0``) says whether training uses them on CPU;
+``MSZOO_KERNEL_THREADS`` (default 1, read by the kernels at each call) how many threads they use.
+"""
+import functools
+import hashlib
+import logging
+import os
+import shlex
+import shutil
+import subprocess
+import tempfile
+
+import mindspore as ms
+from mindspore import nn
+
+from mszoo.constants import cache_dir
+
+LOGGER_NAME = "mszoo"  # mszoo.logger's logger (models import nothing from the rest of src)
+SOURCE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "kernels", "fused_cpu.cc")
+FLAGS = ("-O3", "-std=c++17", "-shared", "-fPIC", "-pthread")
+ENV_SWITCH = "MSZOO_FUSED_KERNELS"
+DEFAULT_ON = True
+_BUILD_TIMEOUT_S = 300
+
+
+class KernelBuildError(RuntimeError):
+    """The kernel library could not be built or loaded (the message is the note's reason)."""
+
+
+def fused_kernels_wanted():
+    """Whether CPU training uses the fused kernels: ``MSZOO_FUSED_KERNELS`` (``0``/``1``), else the default."""
+    value = os.environ.get(ENV_SWITCH, "").strip().lower()
+    if value in ("", "auto"):
+        return DEFAULT_ON
+    return value not in ("0", "false", "off", "no")
+
+
+def kernel_cache_dir():
+    return os.path.expanduser(os.environ.get("MSZOO_KERNEL_CACHE") or os.path.join(cache_dir(), "kernels"))
+
+
+def _compiler():
+    """``$CXX`` split as a shell would (``ccache g++`` works), else ``g++``."""
+    return shlex.split(os.environ.get("CXX") or "") or ["g++"]
+
+
+def _compiler_version(cxx):
+    try:
+        done = subprocess.run([*cxx, "--version"], capture_output=True, text=True, timeout=60, check=True)
+    except (OSError, subprocess.SubprocessError) as exc:
+        raise KernelBuildError(f"no C++ compiler ({cxx[0]}: {type(exc).__name__})") from None
+    return done.stdout.strip()
+
+
+def _sha256(path):
+    with open(path, "rb") as f:
+        return hashlib.sha256(f.read()).hexdigest()
+
+
+def library_key(cxx):
+    """Hash of what the built library depends on: source, compiler command and version, flags, MindSpore."""
+    import mindspore as ms
+
+    with open(SOURCE, "rb") as f:
+        source = f.read()
+    parts = [source, " ".join(cxx).encode(), _compiler_version(cxx).encode(), " ".join(FLAGS).encode(),
+             ms.__version__.encode()]
+    return hashlib.sha256(b"\0".join(parts)).hexdigest()[:20]
+
+
+def _is_valid(path):
+    """The cached library is the one built here: its SHA-256 matches the record written beside it."""
+    try:
+        with open(path + ".sha256", encoding="ascii") as f:
+            recorded = f.read().strip()
+        return recorded == _sha256(path)
+    except OSError:
+        return False
+
+
+def _write_atomic(path, data, directory):
+    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-")
+    with os.fdopen(fd, "w", encoding="ascii") as f:
+        f.write(data)
+    os.replace(tmp, path)
+
+
+def _build(cxx, target):
+    """Compile SOURCE into ``target`` through a temporary file in the same directory, then rename."""
+    directory = os.path.dirname(target)
+    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-", suffix=".so")
+    os.close(fd)
+    try:
+        done = subprocess.run([*cxx, *FLAGS, SOURCE, "-o", tmp], capture_output=True, text=True,
+                              timeout=_BUILD_TIMEOUT_S)
+        if done.returncode != 0:
+            first = (done.stderr.strip().splitlines() or [f"exit code {done.returncode}"])[0]
+            raise KernelBuildError(f"{cxx[0]} failed: {first}")
+        _write_atomic(target + ".sha256", _sha256(tmp), directory)
+        os.replace(tmp, target)
+    except (OSError, subprocess.SubprocessError) as exc:
+        raise KernelBuildError(f"{cxx[0]} could not build the kernels ({type(exc).__name__}: {exc})") from None
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+
+
+def build_library():
+    """Path of the kernel library, built (or rebuilt, when the cached file is not ours) if needed."""
+    cxx = _compiler()
+    if shutil.which(cxx[0]) is None:
+        raise KernelBuildError(f"no C++ compiler ({cxx[0]} not found; set CXX)")
+    directory = kernel_cache_dir()
+    try:
+        os.makedirs(directory, exist_ok=True)
+    except OSError as exc:
+        raise KernelBuildError(f"cannot create {directory}: {exc.strerror}") from None
+    target = os.path.join(directory, f"fused_cpu-{library_key(cxx)}.so")
+    for _ in range(2):  # a second time when another worker replaced one of the two files meanwhile
+        if _is_valid(target):
+            return target
+        _build(cxx, target)
+    if not _is_valid(target):
+        raise KernelBuildError(f"{target} changes while it is being built (another process?)")
+    return target
+
+
+@functools.lru_cache(maxsize=None)
+def kernel_library():
+    """The built library's path, or None after one note (no compiler, failed build, or MindSpore refusing
+    the library's directory through MS_CUSTOM_AOT_WHITE_LIST). Once per process."""
+    try:
+        path = build_library()
+        fused_ops(path)
+        return path
+    except (KernelBuildError, TypeError) as exc:
+        logging.getLogger(LOGGER_NAME).info(
+            "note: fused CPU kernels unavailable (%s); training uses MindSpore's built-in ops", exc)
+        return None
+
+
+def _layer_norm_ops(path):
+    """(forward, backward) Custom ops: forward(x, w, b, eps) -> (y, mean, rstd), with its gradient."""
+    from mindspore import ops
+
+    backward = ops.Custom(f"{path}:MszooLayerNormBackward", func_type="aot",
+                          out_shape=lambda dy, x, mean, rstd, w: (x, w, w),
+                          out_dtype=lambda dy, x, mean, rstd, w: (x, w, w))
+
+    def bprop(x, w, b, eps, out, dout):
+        dx, dw, db = backward(dout[0], x, out[1], out[2], w)
+        return dx, dw, db, ops.zeros_like(eps)
+
+    forward = ops.Custom(f"{path}:MszooLayerNormForward", func_type="aot",
+                         out_shape=lambda x, w, b, eps: (x, x[:-1], x[:-1]),
+                         out_dtype=lambda x, w, b, eps: (x, x, x), bprop=bprop)
+    return forward, backward
+
+
+def _gelu_ops(path):
+    """(forward(x) -> y, backward(x, dy) -> dx) Custom ops; GELU's cell bprop calls the backward."""
+    from mindspore import ops
+
+    forward = ops.Custom(f"{path}:MszooGeluForward", func_type="aot", out_shape=lambda x: x,
+                         out_dtype=lambda x: x)
+    backward = ops.Custom(f"{path}:MszooGeluBackward", func_type="aot", out_shape=lambda x, dy: x,
+                          out_dtype=lambda x, dy: x)
+    return forward, backward
+
+
+def _swap_axes_op(path):
+    """``(A, B, C, D)`` -> ``(A, C, B, D)`` (``layers/transpose.py``); its gradient is the same swap back."""
+    from mindspore import ops
+
+    def out_shape(x):
+        return (x[0], x[2], x[1], x[3])
+
+    swap_back = ops.Custom(f"{path}:MszooSwapAxes", func_type="aot", out_shape=out_shape,
+                           out_dtype=lambda x: x)
+
+    def bprop(x, out, dout):
+        return (swap_back(dout),)
+
+    return ops.Custom(f"{path}:MszooSwapAxes", func_type="aot", out_shape=out_shape, out_dtype=lambda x: x,
+                      bprop=bprop)
+
+
+def _softmax_grad_op(path):
+    """``(y, dy) -> dx``: softmax's gradient over the last axis (``y`` the softmax's output)."""
+    from mindspore import ops
+
+    return ops.Custom(f"{path}:MszooSoftmaxBackward", func_type="aot", out_shape=lambda y, dy: y,
+                      out_dtype=lambda y, dy: y)
+
+
+def _column_sum_op(path):
+    """``(R, C) -> (C)``: the sum over rows (a bias's gradient)."""
+    from mindspore import ops
+
+    return ops.Custom(f"{path}:MszooColumnSum", func_type="aot", out_shape=lambda x: x[1:],
+                      out_dtype=lambda x: x)
+
+
+@functools.lru_cache(maxsize=None)
+def fused_ops(path):
+    """The Custom ops of the library at ``path``, shared by every cell, by kind (``FusedKernelUser.fused_kind``)."""
+    return {"layer_norm": _layer_norm_ops(path), "gelu": _gelu_ops(path), "swap_axes": _swap_axes_op(path),
+            "softmax_grad": _softmax_grad_op(path), "column_sum": _column_sum_op(path)}
+
+
+class FusedKernelUser(nn.Cell):
+    """A cell with a fused-kernel formulation of kind ``fused_kind`` (a key of ``fused_ops``).
+
+    ``set_fused_kernels`` hands it its op (``use_fused_ops``); ``use_kernel(x)`` is the one rule of when the
+    kernels run: in training, on float32 tensors, when given. Everything else (evaluation, export, AMP's
+    float16/bfloat16, GPU/Ascend, no compiler) computes the built-in ops."""
+
+    fused_kind = None
+
+    def __init__(self):
+        super().__init__()
+        self.fused = None
+
+    def use_fused_ops(self, ops_by_kind):
+        """Use ``ops_by_kind[self.fused_kind]`` in training (None: the built-in ops)."""
+        self.fused = None if ops_by_kind is None else ops_by_kind[self.fused_kind]
+
+    def use_kernel(self, x):
+        return self.training and self.fused is not None and x.dtype == ms.float32
+
+
+def set_fused_kernels(model, enabled=True):
+    """Switch every ``FusedKernelUser`` cell of ``model`` to the kernels, or back.
+
+    Returns True when the kernels are in use (False after the one note when they cannot be built)."""
+    ops_by_kind = None
+    if enabled:
+        path = kernel_library()
+        if path is None:
+            enabled = False
+        else:
+            ops_by_kind = fused_ops(path)
+    for _, cell in model.cells_and_names():
+        if isinstance(cell, FusedKernelUser):
+            cell.use_fused_ops(ops_by_kind)
+    return enabled

@@ -1,0 +1,166 @@
+"""Where a run's model and eval preprocessing come from, in one place.
+
+For every key, the first of these that has a value wins:
+
+1. the command line or the ``--config`` YAML (what the user said);
+2. the model record of the checkpoint or exported model being used (``mszoo/models/record.py``);
+3. the variant's default cfg (``image_size``, ``crop_pct``, ``interpolation``, ``mean``, ``std``), as timm's
+   ``resolve_data_config`` does;
+4. the defaults of ``mszoo/config.py``.
+
+A value the user gave that contradicts the weights (another ``arch``, ``num_classes``, ``in_chans`` or
+``model_kwargs`` entry) is a ``ConfigError`` naming both values, never a model with a random part.
+Used by the trainer, the evaluator and the deploy scripts; changes only the ``cfg`` it is given.
+"""
+from mszoo.config import ConfigError, apply_mapping, source_of
+
+DATA_KEYS = ("image_size", "crop_pct", "interpolation", "mean", "std")
+
+
+def is_explicit(cfg, key):
+    """True when ``key`` was set by the command line or a YAML file (or taken from a saved run config)."""
+    return source_of(cfg, key) != "default"
+
+
+def _set(cfg, key, value, source):
+    apply_mapping(cfg, {key: value}, source, getattr(cfg, "_notes", []))
+
+
+def _contradiction(cfg, key, value, source, theirs):
+    return ConfigError(f"{key}: {value!r} (from {source_of(cfg, key)}) contradicts {source}, which holds {theirs}; "
+                       f"drop the {key} setting or use the matching checkpoint")
+
+
+def apply_record(cfg, record, source, take_num_classes=True):
+    """Complete ``cfg`` from a model ``record`` (module docstring); returns the record's class names.
+
+    ``take_num_classes=False`` (fine-tuning) leaves ``num_classes`` to the training data: the head may be
+    replaced, the rest of the model may not.
+    """
+    from mszoo.models import resolve_name
+
+    arch = resolve_name(record["arch"])
+    if is_explicit(cfg, "arch") and resolve_name(cfg.arch) != arch:
+        raise _contradiction(cfg, "arch", cfg.arch, source, f"a {arch} model")
+    _set(cfg, "arch", arch, source)
+    keys = ("num_classes", "in_chans") if take_num_classes else ("in_chans",)
+    for key in keys:
+        if is_explicit(cfg, key) and cfg[key] != record[key]:
+            raise _contradiction(cfg, key, cfg[key], source, f"{key} {record[key]}")
+        _set(cfg, key, record[key], source)
+    _merge_model_kwargs(cfg, record["model_kwargs"], source)
+    for key in DATA_KEYS:
+        if not is_explicit(cfg, key) and record.get(key) is not None:
+            _set(cfg, key, record[key], source)
+    return record.get("class_names")
+
+
+def _merge_model_kwargs(cfg, saved, source):
+    from mszoo.models.record import plain
+
+    given = dict(cfg.model_kwargs or {}) if is_explicit(cfg, "model_kwargs") else {}
+    for key, value in given.items():
+        if key in saved and plain(value) != plain(saved[key]):
+            raise ConfigError(f"model_kwargs: {key}={plain(value)!r} (from {source_of(cfg, 'model_kwargs')}) "
+                              f"contradicts {source}, which was trained with {key}={saved[key]!r}")
+    where = f"{source} + {source_of(cfg, 'model_kwargs')}" if given else source
+    _set(cfg, "model_kwargs", dict(saved, **given), where)
+
+
+def apply_head_classes(cfg, head_classes, source):
+    """For a checkpoint without a record: ``num_classes`` from its classifier's shape, or a contradiction."""
+    if head_classes is None:
+        return
+    if not is_explicit(cfg, "num_classes"):
+        _set(cfg, "num_classes", head_classes, f"{source} (classifier shape)")
+    elif cfg.num_classes != head_classes:
+        raise _contradiction(cfg, "num_classes", cfg.num_classes, source, f"a {head_classes}-class classifier")
+
+
+def resolve_data_config(cfg):
+    """Fill the eval preprocessing keys nobody set from the variant's default cfg (timm's rule)."""
+    from mszoo.models import resolve_data_config as model_data_config
+
+    defaults = model_data_config(cfg.arch)
+    for key in DATA_KEYS:
+        if cfg[key] is None or not is_explicit(cfg, key):
+            _set(cfg, key, defaults[key], f"{cfg.arch} default cfg")
+    return cfg
+
+
+def resolve_from_checkpoint(cfg, checkpoint, take_num_classes=True):
+    """``apply_record`` (or, for an old/foreign checkpoint, the classifier shape) then ``resolve_data_config``.
+
+    ``checkpoint`` is a ``mszoo.models.loading.CheckpointFile``; returns its class names (or None)."""
+    if checkpoint.record is not None:
+        apply_record(cfg, checkpoint.record, checkpoint.path, take_num_classes=take_num_classes)
+    elif take_num_classes:
+        apply_head_classes(cfg, checkpoint.head_classes(), checkpoint.path)
+    resolve_data_config(cfg)
+    return checkpoint.class_names
+
+
+def record_of(cfg, class_names=None):
+    """The model record (``mszoo/models/record.py``) of the model ``cfg`` describes, for a checkpoint or sidecar.
+    Preprocessing keys ``cfg`` leaves unset are the variant's defaults (as ``resolve_data_config``)."""
+    from mszoo.models import resolve_data_config as model_data_config, resolve_name
+    from mszoo.models.record import make_record
+
+    pre = model_data_config(cfg.arch, {key: cfg[key] for key in DATA_KEYS})
+    return make_record(resolve_name(cfg.arch), cfg.num_classes, pre["image_size"], pre["crop_pct"],
+                       pre["interpolation"], pre["mean"], pre["std"], in_chans=cfg.in_chans,
+                       model_kwargs=cfg.model_kwargs, class_names=class_names)
+
+
+def build_model(cfg, training=True):
+    """The model ``cfg`` describes (``arch``, classes, drop rates, ``image_size``, ``model_kwargs``), no weights.
+
+    Dropout and drop path only in training; a ``model_kwargs`` entry the model does not take is a ConfigError."""
+    from mszoo.models import create_model_from_config
+
+    try:
+        return create_model_from_config(cfg, training=training)
+    except TypeError as exc:
+        raise ConfigError(f"model_kwargs: {exc} (from {source_of(cfg, 'model_kwargs')})") from None
+
+
+def load_eval_model(cfg, checkpoint):
+    """The eval-mode model of ``cfg`` with ``checkpoint``'s weights (EMA when complete), by the one loading
+    rule and never re-headed. Call ``resolve_from_checkpoint`` first. Returns ``(model, which weights)``."""
+    from mszoo.models.loading import CheckpointError, load_pretrained
+
+    model = build_model(cfg, training=False)
+    try:
+        _, which = load_pretrained(model, checkpoint)
+    except CheckpointError as exc:
+        if checkpoint.record is None:
+            raise CheckpointError(f"{exc} (it carries no model record: set the arch, model_kwargs and image_size "
+                                  "it was trained with)") from None
+        raise
+    model.set_train(False)
+    return model, which
+
+
+def pretrained_file(cfg):
+    """``cfg.pretrained`` as a local MindSpore ``.ckpt``: published weights (``timm``), Hub ids, URLs and
+    PyTorch files are fetched and converted once (mszoo/models/hub.py). Their model is ``arch`` when set, else
+    the one a Hub id names (``hf-hub:timm/twins_svt_small.in1k``)."""
+    from mszoo.models import is_model, resolve_name
+    from mszoo.constants import names_published_weights
+    from mszoo.models.hub import TORCH_SUFFIXES, pretrained_checkpoint
+
+    spec = cfg.pretrained
+    if not (names_published_weights(spec) or spec.endswith(TORCH_SUFFIXES)):
+        return spec
+    if not is_explicit(cfg, "arch"):
+        guess = spec.split("/")[-1].split("@")[0].split(".")[0] if spec.startswith("hf-hub:") else None
+        if guess is None or not is_model(guess):
+            raise ConfigError(f"arch: give the model that --pretrained {spec} holds (--arch NAME)")
+        _set(cfg, "arch", guess, spec)
+    return pretrained_checkpoint(resolve_name(cfg.arch), spec)
+
+
+def eval_preprocessing(cfg):
+    """The eval transform's settings of a resolved ``cfg`` (``transforms_imagenet_eval`` keyword arguments)."""
+    return dict(image_size=cfg.image_size, crop_pct=cfg.crop_pct, interpolation=cfg.interpolation,
+                mean=tuple(cfg.mean), std=tuple(cfg.std))

@@ -1,0 +1,26 @@
+"""Evaluate a checkpoint or an exported model: top-1 / top-5 / loss on the val split."""
+from mszoo.cli import console, start
+from mszoo.config import BACKEND_ARGS, ConfigError, ExtraArg, parse_config
+
+EXTRA = BACKEND_ARGS + (
+    ExtraArg("output", None, "path", "also write the results as JSON to this file"),
+)
+
+
+def main(argv=None):
+    cfg, args = parse_config(argv, prog="eval.py", description=__doc__, extra=EXTRA)
+    start(cfg, mode="graph", cpu_kernels=args.backend in ("mindspore", "mindir"))
+    if args.backend == "mindspore":
+        if args.precision != "f32":
+            raise ConfigError(f"precision: {args.precision} needs --backend openvino and --model FILE "
+                              "(from command line)")
+        from mszoo.engine.evaluator import evaluate_checkpoint
+
+        return evaluate_checkpoint(cfg, output=args.output)
+    from mszoo.deploy.infer import evaluate_exported
+
+    return evaluate_exported(cfg, backend=args.backend, model_file=args.model, output=args.output,
+                             precision=args.precision, calib_data=args.calib_data)
+
+
+cli = console(main)

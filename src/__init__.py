@@ -1,1 +1,0 @@
-"""MindSpore model zoo for vision transformers: Twins (PCPVT, SVT), T2T-ViT and TNT."""

@@ -75,3 +75,20 @@ def test_src_has_no_import_circle():
 
 def test_the_check_sees_a_circle():
     assert _cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == ["a", "b", "c", "a"]
+
+
+def test_the_library_imports_no_tool():
+    graph = import_graph()
+    assert "mszoo.tools.benchmark" in graph and "mszoo.tools.tune" in graph
+    offenders = {name: sorted(t for t in targets if t.startswith("mszoo.tools"))
+                 for name, targets in graph.items() if not name.startswith("mszoo.tools")}
+    assert not {k: v for k, v in offenders.items() if v}
+
+
+def test_models_import_only_models_and_the_leaf_modules():
+    leaves = ("mszoo.constants", "mszoo.extras")
+    graph = import_graph()
+    offenders = {name: sorted(t for t in targets if t.startswith("mszoo") and t != "mszoo"
+                              and not t.startswith("mszoo.models") and t not in leaves)
+                 for name, targets in graph.items() if name.startswith("mszoo.models")}
+    assert not {k: v for k, v in offenders.items() if v}

@@ -55,6 +55,15 @@ def _parse_script(script, args):
 
 
 COMMANDS = shell_commands()
+TOOL_SCRIPTS = {"train": "train.py", "eval": "eval.py", "export": "export.py", "infer": "infer.py",
+                "convert": "convert_from_pt.py", "benchmark": "benchmark.py", "tune": "tune_params.py"}
+
+
+def _extras():
+    import tomllib
+
+    with open(os.path.join(ROOT, "pyproject.toml"), "rb") as f:
+        return set(tomllib.load(f)["project"]["optional-dependencies"])
 
 
 @pytest.mark.parametrize("words", COMMANDS, ids=lambda w: " ".join(w)[:70])
@@ -65,8 +74,14 @@ def test_every_shell_command_in_the_readme_parses(words):
         env[key] = value
         words = words[1:]
     program, args = words[0], words[1:]
-    if program == "pip":
-        assert args[:2] == ["install", "-r"] and os.path.isfile(os.path.join(ROOT, args[2]))
+    if program == "pip" and args[:2] == ["install", "-r"]:
+        assert os.path.isfile(os.path.join(ROOT, args[2]))
+    elif program == "pip":  # the package itself, with extras that pyproject.toml declares
+        assert args[0] in ("install", "wheel") and re.fullmatch(r"\.(\[[a-z,]+\])?", args[1]), args
+        declared = _extras()
+        assert set(re.findall(r"[a-z]+", args[1])) <= declared, args[1]
+    elif program.startswith("mszoo-"):
+        _parse_script(TOOL_SCRIPTS[program[len("mszoo-"):]], args)
     elif program == "python" and args[:2] == ["-m", "pytest"]:
         assert not args[2:]
     elif program == "python":

@@ -5,7 +5,7 @@ import os
 import sys
 import time
 
-from mszoo.extras import require
+from mszoo.extras import MissingExtra, require
 
 METRICS_FIELDS = ("epoch", "step", "lr", "train_loss", "val_top1", "val_top5", "val_loss", "img_s", "time")
 
@@ -197,6 +197,7 @@ class MetricsLogger:
         self.curves_path = os.path.join(run_dir, "curves.png")
         self.logger = logger
         self.enabled = enabled
+        self.plot = True  # False once matplotlib turned out to be missing (said once, not every epoch)
 
     def start(self, epochs_done):
         """A (resumed) run starts after ``epochs_done`` epochs: rows of later epochs are dropped."""
@@ -207,8 +208,13 @@ class MetricsLogger:
         if not self.enabled:
             return
         self.csv.append(row)
+        if not self.plot:
+            return
         try:
             plot_curves(self.csv.read(), self.curves_path)
+        except MissingExtra as exc:
+            self.plot = False
+            self.logger.warning(f"no curves.png: {exc}")
         except Exception as exc:  # a plotting problem never stops training
             self.logger.warning(f"could not draw curves.png: {exc}")
 

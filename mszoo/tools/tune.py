@@ -14,6 +14,7 @@ import os
 from mszoo.config import (KEY_MAP, ConfigError, canonical_key, check_value, coerce, load_yaml, parse_config,
                         parse_script_args, save_config)
 from mszoo.cli import console
+from mszoo.extras import require
 from mszoo.logger import get_logger
 
 TUNABLE_TYPES = ("int", "float", "str", "bool")
@@ -204,10 +205,7 @@ def main(argv=None):
 
 def tune_main(argv=None, start=None):
     """tune_params.py; ``start(cfg)`` (the script's device set-up) is called once with the base config."""
-    try:
-        import optuna
-    except ImportError:
-        raise ConfigError("tune_params.py needs Optuna: pip install optuna==5.0.0") from None
+    optuna = require("optuna", "tune_params.py")
     args, rest = parse_script_args(build_parser(), argv, known=True)
     if args.trials < 1:
         raise ConfigError(f"trials: must be >= 1, got {args.trials} (from command line)")

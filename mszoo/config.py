@@ -134,8 +134,10 @@ KEYS = (
     _k("train", "steps_per_epoch", None, "int", "cap optimizer steps per epoch (smoke runs)", nullable=True,
        positive=True),
     # runtime and outputs
-    _k("run", "device_target", "CPU", "str", "device", choices=("CPU", "GPU", "Ascend")),
-    _k("run", "device_id", 0, "int", "device id for single-device runs", min=0),
+    _k("run", "device_target", "auto", "str", "device; auto = Ascend, else GPU, else CPU, whichever this MindSpore "
+       "build can use (the choice is printed at start)", choices=("auto", "CPU", "GPU", "Ascend")),
+    _k("run", "device_id", 0, "int", "device id for single-device runs (--device_id beats an exported DEVICE_ID, "
+       "which beats the config's; launched workers use the launcher's)", min=0),
     _k("run", "mode", "graph", "str", "MindSpore execution mode for the train step", choices=("graph", "pynative")),
     _k("run", "output_dir", "./output", "str", "directory where run directories are created"),
     _k("run", "run_name", None, "str", "run directory name (default: <arch>-<timestamp>)", nullable=True),

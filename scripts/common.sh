@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # Shared helpers for the launch scripts (sourced, not run).
 #
-# Every script ends in `launch COMMAND...`. With MSZOO_DRY_RUN=1 that prints the command (shell-quoted) instead
-# of running it: the tests check each script's translation of the seeds' arguments this way, including
-# launchers this machine lacks (GPUs, Ascend, mpirun).
+# Every script ends in `launch COMMAND...`. With MSZOO_DRY_RUN=1 that prints the device the command runs on (one
+# `device: ...` line) and the command (shell-quoted, the last line) instead of running it: the tests check each
+# script's translation of the seeds' arguments this way, including launchers this machine lacks (GPUs, Ascend,
+# mpirun). Scripts named for a device (_gpu, _ascend) pass --device_target; the others leave it to the config,
+# whose default is auto (Ascend, else GPU, else CPU, whichever the installed MindSpore can use).
 
 # Repository root (the folder holding train.py), whatever the caller's working directory.
 REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -67,10 +69,30 @@ make_log_dir() {
 # in flags mean what they mean to the caller) and name the entry scripts by their full path.
 launch() {
   if dry_run; then
-    show_command "$@"
+    show_launch "$@"
     exit 0
   fi
   "$@"
+}
+
+# device_line COMMAND...: the device COMMAND runs on: the last --device_target it passes, else the config's.
+device_line() {
+  local target=""
+  while [ $# -gt 0 ]; do
+    if [ "$1" = --device_target ] && [ $# -ge 2 ]; then target=$2; fi
+    shift
+  done
+  if [ -n "$target" ]; then
+    echo "device: $target (--device_target $target)"
+  else
+    echo "device: the config's device_target, by default auto (Ascend, else GPU, else CPU: whichever this MindSpore can use)"
+  fi
+}
+
+# show_launch COMMAND...: the dry run's device line and command.
+show_launch() {
+  device_line "$@"
+  show_command "$@"
 }
 
 show_command() {

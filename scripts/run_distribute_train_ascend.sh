@@ -20,7 +20,7 @@ pids=()
 while read -r device_id rank_id; do
   mkdir -p "$log_dir/rank_$rank_id"
   if dry_run; then
-    show_command env DEVICE_ID="$device_id" RANK_ID="$rank_id" "$PYTHON" "$REPO_ROOT/train.py" --config "$config" \
+    show_launch env DEVICE_ID="$device_id" RANK_ID="$rank_id" "$PYTHON" "$REPO_ROOT/train.py" --config "$config" \
       --device_target Ascend --device_id "$device_id" "$@"
     continue
   fi

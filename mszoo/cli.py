@@ -177,9 +177,11 @@ def set_device(device_target="auto", device_id=0, mode="pynative", cpu_kernels=T
     return device, device_id, rank, group_size
 
 
-def start(cfg, mode=None, cpu_kernels=True):
+def start(cfg, mode=None, cpu_kernels=True, notes=True):
     """Set the device of a resolved config (``device_target``, ``device_id``, ``mode`` unless given); the config
-    then holds the device in use (``auto`` resolved). Returns ``(rank, group_size)``."""
+    then holds the device in use (``auto`` resolved). ``notes``: print the config's notes (seed keys with no
+    effect, a seed recipe's stand-in); the trainer prints them into train.log instead. Returns
+    ``(rank, group_size)``."""
     device, device_id, rank, group_size = set_device(cfg.device_target, cfg.device_id, mode or cfg.mode,
                                                      cpu_kernels=cpu_kernels, id_source=source_of(cfg, "device_id"))
     if cfg.device_target == "auto":
@@ -187,4 +189,9 @@ def start(cfg, mode=None, cpu_kernels=True):
     if device_id != cfg.device_id:
         cfg._sources["device_id"] = "environment"
     cfg.device_target, cfg.device_id = device, device_id
+    if notes:
+        from mszoo.logger import get_logger
+
+        for note in getattr(cfg, "_notes", []):
+            get_logger().info(f"note: {note}")
     return rank, group_size

@@ -17,7 +17,7 @@ from typing import Any, Optional, Tuple
 import yaml
 
 from mszoo.constants import LR_SCHEDULERS, OPTIMIZERS, names_published_weights
-from mszoo.recipes import close_recipes, recipe_path
+from mszoo.recipes import SEED_RECIPES, close_recipes, recipe_path, seed_recipe
 
 BOOL_TRUE = ("true", "yes", "on", "1")
 BOOL_FALSE = ("false", "no", "off", "0")
@@ -608,7 +608,7 @@ def parse_config(argv=None, prog="train.py", description="", extra=(), positiona
     object.__setattr__(cfg, "_sources", {})
     notes = []
     object.__setattr__(cfg, "_notes", notes)
-    config_file = _one_config_file(ns.config)
+    config_file = _one_config_file(ns.config, notes)
     if defaults:
         apply_mapping(cfg, defaults, f"{prog} defaults", notes)
     if config_file:
@@ -646,26 +646,79 @@ def _seed_names():
     return list(ALIASES) + list(IGNORED) + list(VALUE_MAPS)
 
 
-def _one_config_file(given):
+def _one_config_file(given, notes):
     """The config file from ``--config`` and its seed spellings; naming two different files is an error."""
     files = list(dict.fromkeys(given or []))
     if len(files) > 1:
         raise ConfigError(f"config: two config files given ({', '.join(files)}); --config, --config_path and "
                           "--tnt_config are the same flag (from command line)")
-    return find_config(files[0]) if files else None
+    return find_config(files[0], notes) if files else None
 
 
-def find_config(given):
-    """``given`` when it is a file, else the shipped recipe it names (``twins/svt_small``, ``quickstart``);
-    a name that is neither is one ``ConfigError`` listing the close recipe names."""
+def find_config(given, notes=None):
+    """``given`` when it is a file, else the shipped recipe it names (``twins/svt_small``, ``quickstart``), else
+    our recipe of the seed recipe it names (``configs/svt_s.yaml``; a note naming both files and where the
+    hyper-parameters differ goes to ``notes``); anything else is one ``ConfigError`` listing close recipe names."""
     if os.path.isfile(given):
         return given
     shipped = recipe_path(given)
     if shipped:
         return shipped
+    seed = seed_recipe(given)
+    if seed:
+        if notes is not None:
+            notes.append(seed_recipe_note(given, *seed))
+        return seed[1]
     near = close_recipes(given)
     hint = f" (nor a shipped recipe; close recipe names: {', '.join(near)})" if near else ""
+    named = SEED_RECIPES.get(os.path.basename(given.replace("\\", "/")))
+    if named:
+        hint = f" (a seed recipe's name: ours of that model is {recipe_path(named[1])})"
     raise ConfigError(f"config: file not found: {given}{hint}")
+
+
+# Keys of a recipe that are not training hyper-parameters (where the data is, the machine, the run's files).
+_NOT_HYPER = {"arch", "pretrained", "dataset", "data_url", "train_dir", "val_dir", "train_num_samples",
+              "val_num_samples", "num_parallel_workers", "steps_per_epoch", "eval_every"}
+_HYPER_GROUPS = ("model", "data", "mixup", "optim", "train")
+
+
+def _recipe_values(path):
+    cfg = Config({k.name: _copy(k.default) for k in KEYS})
+    object.__setattr__(cfg, "_sources", {})
+    apply_mapping(cfg, load_yaml(path), path, [])
+    return cfg
+
+
+def recipe_differences(ours_path, seed_path):
+    """``[(key, ours, seed's)]`` for each hyper-parameter the seed's YAML states and our recipe sets otherwise."""
+    ours, seed = _recipe_values(ours_path), _recipe_values(seed_path)
+    diffs = []
+    for key in KEYS:
+        if key.group not in _HYPER_GROUPS or key.name in _NOT_HYPER or seed._sources.get(key.name) != seed_path:
+            continue
+        a, b = ours[key.name], seed[key.name]
+        same = a == b or (isinstance(a, float) and isinstance(b, float) and abs(a - b) <= 1e-12 * max(abs(a), 1))
+        if not same:
+            diffs.append((key.name, a, b))
+    return diffs, ours
+
+
+def seed_recipe_note(given, seed, ours_path, seed_path):
+    """The note of a seed recipe name: both files, and the hyper-parameters in which ours differs where the seed
+    states them."""
+    text = (f"{given} names a recipe of {seed}, which is not here: using ours, {ours_path} (the official recipe of "
+            "the same model)")
+    if seed_path is None:
+        return text + "; the seed's readme states none of its hyper-parameters to compare"
+    diffs, ours = recipe_differences(ours_path, seed_path)
+    if not diffs:
+        return text + f"; it has every hyper-parameter the seed states ({seed_path})"
+    items = []
+    for name, mine, theirs in diffs:
+        scaled = f" x global batch / {ours.lr_scale_batch}" if name == "base_lr" and ours.lr_scale_batch else ""
+        items.append(f"{name} {mine!r}{scaled} (seed {theirs!r})")
+    return text + f"; where the seed states them ({seed_path}), ours differs in: " + ", ".join(items)
 
 
 def parse_script_args(parser, argv=None, known=False):

@@ -53,6 +53,19 @@ require_positional() {
   [[ "$2" != -* ]] || die "the first argument is $1, got '$2'"
 }
 
+# config_arg CONFIG: what to pass as --config: an existing file (made absolute), else CONFIG itself when it names a
+# shipped recipe (twins/svt_small) or a seed's recipe (../src/configs/t2t_vit_19.yaml: the program uses ours and
+# says how it differs), else one error line.
+config_arg() {
+  if [ -f "$1" ]; then
+    abspath "$1"
+  elif PYTHONPATH="$REPO_ROOT${PYTHONPATH:+:$PYTHONPATH}" "$PYTHON" -m mszoo.recipes "$1"; then
+    echo "$1"
+  else
+    die "config not found: $1 (nor a shipped or seed recipe name)"
+  fi
+}
+
 abspath() {
   (cd "$(dirname "$1")" && echo "$(pwd)/$(basename "$1")")
 }
@@ -225,8 +238,7 @@ distribute_train() {
     config=$1
     shift
   fi
-  require_file "$config" "config"
-  config=$(abspath "$config")
+  config=$(config_arg "$config")
   parse_seed_options "$@"
   if [ -n "$num" ]; then
     [ -z "$NUM_DEVICES" ] || [ "$NUM_DEVICES" = "$num" ] || die "NUM_DEVICES $num but --num_devices $NUM_DEVICES"
@@ -262,8 +274,7 @@ standalone_train() {
 run_train() {
   local target=$1 config=$2 device=$3
   shift 3
-  require_file "$config" "config"
-  config=$(abspath "$config")
+  config=$(config_arg "$config")
   local args=(--config "$config" --device_id "$device")
   [ -z "$target" ] || args+=(--device_target "$target")
   [ -z "${CHECKPOINT:-}" ] || args+=(--resume "$CHECKPOINT")
@@ -291,9 +302,9 @@ launch_logged() {
 run_eval() {
   local target=$1 config=$2 ckpt=$3 device=$4
   shift 4
-  require_file "$config" "config"
+  config=$(config_arg "$config")
   require_file "$ckpt" "checkpoint"
-  local args=(--config "$(abspath "$config")" --pretrained "$(abspath "$ckpt")" --device_id "$device")
+  local args=(--config "$config" --pretrained "$(abspath "$ckpt")" --device_id "$device")
   [ -z "$target" ] || args+=(--device_target "$target")
   launch env DEVICE_ID="$device" "$PYTHON" "$REPO_ROOT/eval.py" "${args[@]}" "$@"
 }

@@ -118,7 +118,8 @@ KEYS = (
     _k("train", "batch_size", 128, "int", "per-device batch size", positive=True),
     _k("train", "accumulation_steps", 1, "int", "micro-batches per optimizer step", positive=True),
     _k("train", "amp_level", "O0", "str", "MindSpore AMP level", choices=("O0", "O1", "O2", "O3")),
-    _k("train", "keep_bn_fp32", True, "bool", "keep norm layers in float32 under AMP"),
+    _k("train", "keep_bn_fp32", True, "bool", "keep norm layers in float32 under AMP O2/O3 (O0 and O1 never cast "
+       "them: a note says so when it is set there)"),
     _k("train", "grad_checkpointing", False, "bool", "recompute each block's activations in the backward pass "
        "(timm's set_grad_checkpointing): less memory, about one more forward pass per step; GRAPH mode when "
        "drop_path_rate > 0"),
@@ -626,6 +627,9 @@ def parse_config(argv=None, prog="train.py", description="", extra=(), positiona
         cli["progress"] = "false"
     apply_mapping(cfg, cli, "command line", notes)
     object.__setattr__(cfg, "config_file", config_file)
+    note = keep_bn_fp32_note(cfg)
+    if note:
+        notes.append(note)
 
     args = Config()
     for arg in extra:
@@ -640,6 +644,17 @@ def parse_config(argv=None, prog="train.py", description="", extra=(), positiona
     for arg in positional:
         args[arg.name] = getattr(ns, arg.name)
     return cfg, args
+
+
+def keep_bn_fp32_note(cfg):
+    """A note when ``keep_bn_fp32`` was set but the AMP level makes it meaningless (O0, O1), else None."""
+    source = source_of(cfg, "keep_bn_fp32")
+    if source == "default" or cfg.amp_level not in ("O0", "O1"):
+        return None
+    why = ("nothing is cast to float16" if cfg.amp_level == "O0" else
+           "O1 casts only MindSpore's white list (Dense, Conv, MatMul ...) to float16, never the norm layers")
+    return (f"keep_bn_fp32: {str(cfg.keep_bn_fp32).lower()} has no effect at amp_level {cfg.amp_level}: {why}, so "
+            f"they stay float32 either way; it matters at O2 and O3 (from {source})")
 
 
 def _seed_names():

@@ -358,3 +358,20 @@ def test_seed_distribute_training_gpu_name_is_the_distributed_training_script():
         return [a for a in dry(script, "GPU", "2", QUICK, "0,1") if not a.startswith("--log_dir=")]
 
     assert command("run_distribute_training_gpu.sh") == command("run_distributed_training_gpu.sh")
+
+
+def test_310_inference_evaluates_a_mindir_without_sidecar_given_its_arch(trained_tiny, tmp_path):
+    from mszoo.config import parse_config
+    from mszoo.deploy.export import export_model, sidecar_path
+
+    export_model(parse_config(["--pretrained", trained_tiny["ckpt"], "--file_name", str(tmp_path / "seed"),
+                               "--file_format", "MINDIR"])[0])
+    model = str(tmp_path / "seed.mindir")
+    os.remove(sidecar_path(model))  # as the seed's export.py left it
+    without = bash("run_infer_310.sh", model, "imagenet2012", trained_tiny["digits"], "0", cwd=str(tmp_path),
+                   timeout=300)
+    assert without.returncode != 0 and "give --arch" in without.stdout + without.stderr
+    out = bash("run_infer_310.sh", model, "imagenet2012", trained_tiny["digits"], "0", "twins_pcpvt_small",
+               "--image_size", "16", "--crop_pct", "1.0", "--val_num_samples", "40", cwd=str(tmp_path), timeout=300)
+    assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-2000:]
+    assert "'num_samples': 40" in (tmp_path / "acc.log").read_text()

@@ -614,18 +614,7 @@ def parse_config(argv=None, prog="train.py", description="", extra=(), positiona
         apply_mapping(cfg, defaults, f"{prog} defaults", notes)
     if config_file:
         apply_mapping(cfg, load_yaml(config_file), config_file, notes)
-    cli = {}
-    for key in KEYS:
-        value = getattr(ns, f"cfg__{key.name}")
-        if value is not None:
-            cli[key.name] = value
-    for alias in _seed_names():
-        value = getattr(ns, f"alias__{alias}", None)
-        if value is not None:
-            cli[alias] = value
-    if ns.cfg_no_progress:
-        cli["progress"] = "false"
-    apply_mapping(cfg, cli, "command line", notes)
+    apply_mapping(cfg, _cli_values(ns), "command line", notes)
     object.__setattr__(cfg, "config_file", config_file)
     note = keep_bn_fp32_note(cfg)
     if note:
@@ -644,6 +633,22 @@ def parse_config(argv=None, prog="train.py", description="", extra=(), positiona
     for arg in positional:
         args[arg.name] = getattr(ns, arg.name)
     return cfg, args
+
+
+def _cli_values(ns):
+    """The keys given on the command line (their own flags and the seeds' spellings), as ``{key: text}``."""
+    cli = {}
+    for key in KEYS:
+        value = getattr(ns, f"cfg__{key.name}")
+        if value is not None:
+            cli[key.name] = value
+    for alias in _seed_names():
+        value = getattr(ns, f"alias__{alias}", None)
+        if value is not None:
+            cli[alias] = value
+    if ns.cfg_no_progress:
+        cli["progress"] = "false"
+    return cli
 
 
 def keep_bn_fp32_note(cfg):

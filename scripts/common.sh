@@ -152,6 +152,19 @@ parse_seed_options() {
   if [ -n "$CHECKPOINT" ]; then CHECKPOINT=$(abspath "$CHECKPOINT"); fi
 }
 
+# device_id_arg GIVEN: the device id a one-device script uses: GIVEN (its DEVICE_ID argument or --device), with a
+# note on stderr when an exported DEVICE_ID differs; else the exported DEVICE_ID; else 0.
+device_id_arg() {
+  if [ -z "$1" ]; then
+    echo "${DEVICE_ID:-0}"
+    return
+  fi
+  if [ -n "${DEVICE_ID:-}" ] && [ "$DEVICE_ID" != "$1" ]; then
+    echo "note: device $1 (given) is used, not the environment's DEVICE_ID=$DEVICE_ID" >&2
+  fi
+  echo "$1"
+}
+
 # require_checkpoint_option WHY: eval/infer scripts need --checkpoint (the weights to run).
 require_checkpoint_option() {
   [ -n "$CHECKPOINT" ] || die "--checkpoint CKPT is required ($1)"
@@ -258,7 +271,7 @@ standalone_train() {
   shift 2
   usage_if_needed $# 1 "$usage"
   require_positional "the config file" "$1"
-  local config=$1 device=0
+  local config=$1 device=""
   shift
   if [ $# -gt 0 ] && [[ "$1" != -* ]]; then
     is_uint "$1" || die "DEVICE_ID must be a non-negative integer, got '$1'"
@@ -267,6 +280,7 @@ standalone_train() {
   fi
   parse_seed_options "$@"
   [ -z "$DEVICE" ] || device=$DEVICE
+  device=$(device_id_arg "$device")
   run_train "$target" "$config" "$device" "${PASS_ARGS[@]}"
 }
 

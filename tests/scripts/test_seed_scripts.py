@@ -375,3 +375,14 @@ def test_310_inference_evaluates_a_mindir_without_sidecar_given_its_arch(trained
                "--image_size", "16", "--crop_pct", "1.0", "--val_num_samples", "40", cwd=str(tmp_path), timeout=300)
     assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-2000:]
     assert "'num_samples': 40" in (tmp_path / "acc.log").read_text()
+
+
+@pytest.mark.parametrize("script,args", [("run_standalone_train.sh", [QUICK]),
+                                         ("run_standalone_train_gpu.sh", [QUICK]),
+                                         ("run_eval_gpu.sh", [QUICK, "--checkpoint", QUICK])])
+def test_one_device_scripts_use_the_exported_device_id_unless_given_one(script, args):
+    assert _after(dry(script, *args, env={"DEVICE_ID": "3"}), "--device_id") == "3"
+    given = bash(script, *args, "--device", "1", env={"DEVICE_ID": "3", "MSZOO_DRY_RUN": "1",
+                                                      "LOG_ROOT": "/tmp/mszoo-dry-logs"})
+    assert _after(shlex.split(given.stdout.splitlines()[-1]), "--device_id") == "1"
+    assert "note: device 1 (given) is used, not the environment's DEVICE_ID=3" in given.stderr

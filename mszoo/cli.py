@@ -10,7 +10,7 @@ MindSpore. Set ``MSZOO_DEBUG=1`` to see the full traceback. ``start(cfg)`` sets 
 import os
 import sys
 
-from mszoo.config import ConfigError
+from mszoo.config import ConfigError, source_of
 
 EXIT_CONFIG = 2
 EXIT_USER = 1
@@ -97,28 +97,101 @@ def configure_cpu_kernels():
     os.environ.setdefault("ONEDNN_MAX_CPU_ISA", ONEDNN_CPU_ISA)
 
 
-def set_device(device_target="CPU", device_id=0, mode="pynative", cpu_kernels=True):
+# auto's order of preference: the first device this MindSpore installation can use.
+AUTO_ORDER = ("Ascend", "GPU")
+
+
+def choose_device(requested, is_available, version=""):
+    """``(device, why)``: the device to run on and the reason shown at start.
+
+    ``auto`` takes Ascend, else GPU, else CPU, whichever ``is_available(name)`` (MindSpore's
+    ``hal.is_available``) says this installation can use. An explicit device it cannot use is one
+    ``DeviceUnavailable`` line naming the usable ones."""
+    if requested == "auto":
+        for device in AUTO_ORDER:
+            if is_available(device):
+                return device, "auto: the first of Ascend, GPU, CPU this MindSpore build can use"
+        return "CPU", "auto: this MindSpore build has no GPU or Ascend backend"
+    if not is_available(requested):
+        usable = [d for d in ("CPU", "GPU", "Ascend") if is_available(d)]
+        raise DeviceUnavailable(f"device_target {requested} is not available in this MindSpore {version} "
+                                f"installation (usable: {', '.join(usable) or 'none'}); use --device_target "
+                                f"{usable[0] if usable else 'CPU'} (or auto) or install MindSpore built for "
+                                f"{requested}")
+    return requested, "device_target"
+
+
+def _env_device_id(environ):
+    """The device a multi-process launcher gave this worker (msrun and rank tables: DEVICE_ID; mpirun: the local
+    rank), else the DEVICE_ID the user exported; ``(id or None, where)``."""
+    launched = launcher_world_size() > 1
+    for var in ("DEVICE_ID",) + (("OMPI_COMM_WORLD_LOCAL_RANK",) if launched else ()):
+        value = environ.get(var, "").strip()
+        if value:
+            if not value.isdigit():
+                raise ConfigError(f"{var}: the environment variable must be a non-negative integer, got {value!r}")
+            return int(value), var
+    return None, None
+
+
+def choose_device_id(device_id, source, environ):
+    """``(id, note)``: ``--device_id`` on the command line beats an exported DEVICE_ID, which beats the config's
+    (YAML or default); a note says when the two differ. A worker started by a multi-process launcher (msrun,
+    mpirun, rank table) uses the device the launcher gave it."""
+    env_id, var = _env_device_id(environ)
+    if env_id is None or env_id == device_id:
+        return device_id, None
+    if launcher_world_size() > 1:
+        return env_id, f"device_id {device_id} ({source}) is not used: the launcher gave this worker {var}={env_id}"
+    if source == "command line":
+        return device_id, f"--device_id {device_id} is used, not the environment's {var}={env_id}"
+    where = "" if source == "default" else f" ({source})"
+    return env_id, f"device {env_id} from the environment's {var}, not device_id {device_id}{where}"
+
+
+def set_device(device_target="auto", device_id=0, mode="pynative", cpu_kernels=True, id_source="command line"):
     """The one place that picks the device, the execution mode and (when launched so) data parallelism.
 
+    Prints one line naming the device and why. Returns ``(device, device_id, rank, group_size)``.
     ``cpu_kernels=False`` leaves oneDNN uncapped: for runs whose compute is not MindSpore's (onnxruntime,
     OpenVINO, which also reads ONEDNN_MAX_CPU_ISA and loses AVX-512 and bf16 under the cap)."""
     import mindspore as ms
 
-    if not ms.hal.is_available(device_target):
-        usable = [d for d in ("CPU", "GPU", "Ascend") if ms.hal.is_available(d)]
-        raise DeviceUnavailable(f"device_target {device_target} is not available in this MindSpore {ms.__version__} "
-                                f"installation (usable: {', '.join(usable) or 'none'}); use --device_target "
-                                f"{usable[0] if usable else 'CPU'} or install MindSpore built for {device_target}")
-    if device_target == "CPU":
+    from mszoo.logger import get_logger
+
+    device, why = choose_device(device_target, ms.hal.is_available, ms.__version__)
+    note = None
+    if device == "CPU":
         if cpu_kernels:
             configure_cpu_kernels()
         ms.set_device("CPU")
     else:
-        ms.set_device(device_target, int(os.environ.get("DEVICE_ID", device_id)))
+        device_id, note = choose_device_id(device_id, id_source, os.environ)
+        ms.set_device(device, device_id)
     ms.set_context(mode=ms.GRAPH_MODE if mode == "graph" else ms.PYNATIVE_MODE)
-    return init_distributed()
+    rank, group_size = init_distributed()
+    log = get_logger()
+    log.info(f"device: {device}{'' if device == 'CPU' else f' {device_id}'} ({why})")
+    if note:
+        log.info(f"note: {note}")
+    return device, device_id, rank, group_size
 
 
-def start(cfg, mode=None, cpu_kernels=True):
-    """Set the device of a resolved config (``device_target``, ``device_id``, ``mode`` unless given)."""
-    return set_device(cfg.device_target, cfg.device_id, mode or cfg.mode, cpu_kernels=cpu_kernels)
+def start(cfg, mode=None, cpu_kernels=True, notes=True):
+    """Set the device of a resolved config (``device_target``, ``device_id``, ``mode`` unless given); the config
+    then holds the device in use (``auto`` resolved). ``notes``: print the config's notes (seed keys with no
+    effect, a seed recipe's stand-in); the trainer prints them into train.log instead. Returns
+    ``(rank, group_size)``."""
+    device, device_id, rank, group_size = set_device(cfg.device_target, cfg.device_id, mode or cfg.mode,
+                                                     cpu_kernels=cpu_kernels, id_source=source_of(cfg, "device_id"))
+    if cfg.device_target == "auto":
+        cfg._sources["device_target"] = "auto"
+    if device_id != cfg.device_id:
+        cfg._sources["device_id"] = "environment"
+    cfg.device_target, cfg.device_id = device, device_id
+    if notes:
+        from mszoo.logger import get_logger
+
+        for note in getattr(cfg, "_notes", []):
+            get_logger().info(f"note: {note}")
+    return rank, group_size

@@ -17,7 +17,7 @@ from typing import Any, Optional, Tuple
 import yaml
 
 from mszoo.constants import LR_SCHEDULERS, OPTIMIZERS, names_published_weights
-from mszoo.recipes import close_recipes, recipe_path
+from mszoo.recipes import SEED_RECIPES, close_recipes, recipe_path, seed_recipe
 
 BOOL_TRUE = ("true", "yes", "on", "1")
 BOOL_FALSE = ("false", "no", "off", "0")
@@ -118,7 +118,8 @@ KEYS = (
     _k("train", "batch_size", 128, "int", "per-device batch size", positive=True),
     _k("train", "accumulation_steps", 1, "int", "micro-batches per optimizer step", positive=True),
     _k("train", "amp_level", "O0", "str", "MindSpore AMP level", choices=("O0", "O1", "O2", "O3")),
-    _k("train", "keep_bn_fp32", True, "bool", "keep norm layers in float32 under AMP"),
+    _k("train", "keep_bn_fp32", True, "bool", "keep norm layers in float32 under AMP O2/O3 (O0 and O1 never cast "
+       "them: a note says so when it is set there)"),
     _k("train", "grad_checkpointing", False, "bool", "recompute each block's activations in the backward pass "
        "(timm's set_grad_checkpointing): less memory, about one more forward pass per step; GRAPH mode when "
        "drop_path_rate > 0"),
@@ -134,8 +135,10 @@ KEYS = (
     _k("train", "steps_per_epoch", None, "int", "cap optimizer steps per epoch (smoke runs)", nullable=True,
        positive=True),
     # runtime and outputs
-    _k("run", "device_target", "CPU", "str", "device", choices=("CPU", "GPU", "Ascend")),
-    _k("run", "device_id", 0, "int", "device id for single-device runs", min=0),
+    _k("run", "device_target", "auto", "str", "device; auto = Ascend, else GPU, else CPU, whichever this MindSpore "
+       "build can use (the choice is printed at start)", choices=("auto", "CPU", "GPU", "Ascend")),
+    _k("run", "device_id", 0, "int", "device id for single-device runs (--device_id beats an exported DEVICE_ID, "
+       "which beats the config's; launched workers use the launcher's)", min=0),
     _k("run", "mode", "graph", "str", "MindSpore execution mode for the train step", choices=("graph", "pynative")),
     _k("run", "output_dir", "./output", "str", "directory where run directories are created"),
     _k("run", "run_name", None, "str", "run directory name (default: <arch>-<timestamp>)", nullable=True),
@@ -606,24 +609,16 @@ def parse_config(argv=None, prog="train.py", description="", extra=(), positiona
     object.__setattr__(cfg, "_sources", {})
     notes = []
     object.__setattr__(cfg, "_notes", notes)
-    config_file = _one_config_file(ns.config)
+    config_file = _one_config_file(ns.config, notes)
     if defaults:
         apply_mapping(cfg, defaults, f"{prog} defaults", notes)
     if config_file:
         apply_mapping(cfg, load_yaml(config_file), config_file, notes)
-    cli = {}
-    for key in KEYS:
-        value = getattr(ns, f"cfg__{key.name}")
-        if value is not None:
-            cli[key.name] = value
-    for alias in _seed_names():
-        value = getattr(ns, f"alias__{alias}", None)
-        if value is not None:
-            cli[alias] = value
-    if ns.cfg_no_progress:
-        cli["progress"] = "false"
-    apply_mapping(cfg, cli, "command line", notes)
+    apply_mapping(cfg, _cli_values(ns), "command line", notes)
     object.__setattr__(cfg, "config_file", config_file)
+    note = keep_bn_fp32_note(cfg)
+    if note:
+        notes.append(note)
 
     args = Config()
     for arg in extra:
@@ -640,30 +635,110 @@ def parse_config(argv=None, prog="train.py", description="", extra=(), positiona
     return cfg, args
 
 
+def _cli_values(ns):
+    """The keys given on the command line (their own flags and the seeds' spellings), as ``{key: text}``."""
+    cli = {}
+    for key in KEYS:
+        value = getattr(ns, f"cfg__{key.name}")
+        if value is not None:
+            cli[key.name] = value
+    for alias in _seed_names():
+        value = getattr(ns, f"alias__{alias}", None)
+        if value is not None:
+            cli[alias] = value
+    if ns.cfg_no_progress:
+        cli["progress"] = "false"
+    return cli
+
+
+def keep_bn_fp32_note(cfg):
+    """A note when ``keep_bn_fp32`` was set but the AMP level makes it meaningless (O0, O1), else None."""
+    source = source_of(cfg, "keep_bn_fp32")
+    if source == "default" or cfg.amp_level not in ("O0", "O1"):
+        return None
+    why = ("nothing is cast to float16" if cfg.amp_level == "O0" else
+           "O1 casts only MindSpore's white list (Dense, Conv, MatMul ...) to float16, never the norm layers")
+    return (f"keep_bn_fp32: {str(cfg.keep_bn_fp32).lower()} has no effect at amp_level {cfg.amp_level}: {why}, so "
+            f"they stay float32 either way; it matters at O2 and O3 (from {source})")
+
+
 def _seed_names():
     return list(ALIASES) + list(IGNORED) + list(VALUE_MAPS)
 
 
-def _one_config_file(given):
+def _one_config_file(given, notes):
     """The config file from ``--config`` and its seed spellings; naming two different files is an error."""
     files = list(dict.fromkeys(given or []))
     if len(files) > 1:
         raise ConfigError(f"config: two config files given ({', '.join(files)}); --config, --config_path and "
                           "--tnt_config are the same flag (from command line)")
-    return find_config(files[0]) if files else None
+    return find_config(files[0], notes) if files else None
 
 
-def find_config(given):
-    """``given`` when it is a file, else the shipped recipe it names (``twins/svt_small``, ``quickstart``);
-    a name that is neither is one ``ConfigError`` listing the close recipe names."""
+def find_config(given, notes=None):
+    """``given`` when it is a file, else the shipped recipe it names (``twins/svt_small``, ``quickstart``), else
+    our recipe of the seed recipe it names (``configs/svt_s.yaml``; a note naming both files and where the
+    hyper-parameters differ goes to ``notes``); anything else is one ``ConfigError`` listing close recipe names."""
     if os.path.isfile(given):
         return given
     shipped = recipe_path(given)
     if shipped:
         return shipped
+    seed = seed_recipe(given)
+    if seed:
+        if notes is not None:
+            notes.append(seed_recipe_note(given, *seed))
+        return seed[1]
     near = close_recipes(given)
     hint = f" (nor a shipped recipe; close recipe names: {', '.join(near)})" if near else ""
+    named = SEED_RECIPES.get(os.path.basename(given.replace("\\", "/")))
+    if named:
+        hint = f" (a seed recipe's name: ours of that model is {recipe_path(named[1])})"
     raise ConfigError(f"config: file not found: {given}{hint}")
+
+
+# Keys of a recipe that are not training hyper-parameters (where the data is, the machine, the run's files).
+_NOT_HYPER = {"arch", "pretrained", "dataset", "data_url", "train_dir", "val_dir", "train_num_samples",
+              "val_num_samples", "num_parallel_workers", "steps_per_epoch", "eval_every"}
+_HYPER_GROUPS = ("model", "data", "mixup", "optim", "train")
+
+
+def _recipe_values(path):
+    cfg = Config({k.name: _copy(k.default) for k in KEYS})
+    object.__setattr__(cfg, "_sources", {})
+    apply_mapping(cfg, load_yaml(path), path, [])
+    return cfg
+
+
+def recipe_differences(ours_path, seed_path):
+    """``[(key, ours, seed's)]`` for each hyper-parameter the seed's YAML states and our recipe sets otherwise."""
+    ours, seed = _recipe_values(ours_path), _recipe_values(seed_path)
+    diffs = []
+    for key in KEYS:
+        if key.group not in _HYPER_GROUPS or key.name in _NOT_HYPER or seed._sources.get(key.name) != seed_path:
+            continue
+        a, b = ours[key.name], seed[key.name]
+        same = a == b or (isinstance(a, float) and isinstance(b, float) and abs(a - b) <= 1e-12 * max(abs(a), 1))
+        if not same:
+            diffs.append((key.name, a, b))
+    return diffs, ours
+
+
+def seed_recipe_note(given, seed, ours_path, seed_path):
+    """The note of a seed recipe name: both files, and the hyper-parameters in which ours differs where the seed
+    states them."""
+    text = (f"{given} names a recipe of {seed}, which is not here: using ours, {ours_path} (the official recipe of "
+            "the same model)")
+    if seed_path is None:
+        return text + "; the seed's readme states none of its hyper-parameters to compare"
+    diffs, ours = recipe_differences(ours_path, seed_path)
+    if not diffs:
+        return text + f"; it has every hyper-parameter the seed states ({seed_path})"
+    items = []
+    for name, mine, theirs in diffs:
+        scaled = f" x global batch / {ours.lr_scale_batch}" if name == "base_lr" and ours.lr_scale_batch else ""
+        items.append(f"{name} {mine!r}{scaled} (seed {theirs!r})")
+    return text + f"; where the seed states them ({seed_path}), ours differs in: " + ", ".join(items)
 
 
 def parse_script_args(parser, argv=None, known=False):

@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # Shared helpers for the launch scripts (sourced, not run).
 #
-# Every script ends in `launch COMMAND...`. With MSZOO_DRY_RUN=1 that prints the command (shell-quoted) instead
-# of running it: the tests check each script's translation of the seeds' arguments this way, including
-# launchers this machine lacks (GPUs, Ascend, mpirun).
+# Every script ends in `launch COMMAND...`. With MSZOO_DRY_RUN=1 that prints the device the command runs on (one
+# `device: ...` line) and the command (shell-quoted, the last line) instead of running it: the tests check each
+# script's translation of the seeds' arguments this way, including launchers this machine lacks (GPUs, Ascend,
+# mpirun). Scripts named for a device (_gpu, _ascend) pass --device_target; the others leave it to the config,
+# whose default is auto (Ascend, else GPU, else CPU, whichever the installed MindSpore can use).
 
 # Repository root (the folder holding train.py), whatever the caller's working directory.
 REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -51,6 +53,19 @@ require_positional() {
   [[ "$2" != -* ]] || die "the first argument is $1, got '$2'"
 }
 
+# config_arg CONFIG: what to pass as --config: an existing file (made absolute), else CONFIG itself when it names a
+# shipped recipe (twins/svt_small) or a seed's recipe (../src/configs/t2t_vit_19.yaml: the program uses ours and
+# says how it differs), else one error line.
+config_arg() {
+  if [ -f "$1" ]; then
+    abspath "$1"
+  elif PYTHONPATH="$REPO_ROOT${PYTHONPATH:+:$PYTHONPATH}" "$PYTHON" -m mszoo.recipes "$1"; then
+    echo "$1"
+  else
+    die "config not found: $1 (nor a shipped or seed recipe name)"
+  fi
+}
+
 abspath() {
   (cd "$(dirname "$1")" && echo "$(pwd)/$(basename "$1")")
 }
@@ -67,10 +82,30 @@ make_log_dir() {
 # in flags mean what they mean to the caller) and name the entry scripts by their full path.
 launch() {
   if dry_run; then
-    show_command "$@"
+    show_launch "$@"
     exit 0
   fi
   "$@"
+}
+
+# device_line COMMAND...: the device COMMAND runs on: the last --device_target it passes, else the config's.
+device_line() {
+  local target=""
+  while [ $# -gt 0 ]; do
+    if [ "$1" = --device_target ] && [ $# -ge 2 ]; then target=$2; fi
+    shift
+  done
+  if [ -n "$target" ]; then
+    echo "device: $target (--device_target $target)"
+  else
+    echo "device: the config's device_target, by default auto (Ascend, else GPU, else CPU: whichever this MindSpore can use)"
+  fi
+}
+
+# show_launch COMMAND...: the dry run's device line and command.
+show_launch() {
+  device_line "$@"
+  show_command "$@"
 }
 
 show_command() {
@@ -115,6 +150,19 @@ parse_seed_options() {
   fi
   [ -z "$CHECKPOINT" ] || require_file "$CHECKPOINT" "checkpoint"
   if [ -n "$CHECKPOINT" ]; then CHECKPOINT=$(abspath "$CHECKPOINT"); fi
+}
+
+# device_id_arg GIVEN: the device id a one-device script uses: GIVEN (its DEVICE_ID argument or --device), with a
+# note on stderr when an exported DEVICE_ID differs; else the exported DEVICE_ID; else 0.
+device_id_arg() {
+  if [ -z "$1" ]; then
+    echo "${DEVICE_ID:-0}"
+    return
+  fi
+  if [ -n "${DEVICE_ID:-}" ] && [ "$DEVICE_ID" != "$1" ]; then
+    echo "note: device $1 (given) is used, not the environment's DEVICE_ID=$DEVICE_ID" >&2
+  fi
+  echo "$1"
 }
 
 # require_checkpoint_option WHY: eval/infer scripts need --checkpoint (the weights to run).
@@ -203,8 +251,7 @@ distribute_train() {
     config=$1
     shift
   fi
-  require_file "$config" "config"
-  config=$(abspath "$config")
+  config=$(config_arg "$config")
   parse_seed_options "$@"
   if [ -n "$num" ]; then
     [ -z "$NUM_DEVICES" ] || [ "$NUM_DEVICES" = "$num" ] || die "NUM_DEVICES $num but --num_devices $NUM_DEVICES"
@@ -224,7 +271,7 @@ standalone_train() {
   shift 2
   usage_if_needed $# 1 "$usage"
   require_positional "the config file" "$1"
-  local config=$1 device=0
+  local config=$1 device=""
   shift
   if [ $# -gt 0 ] && [[ "$1" != -* ]]; then
     is_uint "$1" || die "DEVICE_ID must be a non-negative integer, got '$1'"
@@ -233,6 +280,7 @@ standalone_train() {
   fi
   parse_seed_options "$@"
   [ -z "$DEVICE" ] || device=$DEVICE
+  device=$(device_id_arg "$device")
   run_train "$target" "$config" "$device" "${PASS_ARGS[@]}"
 }
 
@@ -240,8 +288,7 @@ standalone_train() {
 run_train() {
   local target=$1 config=$2 device=$3
   shift 3
-  require_file "$config" "config"
-  config=$(abspath "$config")
+  config=$(config_arg "$config")
   local args=(--config "$config" --device_id "$device")
   [ -z "$target" ] || args+=(--device_target "$target")
   [ -z "${CHECKPOINT:-}" ] || args+=(--resume "$CHECKPOINT")
@@ -269,9 +316,9 @@ launch_logged() {
 run_eval() {
   local target=$1 config=$2 ckpt=$3 device=$4
   shift 4
-  require_file "$config" "config"
+  config=$(config_arg "$config")
   require_file "$ckpt" "checkpoint"
-  local args=(--config "$(abspath "$config")" --pretrained "$(abspath "$ckpt")" --device_id "$device")
+  local args=(--config "$config" --pretrained "$(abspath "$ckpt")" --device_id "$device")
   [ -z "$target" ] || args+=(--device_target "$target")
   launch env DEVICE_ID="$device" "$PYTHON" "$REPO_ROOT/eval.py" "${args[@]}" "$@"
 }

@@ -6,9 +6,8 @@ set -euo pipefail
 source "$(dirname "$0")/common.sh"
 usage_if_needed $# 2 "$0 RANK_TABLE_FILE CONFIG [--key value ...]"
 require_file "$1" "rank table"
-require_file "$2" "config"
 rank_table=$(abspath "$1")
-config=$(abspath "$2")
+config=$(config_arg "$2")
 shift 2
 # "device_id rank_id" per line for this server, from the rank table (mszoo/tools/rank_table.py checks it).
 devices=$(cd "$REPO_ROOT" && "$PYTHON" -m mszoo.tools.rank_table "$rank_table") || die "cannot use rank table $rank_table"
@@ -20,7 +19,7 @@ pids=()
 while read -r device_id rank_id; do
   mkdir -p "$log_dir/rank_$rank_id"
   if dry_run; then
-    show_command env DEVICE_ID="$device_id" RANK_ID="$rank_id" "$PYTHON" "$REPO_ROOT/train.py" --config "$config" \
+    show_launch env DEVICE_ID="$device_id" RANK_ID="$rank_id" "$PYTHON" "$REPO_ROOT/train.py" --config "$config" \
       --device_target Ascend --device_id "$device_id" "$@"
     continue
   fi

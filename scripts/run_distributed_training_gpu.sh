@@ -11,5 +11,5 @@ shift 4
 require_positive_int "$NUM_DEVICES" "DEVICE_NUM"
 parse_seed_options --num_devices "$NUM_DEVICES" --device_ids "$DEVICE_IDS"
 device_count
-require_file "$config" "config"
-data_parallel_train "$NUM_DEVICES" "$(abspath "$config")" --device_target "$target" "$@"
+config=$(config_arg "$config")
+data_parallel_train "$NUM_DEVICES" "$config" --device_target "$target" "$@"

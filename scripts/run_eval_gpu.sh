@@ -10,4 +10,4 @@ config=$1
 shift
 parse_seed_options "$@"
 require_checkpoint_option "the weights to evaluate"
-run_eval GPU "$config" "$CHECKPOINT" "${DEVICE:-0}" "${PASS_ARGS[@]}"
+run_eval GPU "$config" "$CHECKPOINT" "$(device_id_arg "$DEVICE")" "${PASS_ARGS[@]}"

@@ -11,8 +11,8 @@ shift
 require_file "$model" "ONNX model"
 config=()
 if [ $# -gt 0 ] && [[ "$1" != -* ]]; then
-  require_file "$1" "config"
-  config=(--config "$1")
+  path=$(config_arg "$1")
+  config=(--config "$path")
   shift
 fi
 launch "$PYTHON" "$REPO_ROOT/eval.py" --backend onnx --model "$model" "${config[@]}" "$@"

@@ -4,14 +4,15 @@ set -euo pipefail
 # shellcheck source=scripts/common.sh
 source "$(dirname "$0")/common.sh"
 usage_if_needed $# 2 "$0 CONFIG CHECKPOINT [MINDIR|ONNX|OPENVINO|AIR] [--key value ...]"
-config=$(abspath "$1")
-ckpt=$(abspath "$2")
+config=$1
+ckpt=$2
 shift 2
 format=MINDIR
 if [ $# -gt 0 ] && [[ "$1" != --* ]]; then
   format=$1; shift
 fi
 case "$format" in MINDIR | ONNX | OPENVINO | AIR) ;; *) die "format must be MINDIR, ONNX, OPENVINO or AIR, got '$format'" ;; esac
-require_file "$config" "config"
+config=$(config_arg "$config")
 require_file "$ckpt" "checkpoint"
+ckpt=$(abspath "$ckpt")
 launch "$PYTHON" "$REPO_ROOT/export.py" --config "$config" --pretrained "$ckpt" --file_format "$format" "$@"

@@ -11,7 +11,7 @@ if [ $# -gt 0 ] && [[ "$1" != --* ]]; then
   output=$1
   shift
 fi
-require_file "$config" "config"
+config=$(config_arg "$config")
 require_file "$ckpt" "checkpoint"
 [ -e "$input" ] || die "input not found: $input"
 launch "$PYTHON" "$REPO_ROOT/infer.py" --config "$config" --pretrained "$ckpt" --input "$input" --output "$output" "$@"

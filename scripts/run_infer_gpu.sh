@@ -16,5 +16,6 @@ output=(--output predictions.json)
 for arg in "${PASS_ARGS[@]}"; do
   [ "$arg" != --output ] || output=()
 done
-launch env DEVICE_ID="${DEVICE:-0}" "$PYTHON" "$REPO_ROOT/infer.py" --input "$input" --pretrained "$CHECKPOINT" \
-  --device_target GPU --device_id "${DEVICE:-0}" "${output[@]}" "${PASS_ARGS[@]}"
+device=$(device_id_arg "$DEVICE")
+launch env DEVICE_ID="$device" "$PYTHON" "$REPO_ROOT/infer.py" --input "$input" --pretrained "$CHECKPOINT" \
+  --device_target GPU --device_id "$device" "${output[@]}" "${PASS_ARGS[@]}"

@@ -5,6 +5,6 @@ set -euo pipefail
 source "$(dirname "$0")/common.sh"
 usage_if_needed $# 2 "$0 DEVICE_ID CONFIG [--key value ...]"
 is_uint "$1" || die "DEVICE_ID must be a non-negative integer, got '$1'"
-device=$1 config=$2
+device=$(device_id_arg "$1") config=$2
 shift 2
 run_train Ascend "$config" "$device" "$@"

@@ -278,3 +278,19 @@ def test_config_error_is_one_line_with_exit_code_2():
 def test_readme_config_reference_is_generated_from_keys():
     readme = open(os.path.join(ROOT, "README.md"), encoding="utf-8").read()
     assert reference_markdown() in readme, "run: python scripts/gen_config_reference.py"
+
+
+@pytest.mark.parametrize("argv,level", [(["--amp_level", "O1", "--keep_bn_fp32", "true"], "O1"),
+                                        (["--amp_level", "O1", "--keep_bn_fp32", "false"], "O1"),
+                                        (["--keep_bn_fp32", "false"], "O0")])
+def test_keep_bn_fp32_says_when_it_has_no_effect(argv, level):
+    cfg, _ = parse_config(argv)
+    note = next(n for n in cfg._notes if n.startswith("keep_bn_fp32"))
+    assert f"has no effect at amp_level {level}: " in note and note.endswith("(from command line)")
+
+
+@pytest.mark.parametrize("argv", [["--amp_level", "O2", "--keep_bn_fp32", "false"],
+                                  ["--amp_level", "O3", "--keep_bn_fp32", "true"], ["--amp_level", "O1"]])
+def test_keep_bn_fp32_is_quiet_where_it_matters_or_is_not_set(argv):
+    cfg, _ = parse_config(argv)
+    assert not any(n.startswith("keep_bn_fp32") for n in cfg._notes)

@@ -178,3 +178,67 @@ def test_seed_command_line_parses(seed, command):
         assert cfg.device_target in ("GPU", "Ascend")
     if "--arch" in argv:
         assert cfg.arch == "t2t_vit_19"
+
+
+# ------------------------------------------------------------------------------ the seeds' recipe paths
+
+SEED_PATHS = [("configs/svt_s.yaml", "twins/svt_small.yaml"), ("configs/pcpvt_l.yaml", "twins/pcpvt_large.yaml"),
+              ("./src/configs/tnt_s_patch16_224.yaml", "tnt/tnt_s_patch16_224.yaml"),
+              ("src/configs/t2t_vit_19.yaml", "t2t_vit/t2t_vit_19.yaml"),
+              ("../src/configs/t2t_vit_t_14.yaml", "t2t_vit/t2t_vit_t_14.yaml"),
+              ("./src/configs/twin_s.yaml.yaml", "twins/pcpvt_small.yaml")]
+
+
+@pytest.mark.parametrize("given,ours", SEED_PATHS)
+def test_a_seed_recipe_path_uses_our_recipe_of_that_model_with_a_note_naming_both(given, ours):
+    cfg, _ = parse_config(["--config", given])
+    ours = os.path.join(ROOT, "configs", *ours.split("/"))
+    assert cfg.config_file == ours
+    note = next(n for n in cfg._notes if n.startswith(given))
+    assert f"{given} names a recipe of the " in note and f"using ours, {ours} (the official recipe" in note
+
+
+def test_the_seed_recipe_note_lists_the_hyper_parameters_where_ours_differs():
+    cfg, _ = parse_config(["--config", "./src/configs/twin_s.yaml.yaml"])
+    note = cfg._notes[0]
+    assert note.endswith("ours differs in: drop_path_rate 0.2 (seed 0.1), base_lr 0.0005 x global batch / 512 "
+                         "(seed 0.001), warmup_length 5 (seed 20), cooldown_epochs 0 (seed 10), amp_level 'O2' "
+                         "(seed 'O1')")
+    # what the seed does not state, or states as ours, is not listed; nor are data, device and run keys
+    assert "weight_decay" not in note and "device_target" not in note and "num_parallel_workers" not in note
+    svt, _ = parse_config(["--config", "configs/svt_s.yaml"])
+    assert svt._notes[0].endswith("the seed's readme states none of its hyper-parameters to compare")
+
+
+@pytest.mark.parametrize("shipped,fixture", [("twin_s.yaml", "twin_s.yaml"), ("t2t_vit_t_14.yaml", "t2t_vit_t_14.yaml"),
+                                             ("t2t_vit_19.yaml", "readme_t2t_vit_19.yaml"),
+                                             ("tnt_s_patch16_224.yaml", "readme_tnt_s_patch16_224.yaml")])
+def test_the_seed_recipes_compared_with_are_the_seeds_keys_and_values(shipped, fixture):
+    assert _keys(os.path.join(ROOT, "mszoo", "seed_recipes", shipped)) == _keys(os.path.join(SEEDS, fixture))
+
+
+def test_each_seed_recipe_maps_to_our_recipe_of_the_same_model():
+    from mszoo.models.registry import resolve_name
+    from mszoo.recipes import SEED_RECIPES, seed_recipe
+
+    for name in SEED_RECIPES:
+        _, ours, stated = seed_recipe(f"configs/{name}")
+        if stated:
+            assert resolve_name(_keys(stated)["arch"]) == _keys(ours)["arch"], name
+
+
+def test_a_seed_recipe_name_outside_a_configs_folder_is_one_error_naming_ours():
+    with pytest.raises(ConfigError, match=r"^config: file not found: mine/svt_s.yaml \(a seed recipe's name: ours of "
+                                          r"that model is .*configs/twins/svt_small.yaml\)$"):
+        parse_config(["--config", "mine/svt_s.yaml"])
+    with pytest.raises(ConfigError, match=r"^config: file not found: configs/optimize.yaml"):
+        parse_config(["--config", "configs/optimize.yaml"])
+
+
+def test_eval_prints_the_seed_recipe_note_at_start():
+    import subprocess
+    import sys
+
+    out = subprocess.run([sys.executable, os.path.join(ROOT, "eval.py"), "--config", "configs/svt_s.yaml"],
+                         capture_output=True, text=True, env=dict(os.environ, GLOG_v="3"), timeout=300, cwd=SEEDS)
+    assert "note: configs/svt_s.yaml names a recipe of the Twins GPU seed (000)" in out.stdout, out.stdout

@@ -1,8 +1,10 @@
 """Export a model to MINDIR (dynamic batch), ONNX (dynamic batch) or AIR (Ascend only).
 
-Next to the exported file a sidecar ``NAME.json`` records what inference needs: the model record of the
-checkpoint (mszoo/models/record.py: architecture, classes, class names, input size and the eval preprocessing
-that was resolved for the export), plus the file format and batch size.
+Next to the exported file its own sidecar (``NAME.mindir.json``, ``NAME.onnx.json``, ``NAME.xml.json``: one per
+file, so exports under one name never overwrite each other's record) records what inference needs: the model
+record of the checkpoint (mszoo/models/record.py: architecture, classes, class names, input size and the eval
+preprocessing that was resolved for the export), plus the file format and batch size. The ``NAME.json`` that
+older versions shared between formats is still read for the format it records.
 """
 import json
 import os
@@ -28,7 +30,27 @@ class ExportError(ValueError):
 
 
 def sidecar_path(model_file):
+    """The sidecar of one exported file: ``NAME.onnx`` -> ``NAME.onnx.json``."""
+    return model_file + ".json"
+
+
+def shared_sidecar_path(model_file):
+    """The ``NAME.json`` older versions wrote for every format exported under NAME (the last export's record)."""
     return os.path.splitext(model_file)[0] + ".json"
+
+
+def _format_of(model_file):
+    ext = os.path.splitext(model_file)[1].lower()
+    return next((fmt for fmt, e in EXTENSIONS.items() if e == ext), None)
+
+
+def write_sidecar(model_file, meta):
+    """Write ``model_file``'s own sidecar (atomically: a temporary file renamed); returns its path."""
+    path = sidecar_path(model_file)
+    with open(path + ".tmp", "w", encoding="utf-8") as f:
+        json.dump(meta, f, indent=2)
+    os.replace(path + ".tmp", path)
+    return path
 
 
 def deploy_metadata(cfg, class_names=None, file_format="MINDIR", batch_size=None):
@@ -37,10 +59,27 @@ def deploy_metadata(cfg, class_names=None, file_format="MINDIR", batch_size=None
     return dict(record_of(cfg, class_names), file_format=file_format, batch_size=batch_size)
 
 
+def find_sidecar(model_file):
+    """The sidecar describing ``model_file``: its own, else an older shared ``NAME.json`` that records this file's
+    format (one that records another format describes another file); None when there is none."""
+    own = sidecar_path(model_file)
+    if os.path.isfile(own):
+        return own
+    shared = shared_sidecar_path(model_file)
+    if not os.path.isfile(shared):
+        return None
+    try:
+        with open(shared, encoding="utf-8") as f:
+            recorded = json.load(f).get("file_format")
+    except (ValueError, AttributeError):
+        return shared  # read_sidecar says what is wrong with it
+    return shared if recorded is None or str(recorded).upper() == _format_of(model_file) else None
+
+
 def read_sidecar(model_file):
-    """The record beside an exported model, or None when there is no sidecar."""
-    path = sidecar_path(model_file)
-    if not os.path.isfile(path):
+    """The record beside an exported model (see ``find_sidecar``), or None when there is no sidecar."""
+    path = find_sidecar(model_file)
+    if path is None:
         return None
     with open(path, encoding="utf-8") as f:
         try:
@@ -170,8 +209,7 @@ def export_to_file(model, cfg, file_format, path, class_names=None, dynamic=True
         set_exportable(model, False)
     meta = deploy_metadata(cfg, class_names, file_format, None if dynamic and file_format != "AIR" else batch_size)
     meta["precision"] = precision
-    with open(sidecar_path(written), "w", encoding="utf-8") as f:
-        json.dump(meta, f, indent=2)
+    write_sidecar(written, meta)
     return written
 
 

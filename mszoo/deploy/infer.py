@@ -17,7 +17,7 @@ from mszoo.models.loading import CheckpointError
 
 from mszoo.resolve import apply_record, eval_preprocessing, is_explicit, resolve_data_config
 
-from .export import build_deploy_model, read_sidecar, sidecar_path
+from .export import build_deploy_model, find_sidecar, read_sidecar, shared_sidecar_path, sidecar_path
 
 
 class InferenceError(ValueError):
@@ -62,11 +62,13 @@ class Predictor:
     def _resolve_exported(cfg, model_file, record):
         if record is None:
             if not is_explicit(cfg, "arch"):
-                raise InferenceError(f"{model_file} has no sidecar {sidecar_path(model_file)} (written by export.py): "
-                                     "give --arch (or --config) so its preprocessing is known")
+                shared = shared_sidecar_path(model_file)
+                other = f"; {shared} describes another export of that name" if os.path.isfile(shared) else ""
+                raise InferenceError(f"{model_file} has no sidecar {sidecar_path(model_file)} (written by export.py)"
+                                     f"{other}: give --arch (or --config) so its preprocessing is known")
             resolve_data_config(cfg)
             return None, None
-        names = apply_record(cfg, record, sidecar_path(model_file))
+        names = apply_record(cfg, record, find_sidecar(model_file))
         resolve_data_config(cfg)
         return names, cfg.num_classes
 

@@ -1,7 +1,7 @@
 """The model record: what a checkpoint (or an exported model's sidecar JSON) says about its model.
 
 Every checkpoint the project writes (``train.py``, ``convert_from_pt.py``) carries one record under the
-entry ``model_record`` (JSON text), and ``export.py`` writes the same record as the sidecar ``NAME.json``:
+entry ``model_record`` (JSON text), and ``export.py`` writes the same record as the sidecar ``NAME.<ext>.json``:
 
 - ``arch`` (canonical name), ``num_classes``, ``model_kwargs`` (``create_model`` overrides such as
   ``embed_dims``), ``image_size`` and ``in_chans``: enough to build the very model the weights belong to;

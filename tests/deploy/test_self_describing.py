@@ -66,7 +66,7 @@ def test_an_exported_model_without_sidecar_needs_its_arch(tiny, tmp_path):
     cfg, _ = parse_config(["--pretrained", tiny["ckpt"], "--file_format", "ONNX",
                            "--file_name", str(tmp_path / "m")])
     export_model(cfg)
-    os.remove(tmp_path / "m.json")
+    os.remove(tmp_path / "m.onnx.json")
     from mszoo.deploy.infer import InferenceError
 
     with pytest.raises(InferenceError, match=r"has no sidecar .*give --arch"):

@@ -7,6 +7,7 @@ training and resuming through the T2T seed's ``--checkpoint``, evaluation throug
 NODE_RANK 0 and 1 on this host) that train into one run directory, resumed afterwards by one worker.
 """
 import glob
+import json
 import os
 import shlex
 import shutil
@@ -51,6 +52,20 @@ def test_t2t_distributed_example_runs_msrun_with_the_device_ids_and_extra_flags(
     assert cmd[cmd.index("--join=True") + 1] == os.path.join(ROOT, "train.py")
     assert cmd[-10:] == ["--config", QUICK, "--amp_level", "O0", "--batch_size", "48", "--start_epoch", "0",
                          "--num_parallel_workers", "8"]
+
+
+@pytest.mark.parametrize("script,args", [
+    ("run_distribute_train.sh", ["--num_devices", "4", "--device_ids", "0,1,2,3"]),
+    ("run_standalone_train.sh", ["--device", "0"]), ("run_eval_gpu.sh", ["--checkpoint", QUICK])])
+def test_the_seed_examples_recipe_path_reaches_the_program_which_uses_ours(script, args, tmp_path):
+    # bash run_distribute_train.sh ../src/configs/t2t_vit_19.yaml ... run from the seed's scripts/ folder
+    out = bash(script, "../src/configs/t2t_vit_19.yaml", *args, cwd=str(tmp_path),
+               env={"MSZOO_DRY_RUN": "1", "LOG_ROOT": str(tmp_path / "logs")})
+    assert out.returncode == 0, out.stderr
+    assert _after(shlex.split(out.stdout.splitlines()[-1]), "--config") == "../src/configs/t2t_vit_19.yaml"
+    missing = bash(script, "../src/configs/t2t_vit_99.yaml", *args, cwd=str(tmp_path), env={"MSZOO_DRY_RUN": "1"})
+    assert missing.returncode == 2 and missing.stderr == (
+        "error: config not found: ../src/configs/t2t_vit_99.yaml (nor a shipped or seed recipe name)\n")
 
 
 def test_project_distributed_form_still_takes_num_devices_first():
@@ -121,13 +136,71 @@ def test_t2t_eval_and_infer_examples_map_checkpoint_to_pretrained(tmp_path):
     assert named.count("--output") == 1 and _after(named, "--output") == "x.json"
 
 
-def test_tnt_310_inference_evaluates_the_mindir_on_the_cpu(tmp_path):
+def test_tnt_310_inference_evaluates_the_mindir_on_the_auto_device(tmp_path):
     model = tmp_path / "tnt.mindir"
     model.write_bytes(b"x")
     (tmp_path / "val").mkdir()
     cmd = dry("run_infer_310.sh", str(model), "imagenet2012", str(tmp_path), "0")
     assert _after(cmd, "--backend") == "mindir" and _after(cmd, "--model") == str(model)
-    assert _after(cmd, "--data_url") == str(tmp_path) and _after(cmd, "--device_target") == "CPU"
+    assert _after(cmd, "--data_url") == str(tmp_path) and _after(cmd, "--device_id") == "0"
+    assert "--device_target" not in cmd
+
+
+@pytest.mark.parametrize("arch", [["--arch", "tnt_s_patch16_224"], ["tnt_s_patch16_224"]])
+def test_310_inference_takes_the_arch_of_a_mindir_without_sidecar(tmp_path, arch):
+    model = tmp_path / "seed_export.mindir"  # exported by the seed: no NAME.mindir.json beside it
+    model.write_bytes(b"x")
+    cmd = dry("run_infer_310.sh", str(model), "imagenet2012", str(tmp_path), "0", *arch)
+    assert _after(cmd, "--arch") == "tnt_s_patch16_224" and _after(cmd, "--val_dir") == str(tmp_path)
+
+
+# The seeds' launch commands and the device each was written for (auto: the generic scripts, which leave the
+# device to the config, by default Ascend, else GPU, else CPU).
+SEED_LAUNCHES = [
+    ("000", "run_distributed_training_gpu.sh", ["GPU", "2", QUICK, "0,1"], "GPU"),
+    ("000", "run_distribute_training_gpu.sh", ["GPU", "2", QUICK, "0,1"], "GPU"),
+    ("000", "run_standalone_training_gpu.sh", [], "GPU"),
+    ("001", "run_standalone_train_ascend.sh", ["0", QUICK], "Ascend"),
+    ("001", "run_eval_ascend.sh", ["0", QUICK, QUICK], "Ascend"),
+    ("003", "run_distribute_train_gpu.sh", [QUICK, "--num_devices", "4", "--device_ids", "0,1,2,3"], "GPU"),
+    ("003", "run_standalone_train_gpu.sh", [QUICK, "--device", "0"], "GPU"),
+    ("003", "run_eval_gpu.sh", [QUICK, "--checkpoint", QUICK], "GPU"),
+    ("003", "run_infer_gpu.sh", [ROOT, "--checkpoint", QUICK, "--arch", "t2t_vit_19"], "GPU"),
+    ("003", "run_distribute_train.sh", [QUICK, "--num_devices", "4", "--device_ids", "0,1,2,3"], "auto"),
+    ("003", "run_standalone_train.sh", [QUICK, "--device", "0"], "auto"),
+    ("004", "run_standalone_train_ascend.sh", ["0", QUICK], "Ascend"),
+    ("004", "run_eval_ascend.sh", ["0", QUICK, QUICK], "Ascend"),
+    ("004", "run_infer_310.sh", [QUICK, "imagenet2012", ROOT, "0"], "auto"),
+]
+
+
+@pytest.mark.parametrize("seed,script,args,device", SEED_LAUNCHES, ids=[f"{s[0]}:{s[1]}" for s in SEED_LAUNCHES])
+def test_dry_run_shows_each_seed_launch_with_its_device(seed, script, args, device):
+    out = bash(script, *args, env={"MSZOO_DRY_RUN": "1", "LOG_ROOT": "/tmp/mszoo-dry-logs"})
+    assert out.returncode == 0, out.stderr
+    lines = out.stdout.strip().splitlines()
+    expected = (f"device: {device} (--device_target {device})" if device != "auto" else
+                "device: the config's device_target, by default auto (Ascend, else GPU, else CPU: whichever this "
+                "MindSpore can use)")
+    assert lines[-2] == expected
+    cmd = shlex.split(lines[-1])
+    assert (_after(cmd, "--device_target") if "--device_target" in cmd else "auto") == device
+
+
+def test_extra_device_target_overrides_the_scripts_device_in_the_dry_run():
+    out = bash("run_eval_gpu.sh", QUICK, "--checkpoint", QUICK, "--extra", "--device_target", "CPU",
+               env={"MSZOO_DRY_RUN": "1"})
+    assert out.stdout.strip().splitlines()[-2] == "device: CPU (--device_target CPU)"
+
+
+def test_ascend_rank_table_dry_run_shows_each_process_on_ascend(tmp_path):
+    table = tmp_path / "rank_table.json"
+    table.write_text(json.dumps({"server_list": [{"server_id": "s", "device": [
+        {"device_id": str(d), "device_ip": f"192.0.2.{d}", "rank_id": str(d)} for d in (0, 1)]}]}))
+    out = bash("run_distribute_train_ascend.sh", str(table), QUICK, env={"MSZOO_DRY_RUN": "1",
+                                                                         "LOG_ROOT": str(tmp_path / "logs")})
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.count("device: Ascend (--device_target Ascend)") == 2
 
 
 # ------------------------------------------------------------------------------ argument checking
@@ -264,3 +337,52 @@ def test_two_machines_train_one_run_and_one_worker_resumes_it(tmp_path, digits_c
             "per epoch; the lr schedule continues where it was") in log, log[-3000:]
     assert "resumed at epoch 2, step 0/8 (global step 8)" in log
     assert "epoch 2/2 done" in log
+
+
+# ------------------------------------------------------------------------------ the seeds' other file names
+
+@pytest.mark.parametrize("script,args", [("eval_onnx.py", ["--data_url"]), ("infer_onnx.py", ["--input"])])
+def test_seed_onnx_programs_run_ours_with_the_onnx_backend(script, args, tmp_path):
+    (tmp_path / "val" / "a").mkdir(parents=True)
+    (tmp_path / "val" / "a" / "x.png").write_bytes(b"x")
+    out = subprocess.run([sys.executable, os.path.join(ROOT, script), *args, str(tmp_path), "--model",
+                          str(tmp_path / "missing.onnx")], capture_output=True, text=True,
+                         env=dict(os.environ, GLOG_v="3"), timeout=300)
+    # the onnx backend looks for the file (eval.py/infer.py alone would ask for a checkpoint)
+    assert out.returncode == 1 and out.stderr == f"error: model file not found: {tmp_path / 'missing.onnx'}\n"
+
+
+def test_seed_distribute_training_gpu_name_is_the_distributed_training_script():
+    # scripts/run_distribute_training_gpu.sh, as the Twins GPU seed's file list spells it
+    def command(script):  # the log folder's name holds the time
+        return [a for a in dry(script, "GPU", "2", QUICK, "0,1") if not a.startswith("--log_dir=")]
+
+    assert command("run_distribute_training_gpu.sh") == command("run_distributed_training_gpu.sh")
+
+
+def test_310_inference_evaluates_a_mindir_without_sidecar_given_its_arch(trained_tiny, tmp_path):
+    from mszoo.config import parse_config
+    from mszoo.deploy.export import export_model, sidecar_path
+
+    export_model(parse_config(["--pretrained", trained_tiny["ckpt"], "--file_name", str(tmp_path / "seed"),
+                               "--file_format", "MINDIR"])[0])
+    model = str(tmp_path / "seed.mindir")
+    os.remove(sidecar_path(model))  # as the seed's export.py left it
+    without = bash("run_infer_310.sh", model, "imagenet2012", trained_tiny["digits"], "0", cwd=str(tmp_path),
+                   timeout=300)
+    assert without.returncode != 0 and "give --arch" in without.stdout + without.stderr
+    out = bash("run_infer_310.sh", model, "imagenet2012", trained_tiny["digits"], "0", "twins_pcpvt_small",
+               "--image_size", "16", "--crop_pct", "1.0", "--val_num_samples", "40", cwd=str(tmp_path), timeout=300)
+    assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-2000:]
+    assert "'num_samples': 40" in (tmp_path / "acc.log").read_text()
+
+
+@pytest.mark.parametrize("script,args", [("run_standalone_train.sh", [QUICK]),
+                                         ("run_standalone_train_gpu.sh", [QUICK]),
+                                         ("run_eval_gpu.sh", [QUICK, "--checkpoint", QUICK])])
+def test_one_device_scripts_use_the_exported_device_id_unless_given_one(script, args):
+    assert _after(dry(script, *args, env={"DEVICE_ID": "3"}), "--device_id") == "3"
+    given = bash(script, *args, "--device", "1", env={"DEVICE_ID": "3", "MSZOO_DRY_RUN": "1",
+                                                      "LOG_ROOT": "/tmp/mszoo-dry-logs"})
+    assert _after(shlex.split(given.stdout.splitlines()[-1]), "--device_id") == "1"
+    assert "note: device 1 (given) is used, not the environment's DEVICE_ID=3" in given.stderr

@@ -85,9 +85,8 @@ def init_distributed():
     return get_rank(), get_group_size()
 
 
-# oneDNN 3.10 (inside MindSpore 2.10) picks a reference (scalar) kernel for plain-layout NCHW
-# convolutions when it may use AVX-512 ("jit_uni_ncsp:conv+ref:any" in ONEDNN_VERBOSE): a 4x4 patch
-# embedding then takes ~300 ms instead of ~4 ms at batch 8. Capped at AVX2 it takes its jit GEMM path.
+# MindSpore's bundled oneDNN runs NCHW convolutions with a reference (scalar) kernel when it may use AVX-512
+# ("jit_uni_ncsp:conv+ref:any" in ONEDNN_VERBOSE); capped at AVX2 it takes its jit path (docs/benchmarks.md).
 # The value is read when the first oneDNN kernel runs, so this must happen before any model runs.
 ONEDNN_CPU_ISA = "AVX2"
 

@@ -1,10 +1,8 @@
 """Returning the C heap's free pages to the operating system once a graph has compiled.
 
-Compiling a MindSpore graph allocates about 300 KB of C heap per graph node, and about half of it is freed
-when the compile ends, in holes between the blocks the compiled graph keeps. glibc keeps such free pages
-resident until ``malloc_trim`` hands them back. Measured on the train step at batch 8 (docs/benchmarks.md):
-TNT-S returns 160-180 MB, Twins-PCPVT-S 120 MB, and the training peak RSS falls by as much, since the first
-step's activations are allocated after the release instead of on top of the holes.
+Compiling a MindSpore graph frees much of the C heap it used, in holes between the blocks the compiled graph
+keeps, and glibc keeps such free pages resident until ``malloc_trim`` hands them back: released before the
+first step, its activations are not allocated on top of the holes (measured: docs/benchmarks.md).
 """
 import ctypes
 import ctypes.util

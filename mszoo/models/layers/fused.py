@@ -1,9 +1,9 @@
 """Fused CPU kernels for LayerNorm, exact GELU (forward and backward), a transpose that swaps two groups of
 axes, softmax's backward and a bias gradient, as MindSpore AOT custom ops.
 
-MindSpore's CPU ``LayerNormGrad`` takes ~15x PyTorch's time at a ViT's shapes and was 13-18 % of a training step; its
-``Erf`` (GELU forward and gradient) another 9 %. ``kernels/fused_cpu.cc`` computes each direction of each in one pass;
-the swap-axes kernel replaces CPU ``Transpose``, which keeps an 8-byte index per element for the graph's life
+MindSpore's CPU ``LayerNormGrad`` and ``Erf`` (GELU) are several times slower than PyTorch's at a ViT's shapes
+(docs/benchmarks.md). ``kernels/fused_cpu.cc`` computes each direction of each in one pass;
+the swap-axes kernel replaces CPU ``Transpose``, which keeps an index per element for the graph's life
 (``layers/transpose.py``); softmax's backward replaces a ReduceSum, a BroadcastTo, a Sub and two Muls
 (``layers/memory.py``), the column sum the ReduceSum of a bias gradient. The library is built on first use
 with the system compiler (``$CXX``, else ``g++``) and cached under ``$MSZOO_KERNEL_CACHE`` (default

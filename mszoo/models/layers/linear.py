@@ -12,13 +12,11 @@ class Linear(nn.Cell):
 
     The parameters (``weight`` of shape (out, in), ``bias``), their default init and the numbers are
     those of ``nn.Dense``, so checkpoints map 1:1. The difference is the kernel: ``nn.Dense`` flattens
-    to 2-D and runs MatMul + BiasAdd, whose CPU BiasAddGrad made wide layers (Twins' 64 -> 512 MLP on
-    25088 tokens) twice as slow to train (fwd+bwd 133 -> 68 ms with the fused ``ops.dense``).
+    to 2-D and runs MatMul + BiasAdd, whose CPU BiasAddGrad is slow on wide layers (docs/benchmarks.md).
 
     In training it runs ``Linear2D`` instead (same numbers, same speed): on CPU the fused op's bias
-    becomes a broadcasting Add whose kernel keeps 16 bytes per output element for the whole run (1.8 GB
-    of a twins_pcpvt_small step at batch 8; see ``layers/memory.py``). Eval and export keep the fused op,
-    so exported graphs are unchanged.
+    becomes a broadcasting Add whose kernel keeps an index table for the whole run (``layers/memory.py``).
+    Eval and export keep the fused op, so exported graphs are unchanged.
     """
 
     def __init__(self, in_channels, out_channels, has_bias=True):

@@ -1,12 +1,10 @@
 """Training-time formulations that avoid the memory cost of MindSpore's CPU broadcasting kernels.
 
 MindSpore's CPU ``Add``/``Mul``/``Sub`` kernels, when one input is broadcast (a bias, a per-sample
-mask), keep an int64 index into each input for every output element for the life of the compiled graph:
-16 bytes per output element, four times a float32 output, for every such op of the forward and the
-backward graph. ``Dense`` with a bias is split into MatMul + such an Add on CPU; without a bias, its
-weight gradient transposes the output gradient explicitly, and the CPU ``Transpose`` kernel keeps an index
-table of its own (~10 bytes per element). In a twins_pcpvt_small training step at batch 8 the broadcasting
-kernels held ~2.5 GB (Linear biases 1.8 GB, drop-path masks 0.6 GB). The helpers here compute the same
+mask), keep an index into each input for every output element for the life of the compiled graph, for
+every such op of the forward and the backward graph. ``Dense`` with a bias is split into MatMul + such an
+Add on CPU; without a bias, its weight gradient transposes the output gradient explicitly, and the CPU
+``Transpose`` kernel keeps an index table of its own (sizes: docs/benchmarks.md). The helpers here compute the same
 numbers with kernels that keep nothing: ``MatMul(transpose_b)`` + ``BiasAdd`` on a 2-D view (the bias
 gradient is the ``ReduceSum`` the broadcasting ``Add`` produced, not the slow CPU ``BiasAddGrad``), and a
 same-shape multiply by an explicitly broadcast mask, whose hand-written gradient does the same.
@@ -63,9 +61,9 @@ class Linear2D(nn.Cell):
 class Softmax(FusedKernelUser):
     """Softmax over the last axis; its gradient ``y * (dy - sum(dy * y))`` broadcasts the sum explicitly.
 
-    MindSpore expands the built-in softmax gradient with a broadcasting ``Sub``, whose CPU kernel keeps
-    16 bytes per element of the attention map (the forward, and so every export, is ``ops.softmax``). With the
-    fused kernels the gradient is one pass per row (the explicit BroadcastTo alone was 4.6 % of a TNT step)."""
+    MindSpore expands the built-in softmax gradient with a broadcasting ``Sub``, whose CPU kernel keeps an
+    index table the size of the attention map (the forward, and so every export, is ``ops.softmax``). With the
+    fused kernels the gradient is one pass per row (the explicit BroadcastTo is slow on CPU)."""
 
     fused_kind = "softmax_grad"
 
@@ -81,7 +79,7 @@ class Softmax(FusedKernelUser):
 
 class QKScores(nn.Cell):
     """``q @ k^T`` over the last two axes. In training one ``BatchMatMul(transpose_b)``: the explicit
-    ``k.swapaxes`` and its gradient are two CPU Transpose kernels, each keeping an 8-byte index per element
+    ``k.swapaxes`` and its gradient are two CPU Transpose kernels, each keeping an index per element
     for the whole run; eval and export keep ``matmul(q, k.swapaxes(-2, -1))``."""
 
     def __init__(self):
@@ -97,7 +95,7 @@ class QKScores(nn.Cell):
 class AttnValues(nn.Cell):
     """``attn @ v`` over the last two axes. In training one ``BatchMatMul``, whose gradient uses the kernel's
     transpose flags; ``ops.matmul``'s gradient transposes its inputs with CPU Transpose kernels, which keep an
-    8-byte index per element for the whole run (2.4 % of a TNT step). Eval and export keep ``ops.matmul``."""
+    index per element for the whole run. Eval and export keep ``ops.matmul``."""
 
     def __init__(self):
         super().__init__()

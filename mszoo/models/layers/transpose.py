@@ -1,8 +1,8 @@
 """Transposes that train on CPU without MindSpore's per-element index tables.
 
-MindSpore's CPU ``Transpose`` kernel precomputes an 8-byte source index for every element when its
+MindSpore's CPU ``Transpose`` kernel precomputes a source index for every element when its
 permutation is a compile-time constant, and keeps it for the life of the compiled graph, forward and
-backward: ~0.7 GB in a twins_pcpvt_small training step at batch 8, ~1.7 GB in tnt_s_patch16_224's. Every
+backward (a large part of a training step's memory: docs/benchmarks.md). Every
 transpose in these models swaps two adjacent groups of axes (tokens <-> heads, channels <-> pixels,
 window rows <-> window columns): viewed as ``(A, B, C, D)`` it is ``(A, C, B, D)``, which the fused CPU
 kernel ``MszooSwapAxes`` (``layers/fused.py``) copies in tiles with no table, and is its own gradient.
@@ -78,8 +78,8 @@ class SplitHeads(_SwapKernelUser):
 
     Export form: reshape to ``(*lead, N, parts, H, D)``, move ``parts`` first and ``H`` before ``N`` in one
     transpose, split along axis 0 (as timm). Kernel form: ``(A, N, parts * H, D)`` -> ``(A, parts * H, N, D)``,
-    split along axis 1. (``ops.split`` is 2-4x faster than indexing, a StridedSlice, on MindSpore's CPU
-    backend, forward and backward.)"""
+    split along axis 1. (``ops.split``, not indexing: MindSpore's CPU StridedSlice is slow, forward and
+    backward.)"""
 
     def __init__(self, parts, num_heads):
         super().__init__()

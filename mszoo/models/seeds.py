@@ -10,6 +10,8 @@ Imports nothing from the rest of ``mszoo.models``: ``loading`` uses it, and the 
 """
 from typing import Callable, Dict, Mapping, NamedTuple, Optional, Tuple
 
+import numpy as np
+
 # What the seeds' training network holds besides the model: MindSpore's AdamWeightDecay/Adam/Momentum moments
 # and step, the learning rate, the loss-scale cell's state and ModelCheckpoint's counters.
 SEED_TRAINING_STATE_PREFIXES = ("adam_m.", "adam_v.", "moments.", "accum.", "moment1.", "moment2.")
@@ -39,6 +41,25 @@ class SeedFormat(NamedTuple):
 
 
 _FORMATS = []
+
+
+def norm_names(key):
+    """``nn.LayerNorm``'s ``gamma``/``beta`` -> ``weight``/``bias`` (our LayerNorm's, timm's)."""
+    head, _, leaf = key.rpartition(".")
+    leaf = {"gamma": "weight", "beta": "bias"}.get(leaf, leaf)
+    return f"{head}.{leaf}" if head else leaf
+
+
+def join_layers(weights, parts, joined):
+    """Separate projections (``parts``, e.g. ``("q", "k")``) -> one layer ``joined`` whose outputs are theirs in
+    that order (how ``SplitHeads`` reads a joint projection); ``weights`` is changed and returned."""
+    first = f".{parts[0]}."
+    for key in [k for k in weights if first in k]:
+        stem, _, leaf = key.rpartition(first)
+        names = [f"{stem}.{part}.{leaf}" for part in parts]
+        if all(name in weights for name in names):
+            weights[f"{stem}.{joined}.{leaf}"] = np.concatenate([weights.pop(name) for name in names], axis=0)
+    return weights
 
 
 def register_seed_format(fmt: SeedFormat) -> SeedFormat:

@@ -38,7 +38,7 @@ from .layers import (ClassifierMixin, DropPath, GELU, GELUTanh, LayerNorm, Linea
                      resample_abs_pos_embed_np, to_2tuple, trunc_normal_param)
 from .builder import build_model_with_cfg
 from .registry import make_cfg, register_model
-from .seeds import SeedFormat, register_seed_format
+from .seeds import SeedFormat, join_layers, norm_names, register_seed_format
 
 __all__ = ["TNT", "checkpoint_filter_fn", "seed_checkpoint_filter_fn"]
 
@@ -326,16 +326,6 @@ def _pixel_pos_grid(value):
 _SEED_RENAMES = (("proj_norm2_tnt", "norm2_proj"),) + _OFFICIAL_RENAMES
 
 
-def _merge_q_k(weights):
-    """Separate ``q``/``k`` layers -> one ``qk`` layer (q's outputs first, as ``SplitHeads`` reads them)."""
-    for key in [k for k in weights if ".q." in k]:
-        stem, _, leaf = key.rpartition(".q.")
-        other = f"{stem}.k.{leaf}"
-        if other in weights:
-            weights[f"{stem}.qk.{leaf}"] = np.concatenate([weights.pop(key), weights.pop(other)], axis=0)
-    return weights
-
-
 def seed_checkpoint_filter_fn(state_dict):
     """The MindSpore model zoo's TNT checkpoint (names without the training wrapper's prefix) -> the names and
     shapes of ``tnt_s_patch16_224_mindspore_seed``: official names, ``gamma``/``beta`` -> ``weight``/``bias``, its
@@ -344,11 +334,9 @@ def seed_checkpoint_filter_fn(state_dict):
     for key, value in state_dict.items():
         for old, new in _SEED_RENAMES:
             key = key.replace(old, new)
-        head, _, leaf = key.rpartition(".")
-        leaf = {"gamma": "weight", "beta": "bias"}.get(leaf, leaf) if head else leaf
-        key = f"{head}.{leaf}" if head else leaf
+        key = norm_names(key)
         out[key] = _pixel_pos_grid(value) if key == "pixel_pos" and np.ndim(value) == 3 else np.asarray(value)
-    return _merge_q_k(out)
+    return join_layers(out, ("q", "k"), "qk")
 
 
 SEED_FORMAT = register_seed_format(SeedFormat(

@@ -88,13 +88,33 @@ def resolve_data_config(cfg):
     return cfg
 
 
+def apply_seed_arch(cfg, checkpoint):
+    """A checkpoint of a seed's own code (``checkpoint.seed``): ``arch`` becomes the variant of that code's
+    architecture, from the seed's model name (the seed YAML's ``arch: tnt_s_patch16_224``) or unset; said in one
+    line. Another model named is a ``ConfigError``."""
+    from mszoo.logger import get_logger
+
+    seed = checkpoint.seed
+    given = cfg.arch if is_explicit(cfg, "arch") else None
+    variant = seed.variant_for(given)
+    if variant is None:
+        raise _contradiction(cfg, "arch", cfg.arch, checkpoint.path, f"a {seed.variant_for(None)} model")
+    _set(cfg, "arch", variant, f"{checkpoint.path} (parameter names)")
+    published = f" {given}" if given and given != variant else ""
+    get_logger().info(f"{checkpoint.path}: a checkpoint of {seed.source} (recognised by its parameter names): "
+                      f"running {variant}, that code's architecture, not the published model{published}")
+
+
 def resolve_from_checkpoint(cfg, checkpoint, take_num_classes=True):
-    """``apply_record`` (or, for an old/foreign checkpoint, the classifier shape) then ``resolve_data_config``.
+    """``apply_record`` (or, for an old/foreign checkpoint, the classifier shape; for a seed code's checkpoint,
+    ``apply_seed_arch`` first) then ``resolve_data_config``.
 
     ``checkpoint`` is a ``mszoo.models.loading.CheckpointFile``; returns its class names (or None)."""
     if checkpoint.record is not None:
         apply_record(cfg, checkpoint.record, checkpoint.path, take_num_classes=take_num_classes)
-    elif take_num_classes:
+    elif checkpoint.seed is not None:
+        apply_seed_arch(cfg, checkpoint)
+    if checkpoint.record is None and take_num_classes:
         apply_head_classes(cfg, checkpoint.head_classes(), checkpoint.path)
     resolve_data_config(cfg)
     return checkpoint.class_names

@@ -53,8 +53,13 @@ def _open_pretrained(variant, pretrained):
 
 
 def _checkpoint_args(variant, checkpoint):
-    """Constructor arguments a checkpoint fixes: from its record, or (no record) its classifier's size."""
+    """Constructor arguments a checkpoint fixes: from its record, or (no record) its classifier's size. A seed
+    code's checkpoint (``checkpoint.seed``, mszoo/models/seeds.py) loads only into that code's variant."""
     record = checkpoint.record
+    seed = checkpoint.seed
+    if seed is not None and seed.variant_for(variant) != variant:
+        raise CheckpointError(f"{checkpoint.path} was trained with {seed.source}, another architecture than "
+                              f"{variant}: load it into {seed.variant_for(None)}")
     if record is None:
         classes = checkpoint.head_classes()
         return {} if classes is None else {"num_classes": classes}

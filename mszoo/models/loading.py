@@ -17,6 +17,7 @@ import numpy as np
 import mindspore as ms
 
 from .record import record_from_entries
+from .seeds import recognise_seed
 
 # Parameters that belong to the classifier (the only ones a fine-tuning re-head may replace).
 HEAD_PREFIXES = ("head.", "head_dist.", "fc.", "classifier.")
@@ -58,7 +59,10 @@ def read_checkpoint(path):
 
 
 class CheckpointFile:
-    """A read checkpoint: ``tensors`` (name -> ndarray), ``meta`` (name -> str) and its model ``record``."""
+    """A read checkpoint: ``tensors`` (name -> ndarray), ``meta`` (name -> str) and its model ``record``.
+
+    A checkpoint of a seed's own MindSpore code (no record; recognised by its parameter names, see seeds.py) has
+    ``seed`` set to its ``SeedFormat`` and ``tensors`` already mapped to the names of that code's variant."""
 
     def __init__(self, path):
         self.path = path
@@ -72,6 +76,10 @@ class CheckpointFile:
             self.record = record_from_entries(self.meta, path)
         except ValueError as exc:
             raise CheckpointError(str(exc)) from None
+        self.seed = None
+        found = recognise_seed(self.tensors) if self.record is None else None
+        if found is not None:
+            self.seed, self.tensors = found
 
     @property
     def class_names(self):

@@ -16,23 +16,31 @@ Two layouts exist (``legacy`` flag):
   whole image and its output is cut into patches; a block projects with LayerNorm(inner_dim) ->
   Linear (with bias).
 
+``tnt_s_patch16_224_mindspore_seed`` is TNT-S as the MindSpore model zoo's TNT code (``research/cv/TNT``, the
+TNT readme our users come from) builds it, for checkpoints trained with that code: the current layout without
+biases on the pixel conv, the patch projection, the attention/MLP output layers and the head, with tanh GELU and
+LayerNorm eps 1e-7. Its checkpoints are recognised by their names (``SEED_FORMAT``, mszoo/models/seeds.py) and
+mapped by :func:`seed_checkpoint_filter_fn`.
+
 Patch cutting is done with reshape + transpose (exactly what ``nn.Unfold`` computes when the stride
 equals the kernel), which runs on every MindSpore backend and exports to ONNX without Im2Col.
 """
 import math
+from functools import partial
 
 import numpy as np
 from mindspore import nn, ops
 
-from mszoo.constants import IMAGENET_INCEPTION_MEAN, IMAGENET_INCEPTION_STD
+from mszoo.constants import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD, IMAGENET_INCEPTION_MEAN, IMAGENET_INCEPTION_STD
 
-from .layers import (ClassifierMixin, DropPath, GELU, LayerNorm, Linear, Mlp, Permute, ScaledDotProduct, SplitHeads,
-                     checkpoint_blocks, classifier_head, drop_path_rates, init_weights_vit, make_dropout,
+from .layers import (ClassifierMixin, DropPath, GELU, GELUTanh, LayerNorm, Linear, Mlp, Permute, ScaledDotProduct,
+                     SplitHeads, checkpoint_blocks, classifier_head, drop_path_rates, init_weights_vit, make_dropout,
                      resample_abs_pos_embed_np, to_2tuple, trunc_normal_param)
 from .builder import build_model_with_cfg
 from .registry import make_cfg, register_model
+from .seeds import SeedFormat, join_layers, norm_names, register_seed_format
 
-__all__ = ["TNT", "checkpoint_filter_fn"]
+__all__ = ["TNT", "checkpoint_filter_fn", "seed_checkpoint_filter_fn"]
 
 
 
@@ -54,7 +62,7 @@ def unfold_patches(x, patch_h, patch_w):
 class Attention(nn.Cell):
     """Multi-head self-attention with a joint ``qk`` projection and a separate ``v`` (timm TNT)."""
 
-    def __init__(self, dim, hidden_dim, num_heads=8, qkv_bias=False, attn_drop=0.0, proj_drop=0.0):
+    def __init__(self, dim, hidden_dim, num_heads=8, qkv_bias=False, attn_drop=0.0, proj_drop=0.0, proj_bias=True):
         super().__init__()
         if hidden_dim % num_heads != 0:
             raise ValueError(f"hidden_dim {hidden_dim} must be divisible by num_heads {num_heads}")
@@ -66,7 +74,7 @@ class Attention(nn.Cell):
         self.qk = Linear(dim, hidden_dim * 2, has_bias=qkv_bias)
         self.v = Linear(dim, dim, has_bias=qkv_bias)
         self.attend = ScaledDotProduct(self.head_dim ** -0.5, attn_drop, scale_queries=False)
-        self.proj = Linear(dim, dim)
+        self.proj = Linear(dim, dim, has_bias=proj_bias)
         self.proj_drop = make_dropout(proj_drop)
         self.split_qk = SplitHeads(2, num_heads)
         self.to_heads = Permute((0, 2, 1, 3))  # (B, N, heads, hd) <-> (B, heads, N, hd)
@@ -84,14 +92,15 @@ class Block(nn.Cell):
 
     def __init__(self, dim, dim_out, num_pixel, num_heads_in=4, num_heads_out=12, mlp_ratio=4.0,
                  qkv_bias=False, proj_drop=0.0, attn_drop=0.0, drop_path=0.0, act_layer=GELU,
-                 norm_layer=LayerNorm, legacy=False):
+                 norm_layer=LayerNorm, legacy=False, out_bias=True):
         super().__init__()
         # inner transformer over the pixels of each patch
         self.norm_in = norm_layer(dim)
         self.attn_in = Attention(dim, dim, num_heads=num_heads_in, qkv_bias=qkv_bias, attn_drop=attn_drop,
-                                 proj_drop=proj_drop)
+                                 proj_drop=proj_drop, proj_bias=out_bias)
         self.norm_mlp_in = norm_layer(dim)
-        self.mlp_in = Mlp(dim, hidden_features=int(dim * 4), out_features=dim, act_layer=act_layer, drop=proj_drop)
+        self.mlp_in = Mlp(dim, hidden_features=int(dim * 4), out_features=dim, act_layer=act_layer, drop=proj_drop,
+                          bias=(True, out_bias))
         # pixels of a patch -> one patch-embedding update
         self.legacy = legacy
         if legacy:
@@ -105,11 +114,11 @@ class Block(nn.Cell):
         # outer transformer over the patches (+ class token)
         self.norm_out = norm_layer(dim_out)
         self.attn_out = Attention(dim_out, dim_out, num_heads=num_heads_out, qkv_bias=qkv_bias,
-                                  attn_drop=attn_drop, proj_drop=proj_drop)
+                                  attn_drop=attn_drop, proj_drop=proj_drop, proj_bias=out_bias)
         self.drop_path = DropPath(drop_path) if drop_path > 0.0 else nn.Identity()
         self.norm_mlp = norm_layer(dim_out)
         self.mlp = Mlp(dim_out, hidden_features=int(dim_out * mlp_ratio), out_features=dim_out,
-                       act_layer=act_layer, drop=proj_drop)
+                       act_layer=act_layer, drop=proj_drop, bias=(True, out_bias))
 
     def construct(self, pixel_embed, patch_embed):
         pixel_embed = pixel_embed + self.drop_path(self.attn_in(self.norm_in(pixel_embed)))
@@ -134,7 +143,7 @@ class PixelEmbed(nn.Cell):
     actual input is read from its shape in ``construct``.
     """
 
-    def __init__(self, img_size=224, patch_size=16, in_chans=3, in_dim=48, stride=4, legacy=False):
+    def __init__(self, img_size=224, patch_size=16, in_chans=3, in_dim=48, stride=4, legacy=False, bias=True):
         super().__init__()
         img_size = to_2tuple(img_size)
         patch_size = to_2tuple(patch_size)
@@ -146,7 +155,7 @@ class PixelEmbed(nn.Cell):
         self.legacy = legacy
         self.new_patch_size = tuple(int(math.ceil(p / stride)) for p in patch_size)
         self.proj = nn.Conv2d(in_chans, in_dim, kernel_size=7, stride=stride, pad_mode="pad", padding=3,
-                              has_bias=True)
+                              has_bias=bias)
         self.to_tokens = Permute((0, 2, 1))
 
     def dynamic_feat_size(self, img_size):
@@ -171,7 +180,10 @@ class TNT(ClassifierMixin, nn.Cell):
     def __init__(self, img_size=224, patch_size=16, in_chans=3, num_classes=1000, global_pool="token",
                  embed_dim=768, inner_dim=48, depth=12, num_heads_inner=4, num_heads_outer=12, mlp_ratio=4.0,
                  qkv_bias=False, drop_rate=0.0, pos_drop_rate=0.0, proj_drop_rate=0.0, attn_drop_rate=0.0,
-                 drop_path_rate=0.0, norm_layer=LayerNorm, act_layer=GELU, first_stride=4, legacy=False):
+                 drop_path_rate=0.0, norm_layer=LayerNorm, act_layer=GELU, first_stride=4, legacy=False,
+                 out_bias=True):
+        """``out_bias=False``: no bias on the pixel conv, the patch projection, the attention and MLP output
+        layers and the head (the MindSpore model zoo's TNT code); the published model has them."""
         super().__init__()
         self.check_pool(global_pool)
         self.num_classes = num_classes
@@ -181,15 +193,16 @@ class TNT(ClassifierMixin, nn.Cell):
         self.num_features = self.head_hidden_size = self.embed_dim = embed_dim
         self.num_prefix_tokens = 1
         self.legacy = legacy
+        self.head_bias = out_bias
 
         self.pixel_embed = PixelEmbed(img_size=img_size, patch_size=patch_size, in_chans=in_chans,
-                                      in_dim=inner_dim, stride=first_stride, legacy=legacy)
+                                      in_dim=inner_dim, stride=first_stride, legacy=legacy, bias=out_bias)
         self.num_patches = self.pixel_embed.num_patches
         new_patch_size = self.pixel_embed.new_patch_size
         num_pixel = new_patch_size[0] * new_patch_size[1]
 
         self.norm1_proj = norm_layer(num_pixel * inner_dim)
-        self.proj = Linear(num_pixel * inner_dim, embed_dim)
+        self.proj = Linear(num_pixel * inner_dim, embed_dim, has_bias=out_bias)
         self.norm2_proj = norm_layer(embed_dim)
 
         self.cls_token = trunc_normal_param((1, 1, embed_dim), name="cls_token")
@@ -202,11 +215,11 @@ class TNT(ClassifierMixin, nn.Cell):
             Block(dim=inner_dim, dim_out=embed_dim, num_pixel=num_pixel, num_heads_in=num_heads_inner,
                   num_heads_out=num_heads_outer, mlp_ratio=mlp_ratio, qkv_bias=qkv_bias,
                   proj_drop=proj_drop_rate, attn_drop=attn_drop_rate, drop_path=dpr[i],
-                  act_layer=act_layer, norm_layer=norm_layer, legacy=legacy)
+                  act_layer=act_layer, norm_layer=norm_layer, legacy=legacy, out_bias=out_bias)
             for i in range(depth)])
         self.norm = norm_layer(embed_dim)
         self.head_drop = make_dropout(drop_rate)
-        self.head = classifier_head(embed_dim, num_classes, init=False)
+        self.head = classifier_head(embed_dim, num_classes, init=False, bias=out_bias)
         init_weights_vit(self, std=0.02)
 
     def set_grad_checkpointing(self, enable=True):
@@ -289,11 +302,7 @@ def checkpoint_filter_fn(state_dict, model):
             for old, new in _OFFICIAL_RENAMES:
                 key = key.replace(old, new)
             if key == "pixel_pos" and value.ndim == 3 and not model.pixel_embed.legacy:
-                b, n, c = value.shape
-                side = int(round(math.sqrt(n)))
-                if side * side != n:
-                    raise ValueError(f"pixel_pos with {n} pixels is not a square grid")
-                value = value.transpose(0, 2, 1).reshape(b, c, side, side)
+                value = _pixel_pos_grid(value)
             out[key] = value
 
     target = tuple(model.patch_pos.shape)
@@ -301,6 +310,40 @@ def checkpoint_filter_fn(state_dict, model):
         out["patch_pos"] = resample_abs_pos_embed_np(out["patch_pos"], new_size=model.pixel_embed.grid_size,
                                                      num_prefix_tokens=model.num_prefix_tokens)
     return {k: np.asarray(v) for k, v in out.items()}
+
+
+def _pixel_pos_grid(value):
+    """A ``(1, pixels, C)`` pixel position embedding (added after the pixels are tokens) as ``(1, C, h, w)``."""
+    b, n, c = value.shape
+    side = int(round(math.sqrt(n)))
+    if side * side != n:
+        raise ValueError(f"pixel_pos with {n} pixels is not a square grid")
+    return np.asarray(value).transpose(0, 2, 1).reshape(b, c, side, side)
+
+
+# The MindSpore model zoo's TNT code (research/cv/TNT) names its top-level second norm ``proj_norm2_tnt``; the
+# rest are the official names.
+_SEED_RENAMES = (("proj_norm2_tnt", "norm2_proj"),) + _OFFICIAL_RENAMES
+
+
+def seed_checkpoint_filter_fn(state_dict):
+    """The MindSpore model zoo's TNT checkpoint (names without the training wrapper's prefix) -> the names and
+    shapes of ``tnt_s_patch16_224_mindspore_seed``: official names, ``gamma``/``beta`` -> ``weight``/``bias``, its
+    separate q and k layers joined, ``inner_pos (1, pixels, C)`` laid out as ``pixel_pos (1, C, h, w)``."""
+    out = {}
+    for key, value in state_dict.items():
+        for old, new in _SEED_RENAMES:
+            key = key.replace(old, new)
+        key = norm_names(key)
+        out[key] = _pixel_pos_grid(value) if key == "pixel_pos" and np.ndim(value) == 3 else np.asarray(value)
+    return join_layers(out, ("q", "k"), "qk")
+
+
+SEED_FORMAT = register_seed_format(SeedFormat(
+    source="the MindSpore model zoo's TNT code (research/cv/TNT)",
+    markers=frozenset({"proj_norm2_tnt.gamma", "outer_pos", "inner_pos", "blocks.0.inner_attn.q.weight"}),
+    variants={"tnt_s_patch16_224": "tnt_s_patch16_224_mindspore_seed"},
+    convert=seed_checkpoint_filter_fn))
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -312,10 +355,10 @@ def _create_tnt(variant, pretrained=None, model_args=None, **kwargs):
 
 
 def _cfg(**kwargs):
-    return make_cfg(input_size=(3, 224, 224), crop_pct=0.9, interpolation="bicubic",
-                    mean=IMAGENET_INCEPTION_MEAN, std=IMAGENET_INCEPTION_STD, num_classes=1000,
-                    fixed_input_size=True, first_conv="pixel_embed.proj", classifier="head",
-                    paper_ids="arXiv:2103.00112", **kwargs)
+    cfg = dict(input_size=(3, 224, 224), crop_pct=0.9, interpolation="bicubic", mean=IMAGENET_INCEPTION_MEAN,
+               std=IMAGENET_INCEPTION_STD, num_classes=1000, fixed_input_size=True, first_conv="pixel_embed.proj",
+               classifier="head", paper_ids="arXiv:2103.00112")
+    return make_cfg(**dict(cfg, **kwargs))
 
 
 @register_model(default_cfg=_cfg(hf_hub_id="timm/tnt_s_legacy_patch16_224.in1k"))
@@ -338,3 +381,17 @@ def tnt_b_patch16_224(pretrained=None, **kwargs):
     """TNT-B (current layout): 640-d patches, 40-d pixels, 12 blocks, 10 outer / 4 inner heads."""
     model_args = dict(patch_size=16, embed_dim=640, inner_dim=40, depth=12, num_heads_outer=10, qkv_bias=False)
     return _create_tnt("tnt_b_patch16_224", pretrained, model_args, **kwargs)
+
+
+@register_model(default_cfg=_cfg(mean=IMAGENET_DEFAULT_MEAN, std=IMAGENET_DEFAULT_STD, crop_pct=0.875,
+                                 top1=81.47, top5=95.42,
+                                 accuracy_source="MindSpore model zoo TNT readme (research/cv/TNT), 8 Ascend 910"))
+def tnt_s_patch16_224_mindspore_seed(pretrained=None, **kwargs):
+    """TNT-S as the MindSpore model zoo's TNT code builds it (``research/cv/TNT``), for checkpoints trained with
+    that code; not the published TNT-S. Its pixel conv, patch projection, attention/MLP output layers and head
+    have no bias, its GELU is the tanh approximation (``nn.GELU()``'s default) and its LayerNorm eps 1e-7
+    (``nn.LayerNorm``'s). The cfg is that code's eval preprocessing (resize 256/224, ImageNet mean/std) and
+    its readme's accuracy."""
+    model_args = dict(patch_size=16, embed_dim=384, inner_dim=24, depth=12, num_heads_outer=6, qkv_bias=False,
+                      out_bias=False, act_layer=GELUTanh, norm_layer=partial(LayerNorm, eps=1e-7))
+    return _create_tnt("tnt_s_patch16_224_mindspore_seed", pretrained, model_args, **kwargs)

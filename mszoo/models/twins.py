@@ -14,17 +14,27 @@ first stage, 2x2 after), runs its transformer blocks and applies a conditional p
 
 Parameter names follow timm's ``timm/models/twins.py`` so converted timm or official checkpoints load
 without renaming; the spatial size is read from the input, so any size divisible by 32 works.
+
+``twins_pcpvt_{small,base,large}_mindspore_seed`` are PCPVT as the Twins Ascend readme's MindSpore code
+(``src/models/twin.py``, ``pcpvt_*_v0``) builds it, for checkpoints trained with that code: the same layers with
+MindSpore's default tanh GELU. Its checkpoints (``nn.LayerNorm``'s ``gamma``/``beta``, separate ``k``/``v``
+layers) are recognised by their names (``SEED_FORMAT``, mszoo/models/seeds.py) and mapped by
+:func:`seed_checkpoint_filter_fn`.
 """
+import numpy as np
 from mindspore import nn, ops
 
 from mszoo.constants import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
 
-from .layers import (ClassifierMixin, DropPath, GELU, LayerNorm, Linear, Mlp, PatchEmbed, Permute, ScaledDotProduct,
-                     SplitHeads, checkpoint_blocks, classifier_head, drop_path_rates, init_weights_vit, make_dropout)
+from .layers import (ClassifierMixin, DropPath, GELU, GELUTanh, LayerNorm, Linear, Mlp, PatchEmbed, Permute,
+                     ScaledDotProduct, SplitHeads, checkpoint_blocks, classifier_head, drop_path_rates,
+                     init_weights_vit, make_dropout)
 from .builder import build_model_with_cfg
 from .registry import make_cfg, register_model
+from .seeds import SeedFormat, join_layers, norm_names, register_seed_format
 
-__all__ = ["Twins", "Block", "GlobalSubSampleAttn", "LocallyGroupedAttn", "PosConv", "checkpoint_filter_fn"]
+__all__ = ["Twins", "Block", "GlobalSubSampleAttn", "LocallyGroupedAttn", "PosConv", "checkpoint_filter_fn",
+           "seed_checkpoint_filter_fn"]
 
 _TWINS_NORM_EPS = 1e-6  # the blocks' and the final norm's eps (timm: partial(nn.LayerNorm, eps=1e-6))
 
@@ -188,6 +198,7 @@ class Twins(ClassifierMixin, nn.Cell):
         drop_rate: dropout before the classifier; pos_drop_rate: after each patch embedding;
         proj_drop_rate / attn_drop_rate: in the blocks; drop_path_rate: stochastic depth, linearly
         increasing over all blocks.
+        act_layer: the MLPs' activation (exact GELU; ``GELUTanh`` in the seed code's variants).
     """
 
     GLOBAL_POOLS = ("avg", "")
@@ -196,7 +207,7 @@ class Twins(ClassifierMixin, nn.Cell):
                  embed_dims=(64, 128, 256, 512), num_heads=(1, 2, 4, 8), mlp_ratios=(4, 4, 4, 4),
                  depths=(3, 4, 6, 3), sr_ratios=(8, 4, 2, 1), wss=None, drop_rate=0.0, pos_drop_rate=0.0,
                  proj_drop_rate=0.0, attn_drop_rate=0.0, drop_path_rate=0.0, norm_layer=_twins_norm,
-                 block_cls=Block):
+                 block_cls=Block, act_layer=GELU):
         super().__init__()
         self.check_pool(global_pool)
         num_stages = len(depths)
@@ -231,7 +242,7 @@ class Twins(ClassifierMixin, nn.Cell):
             stages.append(nn.CellList([
                 block_cls(dim=self.embed_dims[k], num_heads=num_heads[k], mlp_ratio=mlp_ratios[k],
                           proj_drop=proj_drop_rate, attn_drop=attn_drop_rate, drop_path=dpr[cur + i],
-                          norm_layer=norm_layer, sr_ratio=sr_ratios[k],
+                          norm_layer=norm_layer, act_layer=act_layer, sr_ratio=sr_ratios[k],
                           ws=1 if wss is None or i % 2 == 1 else wss[k])
                 for i in range(self.depths[k])
             ]))
@@ -306,14 +317,30 @@ def checkpoint_filter_fn(state_dict, model):
     return out
 
 
+def seed_checkpoint_filter_fn(state_dict):
+    """The Twins Ascend readme's MindSpore checkpoint (names without the training wrapper's prefix) -> our names:
+    ``gamma``/``beta`` -> ``weight``/``bias`` and its separate ``k``/``v`` layers joined into ``kv``."""
+    return join_layers({norm_names(k): np.asarray(v) for k, v in state_dict.items()}, ("k", "v"), "kv")
+
+
+SEED_FORMAT = register_seed_format(SeedFormat(
+    source="the Twins Ascend readme's MindSpore code (src/models/twin.py)",
+    markers=frozenset({"patch_embeds.0.norm.gamma", "blocks.0.0.attn.q.weight", "blocks.0.0.attn.k.weight",
+                       "blocks.0.0.attn.v.weight", "pos_block.0.proj.0.weight"}),
+    variants={f"{seed}_{size}{suffix}": f"twins_pcpvt_{size}_mindspore_seed" for size in ("small", "base", "large")
+              for seed, suffix in (("pcpvt", "_v0"), ("twins_pcpvt", ""))},
+    convert=seed_checkpoint_filter_fn))
+
+
 def _create_twins(variant, pretrained=None, model_args=None, **kwargs):
     return build_model_with_cfg(Twins, variant, pretrained, model_args, **kwargs)
 
 
 def _cfg(**kwargs):
-    return make_cfg(input_size=(3, 224, 224), crop_pct=0.9, crop_mode="center", interpolation="bicubic",
-                    mean=IMAGENET_DEFAULT_MEAN, std=IMAGENET_DEFAULT_STD, num_classes=1000, pool_size=None,
-                    first_conv="patch_embeds.0.proj", classifier="head", license="apache-2.0", **kwargs)
+    cfg = dict(input_size=(3, 224, 224), crop_pct=0.9, crop_mode="center", interpolation="bicubic",
+               mean=IMAGENET_DEFAULT_MEAN, std=IMAGENET_DEFAULT_STD, num_classes=1000, pool_size=None,
+               first_conv="patch_embeds.0.proj", classifier="head", license="apache-2.0")
+    return make_cfg(**dict(cfg, **kwargs))
 
 
 @register_model(default_cfg=_cfg(hf_hub_id="timm/twins_pcpvt_small.in1k"))
@@ -356,3 +383,33 @@ def twins_svt_large(pretrained=None, **kwargs):
     model_args = dict(patch_size=4, embed_dims=(128, 256, 512, 1024), num_heads=(4, 8, 16, 32),
                       mlp_ratios=(4, 4, 4, 4), depths=(2, 2, 18, 2), wss=(7, 7, 7, 7), sr_ratios=(8, 4, 2, 1))
     return _create_twins("twins_svt_large", pretrained, model_args, **kwargs)
+
+
+def _seed_cfg(**kwargs):
+    """The seed code's eval preprocessing (twin_s.yaml: resize 224 / 0.875, bicubic, ImageNet mean/std)."""
+    return _cfg(crop_pct=0.875, accuracy_source="Twins Ascend readme (MindSpore code), 8 Ascend 910", **kwargs)
+
+
+@register_model(default_cfg=_seed_cfg(top1=81.35, top5=95.72))
+def twins_pcpvt_small_mindspore_seed(pretrained=None, **kwargs):
+    """PCPVT-S as the Twins Ascend readme's MindSpore code builds it (``pcpvt_small_v0``): tanh GELU; not the
+    published model. Its readme's accuracy in the cfg."""
+    model_args = dict(patch_size=4, embed_dims=(64, 128, 320, 512), num_heads=(1, 2, 5, 8), mlp_ratios=(8, 8, 4, 4),
+                      depths=(3, 4, 6, 3), sr_ratios=(8, 4, 2, 1), act_layer=GELUTanh)
+    return _create_twins("twins_pcpvt_small_mindspore_seed", pretrained, model_args, **kwargs)
+
+
+@register_model(default_cfg=_seed_cfg(top1=None, top5=None))
+def twins_pcpvt_base_mindspore_seed(pretrained=None, **kwargs):
+    """PCPVT-B as that code builds it (``pcpvt_base_v0``): tanh GELU. Its readme reports no accuracy for it."""
+    model_args = dict(patch_size=4, embed_dims=(64, 128, 320, 512), num_heads=(1, 2, 5, 8), mlp_ratios=(8, 8, 4, 4),
+                      depths=(3, 4, 18, 3), sr_ratios=(8, 4, 2, 1), act_layer=GELUTanh)
+    return _create_twins("twins_pcpvt_base_mindspore_seed", pretrained, model_args, **kwargs)
+
+
+@register_model(default_cfg=_seed_cfg(top1=None, top5=None))
+def twins_pcpvt_large_mindspore_seed(pretrained=None, **kwargs):
+    """PCPVT-L as that code builds it (``pcpvt_large_v0``): tanh GELU. Its readme reports no accuracy for it."""
+    model_args = dict(patch_size=4, embed_dims=(64, 128, 320, 512), num_heads=(1, 2, 5, 8), mlp_ratios=(8, 8, 4, 4),
+                      depths=(3, 8, 27, 3), sr_ratios=(8, 4, 2, 1), act_layer=GELUTanh)
+    return _create_twins("twins_pcpvt_large_mindspore_seed", pretrained, model_args, **kwargs)

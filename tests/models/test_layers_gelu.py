@@ -1,10 +1,11 @@
-"""GELU: exact erf GELU with a hand-written gradient, equal to PyTorch's in value and gradient."""
+"""GELU: exact erf GELU with a hand-written gradient, equal to PyTorch's in value and gradient; GELUTanh: the
+tanh approximation that MindSpore's ``nn.GELU()`` computes (the seeds' models)."""
 import numpy as np
 import pytest
 
 import mindspore as ms
 
-from mszoo.models.layers import GELU
+from mszoo.models.layers import GELU, GELUTanh
 
 
 def _torch_gelu_and_grad(x, dy):
@@ -62,3 +63,13 @@ def test_exportable_gelu_stays_within_the_erf_approximation():
     gelu.exportable = True
     approx = gelu(ms.Tensor(x)).asnumpy()
     np.testing.assert_allclose(approx, exact, atol=1e-6)
+
+
+def test_gelu_tanh_is_mindspores_default_nn_gelu_in_value_and_gradient():
+    x = np.concatenate([np.linspace(-8, 8, 997), np.random.RandomState(0).randn(1000) * 3]).astype(np.float32)
+    ours, theirs = GELUTanh(), ms.nn.GELU()  # nn.GELU() is approximate=True: what the seeds trained with
+    np.testing.assert_allclose(ours(ms.Tensor(x)).asnumpy(), theirs(ms.Tensor(x)).asnumpy(), atol=1e-6, rtol=0)
+    grad = ms.ops.GradOperation()
+    np.testing.assert_allclose(grad(ours)(ms.Tensor(x)).asnumpy(), grad(theirs)(ms.Tensor(x)).asnumpy(),
+                               atol=1e-5, rtol=0)
+    assert np.abs(ours(ms.Tensor(x)).asnumpy() - GELU()(ms.Tensor(x)).asnumpy()).max() > 1e-4  # not the exact one

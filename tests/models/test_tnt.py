@@ -1,12 +1,16 @@
-"""TNT (Transformer in Transformer): parity with timm, checkpoint conversion and behaviour."""
+"""TNT (Transformer in Transformer): parity with timm, checkpoint conversion, checkpoints of the seed's code
+and behaviour."""
+import os
+
 import numpy as np
 import mindspore as ms
 import pytest
 
 from mszoo.models.convert import convert_state_dict
-from mszoo.models import create_model, get_default_cfg
+from mszoo.models import create_model, get_default_cfg, list_models
 from mszoo.models import tnt as tnt_mod
-from mszoo.models.layers import DropPath, resample_abs_pos_embed_np
+from mszoo.models.layers import DropPath, GELUTanh, resample_abs_pos_embed_np
+from mszoo.models.loading import CheckpointError, CheckpointFile
 from tests.parity import torch_state_dict_numpy, fixed_batch, torch_and_timm
 
 TNT_VARIANTS = ["tnt_s_legacy_patch16_224", "tnt_s_patch16_224", "tnt_b_patch16_224"]
@@ -198,3 +202,73 @@ def test_tiny_model_exports_to_onnx_without_im2col(arch, tmp_path):
     sess = ort.InferenceSession(path + ".onnx", providers=["CPUExecutionProvider"])
     got = sess.run(None, {sess.get_inputs()[0].name: x.asnumpy()})[0]
     assert np.abs(got - expected).max() < 1e-4
+
+
+# ------------------------------------------------------------------- checkpoints of the seed's own code
+
+# tests/fixtures/seed_ckpt/make_tnt_seed.py: the MindSpore model zoo's TNT code (research/cv/TNT) at this width,
+# its training network's checkpoint and its logits on ``x``.
+SEED_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "fixtures", "seed_ckpt")
+SEED_CKPT = os.path.join(SEED_DIR, "tnt_seed_tiny.ckpt")
+SEED_TINY = dict(img_size=32, embed_dim=16, inner_dim=8, depth=2, num_heads_outer=2)
+SEED_VARIANT = "tnt_s_patch16_224_mindspore_seed"
+
+
+def _seed_fixture():
+    data = np.load(os.path.join(SEED_DIR, "tnt_seed_tiny.npz"))
+    return data["x"], data["logits"]
+
+
+def test_seed_code_checkpoint_gives_the_seed_codes_logits():
+    x, expected = _seed_fixture()
+    model = create_model(SEED_VARIANT, pretrained=SEED_CKPT, **SEED_TINY)
+    model.set_train(False)
+    np.testing.assert_allclose(model(ms.Tensor(x)).asnumpy(), expected, atol=1e-5, rtol=0)
+
+
+def test_seed_checkpoint_is_recognised_by_its_names_and_its_training_state_dropped():
+    ckpt = CheckpointFile(SEED_CKPT)  # the seed's training network: model.*, adam_m.*, adam_v.*, global_step ...
+    assert ckpt.seed is tnt_mod.SEED_FORMAT and ckpt.record is None
+    model = create_model(SEED_VARIANT, num_classes=5, **SEED_TINY)
+    assert {k: v.shape for k, v in ckpt.tensors.items()} == {p.name: tuple(p.shape) for p in model.get_parameters()}
+
+
+def test_published_variant_refuses_a_seed_checkpoint_in_one_line():
+    with pytest.raises(CheckpointError, match=f"research/cv/TNT.*load it into {SEED_VARIANT}") as err:
+        create_model("tnt_s_patch16_224", pretrained=SEED_CKPT, **SEED_TINY)
+    assert "\n" not in str(err.value)
+
+
+def test_seed_checkpoint_with_an_entry_its_model_lacks_is_refused_naming_it(tmp_path):
+    entries = [{"name": k, "data": v} for k, v in ms.load_checkpoint(SEED_CKPT).items()]
+    entries.append({"name": "model.blocks.0.extra.weight", "data": ms.Tensor(np.ones((2, 2), np.float32))})
+    path = str(tmp_path / "seed_plus.ckpt")
+    ms.save_checkpoint(entries, path)
+    with pytest.raises(CheckpointError, match=r"unexpected blocks\.0\.extra\.weight"):
+        create_model(SEED_VARIANT, pretrained=path, **SEED_TINY)
+
+
+def test_seed_variant_is_the_seed_codes_architecture():
+    names = {p.name for p in create_model(SEED_VARIANT, **SEED_TINY).get_parameters()}
+    published = {p.name for p in create_model("tnt_s_patch16_224", **SEED_TINY).get_parameters()}
+    unbiased = ["pixel_embed.proj", "proj", "head", "blocks.1.attn_in.proj", "blocks.1.attn_out.proj",
+                "blocks.1.mlp_in.fc2", "blocks.1.mlp.fc2"]
+    assert {n + ".bias" for n in unbiased} <= published and published - names == {n + ".bias" for n in unbiased} | {
+        "blocks.0." + n[len("blocks.1."):] + ".bias" for n in unbiased if n.startswith("blocks.1.")}
+    model = create_model(SEED_VARIANT, **SEED_TINY)
+    assert isinstance(model.blocks[0].mlp.act, GELUTanh)
+    assert model.norm.eps == 1e-7 == model.blocks[0].norm_in.eps
+    assert "blocks.0.attn_in.qk.weight" in {p.name for p in model.get_parameters()}  # q and k joined on loading
+
+
+def test_seed_variant_cfg_is_the_seed_codes_preprocessing_and_its_readme_accuracy():
+    cfg = get_default_cfg(SEED_VARIANT)
+    assert (cfg["crop_pct"], cfg["interpolation"]) == (0.875, "bicubic")  # Resize(256/224 * size), bicubic
+    assert cfg["mean"] == (0.485, 0.456, 0.406) and cfg["std"] == (0.229, 0.224, 0.225)
+    assert (cfg["top1"], cfg["top5"]) == (81.47, 95.42)
+    assert SEED_VARIANT not in list_models(pretrained=True)  # no published weights: it is not the paper's model
+
+
+def test_seed_variant_has_the_seed_codes_parameter_count():
+    # research/cv/TNT's TNT(outer_dim=384, inner_dim=24, depth=12, 6/4 heads, 1000 classes), counted with its code
+    assert sum(p.size for p in create_model(SEED_VARIANT).get_parameters()) == 23_757_384

@@ -1,4 +1,6 @@
 """Twins (PCPVT / SVT): parity with timm, checkpoint conversion and behaviour."""
+import os
+
 import numpy as np
 import mindspore as ms
 import pytest
@@ -6,7 +8,8 @@ import pytest
 from mszoo.models.convert import convert_state_dict
 from mszoo.models import create_model, get_default_cfg, resolve_name
 from mszoo.models import twins as twins_mod
-from mszoo.models.layers import DropPath, LayerNorm
+from mszoo.models.layers import DropPath, GELUTanh, LayerNorm
+from mszoo.models.loading import CheckpointError, CheckpointFile
 from tests.parity import torch_state_dict_numpy, torch_and_timm
 
 TWINS_VARIANTS = ["twins_pcpvt_small", "twins_pcpvt_base", "twins_pcpvt_large",
@@ -144,3 +147,48 @@ def test_weight_init_follows_timm():
 def test_mismatched_heads_are_rejected():
     with pytest.raises(ValueError, match="divisible"):
         create_model("twins_svt_small", embed_dims=(16, 32, 48, 64), num_heads=(3, 2, 3, 4), depths=(1, 1, 1, 1))
+
+
+# ------------------------------------------------------------------- checkpoints of the seed's own code
+
+# tests/fixtures/seed_ckpt/make_seed_fixtures.py --family twins: the Twins Ascend readme's MindSpore code
+# (pcpvt_small_v0's CPVTV2) at this width, its training network's checkpoint and its logits on ``x``.
+SEED_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "fixtures", "seed_ckpt")
+SEED_CKPT = os.path.join(SEED_DIR, "twins_seed_tiny.ckpt")
+SEED_TINY = dict(img_size=32, embed_dims=(8, 16, 24, 32), num_heads=(1, 2, 3, 4), mlp_ratios=(4, 4, 2, 2),
+                 depths=(2, 1, 1, 1), sr_ratios=(4, 2, 2, 1))
+SEED_VARIANT = "twins_pcpvt_small_mindspore_seed"
+
+
+def test_seed_code_checkpoint_gives_the_seed_codes_logits():
+    data = np.load(os.path.join(SEED_DIR, "twins_seed_tiny.npz"))
+    model = create_model(SEED_VARIANT, pretrained=SEED_CKPT, **SEED_TINY)
+    model.set_train(False)
+    np.testing.assert_allclose(model(ms.Tensor(data["x"])).asnumpy(), data["logits"], atol=1e-5, rtol=0)
+
+
+def test_seed_checkpoint_is_recognised_by_its_names_and_its_training_state_dropped():
+    ckpt = CheckpointFile(SEED_CKPT)  # the seed's training network: model.*, adam_m.*, adam_v.*, global_step ...
+    assert ckpt.seed is twins_mod.SEED_FORMAT
+    model = create_model(SEED_VARIANT, num_classes=5, **SEED_TINY)
+    assert {k: v.shape for k, v in ckpt.tensors.items()} == {p.name: tuple(p.shape) for p in model.get_parameters()}
+
+
+def test_published_variant_refuses_a_seed_checkpoint_in_one_line():
+    with pytest.raises(CheckpointError, match=f"Twins Ascend readme.*load it into {SEED_VARIANT}"):
+        create_model("twins_pcpvt_small", pretrained=SEED_CKPT, **SEED_TINY)
+
+
+@pytest.mark.parametrize("size", ["small", "base", "large"])
+def test_seed_variants_are_pcpvt_with_the_seed_codes_tanh_gelu(size):
+    seed = create_model(f"twins_pcpvt_{size}_mindspore_seed", **SEED_TINY)
+    published = create_model(f"twins_pcpvt_{size}", **SEED_TINY)
+    assert [(p.name, p.shape) for p in seed.get_parameters()] == [(p.name, p.shape) for p in published.get_parameters()]
+    assert isinstance(seed.blocks[0][0].mlp.act, GELUTanh) and not isinstance(published.blocks[0][0].mlp.act, GELUTanh)
+    assert twins_mod.SEED_FORMAT.variant_for(f"pcpvt_{size}_v0") == f"twins_pcpvt_{size}_mindspore_seed"
+
+
+def test_seed_variant_cfg_is_the_seed_codes_preprocessing_and_its_readme_accuracy():
+    cfg = get_default_cfg(SEED_VARIANT)
+    assert (cfg["crop_pct"], cfg["interpolation"]) == (0.875, "bicubic")  # twin_s.yaml
+    assert (cfg["top1"], cfg["top5"]) == (81.35, 95.72)

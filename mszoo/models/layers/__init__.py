@@ -1,5 +1,5 @@
 """Blocks shared by every model family (defined once here)."""
-from .activations import GELU, erf_exportable, set_exportable
+from .activations import GELU, GELUTanh, erf_exportable, set_exportable
 from .attention import Attention, ScaledDotProduct
 from .classifier import ClassifierMixin, classifier_head
 from .drop import DropPath, drop_path_rates, make_dropout
@@ -15,7 +15,7 @@ from .transpose import Permute, SplitHeads
 from .unfold import Unfold, unfold_output_size
 from .weight_init import init_weights_vit, trunc_normal_param
 
-__all__ = ["GELU", "erf_exportable", "set_exportable", "Attention", "ScaledDotProduct", "ClassifierMixin",
+__all__ = ["GELU", "GELUTanh", "erf_exportable", "set_exportable", "Attention", "ScaledDotProduct", "ClassifierMixin",
            "classifier_head", "DropPath", "drop_path_rates", "make_dropout", "to_2tuple", "Linear", "Mlp", "LayerNorm",
            "PatchEmbed", "Permute", "SplitHeads",
            "resample_abs_pos_embed_np", "init_weights_vit", "trunc_normal_param", "Unfold", "unfold_output_size",

@@ -3,8 +3,9 @@
 MindSpore's ONNX exporter has no ``Erf``. ``GELU.exportable = True`` switches the cell to an erf built
 from Abs/Exp/Div/Mul/Select (Abramowitz & Stegun 7.1.26, max abs error 1.5e-7), which every exporter
 supports. Training and evaluation use the exact kernel; ``set_exportable`` flips the whole model.
+``GELUTanh`` is the tanh approximation, for the models trained with it (the seeds' MindSpore code).
 """
-from mindspore import ops
+from mindspore import nn, ops
 
 from .fused import FusedKernelUser
 
@@ -14,6 +15,7 @@ _A1, _A2, _A3, _A4, _A5 = 0.254829592, -0.284496736, 1.421413741, -1.453152027, 
 _INV_SQRT2 = 0.7071067811865476
 _SQRT2 = 1.4142135623730951
 _INV_SQRT_2PI = 0.3989422804014327
+_SQRT_2_OVER_PI = 0.7978845608028654
 
 
 def erf_exportable(x):
@@ -64,6 +66,21 @@ class GELU(FusedKernelUser):
         cdf = ops.erf(x * self.inv_sqrt2) * 0.5 + 0.5
         pdf = ops.exp(ops.square(x) * -0.5) * self.inv_sqrt_2pi
         return (dout * (cdf + x * pdf),)
+
+
+class GELUTanh(nn.Cell):
+    """GELU's tanh approximation, ``0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)))`` (timm's ``GELUTanh``).
+
+    What MindSpore's ``nn.GELU()`` computes by default, so the activation of models trained with it (the
+    MindSpore model zoo's code); the published weights use the exact ``GELU``. Written out with elementwise
+    ops, so it exports everywhere and autodiff gives its gradient, as ``x * sigmoid(2 z)`` (the same function):
+    MindSpore's CPU ``tanh`` is off by up to 1e-4, its sigmoid by float32 rounding.
+    """
+
+    two_sqrt_2_over_pi = 2.0 * _SQRT_2_OVER_PI
+
+    def construct(self, x):
+        return x * ops.sigmoid((x + x * x * x * 0.044715) * self.two_sqrt_2_over_pi)
 
 
 def set_exportable(model, exportable=True):

@@ -6,13 +6,14 @@ from .linear import Linear
 from .weight_init import init_weights_vit
 
 
-def classifier_head(in_features, num_classes, std=0.02, init=True):
+def classifier_head(in_features, num_classes, std=0.02, init=True, bias=True):
     """The classification head timm builds: a Linear (truncated-normal weights, zero bias), or Identity
     when ``num_classes`` is 0 (the model then returns pooled features). A model constructor passes
-    ``init=False``: its own initialisation pass over all cells covers the head."""
+    ``init=False``: its own initialisation pass over all cells covers the head. ``bias=False``: no bias (the
+    seeds' TNT code)."""
     if num_classes <= 0:
         return nn.Identity()
-    head = Linear(in_features, num_classes)
+    head = Linear(in_features, num_classes, has_bias=bias)
     if init:
         init_weights_vit(head, std=std)
     return head
@@ -26,6 +27,7 @@ class ClassifierMixin:
     """
 
     GLOBAL_POOLS = ("",)
+    head_bias = True  # a model whose head has no bias sets False, and so do its new heads
     POOL_NOTE = ""
 
     @classmethod
@@ -44,5 +46,5 @@ class ClassifierMixin:
         if global_pool is not None:
             self.check_pool(global_pool)
             self.global_pool = global_pool
-        self.head = classifier_head(self.num_features, num_classes)
+        self.head = classifier_head(self.num_features, num_classes, bias=self.head_bias)
         self.head.set_train(self.training)

@@ -11,6 +11,7 @@ import os
 import sys
 
 from mszoo.config import ConfigError
+from mszoo.cpu.onednn import configure_cpu_kernels
 
 EXIT_CONFIG = 2
 EXIT_USER = 1
@@ -83,18 +84,6 @@ def init_distributed():
         ms.set_auto_parallel_context(parallel_mode=ms.ParallelMode.DATA_PARALLEL, gradients_mean=True,
                                      device_num=get_group_size())
     return get_rank(), get_group_size()
-
-
-# oneDNN 3.10 (inside MindSpore 2.10) picks a reference (scalar) kernel for plain-layout NCHW
-# convolutions when it may use AVX-512 ("jit_uni_ncsp:conv+ref:any" in ONEDNN_VERBOSE): a 4x4 patch
-# embedding then takes ~300 ms instead of ~4 ms at batch 8. Capped at AVX2 it takes its jit GEMM path.
-# The value is read when the first oneDNN kernel runs, so this must happen before any model runs.
-ONEDNN_CPU_ISA = "AVX2"
-
-
-def configure_cpu_kernels():
-    """Cap oneDNN's instruction set for MindSpore's CPU kernels unless the user chose one."""
-    os.environ.setdefault("ONEDNN_MAX_CPU_ISA", ONEDNN_CPU_ISA)
 
 
 def set_device(device_target="CPU", device_id=0, mode="pynative", cpu_kernels=True):

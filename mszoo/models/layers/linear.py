@@ -4,7 +4,7 @@ import math
 from mindspore import Parameter, nn, ops
 from mindspore.common.initializer import HeUniform, Uniform, initializer
 
-from .memory import Linear2D
+from .backend import Linear2D
 
 
 class Linear(nn.Cell):
@@ -17,7 +17,7 @@ class Linear(nn.Cell):
 
     In training it runs ``Linear2D`` instead (same numbers, same speed): on CPU the fused op's bias
     becomes a broadcasting Add whose kernel keeps 16 bytes per output element for the whole run (1.8 GB
-    of a twins_pcpvt_small step at batch 8; see ``layers/memory.py``). Eval and export keep the fused op,
+    of a twins_pcpvt_small step at batch 8; see ``mszoo/cpu/lean_ops.py``). Eval and export keep the fused op,
     so exported graphs are unchanged.
     """
 

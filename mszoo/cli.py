@@ -11,6 +11,7 @@ import os
 import sys
 
 from mszoo.config import ConfigError, source_of
+from mszoo.cpu.onednn import configure_cpu_kernels
 
 EXIT_CONFIG = 2
 EXIT_USER = 1
@@ -83,17 +84,6 @@ def init_distributed():
         ms.set_auto_parallel_context(parallel_mode=ms.ParallelMode.DATA_PARALLEL, gradients_mean=True,
                                      device_num=get_group_size())
     return get_rank(), get_group_size()
-
-
-# MindSpore's bundled oneDNN runs NCHW convolutions with a reference (scalar) kernel when it may use AVX-512
-# ("jit_uni_ncsp:conv+ref:any" in ONEDNN_VERBOSE); capped at AVX2 it takes its jit path (docs/benchmarks.md).
-# The value is read when the first oneDNN kernel runs, so this must happen before any model runs.
-ONEDNN_CPU_ISA = "AVX2"
-
-
-def configure_cpu_kernels():
-    """Cap oneDNN's instruction set for MindSpore's CPU kernels unless the user chose one."""
-    os.environ.setdefault("ONEDNN_MAX_CPU_ISA", ONEDNN_CPU_ISA)
 
 
 # auto's order of preference: the first device this MindSpore installation can use.

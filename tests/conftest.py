@@ -10,7 +10,7 @@ if ROOT not in sys.path:
 import mindspore as ms  # noqa: E402
 import pytest  # noqa: E402
 
-from mszoo.cli import configure_cpu_kernels  # noqa: E402
+from mszoo.cpu.onednn import configure_cpu_kernels  # noqa: E402
 from tests.ci_skips import (pytest_make_collect_report, pytest_runtest_makereport,  # noqa: E402,F401
                             pytest_sessionfinish, pytest_terminal_summary)
 

@@ -89,6 +89,18 @@ def test_models_import_only_models_and_the_leaf_modules():
     leaves = ("mszoo.constants", "mszoo.extras")
     graph = import_graph()
     offenders = {name: sorted(t for t in targets if t.startswith("mszoo") and t != "mszoo"
-                              and not t.startswith("mszoo.models") and t not in leaves)
+                              and not t.startswith(("mszoo.models", "mszoo.cpu")) and t not in leaves)
                  for name, targets in graph.items() if name.startswith("mszoo.models")}
     assert not {k: v for k, v in offenders.items() if v}
+
+
+def test_models_reach_the_cpu_backend_only_through_the_hook():
+    graph = import_graph()
+    hook = "mszoo.models.layers.backend"
+    assert any(t.startswith("mszoo.cpu") for t in graph[hook])
+    users = sorted(name for name, targets in graph.items()
+                   if name.startswith("mszoo.models") and any(t.startswith("mszoo.cpu") for t in targets))
+    assert users == [hook]
+    backend_imports = {t for name, targets in graph.items() if name.startswith("mszoo.cpu") for t in targets}
+    assert {t for t in backend_imports if t.startswith("mszoo") and not t.startswith("mszoo.cpu")} <= \
+        {"mszoo", "mszoo.constants"}

@@ -43,7 +43,7 @@ def _check_bf16():
 @functools.lru_cache(maxsize=None)
 def _core():
     """The process's OpenVINO Core. OpenVINO's CPU plugin bundles its own oneDNN, which reads
-    ONEDNN_MAX_CPU_ISA once, at its first kernel: under MindSpore's AVX2 cap (mszoo.cli.configure_cpu_kernels)
+    ONEDNN_MAX_CPU_ISA once, at its first kernel: under MindSpore's AVX2 cap (mszoo.cpu.onednn.configure_cpu_kernels)
     it loses AVX-512 and every bf16 kernel, and OpenVINO 2026.4 crashed (SIGSEGV) in its fused LayerNorm
     (MVN) on TNT. So the plugin's first compile runs with the variable removed; it is put back at once
     (MindSpore's own oneDNN read it long before and keeps its cap)."""

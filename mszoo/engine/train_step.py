@@ -29,7 +29,7 @@ import mindspore as ms
 from mindspore import nn, ops
 
 from .distributed import distributed_group_size
-from .heap import release_free_heap
+from mszoo.cpu.heap import release_free_heap
 
 _square_sum = ops.MultitypeFuncGraph("square_sum")
 _scale_grad = ops.MultitypeFuncGraph("scale_grad")
@@ -217,7 +217,7 @@ class TrainStep(_GradCell):
 
     def _compile(self, micro_batches, lr):
         """GRAPH mode: compile the step's graphs before their first run and return the heap the compiler freed to
-        the operating system, before the first step allocates its activations (mszoo/engine/heap.py)."""
+        the operating system, before the first step allocates its activations (mszoo/cpu/heap.py)."""
         if ms.get_context("mode") == ms.GRAPH_MODE:
             if self.accumulator is not None:
                 self.accumulator.compile(*micro_batches[0])
@@ -271,9 +271,9 @@ class TrainStep(_GradCell):
 
 
 def use_fused_kernels(network, enabled=None):
-    """On CPU, train ``network``'s LayerNorm and GELU with the fused kernels (``mszoo/models/layers/fused.py``)
+    """On CPU, train ``network``'s LayerNorm and GELU with the fused kernels (``mszoo/cpu/kernels.py``)
     when ``enabled`` (None: ``MSZOO_FUSED_KERNELS``, else the default). GPU/Ascend keep the built-in ops."""
-    from mszoo.models.layers.fused import fused_kernels_wanted, set_fused_kernels
+    from mszoo.cpu.kernels import fused_kernels_wanted, set_fused_kernels
 
     if enabled is None:
         enabled = fused_kernels_wanted()

@@ -60,7 +60,7 @@ def _ms_setup(threads, cpu_kernels=True):
     os.environ.setdefault("GLOG_v", "3")
     import mindspore as ms
 
-    from mszoo.cli import configure_cpu_kernels
+    from mszoo.cpu.onednn import configure_cpu_kernels
 
     if cpu_kernels:  # not for OpenVINO: it reads the same variable and would lose AVX-512 and bf16
         configure_cpu_kernels()

@@ -5,13 +5,12 @@ from .classifier import ClassifierMixin, classifier_head
 from .drop import DropPath, drop_path_rates, make_dropout
 from .helpers import to_2tuple
 from .linear import Linear
-from .memory import AttnValues, QKScores, Softmax
+from .backend import AttnValues, Permute, QKScores, Softmax, SplitHeads
 from .mlp import Mlp
 from .norm import LayerNorm
 from .patch_embed import PatchEmbed
 from .pos_embed import resample_abs_pos_embed_np
 from .recompute import checkpoint_blocks
-from .transpose import Permute, SplitHeads
 from .unfold import Unfold, unfold_output_size
 from .weight_init import init_weights_vit, trunc_normal_param
 

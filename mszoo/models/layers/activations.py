@@ -7,7 +7,7 @@ supports. Training and evaluation use the exact kernel; ``set_exportable`` flips
 """
 from mindspore import nn, ops
 
-from .fused import FusedKernelUser
+from .backend import FusedKernelUser
 
 # Abramowitz & Stegun 7.1.26 coefficients for erf(x), x >= 0.
 _P = 0.3275911

@@ -4,8 +4,7 @@ from mindspore import nn
 
 from .drop import make_dropout
 from .linear import Linear
-from .memory import AttnValues, QKScores, Softmax
-from .transpose import Permute, SplitHeads
+from .backend import AttnValues, Permute, QKScores, Softmax, SplitHeads
 
 
 class ScaledDotProduct(nn.Cell):
@@ -13,7 +12,7 @@ class ScaledDotProduct(nn.Cell):
 
     ``scale_queries`` scales q before the product (timm's ViT, T2T and Twins) or the scores after it (timm's
     TNT): the two orders differ in the last bits, so each model keeps its reference's. Training runs the
-    memory-lean products and softmax gradient of ``layers/memory.py``; eval and export the plain ops."""
+    memory-lean products and softmax gradient of ``mszoo/cpu/lean_ops.py``; eval and export the plain ops."""
 
     def __init__(self, scale, attn_drop=0.0, scale_queries=True):
         super().__init__()

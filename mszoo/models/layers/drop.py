@@ -2,7 +2,7 @@
 import numpy as np
 from mindspore import nn, ops
 
-from .memory import MulBySampleMask
+from .backend import MulBySampleMask
 
 
 class DropPath(nn.Cell):

@@ -4,7 +4,7 @@ import math
 from mindspore import Parameter, nn, ops
 from mindspore.common.initializer import HeUniform, Uniform, initializer
 
-from .memory import Linear2D
+from .backend import Linear2D
 
 
 class Linear(nn.Cell):
@@ -15,7 +15,7 @@ class Linear(nn.Cell):
     to 2-D and runs MatMul + BiasAdd, whose CPU BiasAddGrad is slow on wide layers (docs/benchmarks.md).
 
     In training it runs ``Linear2D`` instead (same numbers, same speed): on CPU the fused op's bias
-    becomes a broadcasting Add whose kernel keeps an index table for the whole run (``layers/memory.py``).
+    becomes a broadcasting Add whose kernel keeps an index table for the whole run (``mszoo/cpu/lean_ops.py``).
     Eval and export keep the fused op, so exported graphs are unchanged.
     """
 

@@ -3,7 +3,7 @@ import numpy as np
 import mindspore as ms
 from mindspore import ops
 
-from .fused import FusedKernelUser
+from .backend import FusedKernelUser
 
 
 class LayerNorm(FusedKernelUser):

@@ -3,7 +3,7 @@ from mindspore import nn
 
 from .helpers import to_2tuple
 from .norm import LayerNorm
-from .transpose import Permute
+from .backend import Permute
 
 
 class PatchEmbed(nn.Cell):

@@ -1,9 +1,9 @@
-"""Fixtures shared by the model tests."""
+"""Fixtures shared by the CPU backend tests."""
 import os
 
 import pytest
 
-from mszoo.models.layers import fused
+from mszoo.cpu import kernels
 
 
 @pytest.fixture(scope="session")
@@ -13,7 +13,7 @@ def kernel_cache(tmp_path_factory):
         mp.setenv("MSZOO_KERNEL_CACHE", str(tmp_path_factory.mktemp("kernels")))
         mp.delenv("CXX", raising=False)
         mp.setenv("MSZOO_KERNEL_THREADS", "3")  # exercise the uneven split (the default is one thread)
-        fused.kernel_library.cache_clear()
-        assert fused.kernel_library() is not None
+        kernels.kernel_library.cache_clear()
+        assert kernels.kernel_library() is not None
         yield os.environ["MSZOO_KERNEL_CACHE"]
-    fused.kernel_library.cache_clear()
+    kernels.kernel_library.cache_clear()

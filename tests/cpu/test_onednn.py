@@ -4,7 +4,7 @@ import subprocess
 import sys
 import textwrap
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 CONV_SCRIPT = textwrap.dedent("""
     import numpy as np
@@ -37,7 +37,7 @@ def test_set_device_caps_onednn_isa_so_convolutions_avoid_the_reference_kernel()
 
 
 def test_user_choice_of_onednn_isa_is_kept(monkeypatch):
-    from mszoo.cli import configure_cpu_kernels
+    from mszoo.cpu.onednn import configure_cpu_kernels
 
     monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", "SSE41")
     configure_cpu_kernels()

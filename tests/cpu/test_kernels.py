@@ -12,7 +12,7 @@ import mindspore as ms
 
 from mszoo.models import create_model
 from mszoo.models.layers import GELU, LayerNorm, Linear, Softmax
-from mszoo.models.layers import fused
+from mszoo.cpu import kernels
 from tests.models.helpers import Vjp
 from tests.tiny import tiny_kwargs
 
@@ -25,15 +25,15 @@ SHAPES = [(3, 5, 1), (3, 5, 7), (15, 64), (3, 5, 320), (7, 512), (1001, 320), (2
 @pytest.fixture
 def no_library_cached():
     """Forget the process's library so the next use builds (or fails to) under the test's environment."""
-    fused.kernel_library.cache_clear()
+    kernels.kernel_library.cache_clear()
     yield
-    fused.kernel_library.cache_clear()
+    kernels.kernel_library.cache_clear()
 
 
 def _run(cell, x, dy, mode, fused_on):
     ms.set_context(mode=mode)
     try:
-        assert fused.set_fused_kernels(cell, fused_on) == fused_on
+        assert kernels.set_fused_kernels(cell, fused_on) == fused_on
         cell.set_train(True)
         y, (grads_in, grads_w) = Vjp(cell)(ms.Tensor(x), ms.Tensor(dy))
     finally:
@@ -158,26 +158,26 @@ def test_fused_results_do_not_depend_on_the_thread_count(kernel_cache, monkeypat
 def test_fused_kernels_run_only_for_float32_training(kernel_cache):
     """float16 (AMP) inputs and evaluation keep the built-in ops."""
     cell = LayerNorm(8)
-    fused.set_fused_kernels(cell)
+    kernels.set_fused_kernels(cell)
     x = np.random.RandomState(3).randn(4, 8).astype(np.float16)
     cell.set_train(True)
     y = cell(ms.Tensor(x))
     assert y.dtype == ms.float16
-    fused.set_fused_kernels(cell, False)
+    kernels.set_fused_kernels(cell, False)
     np.testing.assert_array_equal(y.asnumpy(), cell(ms.Tensor(x)).asnumpy())
     gelu = GELU()
-    fused.set_fused_kernels(gelu)
+    kernels.set_fused_kernels(gelu)
     assert gelu(ms.Tensor(x)).dtype == ms.float16
 
 
 def test_every_fused_cell_is_switched_and_uses_its_kernel_only_in_float32_training(kernel_cache):
     """One rule (``FusedKernelUser.use_kernel``) for every cell with a kernel: training, float32, switched on."""
     from mszoo.models.layers import Permute, SplitHeads
-    from mszoo.models.layers.memory import BiasAdd2D
+    from mszoo.cpu.lean_ops import BiasAdd2D
 
     cells = [LayerNorm(8), GELU(), Permute((0, 2, 1)), SplitHeads(2, 2), Softmax(), BiasAdd2D()]
     net = ms.nn.CellList(cells)
-    assert fused.set_fused_kernels(net)
+    assert kernels.set_fused_kernels(net)
     x32 = ms.Tensor(np.ones((2, 8), np.float32))
     for cell in cells:
         assert cell.fused is not None, type(cell).__name__
@@ -185,7 +185,7 @@ def test_every_fused_cell_is_switched_and_uses_its_kernel_only_in_float32_traini
         assert cell.use_kernel(x32) and not cell.use_kernel(x32.astype(ms.float16)), type(cell).__name__
         cell.set_train(False)
         assert not cell.use_kernel(x32), type(cell).__name__
-    fused.set_fused_kernels(net, False)
+    kernels.set_fused_kernels(net, False)
     net.set_train(True)
     assert not any(cell.use_kernel(x32) for cell in cells)
 
@@ -195,7 +195,7 @@ def _model_gradients(name, fused_on, checkpointing=False):
     model = create_model(name, num_classes=4, **tiny_kwargs(name))
     if checkpointing:
         model.set_grad_checkpointing(True)
-    fused.set_fused_kernels(model, fused_on)
+    kernels.set_fused_kernels(model, fused_on)
     model.set_train(True)
     x = ms.Tensor(np.random.RandomState(4).randn(2, 3, 32, 32).astype(np.float32))
     params = model.trainable_params()
@@ -223,7 +223,7 @@ def test_a_model_with_fused_kernels_exports_the_builtin_graph(kernel_cache, tmp_
 
     name = "twins_pcpvt_small"
     model = create_model(name, num_classes=4, **tiny_kwargs(name))
-    assert fused.set_fused_kernels(model)
+    assert kernels.set_fused_kernels(model)
     model.set_train(True)  # as the trainer leaves it: the export must still be the built-in inference graph
     _check_exports(export_with_reference(model, _cfg(name, 32, 4), str(tmp_path), (1,)), 4)
 
@@ -237,13 +237,13 @@ def test_without_a_working_compiler_training_uses_builtin_ops_after_one_note(no_
                                                                           tmp_path, caplog, cxx):
     monkeypatch.setenv("CXX", cxx)
     monkeypatch.setenv("MSZOO_KERNEL_CACHE", str(tmp_path / "empty"))
-    monkeypatch.setattr(logging.getLogger(fused.LOGGER_NAME), "propagate", True)
+    monkeypatch.setattr(logging.getLogger(kernels.LOGGER_NAME), "propagate", True)
     rng = np.random.RandomState(5)
     x, dy = rng.randn(3, 7).astype(np.float32), rng.randn(3, 7).astype(np.float32)
-    with caplog.at_level(logging.INFO, logger=fused.LOGGER_NAME):
-        assert not fused.set_fused_kernels(GELU())
+    with caplog.at_level(logging.INFO, logger=kernels.LOGGER_NAME):
+        assert not kernels.set_fused_kernels(GELU())
         fell_back = _run(LayerNorm(7), x, dy, ms.PYNATIVE_MODE, False)
-        assert not fused.set_fused_kernels(LayerNorm(7))
+        assert not kernels.set_fused_kernels(LayerNorm(7))
     assert len(_note_records(caplog)) == 1
     assert "Traceback" not in caplog.text
     monkeypatch.delenv("CXX")
@@ -256,10 +256,10 @@ def test_a_library_directory_mindspore_refuses_means_builtin_ops_after_one_note(
                                                                               tmp_path, caplog):
     monkeypatch.setenv("MSZOO_KERNEL_CACHE", str(tmp_path / "kernels"))
     monkeypatch.setenv("MS_CUSTOM_AOT_WHITE_LIST", str(tmp_path / "elsewhere"))
-    monkeypatch.setattr(logging.getLogger(fused.LOGGER_NAME), "propagate", True)
-    with caplog.at_level(logging.INFO, logger=fused.LOGGER_NAME):
-        assert not fused.set_fused_kernels(LayerNorm(4))
-        assert not fused.set_fused_kernels(GELU())
+    monkeypatch.setattr(logging.getLogger(kernels.LOGGER_NAME), "propagate", True)
+    with caplog.at_level(logging.INFO, logger=kernels.LOGGER_NAME):
+        assert not kernels.set_fused_kernels(LayerNorm(4))
+        assert not kernels.set_fused_kernels(GELU())
     assert len(_note_records(caplog)) == 1
 
 
@@ -267,7 +267,7 @@ def test_a_library_directory_mindspore_refuses_means_builtin_ops_after_one_note(
 def test_a_damaged_or_foreign_cached_library_is_rebuilt(no_library_cached, monkeypatch, tmp_path, damage):
     monkeypatch.setenv("MSZOO_KERNEL_CACHE", str(tmp_path))
     monkeypatch.delenv("CXX", raising=False)
-    path = fused.build_library()
+    path = kernels.build_library()
     built = open(path, "rb").read()
     if damage == "garbage":
         with open(path, "wb") as f:
@@ -277,19 +277,19 @@ def test_a_damaged_or_foreign_cached_library_is_rebuilt(no_library_cached, monke
             f.write(open("/bin/true", "rb").read())
     else:
         os.remove(path + ".sha256")
-    assert fused.build_library() == path
-    assert open(path, "rb").read()[:4] == b"\x7fELF" and fused._is_valid(path)
+    assert kernels.build_library() == path
+    assert open(path, "rb").read()[:4] == b"\x7fELF" and kernels._is_valid(path)
     assert len(open(path, "rb").read()) == len(built)
     assert [f for f in os.listdir(tmp_path) if f.startswith(".tmp-")] == []
 
 
 def test_the_environment_switch_turns_the_kernels_off(monkeypatch):
-    monkeypatch.setenv(fused.ENV_SWITCH, "0")
-    assert not fused.fused_kernels_wanted()
-    monkeypatch.setenv(fused.ENV_SWITCH, "1")
-    assert fused.fused_kernels_wanted()
-    monkeypatch.delenv(fused.ENV_SWITCH)
-    assert fused.fused_kernels_wanted() == fused.DEFAULT_ON
+    monkeypatch.setenv(kernels.ENV_SWITCH, "0")
+    assert not kernels.fused_kernels_wanted()
+    monkeypatch.setenv(kernels.ENV_SWITCH, "1")
+    assert kernels.fused_kernels_wanted()
+    monkeypatch.delenv(kernels.ENV_SWITCH)
+    assert kernels.fused_kernels_wanted() == kernels.DEFAULT_ON
 
 
 @pytest.mark.parametrize("level", ["O1", "O2", "O3"])
@@ -303,7 +303,7 @@ def test_amp_networks_train_the_same_with_the_fused_kernels(kernel_cache, graph_
     losses = []
     for fused_on in (False, True):
         net = apply_amp(TinyNet(), level, keep_bn_fp32=True)
-        assert fused.set_fused_kernels(net, fused_on) == fused_on
+        assert kernels.set_fused_kernels(net, fused_on) == fused_on
         assert any(getattr(c, "fused", None) is not None for _, c in net.cells_and_names()) == fused_on
         net_step, step = make_step(net=net)
         losses.append([run(step, x, y, 0.01)[0] for _ in range(2)])

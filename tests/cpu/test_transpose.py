@@ -7,8 +7,8 @@ import mindspore as ms
 from mindspore import nn, ops
 
 from mszoo.models.layers import Permute, SplitHeads
-from mszoo.models.layers import fused
-from mszoo.models.layers.transpose import swap_groups
+from mszoo.cpu import kernels
+from mszoo.cpu.transpose import swap_groups
 from tests.models.helpers import rss_mb
 
 MODES = [ms.PYNATIVE_MODE, ms.GRAPH_MODE]
@@ -53,7 +53,7 @@ class _Vjp(nn.Cell):
 def _values_and_gradient(cell, x, mode, kernel):
     ms.set_context(mode=mode)
     try:
-        assert fused.set_fused_kernels(cell, kernel) == kernel
+        assert kernels.set_fused_kernels(cell, kernel) == kernel
         cell.set_train(True)
         out = cell(ms.Tensor(x))
         outs = out if isinstance(out, tuple) else (out,)
@@ -123,7 +123,7 @@ def test_training_transposes_with_the_kernel_keep_no_index_table(kernel_cache):
         grown = {}
         for kernel in (True, True, False):  # the first run touches the memory pool's pages; not counted
             chain = nn.SequentialCell([Permute((0, 2, 1, 3)) for _ in range(10)])
-            fused.set_fused_kernels(chain, kernel)
+            kernels.set_fused_kernels(chain, kernel)
             chain.set_train(True)
             before = rss_mb()
             ops.GradOperation()(chain)(x).asnumpy()

@@ -2,10 +2,10 @@
 axes, softmax's backward and a bias gradient, as MindSpore AOT custom ops.
 
 MindSpore's CPU ``LayerNormGrad`` and ``Erf`` (GELU) are several times slower than PyTorch's at a ViT's shapes
-(docs/benchmarks.md). ``kernels/fused_cpu.cc`` computes each direction of each in one pass;
+(docs/benchmarks.md). ``fused_cpu.cc`` computes each direction of each in one pass;
 the swap-axes kernel replaces CPU ``Transpose``, which keeps an index per element for the graph's life
-(``layers/transpose.py``); softmax's backward replaces a ReduceSum, a BroadcastTo, a Sub and two Muls
-(``layers/memory.py``), the column sum the ReduceSum of a bias gradient. The library is built on first use
+(``mszoo/cpu/transpose.py``); softmax's backward replaces a ReduceSum, a BroadcastTo, a Sub and two Muls
+(``mszoo/cpu/lean_ops.py``), the column sum the ReduceSum of a bias gradient. The library is built on first use
 with the system compiler (``$CXX``, else ``g++``) and cached under ``$MSZOO_KERNEL_CACHE`` (default
 ``$MSZOO_CACHE/kernels``), named by a hash of the source, the compiler command and version, the flags and
 MindSpore's version; it is built into a temporary file and renamed, so concurrent workers never see half a
@@ -32,8 +32,8 @@ from mindspore import nn
 
 from mszoo.constants import cache_dir
 
-LOGGER_NAME = "mszoo"  # mszoo.logger's logger (models import nothing from the rest of src)
-SOURCE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "kernels", "fused_cpu.cc")
+LOGGER_NAME = "mszoo"  # mszoo.logger's logger (the backend imports nothing from the rest of mszoo)
+SOURCE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "fused_cpu.cc")
 FLAGS = ("-O3", "-std=c++17", "-shared", "-fPIC", "-pthread")
 ENV_SWITCH = "MSZOO_FUSED_KERNELS"
 DEFAULT_ON = True
@@ -186,7 +186,7 @@ def _gelu_ops(path):
 
 
 def _swap_axes_op(path):
-    """``(A, B, C, D)`` -> ``(A, C, B, D)`` (``layers/transpose.py``); its gradient is the same swap back."""
+    """``(A, B, C, D)`` -> ``(A, C, B, D)`` (``mszoo/cpu/transpose.py``); its gradient is the same swap back."""
     from mindspore import ops
 
     def out_shape(x):

@@ -1,9 +1,9 @@
-"""Returning the C heap's freed pages to the operating system (mszoo/engine/heap.py)."""
+"""Returning the C heap's freed pages to the operating system (mszoo/cpu/heap.py)."""
 import ctypes
 
 import pytest
 
-from mszoo.engine.heap import _glibc, release_free_heap
+from mszoo.cpu.heap import _glibc, release_free_heap
 from tests.models.helpers import rss_mb
 
 

@@ -6,7 +6,7 @@ import pytest
 import mindspore as ms
 from mindspore import nn, ops
 
-from mszoo.engine.heap import release_free_heap
+from mszoo.cpu.heap import release_free_heap
 from mszoo.models.layers import AttnValues, DropPath, Linear, QKScores, Softmax
 from tests.models.helpers import Vjp, rss_mb
 

@@ -11,12 +11,12 @@ same-shape multiply by an explicitly broadcast mask, whose hand-written gradient
 """
 from mindspore import nn, ops
 
-from .fused import FusedKernelUser
+from .kernels import FusedKernelUser
 
 
 class BiasAdd2D(FusedKernelUser):
     """``y + bias`` for a 2-D ``y``; d(bias) = dy summed over the rows (a ReduceSum, not BiasAddGrad; with the
-    fused kernels one pass in row order, ``layers/fused.py``)."""
+    fused kernels one pass in row order, ``mszoo/cpu/kernels.py``)."""
 
     fused_kind = "column_sum"
 

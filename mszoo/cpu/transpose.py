@@ -5,7 +5,7 @@ permutation is a compile-time constant, and keeps it for the life of the compile
 backward (a large part of a training step's memory: docs/benchmarks.md). Every
 transpose in these models swaps two adjacent groups of axes (tokens <-> heads, channels <-> pixels,
 window rows <-> window columns): viewed as ``(A, B, C, D)`` it is ``(A, C, B, D)``, which the fused CPU
-kernel ``MszooSwapAxes`` (``layers/fused.py``) copies in tiles with no table, and is its own gradient.
+kernel ``MszooSwapAxes`` (``mszoo/cpu/kernels.py``) copies in tiles with no table, and is its own gradient.
 
 ``Permute`` is one such transpose with a fixed permutation; ``SplitHeads`` the head split of a joint
 projection, ``(..., N, parts * H * D)`` -> ``parts`` tensors ``(..., H, N, D)``. They use the kernel in
@@ -15,7 +15,7 @@ the numbers are the same bit for bit.
 """
 from mindspore import ops
 
-from .fused import FusedKernelUser
+from .kernels import FusedKernelUser
 
 
 def swap_groups(perm):

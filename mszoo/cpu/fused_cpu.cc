@@ -1,7 +1,7 @@
 // Fused CPU kernels for MindSpore's ops.Custom(func_type="aot"): LayerNorm over the last axis and exact
 // (erf) GELU, forward and backward, a transpose (A, B, C, D) -> (A, C, B, D) without MindSpore's
 // per-element index table, softmax's backward and a bias gradient (column sums); float32. Built on first
-// use by mszoo/models/layers/fused.py.
+// use by mszoo/cpu/kernels.py.
 //
 // Calling convention (MindSpore 2.x CPU AOT): inputs then outputs in `params`, each with its rank in
 // `ndims`, its shape in `shapes` and its dtype name in `dtypes`; return 0 on success.

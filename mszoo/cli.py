@@ -174,13 +174,13 @@ def start(cfg, mode=None, cpu_kernels=True, notes=True):
     device, device_id, rank, group_size = set_device(cfg.device_target, cfg.device_id, mode or cfg.mode,
                                                      cpu_kernels=cpu_kernels, id_source=source_of(cfg, "device_id"))
     if cfg.device_target == "auto":
-        cfg._sources["device_target"] = "auto"
+        cfg.set_source("device_target", "auto")
     if device_id != cfg.device_id:
-        cfg._sources["device_id"] = "environment"
+        cfg.set_source("device_id", "environment")
     cfg.device_target, cfg.device_id = device, device_id
     if notes:
         from mszoo.logger import get_logger
 
-        for note in getattr(cfg, "_notes", []):
+        for note in cfg.notes:
             get_logger().info(f"note: {note}")
     return rank, group_size

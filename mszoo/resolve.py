@@ -6,7 +6,7 @@ For every key, the first of these that has a value wins:
 2. the model record of the checkpoint or exported model being used (``mszoo/models/record.py``);
 3. the variant's default cfg (``image_size``, ``crop_pct``, ``interpolation``, ``mean``, ``std``), as timm's
    ``resolve_data_config`` does;
-4. the defaults of ``mszoo/config.py``.
+4. the defaults of the key table (``mszoo/config/keys.py``).
 
 A value the user gave that contradicts the weights (another ``arch``, ``num_classes``, ``in_chans`` or
 ``model_kwargs`` entry) is a ``ConfigError`` naming both values, never a model with a random part.
@@ -23,7 +23,7 @@ def is_explicit(cfg, key):
 
 
 def _set(cfg, key, value, source):
-    apply_mapping(cfg, {key: value}, source, getattr(cfg, "_notes", []))
+    apply_mapping(cfg, {key: value}, source, cfg.notes)
 
 
 def _contradiction(cfg, key, value, source, theirs):

@@ -43,5 +43,5 @@ def test_mszoo_debug_prints_the_full_traceback_of_a_script():
                          text=True, timeout=120)
     assert out.returncode == 1  # an uncaught exception
     assert out.stderr.startswith("Traceback (most recent call last):"), out.stderr[-2000:]
-    assert 'train.py", line' in out.stderr and "mszoo/config.py" in out.stderr  # the frames, down to the check
+    assert 'train.py", line' in out.stderr and "mszoo/config/" in out.stderr  # the frames, down to the check
     assert out.stderr.rstrip().splitlines()[-1].endswith("batch_size: must be > 0, got 0 (from command line)")

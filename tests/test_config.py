@@ -6,7 +6,8 @@ import sys
 import pytest
 import yaml
 
-from mszoo.config import KEYS, ConfigError, load_yaml, parse_config, reference_markdown, save_config, validate
+from mszoo.config import KEYS, ConfigError, load_yaml, parse_config, save_config, validate
+from scripts.gen_config_reference import reference_markdown
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SEEDS = os.path.join(ROOT, "tests", "fixtures", "seeds")

@@ -22,7 +22,7 @@ READMES = {"readme_t2t_vit_19.yaml": "--config_path", "readme_tnt_s_patch16_224.
 
 
 def _keys(path):
-    from mszoo.config import _safe_load_tolerating_tabs
+    from mszoo.config.compat import _safe_load_tolerating_tabs
 
     with open(path, encoding="utf-8") as f:
         return _safe_load_tolerating_tabs(f.read())

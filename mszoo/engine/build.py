@@ -25,7 +25,7 @@ def merge_saved_config(cfg, config_text, source, keep=RUN_KEYS):
         raise ConfigError(f"config: the config saved in {source} is not a mapping")
     taken = {k: v for k, v in saved.items() if k in cfg and k not in keep and source_of(cfg, k) == "default"
              and v != cfg[k]}
-    apply_mapping(cfg, taken, source, getattr(cfg, "_notes", []))
+    apply_mapping(cfg, taken, source, cfg.notes)
     return sorted(taken)
 
 

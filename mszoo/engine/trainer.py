@@ -146,7 +146,7 @@ class Trainer:
         add_log_file(self.run_dir)
         log.info(f"run directory: {self.run_dir}")
         log.info("config:\n" + format_config(cfg))
-        for note in getattr(cfg, "_notes", []):
+        for note in cfg.notes:
             log.info(f"note: {note}")
         best = []
         if resume_ckpt is not None:
@@ -175,7 +175,7 @@ class Trainer:
                 raise ConfigError(f"num_classes: {cfg.num_classes}, but {self.train_data.directory} has "
                                   f"{n_classes} class folders (from {source_of(cfg, 'num_classes')})")
             cfg.num_classes = n_classes
-            cfg._sources["num_classes"] = "train folder"
+            cfg.set_source("num_classes", "train folder")
         self.val_data = build_eval_dataset(cfg, class_names=self.class_names)
         batches = self.train_data.get_dataset_size()
         steps = batches // cfg.accumulation_steps

@@ -135,7 +135,7 @@ def make_objective(base_argv, space, study_dir):
         cfg, _ = parse_config(base_argv)
         for key, value in values.items():
             cfg[key] = value
-            cfg._sources[key] = f"trial {trial.number}"
+            cfg.set_source(key, f"trial {trial.number}")
         cfg.output_dir = os.path.join(study_dir, "trials")
         cfg.run_name = f"trial_{trial.number:04d}"
         cfg.progress = False

@@ -88,11 +88,18 @@ class FeatureGetterNet(nn.Cell):
     The model is pruned first (blocks after the last output, the classifier, and the final norm unless
     ``norm``), so a classifier's weights are simply not part of it. ``auto_prefix=False``: the parameters keep
     the model's names (``blocks.0...``), so a checkpoint of the features model reads like the model's.
+    ``forward_intermediates`` returns maps in block order whatever the order of ``indices`` (timm's too), so
+    ``out_indices`` must name increasing taps (negative ones counted from the end): in another order
+    ``feature_info`` would describe other maps than the ones returned (timm's would), which is refused.
     """
 
     def __init__(self, model, out_indices, norm=False, output_fmt="NCHW"):
         super().__init__(auto_prefix=False)
         check_output_fmt(output_fmt)
+        take, _ = feature_take_indices(len(model.feature_info), out_indices)
+        if any(b <= a for a, b in zip(take, take[1:])):
+            raise ValueError(f"out_indices {out_indices} name the taps {take}: they must increase (the maps come in "
+                             "block order)")
         self.out_indices = tuple(model.prune_intermediate_layers(out_indices, prune_norm=not norm, prune_head=True))
         self.feature_info = FeatureInfo(model.feature_info, self.out_indices)
         self.model = model

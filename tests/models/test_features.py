@@ -181,3 +181,90 @@ def test_features_only_loads_a_classifier_checkpoint_and_drops_its_head(name, tm
     x = _batch()
     expected = classifier.forward_intermediates(x, indices=model.out_indices, intermediates_only=True)
     assert max(_max_diff(a.asnumpy(), b.asnumpy()) for a, b in zip(model(x), expected)) == 0
+
+
+# ------------------------------------------------------------------------------------ parity with timm (full size)
+# The maps before the final norm are the residual stream, of magnitude ~10-30 with these weights, where float32
+# rounding alone differs by ~1e-6 of the magnitude between frameworks: the bound is 1e-5 of the larger of 1 and
+# the map's largest value (1e-5 absolute for unit-scale maps; a wrong bias, scale or order gives >1e-3).
+NOISE = 0.02
+
+
+@pytest.fixture(scope="module")
+def noisy_checkpoint(tmp_path_factory):
+    """``arch -> (pth, ckpt)``: timm's ``arch`` with every weight moved away from its init (so a wrong bias, norm
+    or scale shows), saved as ``.pth`` and converted to our ``.ckpt`` by the converter; made once per module."""
+    from mszoo.models.convert import convert_file
+    made = {}
+
+    def get(arch):
+        if arch not in made:
+            torch, timm = torch_and_timm()
+            torch.manual_seed(0)
+            ref = timm.create_model(arch)
+            with torch.no_grad():
+                for p in ref.parameters():
+                    p.add_(NOISE * torch.randn_like(p))
+            folder = tmp_path_factory.mktemp(arch)
+            made[arch] = str(folder / f"{arch}.pth"), str(folder / f"{arch}.ckpt")
+            torch.save(ref.state_dict(), made[arch][0])
+            convert_file(arch, *made[arch])
+        return made[arch]
+    return get
+
+
+def _timm_model(arch, pth, **kw):
+    _, timm = torch_and_timm()
+    return timm.create_model(arch, pretrained=True, pretrained_cfg_overlay=dict(file=pth), **kw).eval()
+
+
+def _flat(outputs):
+    """Tensors of a (possibly nested: maps with prefix tokens) output, in order, as numpy arrays."""
+    if isinstance(outputs, (list, tuple)):
+        return [a for item in outputs for a in _flat(item)]
+    return [outputs.asnumpy() if isinstance(outputs, ms.Tensor) else outputs.numpy()]
+
+
+def _parity(ours, theirs):
+    """``(max abs difference, bound)`` of two outputs of the same structure and shapes."""
+    ours, theirs = _flat(ours), _flat(theirs)
+    assert [a.shape for a in ours] == [b.shape for b in theirs]
+    diffs = [(_max_diff(a, b), 1e-5 * max(1.0, float(np.abs(b).max()))) for a, b in zip(ours, theirs)]
+    return max(d for d, _ in diffs), all(d < bound for d, bound in diffs)
+
+
+@pytest.mark.parametrize("arch, hw", [("twins_pcpvt_small", (224, 224)), ("twins_svt_small", (160, 288)),
+                                      ("tnt_s_patch16_224", (224, 224))])
+def test_features_only_equals_timm(arch, hw, noisy_checkpoint):
+    import torch
+    pth, ckpt = noisy_checkpoint(arch)
+    ref = _timm_model(arch, pth, features_only=True)
+    ours = create_model(arch, features_only=True, pretrained=ckpt)
+    ours.set_train(False)
+    x = np.random.RandomState(2).randn(1, 3, *hw).astype(np.float32)
+    assert ours.out_indices == tuple(ref.feature_info.out_indices)
+    assert ours.feature_info.channels() == ref.feature_info.channels()
+    assert ours.feature_info.reduction() == ref.feature_info.reduction()
+    with torch.no_grad():
+        diff, ok = _parity(ours(ms.Tensor(x)), ref(torch.from_numpy(x)))
+    print(f"{arch} {hw} features_only max abs diff vs timm: {diff:.2e}")
+    assert ok
+
+
+@pytest.mark.parametrize("arch, hw, kw", [
+    ("twins_svt_small", (160, 288), dict(indices=(1, -1), norm=True)),
+    ("tnt_s_patch16_224", (224, 224), dict(indices=2, norm=True, return_prefix_tokens=True)),
+    ("tnt_s_patch16_224", (224, 224), dict(indices=(0, 5), output_fmt="NLC")),
+])
+def test_forward_intermediates_equals_timm(arch, hw, kw, noisy_checkpoint):
+    import torch
+    pth, ckpt = noisy_checkpoint(arch)
+    ref = _timm_model(arch, pth)
+    ours = create_model(arch, pretrained=ckpt)
+    ours.set_train(False)
+    x = np.random.RandomState(3).randn(1, 3, *hw).astype(np.float32)
+    with torch.no_grad():
+        diff, ok = _parity(ours.forward_intermediates(ms.Tensor(x), **kw),
+                           ref.forward_intermediates(torch.from_numpy(x), **kw))
+    print(f"{arch} {hw} {kw} forward_intermediates max abs diff vs timm: {diff:.2e}")
+    assert ok

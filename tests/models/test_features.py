@@ -268,3 +268,31 @@ def test_forward_intermediates_equals_timm(arch, hw, kw, noisy_checkpoint):
                            ref.forward_intermediates(torch.from_numpy(x), **kw))
     print(f"{arch} {hw} {kw} forward_intermediates max abs diff vs timm: {diff:.2e}")
     assert ok
+
+
+# ------------------------------------------------------------------------------------ export
+
+
+def test_features_model_exports_to_onnx_and_mindir_with_one_output_per_map(tmp_path):
+    """Through the exporter's ONNX (dynamic batch) and MINDIR functions; a features model has no classifier
+    record, so the sidecar writer (export_to_file) is not used."""
+    import types
+    import onnxruntime as ort
+    from mszoo.deploy.export import export_mindir, export_onnx
+    from mszoo.models.layers import set_exportable
+    model = _tiny("twins_svt_small", features_only=True)
+    cfg = types.SimpleNamespace(in_chans=3, image_size=64)
+    set_exportable(model, True)
+    try:
+        onnx_path = export_onnx(model, cfg, str(tmp_path / "features.onnx"))
+    finally:
+        set_exportable(model, False)
+    mindir_path = export_mindir(model, cfg, str(tmp_path / "features.mindir"))
+    x = np.random.RandomState(0).randn(3, 3, 64, 64).astype(np.float32)  # another batch than exported
+    expected = [m.asnumpy() for m in model(ms.Tensor(x))]
+    session = ort.InferenceSession(onnx_path)
+    onnx_maps = session.run(None, {session.get_inputs()[0].name: x})
+    mindir_maps = ms.nn.GraphCell(ms.load(mindir_path))(ms.Tensor(x))
+    assert len(onnx_maps) == len(mindir_maps) == len(expected) == 4
+    assert max(_max_diff(a, b) for a, b in zip(onnx_maps, expected)) < 1e-4
+    assert max(_max_diff(a.asnumpy(), b) for a, b in zip(mindir_maps, expected)) < 1e-4

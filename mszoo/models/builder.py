@@ -10,7 +10,7 @@ import os
 from .hub import pretrained_checkpoint
 from .layers.features import FeatureGetterNet
 from .loading import CheckpointError, CheckpointFile, load_pretrained
-from .registry import _model_default_cfgs, resolve_name
+from .registry import _model_default_cfgs, model_family_module, resolve_name
 
 LOGGER_NAME = "mszoo"  # mszoo.logger's logger (models import nothing from the rest of src)
 
@@ -45,7 +45,7 @@ def build_model_with_cfg(model_cls, variant, pretrained=None, model_args=None, f
     model.default_cfg = dict(_model_default_cfgs[variant], architecture=variant)
     if checkpoint is not None:
         rehead = "num_classes" in given and checkpoint.head_classes() != given["num_classes"]
-        replaced, which = load_pretrained(model, checkpoint, allow_rehead=rehead)
+        replaced, which = load_pretrained(model, checkpoint, allow_rehead=rehead, adapt=_size_adapter(variant, model, given))
         if replaced:
             logging.getLogger(LOGGER_NAME).info(
                 f"{variant}: loaded {which} of {checkpoint.path} with a new {args['num_classes']}-class head "
@@ -53,6 +53,15 @@ def build_model_with_cfg(model_cls, variant, pretrained=None, model_args=None, f
     if features_only:
         return FeatureGetterNet(model, out_indices)
     return model
+
+
+def _size_adapter(variant, model, given):
+    """When the caller builds the model at an ``img_size`` of its own: the family's ``checkpoint_filter_fn``, which
+    resamples (TNT) or rebuilds (T2T-ViT) position tables sized for the checkpoint's (as timm does on load)."""
+    if "img_size" not in given:
+        return None
+    family = model_family_module(variant)
+    return lambda weights: family.checkpoint_filter_fn(weights, model)
 
 
 def _open_pretrained(variant, pretrained):

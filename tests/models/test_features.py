@@ -183,6 +183,21 @@ def test_features_only_loads_a_classifier_checkpoint_and_drops_its_head(name, tm
     assert max(_max_diff(a.asnumpy(), b.asnumpy()) for a, b in zip(model(x), expected)) == 0
 
 
+def test_t2t_vit_features_from_a_checkpoint_of_another_size_use_the_sinusoid_table_of_their_own(tmp_path):
+    """T2T-ViT's position table is fixed: a model built at another (here non-square) size than its checkpoint
+    keeps the table of its own size, exactly as a model of that size holding the same learnt weights."""
+    small = _tiny("t2t_vit_7", num_classes=3)
+    path = str(tmp_path / "t2t.ckpt")
+    ms.save_checkpoint(small, path)
+    model = _tiny("t2t_vit_7", features_only=True, pretrained=path, img_size=(32, 64))
+    same = _tiny("t2t_vit_7", num_classes=3, img_size=(32, 64))
+    ms.load_param_into_net(same, {p.name: p for p in small.get_parameters() if p.name != "pos_embed"})
+    x = _batch(32, 64)
+    expected = same.forward_intermediates(x, indices=model.out_indices, intermediates_only=True)
+    assert max(_max_diff(a.asnumpy(), b.asnumpy()) for a, b in zip(model(x), expected)) == 0
+    assert model.model.pos_embed.shape[1] == 1 + 2 * 4
+
+
 # ------------------------------------------------------------------------------------ parity with timm (full size)
 # The maps before the final norm are the residual stream, of magnitude ~10-30 with these weights, where float32
 # rounding alone differs by ~1e-6 of the magnitude between frameworks: the bound is 1e-5 of the larger of 1 and
@@ -234,12 +249,14 @@ def _parity(ours, theirs):
 
 
 @pytest.mark.parametrize("arch, hw", [("twins_pcpvt_small", (224, 224)), ("twins_svt_small", (160, 288)),
-                                      ("tnt_s_patch16_224", (224, 224))])
+                                      ("tnt_s_patch16_224", (224, 224)), ("tnt_s_patch16_224", (160, 256))])
 def test_features_only_equals_timm(arch, hw, noisy_checkpoint):
+    """At 224 and other sizes; TNT is built at the other size, its 224 position table resampled on load."""
     import torch
     pth, ckpt = noisy_checkpoint(arch)
-    ref = _timm_model(arch, pth, features_only=True)
-    ours = create_model(arch, features_only=True, pretrained=ckpt)
+    size = dict(img_size=hw) if arch.startswith("tnt") and hw != (224, 224) else {}
+    ref = _timm_model(arch, pth, features_only=True, **size)
+    ours = create_model(arch, features_only=True, pretrained=ckpt, **size)
     ours.set_train(False)
     x = np.random.RandomState(2).randn(1, 3, *hw).astype(np.float32)
     assert ours.out_indices == tuple(ref.feature_info.out_indices)

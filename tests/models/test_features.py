@@ -313,3 +313,33 @@ def test_features_model_exports_to_onnx_and_mindir_with_one_output_per_map(tmp_p
     assert len(onnx_maps) == len(mindir_maps) == len(expected) == 4
     assert max(_max_diff(a, b) for a, b in zip(onnx_maps, expected)) < 1e-4
     assert max(_max_diff(a.asnumpy(), b) for a, b in zip(mindir_maps, expected)) < 1e-4
+
+
+@pytest.mark.parametrize("case", ["performer", "transformer"])
+def test_t2t_vit_maps_are_the_official_block_outputs_without_the_class_token(case, tmp_path):
+    """The official code has no feature API: its blocks' outputs (tests/fixtures/t2t_vit/
+    make_official_block_outputs.py) are the reference, and the rule (patch tokens of the chosen blocks, class token
+    dropped, row-major on the token grid) is applied to them here."""
+    import json
+    import os
+    import safetensors.numpy as safetensors_numpy
+    from mszoo.models.convert import convert_state_dict, read_torch_checkpoint
+    from mszoo.models.layers import FeatureGetterNet
+    from tests.models.test_t2t_vit import official_state_dict, parity_input
+    with open(os.path.join(os.path.dirname(__file__), "..", "fixtures", "t2t_vit", "official_block_outputs.json"),
+              encoding="utf-8") as f:
+        fx = json.load(f)[case]
+    src = str(tmp_path / "official.safetensors")
+    safetensors_numpy.save_file(official_state_dict(fx["spec"], fx["seed"]), src)
+    kwargs = {k: v for k, v in fx["model_kwargs"].items() if k != "tokens_type"}
+    model, _ = convert_state_dict(fx["arch"], read_torch_checkpoint(src), **kwargs)
+    model.set_train(False)
+    backbone = FeatureGetterNet(model, out_indices=3)  # the default: the last three, here all three blocks
+    size = fx["input_size"]
+    maps = backbone(ms.Tensor(parity_input(2, size)))
+    blocks = [np.asarray(b, np.float32) for b in fx["blocks"]]
+    grid = size // 16
+    expected = [b[:, 1:].reshape(2, grid, grid, -1).transpose(0, 3, 1, 2) for b in blocks]
+    diff = max(_max_diff(m.asnumpy(), e) for m, e in zip(maps, expected))
+    print(f"t2t_vit {case} block maps max abs diff vs official: {diff:.2e}")
+    assert len(maps) == 3 and diff < 1e-5

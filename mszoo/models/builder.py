@@ -45,7 +45,8 @@ def build_model_with_cfg(model_cls, variant, pretrained=None, model_args=None, f
     model.default_cfg = dict(_model_default_cfgs[variant], architecture=variant)
     if checkpoint is not None:
         rehead = "num_classes" in given and checkpoint.head_classes() != given["num_classes"]
-        replaced, which = load_pretrained(model, checkpoint, allow_rehead=rehead, adapt=_size_adapter(variant, model, given))
+        adapt = _size_adapter(variant, model, given)
+        replaced, which = load_pretrained(model, checkpoint, allow_rehead=rehead, adapt=adapt)
         if replaced:
             logging.getLogger(LOGGER_NAME).info(
                 f"{variant}: loaded {which} of {checkpoint.path} with a new {args['num_classes']}-class head "

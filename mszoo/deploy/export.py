@@ -110,14 +110,18 @@ class _ExportRoot(ms.nn.Cell):
     export per top cell, format and input shape, and reuses it whatever the cells' Python state is by then
     (``set_exportable``, the mode); its ONNX writer also rewrites that cached graph in place, so a second ONNX
     export of one model crashed inside MindSpore (``i: 3 out of range``). A new top cell compiles the model as it
-    is now, and its graph is freed with it; ``auto_prefix=False`` keeps the parameter names."""
+    is now, and its graph is freed with it; ``auto_prefix=False`` keeps the parameter names. A backbone's list of
+    maps (``features_only``) leaves as a tuple: one graph output per map (MindSpore's ONNX writer has no list)."""
 
     def __init__(self, net):
         super().__init__(auto_prefix=False)
         self.net = net
 
     def construct(self, x):
-        return self.net(x)
+        out = self.net(x)
+        if isinstance(out, list):
+            return tuple(out)
+        return out
 
 
 def _ms_export(model, inputs, base, file_format):

@@ -8,13 +8,14 @@ import logging
 import os
 
 from .hub import pretrained_checkpoint
+from .layers.features import FeatureGetterNet
 from .loading import CheckpointError, CheckpointFile, load_pretrained
-from .registry import _model_default_cfgs, resolve_name
+from .registry import _model_default_cfgs, model_family_module, resolve_name
 
 LOGGER_NAME = "mszoo"  # mszoo.logger's logger (models import nothing from the rest of src)
 
 
-def build_model_with_cfg(model_cls, variant, pretrained=None, model_args=None, **kwargs):
+def build_model_with_cfg(model_cls, variant, pretrained=None, model_args=None, feature_cfg=None, **kwargs):
     """Build ``model_cls`` for a registered variant, attach its default cfg and load ``pretrained``.
 
     Every family's ``_create_<family>`` ends here, so ``pretrained`` means the same for all of them (see
@@ -23,7 +24,17 @@ def build_model_with_cfg(model_cls, variant, pretrained=None, model_args=None, *
     then the ``kwargs`` given. Weights load by the one rule (mszoo/models/loading.py): a ``num_classes`` given
     here that differs from the checkpoint's re-heads the model for fine-tuning (logged); anything else that
     does not fit raises ``CheckpointError`` naming the keys.
+
+    ``features_only=True`` (with ``out_indices``, default ``feature_cfg["out_indices"]``, the family's as in timm)
+    returns the loaded model wrapped as a backbone (``layers/features.py: FeatureGetterNet``): a list of maps,
+    ``feature_info``, and no classifier (pruned after loading, so a checkpoint's head is not an error).
     """
+    features_only = kwargs.pop("features_only", False)
+    if not features_only and "out_indices" in kwargs:
+        raise ValueError(f"{variant}: out_indices is used with features_only=True only")
+    out_indices = kwargs.pop("out_indices", (feature_cfg or {}).get("out_indices"))
+    if features_only and feature_cfg is None:
+        raise ValueError(f"{variant}: features_only is not supported")
     given = {k: v for k, v in kwargs.items() if v is not None}
     checkpoint = None if pretrained is None or pretrained is False else _open_pretrained(variant, pretrained)
     saved = _checkpoint_args(variant, checkpoint) if checkpoint is not None else {}
@@ -34,12 +45,24 @@ def build_model_with_cfg(model_cls, variant, pretrained=None, model_args=None, *
     model.default_cfg = dict(_model_default_cfgs[variant], architecture=variant)
     if checkpoint is not None:
         rehead = "num_classes" in given and checkpoint.head_classes() != given["num_classes"]
-        replaced, which = load_pretrained(model, checkpoint, allow_rehead=rehead)
+        adapt = _size_adapter(variant, model, given)
+        replaced, which = load_pretrained(model, checkpoint, allow_rehead=rehead, adapt=adapt)
         if replaced:
             logging.getLogger(LOGGER_NAME).info(
                 f"{variant}: loaded {which} of {checkpoint.path} with a new {args['num_classes']}-class head "
                 f"for fine-tuning (re-initialised: {', '.join(replaced)})")
+    if features_only:
+        return FeatureGetterNet(model, out_indices)
     return model
+
+
+def _size_adapter(variant, model, given):
+    """When the caller builds the model at an ``img_size`` of its own: the family's ``checkpoint_filter_fn``, which
+    resamples (TNT) or rebuilds (T2T-ViT) position tables sized for the checkpoint's (as timm does on load)."""
+    if "img_size" not in given:
+        return None
+    family = model_family_module(variant)
+    return lambda weights: family.checkpoint_filter_fn(weights, model)
 
 
 def _open_pretrained(variant, pretrained):

@@ -159,10 +159,12 @@ def _as_parameter(name, value, dtype):
 
 
 def load_pretrained(model: "ms.nn.Cell", checkpoint: Union["CheckpointFile", str, "os.PathLike[str]"],
-                    allow_rehead: bool = False) -> Tuple[List[str], str]:
+                    allow_rehead: bool = False, adapt=None) -> Tuple[List[str], str]:
     """Load ``checkpoint`` (a ``CheckpointFile``, or the path of a ``.ckpt``) into ``model`` by the one rule,
     with its EMA weights when complete.
 
+    ``adapt(weights) -> weights`` runs first (the family's ``checkpoint_filter_fn`` when the model is built at
+    another ``img_size``: position tables resampled or rebuilt as the converter's ``--img_size`` does).
     Returns ``(replaced, which)``: the re-initialised head parameters (fine-tuning only) and which weights
     were used ("weights" or "EMA weights").
     """
@@ -170,4 +172,6 @@ def load_pretrained(model: "ms.nn.Cell", checkpoint: Union["CheckpointFile", str
     if not ckpt.tensors:
         raise CheckpointError(f"{ckpt.path} holds no weights")
     weights, which = ckpt.model_weights(p.name for p in model.get_parameters())
+    if adapt is not None:
+        weights = adapt(weights)
     return load_weights(model, weights, source=ckpt.path, allow_rehead=allow_rehead), which

@@ -129,6 +129,8 @@ def create_model(name: str, num_classes: Optional[int] = None, drop_rate: float 
     ``pretrained``: ``True``/``"timm"`` for the variant's published weights, a Hub id ``"hf-hub:ORG/REPO"``, a
     URL, a PyTorch file (fetched and converted once, mszoo/models/hub.py) or a MindSpore ``.ckpt``; see
     ``builder.build_model_with_cfg`` for how it is loaded. ``num_classes`` defaults to the checkpoint's, else 1000.
+    ``features_only=True`` (with ``out_indices``) returns a backbone: a list of ``(N, C, H, W)`` maps and its
+    ``feature_info`` (mszoo/models/layers/features.py), as timm's.
     """
     canonical = resolve_name(name)
     return _model_entrypoints[canonical](num_classes=num_classes, drop_rate=drop_rate,

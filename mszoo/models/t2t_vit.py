@@ -41,8 +41,9 @@ from mindspore.common.initializer import Orthogonal, initializer
 from mszoo.constants import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
 
 from .layers import (Attention, ClassifierMixin, DropPath, GELU, LayerNorm, Linear, Mlp, Permute, ScaledDotProduct,
-                     SplitHeads, Unfold, checkpoint_blocks, classifier_head, drop_path_rates, init_weights_vit,
-                     make_dropout, to_2tuple, trunc_normal_param, unfold_output_size)
+                     SplitHeads, TokenMaps, Unfold, check_output_fmt, checkpoint_blocks, classifier_head,
+                     drop_path_rates, feature_take_indices, init_weights_vit, make_dropout, to_2tuple,
+                     trunc_normal_param, unfold_output_size)
 from .builder import build_model_with_cfg
 from .registry import make_cfg, register_model
 
@@ -51,6 +52,7 @@ __all__ = ["T2TViT", "T2TModule", "TokenPerformer", "TokenTransformer", "TokenAt
 
 # Soft split stages of the T2T module: (kernel, stride, padding), as the official code.
 SOFT_SPLITS = ((7, 4, 2), (3, 2, 1), (3, 2, 1))
+T2T_REDUCTION = 16  # the product of the soft splits' strides: input pixels per token along each axis
 
 
 def sinusoid_encoding(n_position, dim):
@@ -259,6 +261,11 @@ class T2TViT(ClassifierMixin, nn.Cell):
                   proj_drop=drop_rate, attn_drop=attn_drop_rate, drop_path=dpr[i])
             for i in range(depth)])
         self.depth = depth
+        # one tap per ViT block: its patch tokens as a map (as timm's ViTs); the T2T module's strides 4 * 2 * 2
+        self.feature_info = [dict(module=f"blocks.{i}", num_chs=embed_dim, reduction=T2T_REDUCTION)
+                             for i in range(depth)]
+        self.num_prefix_tokens = 1
+        self.token_maps = TokenMaps(self.num_prefix_tokens)
         self.norm = LayerNorm(embed_dim)
         self.head = classifier_head(embed_dim, num_classes, init=False)
 
@@ -273,7 +280,8 @@ class T2TViT(ClassifierMixin, nn.Cell):
         """The class token (as official); ``pos_embed`` and the performers' ``w`` are not trained at all."""
         return {"cls_token"}
 
-    def forward_features(self, x):
+    def _embed(self, x):
+        """Image -> the first block's input: class token + T2T tokens + the sinusoid table."""
         x = self.tokens_to_token(x)
         if x.shape[1] != self.num_patches:
             raise ValueError(f"T2T-ViT: the input gives {x.shape[1]} tokens, but the model was built for img_size="
@@ -281,10 +289,46 @@ class T2TViT(ClassifierMixin, nn.Cell):
         b = x.shape[0]
         cls = ops.tile(self.cls_token.astype(x.dtype), (b, 1, 1))
         x = ops.concat((cls, x), axis=1)
-        x = self.pos_drop(x + self.pos_embed.astype(x.dtype))
+        return self.pos_drop(x + self.pos_embed.astype(x.dtype))
+
+    def forward_features(self, x):
+        x = self._embed(x)
         for blk in self.blocks:
             x = blk(x)
         return self.norm(x)
+
+    def forward_intermediates(self, x, indices=None, return_prefix_tokens=False, norm=False, stop_early=False,
+                              output_fmt="NCHW", intermediates_only=False):
+        """timm's ``forward_intermediates`` for a ViT: the patch tokens after the blocks ``indices`` (None: all, an
+        int n: the last n, a sequence: those, negative from the end), without the class token, as ``(B, C, H, W)``
+        maps on the T2T token grid of the input (``"NCHW"``) or ``(B, H * W, C)`` (``"NLC"``); ``norm`` applies the
+        final norm to each first; ``return_prefix_tokens`` pairs each with its class token. Unless
+        ``intermediates_only``, the normed final tokens come first, as ``forward_features`` gives them."""
+        check_output_fmt(output_fmt)
+        take_indices, max_index = feature_take_indices(len(self.blocks), indices)
+        grid = t2t_grid_size((x.shape[2], x.shape[3]))
+        x = self._embed(x)
+        run = max_index + 1 if stop_early or intermediates_only else len(self.blocks)
+        intermediates = []
+        for i in range(run):
+            x = self.blocks[i](x)
+            if i in take_indices:
+                intermediates.append(self.norm(x) if norm else x)
+        intermediates = self.token_maps(intermediates, grid, output_fmt, return_prefix_tokens)
+        if intermediates_only:
+            return intermediates
+        return self.norm(x), intermediates
+
+    def prune_intermediate_layers(self, indices=1, prune_norm=False, prune_head=True):
+        """Drop the blocks after the last of ``indices``, the final norm (``prune_norm``) and the classifier
+        (``prune_head``); returns the absolute indices. As timm's ViTs."""
+        take_indices, max_index = feature_take_indices(len(self.blocks), indices)
+        self.blocks = self.blocks[:max_index + 1]
+        if prune_norm:
+            self.norm = nn.Identity()
+        if prune_head:
+            self.reset_classifier(0, "")
+        return take_indices
 
     def forward_head(self, x, pre_logits=False):
         if self.global_pool == "token":
@@ -327,9 +371,8 @@ def checkpoint_filter_fn(state_dict, model):
 
 
 def _create_t2t_vit(variant, pretrained=None, model_args=None, **kwargs):
-    if kwargs.pop("features_only", None):
-        raise ValueError(f"{variant}: features_only is not supported")
-    return build_model_with_cfg(T2TViT, variant, pretrained, model_args, **kwargs)
+    # features_only: the last three blocks' maps by default (timm's ViTs: out_indices=3)
+    return build_model_with_cfg(T2TViT, variant, pretrained, model_args, feature_cfg=dict(out_indices=3), **kwargs)
 
 
 # The official release files (T2T-ViT README); no checksums are published for them.

@@ -33,9 +33,10 @@ from mindspore import nn, ops
 
 from mszoo.constants import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD, IMAGENET_INCEPTION_MEAN, IMAGENET_INCEPTION_STD
 
-from .layers import (ClassifierMixin, DropPath, GELU, GELUTanh, LayerNorm, Linear, Mlp, Permute, ScaledDotProduct,
-                     SplitHeads, checkpoint_blocks, classifier_head, drop_path_rates, init_weights_vit, make_dropout,
-                     resample_abs_pos_embed_np, to_2tuple, trunc_normal_param)
+from .layers import (GELU, ClassifierMixin, DropPath, GELUTanh, LayerNorm, Linear, Mlp, Permute, ScaledDotProduct,
+                     SplitHeads, TokenMaps, check_output_fmt, checkpoint_blocks, classifier_head, drop_path_rates,
+                     feature_take_indices, init_weights_vit, make_dropout, resample_abs_pos_embed_np, to_2tuple,
+                     trunc_normal_param)
 from .builder import build_model_with_cfg
 from .registry import make_cfg, register_model
 from .seeds import SeedFormat, join_layers, norm_names, register_seed_format
@@ -217,6 +218,10 @@ class TNT(ClassifierMixin, nn.Cell):
                   proj_drop=proj_drop_rate, attn_drop=attn_drop_rate, drop_path=dpr[i],
                   act_layer=act_layer, norm_layer=norm_layer, legacy=legacy, out_bias=out_bias)
             for i in range(depth)])
+        # one tap per block: its patch tokens as a map (timm's feature_info)
+        self.feature_info = [dict(module=f"blocks.{i}", num_chs=embed_dim, reduction=max(to_2tuple(patch_size)))
+                             for i in range(depth)]
+        self.token_maps = TokenMaps(self.num_prefix_tokens)
         self.norm = norm_layer(embed_dim)
         self.head_drop = make_dropout(drop_rate)
         self.head = classifier_head(embed_dim, num_classes, init=False, bias=out_bias)
@@ -230,7 +235,8 @@ class TNT(ClassifierMixin, nn.Cell):
     def no_weight_decay(self):
         return {"patch_pos", "pixel_pos", "cls_token"}
 
-    def forward_features(self, x):
+    def _embed(self, x):
+        """Image -> ``(pixel_embed, patch_embed)``: the inputs of the first block (class token first)."""
         b = x.shape[0]
         # The patch count from the (static) spatial size, not from the batch: the batch may be dynamic
         # (MindIR export with a None batch axis), the image size never is.
@@ -243,10 +249,47 @@ class TNT(ClassifierMixin, nn.Cell):
         patch_embed = self.norm2_proj(self.proj(self.norm1_proj(pixel_embed.reshape(b, num_patches, -1))))
         cls = ops.broadcast_to(self.cls_token.astype(patch_embed.dtype), (b, -1, -1))
         patch_embed = ops.cat((cls, patch_embed), axis=1) + self.patch_pos
-        patch_embed = self.pos_drop(patch_embed)
+        return pixel_embed, self.pos_drop(patch_embed)
+
+    def forward_features(self, x):
+        pixel_embed, patch_embed = self._embed(x)
         for blk in self.blocks:
             pixel_embed, patch_embed = blk(pixel_embed, patch_embed)
         return self.norm(patch_embed)
+
+    def forward_intermediates(self, x, indices=None, return_prefix_tokens=False, norm=False, stop_early=False,
+                              output_fmt="NCHW", intermediates_only=False):
+        """timm's ``forward_intermediates``: the patch tokens after the blocks ``indices`` (None: all, an int n: the
+        last n, a sequence: those, negative from the end), without the class token, as ``(B, C, H, W)`` maps
+        (``"NCHW"``) or ``(B, H * W, C)`` (``"NLC"``); ``norm`` applies the final norm to each first;
+        ``return_prefix_tokens`` pairs each with its class token. Unless ``intermediates_only``, the normed final
+        tokens come first, as ``forward_features`` gives them. ``stop_early``/``intermediates_only`` skip the
+        blocks after the last index."""
+        check_output_fmt(output_fmt)
+        take_indices, max_index = feature_take_indices(len(self.blocks), indices)
+        grid = self.pixel_embed.dynamic_feat_size((x.shape[2], x.shape[3]))
+        pixel_embed, patch_embed = self._embed(x)
+        run = max_index + 1 if stop_early or intermediates_only else len(self.blocks)
+        intermediates = []
+        for i in range(run):
+            pixel_embed, patch_embed = self.blocks[i](pixel_embed, patch_embed)
+            if i in take_indices:
+                intermediates.append(self.norm(patch_embed) if norm else patch_embed)
+        intermediates = self.token_maps(intermediates, grid, output_fmt, return_prefix_tokens)
+        if intermediates_only:
+            return intermediates
+        return self.norm(patch_embed), intermediates
+
+    def prune_intermediate_layers(self, indices=1, prune_norm=False, prune_head=True):
+        """Drop the blocks after the last of ``indices``, the final norm (``prune_norm``) and the classifier
+        (``prune_head``); returns the absolute indices. As timm's."""
+        take_indices, max_index = feature_take_indices(len(self.blocks), indices)
+        self.blocks = self.blocks[:max_index + 1]
+        if prune_norm:
+            self.norm = nn.Identity()
+        if prune_head:
+            self.reset_classifier(0, "")
+        return take_indices
 
     def forward_head(self, x, pre_logits=False):
         if self.global_pool == "avg":
@@ -351,7 +394,8 @@ SEED_FORMAT = register_seed_format(SeedFormat(
 
 
 def _create_tnt(variant, pretrained=None, model_args=None, **kwargs):
-    return build_model_with_cfg(TNT, variant, pretrained, model_args, **kwargs)
+    # features_only: the last three blocks' maps by default (timm's out_indices=3)
+    return build_model_with_cfg(TNT, variant, pretrained, model_args, feature_cfg=dict(out_indices=3), **kwargs)
 
 
 def _cfg(**kwargs):

@@ -26,9 +26,9 @@ from mindspore import nn, ops
 
 from mszoo.constants import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
 
-from .layers import (ClassifierMixin, DropPath, GELU, GELUTanh, LayerNorm, Linear, Mlp, PatchEmbed, Permute,
-                     ScaledDotProduct, SplitHeads, checkpoint_blocks, classifier_head, drop_path_rates,
-                     init_weights_vit, make_dropout)
+from .layers import (GELU, ClassifierMixin, DropPath, GELUTanh, LayerNorm, Linear, Mlp, PatchEmbed, Permute,
+                     ScaledDotProduct, SplitHeads, check_output_fmt, checkpoint_blocks, classifier_head,
+                     drop_path_rates, feature_take_indices, init_weights_vit, make_dropout)
 from .builder import build_model_with_cfg
 from .registry import make_cfg, register_model
 from .seeds import SeedFormat, join_layers, norm_names, register_seed_format
@@ -249,6 +249,9 @@ class Twins(ClassifierMixin, nn.Cell):
             cur += self.depths[k]
         self.blocks = nn.CellList(stages)
         self.pos_block = nn.CellList([PosConv(d, d) for d in self.embed_dims])
+        # one tap per stage: its output map (timm's feature_info; reduction = the stage's stride)
+        self.feature_info = [dict(module=f"blocks.{k}", num_chs=self.embed_dims[k], reduction=patch_size * 2 ** k)
+                             for k in range(num_stages)]
         self.to_map = Permute((0, 3, 1, 2))  # (B, H, W, C) -> (B, C, H, W) between stages
         self.norm = norm_layer(self.num_features)
 
@@ -270,19 +273,73 @@ class Twins(ClassifierMixin, nn.Cell):
                 names.add(name)
         return names
 
+    def _run_stage(self, i, x):
+        """Stage ``i``: patch embedding, its blocks with the PEG after the first; returns tokens and grid."""
+        x, size = self.patch_embeds[i](x)
+        x = self.pos_drops[i](x)
+        stage = self.blocks[i]
+        for j in range(self.depths[i]):
+            x = stage[j](x, size)
+            if j == 0:
+                x = self.pos_block[i](x, size)  # PEG after the stage's first block
+        return x, size
+
     def forward_features(self, x):
         b = x.shape[0]
         for i in range(self.num_stages):
-            x, size = self.patch_embeds[i](x)
-            x = self.pos_drops[i](x)
-            stage = self.blocks[i]
-            for j in range(self.depths[i]):
-                x = stage[j](x, size)
-                if j == 0:
-                    x = self.pos_block[i](x, size)  # PEG after the stage's first block
+            x, size = self._run_stage(i, x)
             if i < self.num_stages - 1:
                 x = self.to_map(x.reshape(b, size[0], size[1], -1))
         return self.norm(x)
+
+    def forward_intermediates(self, x, indices=None, norm=False, stop_early=False, output_fmt="NCHW",
+                              intermediates_only=False):
+        """timm's ``forward_intermediates``: the output maps ``(B, C, H, W)`` of the stages ``indices`` (None: all,
+        an int n: the last n, a sequence: those, negative from the end) and, unless ``intermediates_only``, the
+        final tokens as ``forward_features`` gives them. ``norm`` applies the final norm to the last stage's map
+        (the only one it is sized for). With ``stop_early`` (or ``intermediates_only``) later stages are skipped."""
+        check_output_fmt(output_fmt, ("NCHW",))
+        take_indices, max_index = feature_take_indices(self.num_stages, indices)
+        last = self.num_stages - 1
+        run = max_index + 1 if stop_early or intermediates_only else self.num_stages
+        b = x.shape[0]
+        intermediates = []
+        for i in range(run):
+            x, size = self._run_stage(i, x)
+            if i < last:
+                x = self.to_map(x.reshape(b, size[0], size[1], -1))
+                if i in take_indices:
+                    intermediates.append(x)
+            elif i in take_indices:
+                feat = self.norm(x) if norm else x
+                intermediates.append(self.to_map(feat.reshape(b, size[0], size[1], -1)))
+        if intermediates_only:
+            return intermediates
+        if run - 1 == last:
+            x = self.norm(x)  # the final norm is sized for (and applied to) the last stage only
+        return x, intermediates
+
+    def prune_intermediate_layers(self, indices=1, prune_norm=False, prune_head=True):
+        """Drop the stages after the last of ``indices``, the final norm (``prune_norm``, or when the last stage
+        goes: it is sized for it) and the classifier (``prune_head``, or when the last stage goes); returns the
+        absolute indices. As timm's."""
+        take_indices, max_index = feature_take_indices(self.num_stages, indices)
+        keep = max_index + 1
+        prune_end = keep < self.num_stages
+        self.patch_embeds = self.patch_embeds[:keep]
+        self.pos_drops = self.pos_drops[:keep]
+        self.blocks = self.blocks[:keep]
+        self.pos_block = self.pos_block[:keep]
+        self.num_stages = keep
+        self.depths = self.depths[:keep]
+        self.embed_dims = self.embed_dims[:keep]
+        if prune_norm or prune_end:
+            self.norm = nn.Identity()
+        if prune_end:
+            self.num_features = self.head_hidden_size = self.embed_dims[-1]
+        if prune_head or prune_end:
+            self.reset_classifier(0, "")
+        return take_indices
 
     def forward_head(self, x, pre_logits=False):
         if self.global_pool == "avg":
@@ -333,7 +390,8 @@ SEED_FORMAT = register_seed_format(SeedFormat(
 
 
 def _create_twins(variant, pretrained=None, model_args=None, **kwargs):
-    return build_model_with_cfg(Twins, variant, pretrained, model_args, **kwargs)
+    # features_only: the four stages' maps by default (timm's out_indices=4, the last four)
+    return build_model_with_cfg(Twins, variant, pretrained, model_args, feature_cfg=dict(out_indices=4), **kwargs)
 
 
 def _cfg(**kwargs):

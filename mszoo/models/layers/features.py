@@ -7,7 +7,7 @@ in :class:`FeatureGetterNet`, which prunes what no output needs and returns the 
 """
 from mindspore import nn
 
-from .transpose import Permute
+from .backend import Permute
 
 OUTPUT_FORMATS = ("NCHW", "NLC")
 

@@ -77,7 +77,7 @@ def apply_head_classes(cfg, head_classes, source):
         raise _contradiction(cfg, "num_classes", cfg.num_classes, source, f"a {head_classes}-class classifier")
 
 
-def resolve_data_config(cfg):
+def fill_preprocessing(cfg):
     """Fill the eval preprocessing keys nobody set from the variant's default cfg (timm's rule)."""
     from mszoo.models import resolve_data_config as model_data_config
 
@@ -107,7 +107,7 @@ def apply_seed_arch(cfg, checkpoint):
 
 def resolve_from_checkpoint(cfg, checkpoint, take_num_classes=True):
     """``apply_record`` (or, for an old/foreign checkpoint, the classifier shape; for a seed code's checkpoint,
-    ``apply_seed_arch`` first) then ``resolve_data_config``.
+    ``apply_seed_arch`` first) then ``fill_preprocessing``.
 
     ``checkpoint`` is a ``mszoo.models.loading.CheckpointFile``; returns its class names (or None)."""
     if checkpoint.record is not None:
@@ -116,13 +116,13 @@ def resolve_from_checkpoint(cfg, checkpoint, take_num_classes=True):
         apply_seed_arch(cfg, checkpoint)
     if checkpoint.record is None and take_num_classes:
         apply_head_classes(cfg, checkpoint.head_classes(), checkpoint.path)
-    resolve_data_config(cfg)
+    fill_preprocessing(cfg)
     return checkpoint.class_names
 
 
 def record_of(cfg, class_names=None):
     """The model record (``mszoo/models/record.py``) of the model ``cfg`` describes, for a checkpoint or sidecar.
-    Preprocessing keys ``cfg`` leaves unset are the variant's defaults (as ``resolve_data_config``)."""
+    Preprocessing keys ``cfg`` leaves unset are the variant's defaults (as ``fill_preprocessing``)."""
     from mszoo.models import resolve_data_config as model_data_config, resolve_name
     from mszoo.models.record import make_record
 
@@ -184,3 +184,32 @@ def eval_preprocessing(cfg):
     """The eval transform's settings of a resolved ``cfg`` (``transforms_imagenet_eval`` keyword arguments)."""
     return dict(image_size=cfg.image_size, crop_pct=cfg.crop_pct, interpolation=cfg.interpolation,
                 mean=tuple(cfg.mean), std=tuple(cfg.std))
+
+
+def dataset_root(cfg):
+    """``(root, train_dir, val_dir)`` of the configured dataset (see ``mszoo.data.dataset_dirs``)."""
+    from mszoo.data import dataset_dirs
+
+    return dataset_dirs(cfg.dataset, cfg.data_url, cfg.train_dir, cfg.val_dir, cfg.output_dir)
+
+
+def data_config(cfg, is_training, epoch=0, shard=(None, None)):
+    """The :class:`mszoo.data.DataConfig` of a run's train or eval pipeline: the one translation of config keys
+    into pipeline settings, used by training, eval.py and the exported-model evaluation alike. ``shard`` is
+    ``(num_shards, shard_id)`` of a distributed run."""
+    from mszoo.data import DataConfig
+
+    num_shards, shard_id = shard
+    common = dict(batch_size=cfg.batch_size, image_size=cfg.image_size, crop_pct=cfg.crop_pct, mean=tuple(cfg.mean),
+                  std=tuple(cfg.std), num_classes=cfg.num_classes, num_parallel_workers=cfg.num_parallel_workers,
+                  num_shards=num_shards, shard_id=shard_id, subset_seed=cfg.seed)
+    if not is_training:
+        return DataConfig(is_training=False, interpolation=cfg.interpolation, num_samples=cfg.val_num_samples,
+                          **common)
+    return DataConfig(is_training=True, interpolation=cfg.train_interpolation or cfg.interpolation,
+                      min_crop=cfg.min_crop, hflip=cfg.hflip, color_jitter=cfg.color_jitter,
+                      auto_augment=cfg.auto_augment, re_prob=cfg.re_prob, re_mode=cfg.re_mode, re_count=cfg.re_count,
+                      mixup=cfg.mixup, cutmix=cfg.cutmix, mixup_prob=cfg.mixup_prob, switch_prob=cfg.switch_prob,
+                      mixup_mode=cfg.mixup_mode, label_smoothing=cfg.label_smoothing,
+                      mixup_off_epoch=cfg.mixup_off_epoch, start_epoch=epoch, num_samples=cfg.train_num_samples,
+                      **common)

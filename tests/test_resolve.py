@@ -6,7 +6,7 @@ import yaml
 from mszoo.config import ConfigError, parse_config
 from mszoo.constants import IMAGENET_DEFAULT_MEAN, IMAGENET_INCEPTION_MEAN
 from mszoo.models.record import make_record
-from mszoo.resolve import apply_head_classes, apply_record, record_of, resolve_data_config
+from mszoo.resolve import apply_head_classes, apply_record, record_of, fill_preprocessing
 
 RECORD = make_record("twins_svt_small", 37, 64, 0.95, "bilinear", [0.1, 0.2, 0.3], [0.4, 0.5, 0.6],
                      model_kwargs={"embed_dims": [16, 32, 48, 64], "depths": [1, 1, 1, 1]},
@@ -69,13 +69,13 @@ def test_yaml_and_flags_win_over_the_record_for_preprocessing(tmp_path):
                                               ("twins_pcpvt_small", IMAGENET_DEFAULT_MEAN, 0.9),
                                               ("t2t_vit_14", IMAGENET_DEFAULT_MEAN, 0.9)])
 def test_without_yaml_or_record_the_variant_cfg_gives_the_preprocessing(arch, mean, crop):
-    cfg = resolve_data_config(cfg_of("--arch", arch))
+    cfg = fill_preprocessing(cfg_of("--arch", arch))
     assert cfg.mean == list(mean) and cfg.crop_pct == crop and cfg.interpolation == "bicubic"
     assert cfg.image_size == 224
 
 
 def test_the_shipped_twins_yaml_crop_wins_over_the_variant_cfg():
-    cfg = resolve_data_config(cfg_of("--config", "configs/twins/svt_small.yaml"))
+    cfg = fill_preprocessing(cfg_of("--config", "configs/twins/svt_small.yaml"))
     with open("configs/twins/svt_small.yaml") as f:
         assert cfg.crop_pct == yaml.safe_load(f)["crop_pct"] == 0.875  # the variant cfg says 0.9
 

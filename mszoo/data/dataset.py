@@ -303,7 +303,7 @@ def _worker_count(requested):
 @dataclass(frozen=True)
 class DataConfig:
     """How a pipeline turns an image folder into batches: the resolved data settings (what timm's
-    ``resolve_data_config`` gives, plus augmentation, mixup and loader settings). ``mszoo/engine/build.py``
+    ``resolve_data_config`` gives, plus augmentation, mixup and loader settings). ``mszoo/engine/datasets.py``
     makes one from the run config; ``is_training`` None means "the train split trains"."""
 
     is_training: Optional[bool] = None

@@ -10,12 +10,13 @@ from typing import Any, Mapping, Optional
 import numpy as np
 
 from mszoo.extras import require
-from mszoo.data import create_dataset, dataset_dirs, load_class_names, load_rgb_image, transforms_imagenet_eval
+from mszoo.data import create_dataset, load_class_names, load_rgb_image, transforms_imagenet_eval
 from mszoo.logger import get_logger
 from mszoo.metrics import ClassificationMeter, format_results, softmax, write_results
 from mszoo.models.loading import CheckpointError
 
-from mszoo.resolve import apply_record, eval_preprocessing, is_explicit, resolve_data_config
+from mszoo.resolve import (apply_record, data_config, dataset_root, eval_preprocessing, fill_preprocessing,
+                           is_explicit)
 
 from .export import build_deploy_model, find_sidecar, read_sidecar, shared_sidecar_path, sidecar_path
 
@@ -66,10 +67,10 @@ class Predictor:
                 other = f"; {shared} describes another export of that name" if os.path.isfile(shared) else ""
                 raise InferenceError(f"{model_file} has no sidecar {sidecar_path(model_file)} (written by export.py)"
                                      f"{other}: give --arch (or --config) so its preprocessing is known")
-            resolve_data_config(cfg)
+            fill_preprocessing(cfg)
             return None, None
         names = apply_record(cfg, record, find_sidecar(model_file))
-        resolve_data_config(cfg)
+        fill_preprocessing(cfg)
         return names, cfg.num_classes
 
     def _load_exported(self, backend, model_file, calib_data=None):
@@ -239,10 +240,9 @@ def evaluate_exported(cfg, backend, model_file=None, output=None, precision="f32
     reference = None
     if precision != "f32" and not predictor.quantized:
         reference = Predictor(cfg, backend=backend, model_file=model_file)
-    val_dir = dataset_dirs(cfg.dataset, cfg.data_url, cfg.train_dir, cfg.val_dir, cfg.output_dir)[2]
-    ds = create_dataset(split="val", split_dir=val_dir, is_training=False, batch_size=cfg.batch_size,
-                        class_names=predictor.class_names, num_parallel_workers=cfg.num_parallel_workers,
-                        num_samples=cfg.val_num_samples, **predictor.preprocessing)
+    root, _, val_dir = dataset_root(cfg)
+    ds = create_dataset(root, "val", data_config(cfg, False), split_dir=val_dir, class_names=predictor.class_names,
+                        **predictor.preprocessing)
     meter, ref_meter, agree = ClassificationMeter(), ClassificationMeter(), 0
     for images, labels in ds.create_tuple_iterator(num_epochs=1, output_numpy=True):
         logits = predictor(images)

@@ -18,7 +18,7 @@ from mszoo.config import ConfigError, source_of, validate
 from mszoo.logger import get_logger
 from mszoo.metrics import format_results, results_from_counts, write_results
 
-from .build import stop_iterator
+from .datasets import stop_iterator
 
 
 class EvalNet(nn.Cell):
@@ -93,7 +93,7 @@ def evaluate_checkpoint(cfg, output=None):
     """
     from mszoo.resolve import load_eval_model, pretrained_file, resolve_from_checkpoint
 
-    from .build import RUN_KEYS, build_eval_dataset, merge_saved_config
+    from .datasets import RUN_KEYS, build_eval_dataset, merge_saved_config
     from .checkpoint import load_training_checkpoint
 
     if not cfg.pretrained:

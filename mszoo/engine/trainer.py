@@ -25,10 +25,10 @@ import mindspore as ms
 from mszoo.config import ConfigError, copy_config, format_config, save_config, source_of, validate
 from mszoo.logger import add_log_file, get_logger, get_rank, remove_log_files
 from mszoo.models.loading import CheckpointFile, load_pretrained
-from mszoo.resolve import build_model, pretrained_file, record_of, resolve_data_config, resolve_from_checkpoint
+from mszoo.resolve import build_model, pretrained_file, record_of, fill_preprocessing, resolve_from_checkpoint
 
-from .build import build_eval_dataset, build_train_dataset, merge_saved_config, seed_everything, stop_iterator
-from .callbacks import (MetricsLogger, ProgressBar, StepTimer, format_epoch_line, format_lr, format_step_line,
+from .datasets import build_eval_dataset, build_train_dataset, merge_saved_config, seed_everything, stop_iterator
+from .reporting import (MetricsLogger, ProgressBar, StepTimer, format_epoch_line, format_lr, format_step_line,
                         progress_enabled, redirect_logging)
 from .checkpoint import (assign_parameters, load_training_checkpoint, remove_stale_tmp, resolve_resume_path,
                          save_checkpoint_atomic)
@@ -124,7 +124,7 @@ class Trainer:
             # its model and preprocessing, not its classes (the train folder decides those)
             resolve_from_checkpoint(cfg, pretrained, take_num_classes=False)
         else:
-            resolve_data_config(cfg)
+            fill_preprocessing(cfg)
         validate(cfg, need_data=True, need_train_data=True)
         seed_everything(cfg.seed)
         self.group_size = distributed_group_size()

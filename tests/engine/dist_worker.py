@@ -20,7 +20,8 @@ import mszoo.engine.trainer as trainer_module  # noqa: E402
 from mszoo.cli import start  # noqa: E402
 from mszoo.config import parse_config  # noqa: E402
 from mszoo.data import create_dataset, transforms_imagenet_eval  # noqa: E402
-from mszoo.engine.build import _shard, dataset_root  # noqa: E402
+from mszoo.engine.datasets import _shard  # noqa: E402
+from mszoo.resolve import dataset_root  # noqa: E402
 
 
 def deterministic_train_dataset(cfg, epoch=0, class_names=None, seed_offset=0):

@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from mszoo.engine.callbacks import METRICS_FIELDS, MetricsLogger, StepTimer, format_epoch_line
+from mszoo.engine.reporting import METRICS_FIELDS, MetricsLogger, StepTimer, format_epoch_line
 from mszoo.engine.checkpoint_manager import CheckpointManager
 from mszoo.engine.interrupt import SignalStop
 
@@ -151,9 +151,9 @@ def test_metrics_logger_writes_csv_and_curves_and_a_resume_drops_later_rows(tmp_
 
 
 def test_a_plotting_error_is_a_warning_and_other_ranks_write_nothing(tmp_path, monkeypatch, caplog):
-    import mszoo.engine.callbacks as callbacks
+    import mszoo.engine.reporting as reporting
 
-    monkeypatch.setattr(callbacks, "plot_curves", lambda rows, path: 1 / 0)
+    monkeypatch.setattr(reporting, "plot_curves", lambda rows, path: 1 / 0)
     with caplog.at_level(logging.WARNING, logger="test-metrics"):
         MetricsLogger(str(tmp_path), logging.getLogger("test-metrics")).log_epoch(_row(1))
     assert "could not draw curves.png" in caplog.text and (tmp_path / "metrics.csv").is_file()

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from mszoo.config import parse_config
-from mszoo.engine.callbacks import METRICS_FIELDS, format_step_line
+from mszoo.engine.reporting import METRICS_FIELDS, format_step_line
 from mszoo.engine.checkpoint import load_training_checkpoint
 from mszoo.engine.trainer import TrainingDiverged, train
 
@@ -106,12 +106,12 @@ def test_mixup_and_accumulation_train_end_to_end_and_a_run_directory_is_never_re
 
 @pytest.mark.parametrize("train_interp, expected", [(None, "bicubic"), ("random", "random")])
 def test_train_interpolation_applies_to_training_only(train_interp, expected, tiny_config):
-    from mszoo.engine.build import data_config
-    from mszoo.resolve import resolve_data_config
+    from mszoo.resolve import data_config
+    from mszoo.resolve import fill_preprocessing
 
     extra = [] if train_interp is None else ["--train_interpolation", train_interp]
     cfg, _ = parse_config(["--config", tiny_config(dataset="imagefolder"), "--interpolation", "bicubic", *extra])
-    resolve_data_config(cfg)  # as the trainer does: mean/std/crop_pct from the model's cfg
+    fill_preprocessing(cfg)  # as the trainer does: mean/std/crop_pct from the model's cfg
     train, val = data_config(cfg, is_training=True), data_config(cfg, is_training=False)
     assert (train.interpolation, val.interpolation) == (expected, "bicubic")
     assert train.is_training and not val.is_training and train.mean == val.mean == tuple(cfg.mean)

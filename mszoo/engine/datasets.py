@@ -5,6 +5,7 @@ import numpy as np
 import yaml
 
 from mszoo.config import ConfigError, apply_mapping, source_of
+from mszoo.resolve import data_config, dataset_root
 
 # Keys that describe where/how a run is executed rather than what was trained: never taken from a
 # checkpoint's saved config.
@@ -37,13 +38,6 @@ def seed_everything(seed):
     ms.set_seed(seed)
 
 
-def dataset_root(cfg):
-    """``(root, train_dir, val_dir)`` of the configured dataset (see ``mszoo.data.dataset_dirs``)."""
-    from mszoo.data import dataset_dirs
-
-    return dataset_dirs(cfg.dataset, cfg.data_url, cfg.train_dir, cfg.val_dir, cfg.output_dir)
-
-
 def _shard():
     from mszoo.engine.distributed import distributed_group_size
 
@@ -53,26 +47,6 @@ def _shard():
     from mindspore.communication import get_rank
 
     return size, get_rank()
-
-
-def data_config(cfg, is_training, epoch=0):
-    """The :class:`mszoo.data.DataConfig` of a run's train or eval pipeline (sharded by the device group)."""
-    from mszoo.data import DataConfig
-
-    num_shards, shard_id = _shard()
-    common = dict(batch_size=cfg.batch_size, image_size=cfg.image_size, crop_pct=cfg.crop_pct, mean=tuple(cfg.mean),
-                  std=tuple(cfg.std), num_classes=cfg.num_classes, num_parallel_workers=cfg.num_parallel_workers,
-                  num_shards=num_shards, shard_id=shard_id, subset_seed=cfg.seed)
-    if not is_training:
-        return DataConfig(is_training=False, interpolation=cfg.interpolation, num_samples=cfg.val_num_samples,
-                          **common)
-    return DataConfig(is_training=True, interpolation=cfg.train_interpolation or cfg.interpolation,
-                      min_crop=cfg.min_crop, hflip=cfg.hflip, color_jitter=cfg.color_jitter,
-                      auto_augment=cfg.auto_augment, re_prob=cfg.re_prob, re_mode=cfg.re_mode, re_count=cfg.re_count,
-                      mixup=cfg.mixup, cutmix=cfg.cutmix, mixup_prob=cfg.mixup_prob, switch_prob=cfg.switch_prob,
-                      mixup_mode=cfg.mixup_mode, label_smoothing=cfg.label_smoothing,
-                      mixup_off_epoch=cfg.mixup_off_epoch, start_epoch=epoch, num_samples=cfg.train_num_samples,
-                      **common)
 
 
 def build_train_dataset(cfg, epoch=0, class_names=None, seed_offset=0):
@@ -86,7 +60,8 @@ def build_train_dataset(cfg, epoch=0, class_names=None, seed_offset=0):
     ds.config.set_seed(epoch_seed)
     np.random.seed(epoch_seed)
     random.seed(epoch_seed)
-    data = create_dataset(root, "train", data_config(cfg, True, epoch), split_dir=train_dir, class_names=class_names)
+    data = create_dataset(root, "train", data_config(cfg, True, epoch, shard=_shard()), split_dir=train_dir,
+                          class_names=class_names)
     if data.mixup_fn is not None:
         data.mixup_fn.set_epoch(epoch)
     return data
@@ -107,4 +82,5 @@ def build_eval_dataset(cfg, class_names=None):
     from mszoo.data import create_dataset
 
     root, _, val_dir = dataset_root(cfg)
-    return create_dataset(root, "val", data_config(cfg, False), split_dir=val_dir, class_names=class_names)
+    return create_dataset(root, "val", data_config(cfg, False, shard=_shard()), split_dir=val_dir,
+                          class_names=class_names)

@@ -7,6 +7,8 @@ import json
 
 import numpy as np
 
+from mszoo.fileio import atomic_open
+
 
 class ClassificationMeter:
     """Accumulates loss sum and top-1/top-5 correct counts from ``(logits, labels)`` batches."""
@@ -52,12 +54,10 @@ def write_results(results, path):
     import os
 
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    tmp = f"{path}.tmp"
     metrics = ("loss", "top1", "top5", "num_samples")
-    with open(tmp, "w", encoding="utf-8") as f:
+    with atomic_open(path) as f:
         json.dump(dict({k: results[k] for k in metrics}, **{k: v for k, v in results.items() if k not in metrics}),
                   f, indent=1)
-    os.replace(tmp, path)
 
 
 def softmax(logits):

@@ -4,6 +4,8 @@ import os
 
 import yaml
 
+from mszoo.fileio import atomic_open
+
 from .compat import _safe_load_tolerating_tabs
 from .keys import KEYS, ConfigError
 
@@ -38,10 +40,8 @@ def copy_config(cfg):
 def save_config(cfg, path):
     """Write the resolved config as YAML (keys in the order of KEYS)."""
     data = {k.name: cfg[k.name] for k in KEYS if k.name in cfg}
-    tmp = f"{path}.tmp"
-    with open(tmp, "w", encoding="utf-8") as f:
+    with atomic_open(path) as f:
         yaml.safe_dump(data, f, sort_keys=False, default_flow_style=None)
-    os.replace(tmp, path)
 
 
 def format_config(cfg):

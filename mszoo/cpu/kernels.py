@@ -31,6 +31,7 @@ import mindspore as ms
 from mindspore import nn
 
 from mszoo.constants import cache_dir
+from mszoo.fileio import atomic_open, commit, sha256_file
 
 LOGGER_NAME = "mszoo"  # mszoo.logger's logger (the backend imports nothing from the rest of mszoo)
 SOURCE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "fused_cpu.cc")
@@ -69,11 +70,6 @@ def _compiler_version(cxx):
     return done.stdout.strip()
 
 
-def _sha256(path):
-    with open(path, "rb") as f:
-        return hashlib.sha256(f.read()).hexdigest()
-
-
 def library_key(cxx):
     """Hash of what the built library depends on: source, compiler command and version, flags, MindSpore."""
     import mindspore as ms
@@ -90,16 +86,9 @@ def _is_valid(path):
     try:
         with open(path + ".sha256", encoding="ascii") as f:
             recorded = f.read().strip()
-        return recorded == _sha256(path)
+        return recorded == sha256_file(path)
     except OSError:
         return False
-
-
-def _write_atomic(path, data, directory):
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-")
-    with os.fdopen(fd, "w", encoding="ascii") as f:
-        f.write(data)
-    os.replace(tmp, path)
 
 
 def _build(cxx, target):
@@ -113,8 +102,9 @@ def _build(cxx, target):
         if done.returncode != 0:
             first = (done.stderr.strip().splitlines() or [f"exit code {done.returncode}"])[0]
             raise KernelBuildError(f"{cxx[0]} failed: {first}")
-        _write_atomic(target + ".sha256", _sha256(tmp), directory)
-        os.replace(tmp, target)
+        with atomic_open(target + ".sha256", encoding="ascii") as f:
+            f.write(sha256_file(tmp))
+        commit(tmp, target)
     except (OSError, subprocess.SubprocessError) as exc:
         raise KernelBuildError(f"{cxx[0]} could not build the kernels ({type(exc).__name__}: {exc})") from None
     finally:

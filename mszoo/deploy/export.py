@@ -15,6 +15,7 @@ import mindspore as ms
 import numpy as np
 
 from mszoo.extras import require
+from mszoo.fileio import atomic_open
 from mszoo.config import ConfigError
 from mszoo.logger import get_logger
 from mszoo.models.layers import set_exportable
@@ -47,9 +48,8 @@ def _format_of(model_file):
 def write_sidecar(model_file, meta):
     """Write ``model_file``'s own sidecar (atomically: a temporary file renamed); returns its path."""
     path = sidecar_path(model_file)
-    with open(path + ".tmp", "w", encoding="utf-8") as f:
+    with atomic_open(path) as f:
         json.dump(meta, f, indent=2)
-    os.replace(path + ".tmp", path)
     return path
 
 

@@ -6,6 +6,7 @@ import sys
 import time
 
 from mszoo.extras import MissingExtra, require
+from mszoo.fileio import atomic_open, written_as
 
 METRICS_FIELDS = ("epoch", "step", "lr", "train_loss", "val_top1", "val_top5", "val_loss", "img_s", "time")
 
@@ -158,13 +159,11 @@ class MetricsCSV:
             writer.writerow([_fmt(row.get(k)) for k in METRICS_FIELDS])
 
     def _write_all(self, rows):
-        tmp = self.path + ".tmp"
-        with open(tmp, "w", newline="", encoding="utf-8") as f:
+        with atomic_open(self.path, newline="") as f:
             writer = csv.writer(f)
             writer.writerow(METRICS_FIELDS)
             for row in rows:
                 writer.writerow([_fmt(row.get(k)) for k in METRICS_FIELDS])
-        os.replace(tmp, self.path)
 
     def read(self):
         """Rows as dicts of numbers (None for empty fields)."""
@@ -255,8 +254,7 @@ def plot_curves(rows, path):
     if val:
         ax_acc.legend()
     fig.tight_layout()
-    tmp = path + ".tmp.png"
-    fig.savefig(tmp, dpi=100)
+    with written_as(path) as tmp:
+        fig.savefig(tmp, dpi=100)
     plt.close(fig)
-    os.replace(tmp, path)
     return path

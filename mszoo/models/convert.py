@@ -14,6 +14,7 @@ import numpy as np
 import mindspore as ms
 
 from mszoo.extras import require
+from mszoo.fileio import written_as
 from .loading import head_classes, load_weights
 from .record import RECORD_KEY, make_record, record_to_text
 from .registry import create_model, model_family_module, resolve_data_config, resolve_name
@@ -141,12 +142,11 @@ def convert_file(arch, input_path, output_path, num_classes=None, img_size=None,
     os.makedirs(out_dir, exist_ok=True)
     if not output_path.endswith(".ckpt"):
         output_path += ".ckpt"  # MindSpore appends .ckpt to any other name
-    tmp = output_path[:-len(".ckpt")] + ".tmp.ckpt"
     # A re-headed model is saved without its head: a random classifier must never be run as a trained one
     # (eval/infer/export refuse the file; train.py --pretrained gives it a new head).
     weights = [{"name": p.name, "data": p} for p in model.get_parameters() if p.name not in replaced]
-    ms.save_checkpoint(weights, tmp, append_dict={RECORD_KEY: record_to_text(record)})
-    os.replace(tmp, output_path)
+    with written_as(output_path) as tmp:
+        ms.save_checkpoint(weights, tmp, append_dict={RECORD_KEY: record_to_text(record)})
     n_params = sum(int(np.prod(p.shape)) for p in model.get_parameters())
     return dict(arch=arch, output=output_path, num_params=n_params, dropped_head=replaced,
                 num_tensors=len(state_dict), record=record)

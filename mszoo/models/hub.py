@@ -24,6 +24,7 @@ import urllib.parse
 import urllib.request
 
 from mszoo.extras import require
+from mszoo.fileio import commit, sha256_file
 from mszoo.constants import PUBLISHED_WEIGHTS_NAMES, REMOTE_WEIGHTS_PREFIXES, cache_dir
 
 from .convert import ConversionError, convert_file
@@ -108,7 +109,7 @@ def _download(spec):
             raise PretrainedError(f"{name} is not in the cache and downloads are off (offline): download {url} "
                                   f"to {target}")
         _fetch(url, target, expected)
-    elif expected and (actual := _sha256(target)) != expected:
+    elif expected and (actual := sha256_file(target)) != expected:
         raise PretrainedError(f"{target}: checksum mismatch (sha256 {actual}, expected {expected}); "
                               "delete it to download again")
     return target
@@ -145,23 +146,17 @@ def _fetch(url, target, expected):
             raise PretrainedError(f"download of {url} ended after {got} of {total} bytes; try again")
         if expected and digest.hexdigest() != expected:
             raise PretrainedError(f"{url}: checksum mismatch (sha256 {digest.hexdigest()}, expected {expected})")
-        os.replace(tmp, target)
+        commit(tmp, target)
     finally:
         if os.path.exists(tmp):
             os.remove(tmp)
 
 
-def _sha256(path):
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def _converted(name, path):
     """The MindSpore conversion of PyTorch-side ``path`` for ``name`` (converted once, then cached)."""
-    target = os.path.join(cache_dir(), "converted", f"{name}-{_sha256(path)[:16]}.ckpt")
+    target = os.path.join(cache_dir(), "converted", f"{name}-{sha256_file(path)[:16]}.ckpt")
     if not os.path.isfile(target):
         try:
             convert_file(name, path, target)

@@ -253,6 +253,21 @@ class stop_signals_blocked:
         return False
 
 
+def _end_with_parent(parent):
+    """In a worker process: be killed when the process that forked it ends. The workers block stop signals,
+    and MindSpore's own check (``kill(parent, 0)`` every second) takes a parent that has exited but is not yet
+    reaped for alive: a caller that reads the output until it closes before reaping would wait forever."""
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, int(signal.SIGKILL), 0, 0, 0)  # PR_SET_PDEATHSIG (Linux)
+    except (OSError, AttributeError):  # not Linux: MindSpore's own check remains
+        return
+    if os.getppid() != parent:  # the parent ended before the prctl
+        os._exit(0)
+
+
 class StopDeafIterator:
     """A MindSpore dataset iterator whose first ``next`` (which forks the workers) runs under
     :class:`stop_signals_blocked`; every other attribute is the iterator's own."""
@@ -299,12 +314,13 @@ class ImageFolderSource:
     def __len__(self):
         return len(self.paths)
 
-    def _reseed_after_fork(self):
+    def _after_fork(self):
         # Python's `random` is reseeded in forked children, numpy's global state is not: without this every
         # worker would draw the same RandAugment ops. MindSpore seeds both itself when the user set a seed.
         pid = os.getpid()
         if pid != self._pid:
-            self._pid = pid
+            parent, self._pid = self._pid, pid
+            _end_with_parent(parent)
             from mindspore.dataset import config as ds_config
             if ds_config.get_seed() == _MS_DEFAULT_SEED:
                 np.random.seed(random.getrandbits(32))
@@ -317,7 +333,7 @@ class ImageFolderSource:
             return None
 
     def __getitem__(self, index):
-        self._reseed_after_fork()
+        self._after_fork()
         index = int(index)
         if not self.replace_failures:
             img = self._try_load(index)

@@ -143,11 +143,14 @@ def main(argv=None):
     run_dir = os.path.join(os.path.abspath(args.out), f"series{series}")
     for index in range(args.runs):
         result = run_once(args, run_dir, index, rng)
-        if "error" in result:  # the run finished its epochs: start a new series
+        if "error" in result and "training done" in result["out"]:  # all epochs done: start a new series
             series += 1
             run_dir = os.path.join(os.path.abspath(args.out), f"series{series}")
             previous = None
             result = run_once(args, run_dir, index, rng)
+        if "error" in result:
+            print(f"run {index + 1:2d}: {result['error']}\n{result['out'][-3000:]}", flush=True)
+            return 1
         if previous is not None and result["resumed"] != previous:
             result["problems"].append(f"resumed at {result['resumed']}, last stop saved {previous}")
         previous = result["saved"]

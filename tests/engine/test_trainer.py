@@ -2,6 +2,7 @@
 import copy
 import csv
 import os
+import re
 import signal
 
 import numpy as np
@@ -64,6 +65,29 @@ def test_resume_after_a_stop_at_step_k_equals_an_uninterrupted_run(tiny_config, 
     with open(cut_dir / "metrics.csv") as f:
         assert [int(r["epoch"]) for r in csv.DictReader(f)] == [1, 2]
     assert resumed.class_names == [str(i) for i in range(10)]
+
+
+def test_resume_mid_epoch_with_another_global_batch_skips_the_images_already_seen(tiny_config, tmp_path, graph_mode):
+    # 64 train images: 4 steps of 16. Stopped after 2 steps (32 images seen), resumed with batches of 8 (what
+    # one worker instead of two gives): 8 steps per epoch, so epoch 1 continues at step 4 and runs 4 more.
+    config = tiny_config(train_num_samples=64, steps_per_epoch=None, batch_size=16, epochs=2)
+
+    def stop_at_2(trainer):
+        if trainer.global_step == 2:
+            trainer.stop.request(signal.SIGTERM)
+
+    assert run(config, after_step=stop_at_2) == 143
+    run_dir = tmp_path / "out" / "run"
+    state = load_training_checkpoint(str(run_dir / "last.ckpt")).train_state
+    assert (state["epochs_done"], state["epoch_step"], state["steps_per_epoch"]) == (0, 2, 4)
+    cfg, _ = parse_config(["--resume", str(run_dir), "--batch_size", "8"])
+    assert train(cfg) == 0
+    log = (run_dir / "train.log").read_text()
+    assert "resumed at epoch 1, step 4/8 (global step 4)" in log, log[-2000:]
+    resumed = log[log.index("resumed at epoch 1"):]
+    assert re.findall(r"epoch: \[1/2\], step:\[(\d+)/8\]", resumed) == ["5", "6", "7", "8"]
+    state = load_training_checkpoint(str(run_dir / "last.ckpt")).train_state
+    assert (state["epochs_done"], state["global_step"]) == (2, 16)
 
 
 def test_ckpt_save_every_step_writes_last_ckpt_mid_epoch(tiny_config, tmp_path, graph_mode):

@@ -119,7 +119,9 @@ def check(run_dir, kind, sig, moment, code, seconds, last_step, resumed, out, pg
         problems.append(f"{seconds:.1f} s to exit")
     if said != saved:
         problems.append(f"reported {said}, last.ckpt holds {saved}")
-    if logged is not None and saved < logged:
+    steps = state["steps_per_epoch"]
+    position = (saved[0] + 1, 0) if saved[1] == steps else saved  # all steps done, validation still to run
+    if logged is not None and position < logged:
         problems.append(f"last.ckpt {saved} is behind the last logged step {logged}")
     if "Traceback" in out:
         problems.append("traceback")

@@ -90,6 +90,17 @@ def test_resume_mid_epoch_with_another_global_batch_skips_the_images_already_see
     assert (state["epochs_done"], state["global_step"]) == (2, 16)
 
 
+def test_a_stop_asked_between_two_epochs_saves_before_the_next_epoch_starts(tiny_config, tmp_path, graph_mode):
+    # Asked after epoch 1's checkpoint: no step of epoch 2 (whose pipeline start can take seconds) runs first.
+    def stop_after_epoch_1(trainer, epoch, val):
+        trainer.stop.request(signal.SIGTERM)
+
+    cfg, _ = parse_config(["--config", tiny_config()])
+    assert train(cfg, after_epoch=stop_after_epoch_1) == 143
+    state = load_training_checkpoint(str(tmp_path / "out" / "run" / "last.ckpt")).train_state
+    assert (state["epochs_done"], state["epoch_step"], state["global_step"]) == (1, 0, 3)
+
+
 def test_ckpt_save_every_step_writes_last_ckpt_mid_epoch(tiny_config, tmp_path, graph_mode):
     # The T2T seed's ckpt_save_every_step: last.ckpt after global steps 2 and 4 (mid-epoch), besides epoch ends.
     seen = {}

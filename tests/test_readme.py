@@ -138,3 +138,19 @@ def test_every_python_block_in_the_readme_runs(index, tmp_path):
     run = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, env=env,
                          timeout=600)
     assert run.returncode == 0, f"README block {index}:\n{code}\n{run.stdout}\n{run.stderr}"
+
+
+def test_the_readme_model_table_names_every_registered_model_with_its_parameter_count():
+    """Names equal ``list_models()``; counts equal the reference counts that tests/models check the code against
+    (timm's for Twins and TNT in tests/models/test_models.py, the official code's for T2T-ViT in
+    tests/models/test_t2t_vit.py), so a README count that drifts from the code fails here or there."""
+    from mszoo.models import list_models
+    from tests.models.test_t2t_vit import OFFICIAL_PARAM_COUNTS
+    from tests.parity import TIMM_PARAM_COUNTS
+
+    table = README[README.index("| model | params |"):]
+    table = table[:table.index("\n\n")]
+    rows = dict(re.findall(r"^\| `([\w.]+)` \| ([\d,]+) \|", table, re.M))
+    assert sorted(rows) == list_models()
+    counts = {**TIMM_PARAM_COUNTS, **OFFICIAL_PARAM_COUNTS}
+    assert {name: int(count.replace(",", "")) for name, count in rows.items()} == counts

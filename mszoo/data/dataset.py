@@ -21,7 +21,9 @@ import multiprocessing
 import os
 import random
 import shutil
+import signal
 import tempfile
+import threading
 import warnings
 from dataclasses import dataclass, replace
 from typing import Optional, Tuple
@@ -37,7 +39,7 @@ __all__ = [
     "IMG_EXTENSIONS", "find_classes", "list_image_folder", "load_rgb_image", "to_rgb", "SkippedFiles",
     "ImageFolderSource", "resolve_split_dir", "DataConfig", "ImagePipeline", "create_dataset", "report_skipped",
     "save_class_names",
-    "load_class_names", "prepare_digits", "DIGITS_MARKER",
+    "load_class_names", "prepare_digits", "DIGITS_MARKER", "stop_signals_blocked", "StopDeafIterator",
 ]
 
 logger = logging.getLogger(__name__)
@@ -220,6 +222,75 @@ class SkippedFiles:
 
 
 # --------------------------------------------------------------------------------------------------------------
+# worker processes that a stop signal does not kill
+# --------------------------------------------------------------------------------------------------------------
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+class stop_signals_blocked:
+    """Block SIGINT/SIGTERM in the calling (main) thread for the ``with`` body; pending ones arrive after it.
+
+    A process forked meanwhile keeps them blocked for its whole life. MindSpore forks the ``python_multiprocessing``
+    workers (and its clean-up process) from the main thread on the iterator's first ``next``, so blocked there
+    they survive a stop signal sent to the whole process group (``kill -- -PGID``, a terminal's Ctrl-C, a
+    scheduler): only the main process hears it, finishes its step and saves while the pipeline still runs.
+    Killed workers would instead break the pipeline under the main process (a dataset thread holding the GIL,
+    or ``ConnectionResetError`` in the dataset queue) and the stop could lose the epoch. The workers still
+    leave on their own: MindSpore's workers poll every second whether the main process is alive, and end
+    when the pipeline is stopped. Python handlers keep working while the main thread blocks the signals: the
+    kernel hands the signal to another thread and Python runs the handler in the main thread as usual.
+    """
+
+    def __enter__(self):
+        self._old = None
+        if threading.current_thread() is threading.main_thread():
+            self._old = signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
+        return self
+
+    def __exit__(self, *exc):
+        if self._old is not None:
+            signal.pthread_sigmask(signal.SIG_SETMASK, self._old)
+        return False
+
+
+def _end_with_parent(parent):
+    """In a worker process: be killed when the process that forked it ends. The workers block stop signals,
+    and MindSpore's own check (``kill(parent, 0)`` every second) takes a parent that has exited but is not yet
+    reaped for alive: a caller that reads the output until it closes before reaping would wait forever."""
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, int(signal.SIGKILL), 0, 0, 0)  # PR_SET_PDEATHSIG (Linux)
+    except (OSError, AttributeError):  # not Linux: MindSpore's own check remains
+        return
+    if os.getppid() != parent:  # the parent ended before the prctl
+        os._exit(0)
+
+
+class StopDeafIterator:
+    """A MindSpore dataset iterator whose first ``next`` (which forks the workers) runs under
+    :class:`stop_signals_blocked`; every other attribute is the iterator's own."""
+
+    def __init__(self, iterator):
+        self._iterator = iterator
+        self._started = False
+
+    def __iter__(self):
+        return self
+
+    def __next__(self):
+        if self._started:
+            return next(self._iterator)
+        self._started = True
+        with stop_signals_blocked():
+            return next(self._iterator)
+
+    def __getattr__(self, name):
+        return getattr(self._iterator, name)
+
+
+# --------------------------------------------------------------------------------------------------------------
 # source for GeneratorDataset
 # --------------------------------------------------------------------------------------------------------------
 class ImageFolderSource:
@@ -243,12 +314,13 @@ class ImageFolderSource:
     def __len__(self):
         return len(self.paths)
 
-    def _reseed_after_fork(self):
+    def _after_fork(self):
         # Python's `random` is reseeded in forked children, numpy's global state is not: without this every
         # worker would draw the same RandAugment ops. MindSpore seeds both itself when the user set a seed.
         pid = os.getpid()
         if pid != self._pid:
-            self._pid = pid
+            parent, self._pid = self._pid, pid
+            _end_with_parent(parent)
             from mindspore.dataset import config as ds_config
             if ds_config.get_seed() == _MS_DEFAULT_SEED:
                 np.random.seed(random.getrandbits(32))
@@ -261,7 +333,7 @@ class ImageFolderSource:
             return None
 
     def __getitem__(self, index):
-        self._reseed_after_fork()
+        self._after_fork()
         index = int(index)
         if not self.replace_failures:
             img = self._try_load(index)
@@ -389,7 +461,9 @@ class ImagePipeline:
         self.directory = directory
 
     def create_tuple_iterator(self, *args, **kwargs):
-        return self.dataset.create_tuple_iterator(*args, **kwargs)
+        """MindSpore's iterator, whose worker processes ignore SIGINT/SIGTERM (:class:`StopDeafIterator`)."""
+        with stop_signals_blocked():
+            return StopDeafIterator(self.dataset.create_tuple_iterator(*args, **kwargs))
 
     def get_dataset_size(self):
         """The nominal number of batches (evaluation: fewer if files are skipped), from the file count:

@@ -14,6 +14,14 @@ so no Python-level clean-up runs after the save. As a last resort, a C-level tim
 the process after ``EXIT_GRACE`` seconds if the save itself hangs; the previous ``last.ckpt`` is then
 intact. SIGINT (Ctrl-C, which the workers ignore) returns normally, so an interactive ``train()`` call is
 never killed.
+
+``train.py`` calls :func:`hold_stop_signals` first, while the process has one thread: SIGINT/SIGTERM are then
+blocked in every thread and process started later (MindSpore's threads, the dataset workers) and one thread
+takes them with ``sigwait``. No signal handler runs at all, so none can be replaced: MindSpore installs its own
+SIGINT handler around every graph run, which turns SIGINT into a SIGTERM to itself (the run would exit 143,
+not 130); and the dataset workers are never killed by a signal sent to the whole process group (the pipeline
+keeps running while the stop is saved). Without it (``train()`` called from your own code) the handlers
+above are used, and the dataset workers still block both signals (``mszoo.data.dataset.stop_signals_blocked``).
 """
 import os
 import signal
@@ -22,6 +30,41 @@ import threading
 import time
 
 EXIT_SIGNAL = {signal.SIGINT: 130, signal.SIGTERM: 143}
+
+
+class _SignalWaiter:
+    """The thread that takes the blocked SIGINT/SIGTERM with ``sigwait`` and hands them to the listener (the
+    running ``SignalStop``); with no listener (before or after training) a signal ends the process with its
+    exit code, as the signal's default action would."""
+
+    def __init__(self):
+        self.listener = None
+        self.thread = threading.Thread(target=self._run, name="signal-waiter", daemon=True)
+
+    def _run(self):
+        while True:
+            signum = signal.sigwait(EXIT_SIGNAL)
+            listener = self.listener
+            if listener is None:
+                sys.stdout.flush()
+                sys.stderr.flush()
+                os._exit(EXIT_SIGNAL[signum])
+            listener(signum)
+
+
+_waiter = None
+
+
+def hold_stop_signals():
+    """Block SIGINT/SIGTERM here and in every thread and process started later, and take them in one
+    ``sigwait`` thread instead of a handler (see the module docstring). Call it first in a program's main
+    thread, before MindSpore starts threads; later calls do nothing."""
+    global _waiter
+    if _waiter is not None or threading.current_thread() is not threading.main_thread():
+        return
+    signal.pthread_sigmask(signal.SIG_BLOCK, EXIT_SIGNAL)
+    _waiter = _SignalWaiter()
+    _waiter.thread.start()
 
 
 class SignalStop:
@@ -66,6 +109,9 @@ class SignalStop:
     # ------------------------------------------------------------------------------------ handlers
     def install(self):
         """Handle SIGINT/SIGTERM and start the watcher thread (main thread only; elsewhere nothing)."""
+        if _waiter is not None:
+            _waiter.listener = self._heard
+            return
         if threading.current_thread() is not threading.main_thread():
             return
         for sig in EXIT_SIGNAL:
@@ -79,6 +125,10 @@ class SignalStop:
 
     def restore(self):
         """Put back the previous handlers and end the watcher."""
+        if _waiter is not None and _waiter.listener == self._heard:
+            _waiter.listener = None
+            self._watch_stop.set()
+            self._main_took_over.set()
         for sig, handler in self._old_handlers.items():
             signal.signal(sig, handler)
         self._old_handlers = {}
@@ -105,6 +155,21 @@ class SignalStop:
         self.from_os = True
         self.request(signum)
 
+    def _heard(self, signum):
+        # The signal-waiter thread (hold_stop_signals): the first signal asks for the stop; a repeat after
+        # REPEAT_WINDOW ends the process at once.
+        now = time.monotonic()
+        if self.signum is not None and self._first_signal_time is not None:
+            if now - self._first_signal_time > self.REPEAT_WINDOW:
+                self.logger.info(f"received {signal.Signals(signum).name} again: stopping at once, without saving")
+                self._flush()
+                os._exit(EXIT_SIGNAL[self.signum])
+            return
+        self._first_signal_time = now
+        self.from_os = True
+        self.request(signum)
+        threading.Thread(target=self._report_and_guard, args=(signum,), name="signal-guard", daemon=True).start()
+
     def _watch(self, read_fd):
         while True:
             try:
@@ -118,11 +183,16 @@ class SignalStop:
                 continue
             self.from_os = True
             self.request(signum)
-            self.logger.info(f"received {signal.Signals(signum).name}: finishing the current step, then saving a "
-                             "checkpoint (send it again to stop at once)")
-            if self._main_took_over.wait(self.SIGNAL_GRACE) or self._watch_stop.is_set():
-                return
-            self._save_for_stuck_main_thread()
+            self._report_and_guard(signum)
+            return
+
+    def _report_and_guard(self, signum):
+        """Say what happens, then save from this thread if the main thread does not take over in time."""
+        self.logger.info(f"received {signal.Signals(signum).name}: finishing the current step, then saving a "
+                         "checkpoint (send it again to stop at once)")
+        if self._main_took_over.wait(self.SIGNAL_GRACE) or self._watch_stop.is_set():
+            return
+        self._save_for_stuck_main_thread()
 
     def _save_for_stuck_main_thread(self):
         # The main thread is stuck (most likely waiting for dead data workers).

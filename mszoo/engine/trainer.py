@@ -338,6 +338,8 @@ class Trainer:
         """The optimizer steps of epoch ``epoch`` from ``epoch_step`` on (a resumed epoch replays its data
         order up to there). Returns an exit code when a signal stopped it, else None."""
         cfg, log = self.cfg, self.logger
+        if self.stop.requested:  # asked between two epochs: stop before starting the next one's pipeline
+            return self.stop.exit()
         if self.epoch_step == 0:
             self._reset_epoch_loss()
         data = build_train_dataset(cfg, epoch=epoch, class_names=self.class_names)

@@ -1,9 +1,11 @@
 """Train a model: python train.py --config configs/quickstart.yaml [--key value ...]"""
 from mszoo.cli import console, start
 from mszoo.config import parse_config
+from mszoo.engine.interrupt import hold_stop_signals
 
 
 def main(argv=None):
+    hold_stop_signals()  # first, while this is the process's only thread (mszoo/engine/interrupt.py)
     cfg, _ = parse_config(argv, prog="train.py", description="Train a Twins / T2T-ViT / TNT classifier.")
     start(cfg, notes=False)  # the trainer writes the notes into train.log
     from mszoo.engine.trainer import train

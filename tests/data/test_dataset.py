@@ -3,6 +3,7 @@ import io
 import json
 import logging
 import os
+import signal
 
 import numpy as np
 import pytest
@@ -184,6 +185,27 @@ def test_numpy_random_differs_between_worker_processes(tmp_path):
                           transform=_DrawNumpyRandom())
     (x, _), = list(data.create_tuple_iterator(output_numpy=True, num_epochs=1))
     assert len(set(x[:, 0, 0, 0].tolist())) == 8
+
+
+class _StopSignalsBlockedHere:
+    """A transform that returns 1 when SIGINT and SIGTERM are both blocked in the process running it, else 0."""
+
+    def __call__(self, img):
+        with open("/proc/self/status") as f:
+            mask = int(next(line for line in f if line.startswith("SigBlk:")).split()[1], 16)
+        both = all(mask >> (int(sig) - 1) & 1 for sig in (signal.SIGINT, signal.SIGTERM))
+        return np.full((3, 8, 8), float(both), np.float32)
+
+
+def test_dataset_workers_block_stop_signals_and_the_main_thread_keeps_its_mask(tmp_path):
+    """A SIGTERM to the whole process group must not kill the workers under a training that is saving its stop."""
+    write_solid_folder(str(tmp_path / "train"), num_classes=1, per_class=8)
+    data = create_dataset(str(tmp_path), "train", batch_size=8, image_size=8, num_parallel_workers=2,
+                          python_multiprocessing=True, transform=_StopSignalsBlockedHere())
+    before = signal.pthread_sigmask(signal.SIG_BLOCK, [])
+    (x, _), = list(data.create_tuple_iterator(output_numpy=True, num_epochs=1))
+    assert x[:, 0, 0, 0].tolist() == [1.0] * 8
+    assert signal.pthread_sigmask(signal.SIG_BLOCK, []) == before
 
 
 # ------------------------------------------------------------------------------------------------------------

@@ -60,6 +60,27 @@ def test_export_writes_each_ir_with_its_weights_and_a_sidecar_naming_its_precisi
         assert read_sidecar(exported[key])["precision"] == precision
 
 
+def _op_kinds(xml):
+    """(operation types, element types of the constants) of an IR as read, before any compilation."""
+    model = ov_runtime._core().read_model(xml)
+    ops = model.get_ops()
+    return [op.get_type_name() for op in ops], {op.get_element_type().get_type_name() for op in ops
+                                                 if op.get_type_name() == "Constant"}
+
+
+def test_int8_ir_holds_quantized_operations_and_computes_other_numbers_than_the_f32_ir(exported):
+    """An "int8" IR that is the f32 graph under another name must fail: NNCF's quantization leaves FakeQuantize
+    operations on the activations and int8 weight constants, which the f32 IR has none of."""
+    kinds8, consts8 = _op_kinds(exported["int8"])
+    kinds32, consts32 = _op_kinds(exported["ir"])
+    assert kinds8.count("FakeQuantize") >= 4 and "i8" in consts8, (sorted(set(kinds8)), consts8)
+    assert "FakeQuantize" not in kinds32 and "i8" not in consts32
+    x = np.random.RandomState(0).rand(4, 3, 16, 16).astype(np.float32)
+    f32 = ov_runtime.compile_model(exported["ir"], "f32")(x)
+    int8 = ov_runtime.compile_model(exported["int8"], "int8")(x)
+    assert np.abs(int8 - f32).max() > 1e-3 * np.abs(f32).max()
+
+
 PRECISION_PROBE = r"""
 import json, sys
 import numpy as np, onnxruntime

@@ -42,42 +42,38 @@ def test_resume_path_accepts_a_run_directory_or_a_file(tmp_path):
 
 
 WRITER = textwrap.dedent("""
-    import sys
+    import os, resource, signal, sys
     import numpy as np
     sys.path.insert(0, {root!r})
     from mszoo.engine.checkpoint import save_checkpoint_atomic
-    path = sys.argv[1]
-    big = np.random.RandomState(0).randn(6_000_000).astype(np.float32)  # ~24 MB: a write takes a while
-    for i in range(1, 1000):
-        print("writing", i, flush=True)
-        save_checkpoint_atomic(path, {{"w": big + i, "n": np.array(i, np.int32)}}, {{"global_step": i}})
-        print("saved", i, flush=True)
+    path, fraction = sys.argv[1], float(sys.argv[2])
+    w = np.random.RandomState(0).randn(250_000).astype(np.float32)
+    save_checkpoint_atomic(path, {{"w": w + 1, "n": np.array(1, np.int32)}}, {{"global_step": 1}})
+    size = os.path.getsize(path)
+    # The kernel ends the process (SIGXFSZ, default action) at the first write past the limit: a kill at a chosen
+    # byte of the next save, wherever it writes from (Python ignores SIGXFSZ unless told otherwise).
+    signal.signal(signal.SIGXFSZ, signal.SIG_DFL)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (int(size * fraction), resource.RLIM_INFINITY))
+    print("limit", int(size * fraction), size, flush=True)
+    save_checkpoint_atomic(path, {{"w": w + 2, "n": np.array(2, np.int32)}}, {{"global_step": 2}})
+    print("saved 2", flush=True)
 """)
 
 
-@pytest.mark.parametrize("delay", [0.0, 0.05])
-def test_a_kill_while_writing_never_corrupts_last_ckpt(tmp_path, delay):
+@pytest.mark.parametrize("fraction", [0.0005, 0.5, 0.9999], ids=["header", "middle", "last-bytes"])
+def test_a_kill_at_a_chosen_byte_of_the_write_leaves_the_previous_checkpoint_whole(tmp_path, fraction):
     script = tmp_path / "writer.py"
     script.write_text(WRITER.format(root=ROOT))
     path = str(tmp_path / "last.ckpt")
-    env = dict(os.environ, GLOG_v="3")
-    proc = subprocess.Popen([sys.executable, str(script), path], stdout=subprocess.PIPE, text=True, env=env)
-    try:
-        for line in proc.stdout:
-            if line.strip() == "writing 3":  # two complete files written, the third in progress
-                if delay:
-                    import time
-
-                    time.sleep(delay)
-                proc.send_signal(signal.SIGKILL)
-                break
-    finally:
-        proc.wait(timeout=60)
-    assert proc.returncode == -signal.SIGKILL
-    ckpt = load_training_checkpoint(path)  # loads: either the old or the new complete file
-    n = int(ckpt.tensors["n"])
-    assert n in (2, 3) and ckpt.train_state["global_step"] == n
-    np.testing.assert_allclose(ckpt.tensors["w"][:3], np.random.RandomState(0).randn(3).astype(np.float32) + n,
-                               rtol=1e-6)
+    proc = subprocess.run([sys.executable, str(script), path, str(fraction)], capture_output=True, text=True,
+                          env=dict(os.environ, GLOG_v="3"), timeout=120)
+    assert proc.returncode == -signal.SIGXFSZ, proc.stdout + proc.stderr  # killed inside the second write
+    limit = int(proc.stdout.split()[1])
+    assert "saved 2" not in proc.stdout
+    partial = [name for name in os.listdir(tmp_path) if name not in ("last.ckpt", "writer.py")]
+    assert len(partial) == 1 and os.path.getsize(tmp_path / partial[0]) == limit  # cut at the chosen byte
+    ckpt = load_training_checkpoint(path)  # the first save, whole
+    assert int(ckpt.tensors["n"]) == 1 and ckpt.train_state["global_step"] == 1
+    np.testing.assert_array_equal(ckpt.tensors["w"], np.random.RandomState(0).randn(250_000).astype(np.float32) + 1)
     remove_stale_tmp(str(tmp_path))
     assert sorted(os.listdir(tmp_path)) == ["last.ckpt", "writer.py"]

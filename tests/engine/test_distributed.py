@@ -100,3 +100,23 @@ def test_two_msrun_workers_match_one_worker_with_double_batch(tiny_config, tmp_p
     assert "epoch: [1/1], step:[3/3]" not in worker1
     for text in (log, rank1_log):
         assert re.search(r"= global batch 16\b", text), text[-1500:]
+
+
+def test_rescale_position_continues_after_the_images_already_seen_with_the_lr_at_the_same_point():
+    from mszoo.engine.distributed import rescale_position
+
+    # 2 workers x 8 = 16 images per step, 20 steps per epoch; stopped after 10 steps of epoch 3 (160 images).
+    state = {"epochs_done": 2, "epoch_step": 10, "global_step": 50, "steps_per_epoch": 20, "global_batch": 16,
+             "group_size": 2}
+    step, global_step, note = rescale_position(state, steps_per_epoch=40, global_batch=8, group_size=1)
+    assert (step, global_step) == (20, 100)  # 160 images = 20 steps of 8; 2.5 of 5 epochs, as before
+    assert global_step / (5 * 40) == state["global_step"] / (5 * 20)
+    assert "16 -> 8 images per step (2 -> 1 workers), 20 -> 40 steps per epoch" in note
+    assert "epoch 3 continues at step 20 after the 160 images it had seen" in note
+    # More workers: 7 steps of 8 (56 images) become 3 steps of 16 (48): never skip an image not yet seen.
+    state = {"epochs_done": 0, "epoch_step": 7, "global_step": 7, "steps_per_epoch": 40, "global_batch": 8,
+             "group_size": 1}
+    assert rescale_position(state, steps_per_epoch=20, global_batch=16, group_size=2)[:2] == (3, 3)
+    # The same global batch: the saved position as it is, and nothing to say.
+    state = {"epochs_done": 1, "epoch_step": 5, "global_step": 25, "steps_per_epoch": 20, "global_batch": 16}
+    assert rescale_position(state, steps_per_epoch=20, global_batch=16, group_size=1) == (5, 25, None)

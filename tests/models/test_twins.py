@@ -52,6 +52,48 @@ def test_tiny_non_square_input_matches_timm_including_window_padding(arch, hw):
     assert np.abs(ref_out - our_out).max() < 1e-5
 
 
+def _far_from_initialisation(ref, seed=0):
+    """Redraw a timm model's parameters so that attention is sharp: timm's std-0.02 init keeps the attention
+    logits near 0.1 and the softmax near uniform, where a wrong attention scale barely shows. Linear and
+    convolution weights get ``randn / sqrt(fan_in)`` (queries and keys 3x that: logits of order 10), norm
+    weights ``1 + 0.1 randn``, biases and the rest ``0.1 randn``."""
+    import torch
+
+    rs = np.random.RandomState(seed)
+    with torch.no_grad():
+        for name, p in ref.named_parameters():
+            shape = tuple(p.shape)
+            if len(shape) >= 2:
+                gain = 3.0 if any(f".{k}.weight" in f".{name}" for k in ("q", "kv", "qkv")) else 1.0
+                value = rs.randn(*shape) * gain / np.sqrt(np.prod(shape[1:]))
+            elif name.endswith("weight"):
+                value = 1.0 + 0.1 * rs.randn(*shape)
+            else:
+                value = 0.1 * rs.randn(*shape)
+            p.copy_(torch.from_numpy(value.astype(np.float32)))
+    return ref
+
+
+@pytest.mark.parametrize("arch", FAMILIES)
+def test_sharp_attention_matches_timm_relative_to_the_logits_scale(arch):
+    """Parity away from initialisation: LSA and GSA with peaked attention maps (see _far_from_initialisation),
+    within 1e-4 of the logits' own scale; a wrong attention scale moves the logits by a large fraction of it."""
+    torch, timm = torch_and_timm()
+    kw = {k: v for k, v in TINY.items() if k != "num_classes"}
+    torch.manual_seed(0)
+    ref = timm.create_model(arch, num_classes=TINY["num_classes"], **{k: list(v) for k, v in kw.items()})
+    ref = _far_from_initialisation(ref.eval())
+    ours, _ = convert_state_dict(arch, torch_state_dict_numpy(ref), **kw)
+    ours.set_train(False)
+    x = np.random.RandomState(3).randn(2, 3, 64, 64).astype(np.float32)
+    with torch.no_grad():
+        ref_out = ref(torch.from_numpy(x)).numpy()
+    our_out = ours(ms.Tensor(x)).asnumpy()
+    scale = np.abs(ref_out).max()
+    assert scale > 1.0, scale  # logits well away from the near-zero outputs of the initialisation
+    assert np.abs(ref_out - our_out).max() < 1e-4 * scale, (np.abs(ref_out - our_out).max(), scale)
+
+
 def test_default_cfg_matches_timm():
     _, timm = torch_and_timm()
     for arch in TWINS_VARIANTS:

@@ -46,6 +46,8 @@ def written_as(path):
     """``with written_as(path) as tmp:`` write ``tmp`` (by any writer that takes a file name); on success it
     replaces ``path``, on an error it is removed and ``path`` is left as it was."""
     tmp = temp_path(path)
+    if os.path.exists(tmp):  # left by a killed process that had this pid
+        os.remove(tmp)
     try:
         yield tmp
         commit(tmp, path)

@@ -9,7 +9,7 @@ naming the key and where it came from; ``mszoo.cli`` turns that into a clean exi
 """
 from .coerce import check_value, coerce
 from .compat import ALIASES, CONFIG_FLAGS, IGNORED, VALUE_MAPS, canonical_key
-from .files import copy_config, format_config, load_yaml, save_config
+from .files import config_text, copy_config, format_config, load_yaml, save_config
 from .keys import BACKEND_ARGS, KEY_MAP, KEYS, Config, ConfigError, ExtraArg, Key
 from .merge import apply_mapping
 from .parse import build_parser, find_config, parse_config, parse_script_args
@@ -18,6 +18,6 @@ from .validate import keep_bn_fp32_note, source_of, validate
 
 __all__ = ["ALIASES", "BACKEND_ARGS", "CONFIG_FLAGS", "IGNORED", "KEYS", "KEY_MAP", "VALUE_MAPS", "Config",
            "ConfigError", "ExtraArg", "Key", "apply_mapping", "build_parser", "canonical_key", "check_value",
-           "coerce", "copy_config", "find_config", "format_config", "keep_bn_fp32_note", "load_yaml",
+           "coerce", "config_text", "copy_config", "find_config", "format_config", "keep_bn_fp32_note", "load_yaml",
            "parse_config", "parse_script_args", "recipe_differences", "save_config", "seed_recipe_note",
            "source_of", "validate"]

@@ -37,11 +37,16 @@ def copy_config(cfg):
     return copy.deepcopy(cfg)
 
 
+def config_text(cfg):
+    """The resolved config as YAML text (keys in the order of KEYS): ``config.yaml`` and a checkpoint's copy."""
+    return yaml.safe_dump({k.name: cfg[k.name] for k in KEYS if k.name in cfg}, sort_keys=False,
+                          default_flow_style=None)
+
+
 def save_config(cfg, path):
-    """Write the resolved config as YAML (keys in the order of KEYS)."""
-    data = {k.name: cfg[k.name] for k in KEYS if k.name in cfg}
+    """Write the resolved config as ``config_text`` to ``path`` (atomically)."""
     with atomic_open(path) as f:
-        yaml.safe_dump(data, f, sort_keys=False, default_flow_style=None)
+        f.write(config_text(cfg))
 
 
 def format_config(cfg):

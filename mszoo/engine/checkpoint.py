@@ -25,29 +25,11 @@ import shutil
 import numpy as np
 import mindspore as ms
 
+from mszoo.fileio import written_as
 from mszoo.models.loading import CheckpointFile
 from mszoo.models.record import RECORD_KEY, record_to_text
 
 FORMAT_VERSION = 1
-TMP_SUFFIX = ".tmp.ckpt"
-
-
-def _fsync_dir(directory):
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
-def _fsync_file(path):
-    with open(path, "rb") as f:
-        os.fsync(f.fileno())
 
 
 def _make_readable(path):
@@ -55,11 +37,6 @@ def _make_readable(path):
     umask = os.umask(0)
     os.umask(umask)
     os.chmod(path, 0o666 & ~umask)
-
-
-def tmp_path_for(path):
-    directory, name = os.path.split(os.path.abspath(path))
-    return os.path.join(directory, f".{name}.{os.getpid()}{TMP_SUFFIX}")
 
 
 def remove_stale_tmp(directory):
@@ -90,29 +67,16 @@ def save_checkpoint_atomic(path, tensors, train_state=None, config_text=None, cl
         append[RECORD_KEY] = record_to_text(record)
     directory = os.path.dirname(os.path.abspath(path))
     os.makedirs(directory, exist_ok=True)
-    tmp = tmp_path_for(path)
-    if os.path.exists(tmp):
-        os.remove(tmp)
-    try:
+    with written_as(path) as tmp:
         ms.save_checkpoint(save_list, tmp, append_dict=append or None)
         _make_readable(tmp)
-        _fsync_file(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
-    _fsync_dir(directory)
     return path
 
 
 def copy_atomic(src, dst):
     """Copy a file to ``dst`` through a temporary file and a rename."""
-    tmp = tmp_path_for(dst)
-    shutil.copyfile(src, tmp)
-    _fsync_file(tmp)
-    os.replace(tmp, dst)
-    _fsync_dir(os.path.dirname(os.path.abspath(dst)))
+    with written_as(dst) as tmp:
+        shutil.copyfile(src, tmp)
     return dst
 
 

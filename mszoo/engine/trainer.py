@@ -22,7 +22,7 @@ import time
 import numpy as np
 import mindspore as ms
 
-from mszoo.config import ConfigError, copy_config, format_config, save_config, source_of, validate
+from mszoo.config import ConfigError, config_text, copy_config, format_config, save_config, source_of, validate
 from mszoo.logger import add_log_file, get_logger, get_rank, remove_log_files
 from mszoo.models.loading import CheckpointFile, load_pretrained
 from mszoo.resolve import build_model, pretrained_file, record_of, fill_preprocessing, resolve_from_checkpoint
@@ -274,13 +274,8 @@ class Trainer:
         path = os.path.join(self.run_dir, "last.ckpt")
         if not self.is_main:
             return path
-        import yaml
-
-        from mszoo.config import KEYS
-
-        config_text = yaml.safe_dump({k.name: self.cfg[k.name] for k in KEYS}, sort_keys=False)
-        save_checkpoint_atomic(path, self._state_tensors(), self._train_state(), config_text, self.class_names,
-                               record=record_of(self.cfg, self.class_names))
+        save_checkpoint_atomic(path, self._state_tensors(), self._train_state(), config_text(self.cfg),
+                               self.class_names, record=record_of(self.cfg, self.class_names))
         return path
 
     def _where_stopped(self):

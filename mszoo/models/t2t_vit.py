@@ -42,8 +42,8 @@ from mszoo.constants import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
 
 from .layers import (Attention, ClassifierMixin, DropPath, GELU, LayerNorm, Linear, Mlp, Permute, ScaledDotProduct,
                      SplitHeads, TokenMaps, Unfold, check_output_fmt, checkpoint_blocks, classifier_head,
-                     drop_path_rates, feature_take_indices, init_weights_vit, make_dropout, to_2tuple,
-                     trunc_normal_param, unfold_output_size)
+                     drop_path_rates, feature_take_indices, init_weights_vit, make_dropout, prune_block_stack,
+                     to_2tuple, trunc_normal_param, unfold_output_size)
 from .builder import build_model_with_cfg
 from .registry import make_cfg, register_model
 
@@ -320,15 +320,7 @@ class T2TViT(ClassifierMixin, nn.Cell):
         return self.norm(x), intermediates
 
     def prune_intermediate_layers(self, indices=1, prune_norm=False, prune_head=True):
-        """Drop the blocks after the last of ``indices``, the final norm (``prune_norm``) and the classifier
-        (``prune_head``); returns the absolute indices. As timm's ViTs."""
-        take_indices, max_index = feature_take_indices(len(self.blocks), indices)
-        self.blocks = self.blocks[:max_index + 1]
-        if prune_norm:
-            self.norm = nn.Identity()
-        if prune_head:
-            self.reset_classifier(0, "")
-        return take_indices
+        return prune_block_stack(self, indices, prune_norm, prune_head)
 
     def forward_head(self, x, pre_logits=False):
         if self.global_pool == "token":

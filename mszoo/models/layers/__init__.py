@@ -3,7 +3,8 @@ from .activations import GELU, GELUTanh, erf_exportable, set_exportable
 from .attention import Attention, ScaledDotProduct
 from .classifier import ClassifierMixin, classifier_head
 from .drop import DropPath, drop_path_rates, make_dropout
-from .features import FeatureGetterNet, FeatureInfo, TokenMaps, check_output_fmt, feature_take_indices
+from .features import (FeatureGetterNet, FeatureInfo, TokenMaps, check_output_fmt, feature_take_indices,
+                       prune_block_stack)
 from .helpers import to_2tuple
 from .linear import Linear
 from .backend import AttnValues, Permute, QKScores, Softmax, SplitHeads
@@ -20,4 +21,4 @@ __all__ = ["GELU", "GELUTanh", "erf_exportable", "set_exportable", "Attention", 
            "PatchEmbed", "Permute", "SplitHeads",
            "resample_abs_pos_embed_np", "init_weights_vit", "trunc_normal_param", "Unfold", "unfold_output_size",
            "checkpoint_blocks", "AttnValues", "QKScores", "Softmax", "FeatureGetterNet", "FeatureInfo", "TokenMaps",
-           "check_output_fmt", "feature_take_indices"]
+           "check_output_fmt", "feature_take_indices", "prune_block_stack"]

@@ -38,6 +38,19 @@ def check_output_fmt(output_fmt, allowed=OUTPUT_FORMATS):
         raise ValueError(f"output_fmt must be one of {', '.join(allowed)}, got {output_fmt!r}")
 
 
+def prune_block_stack(model, indices=1, prune_norm=False, prune_head=True):
+    """timm's ``prune_intermediate_layers`` for a model whose trunk is one stack of ``blocks`` then ``norm``
+    (TNT, T2T-ViT): drop the blocks after the last of ``indices``, the final norm (``prune_norm``) and the
+    classifier (``prune_head``); returns the absolute indices."""
+    take_indices, max_index = feature_take_indices(len(model.blocks), indices)
+    model.blocks = model.blocks[:max_index + 1]
+    if prune_norm:
+        model.norm = nn.Identity()
+    if prune_head:
+        model.reset_classifier(0, "")
+    return take_indices
+
+
 class FeatureInfo:
     """The taps a features model returns: ``info`` (every tap of the model) and ``out_indices`` (the ones
     returned, in order). ``channels()`` / ``reduction()`` / ``module_name()`` give one value per output, as

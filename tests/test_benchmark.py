@@ -6,8 +6,8 @@ import sys
 
 import pytest
 
-from mszoo.tools import benchmark
 from mszoo.config import ConfigError
+from mszoo.tools import benchmark
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 

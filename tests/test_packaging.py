@@ -6,9 +6,9 @@ import re
 import subprocess
 import sys
 import sysconfig
-import tomllib
 
 import pytest
+import tomllib
 
 import mszoo
 from mszoo.cli import run

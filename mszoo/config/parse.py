@@ -13,6 +13,7 @@ from .merge import apply_mapping
 from .seed_recipes import seed_recipe_note
 from .validate import keep_bn_fp32_note
 
+
 def _flag_help(key):
     return f"{key.help} (default: {key.default!r})"
 

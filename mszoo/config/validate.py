@@ -6,6 +6,7 @@ from mszoo.constants import names_published_weights
 
 from .keys import Config, ConfigError
 
+
 def keep_bn_fp32_note(cfg):
     """A note when ``keep_bn_fp32`` was set but the AMP level makes it meaningless (O0, O1), else None."""
     source = source_of(cfg, "keep_bn_fp32")

@@ -245,7 +245,7 @@ class AugmentOp:
         self.fill = hparams.get("img_mean", FILL_GREY)
         self.resample = hparams.get("interpolation", _BILINEAR_OR_BICUBIC)
         self.magnitude_std = hparams.get("magnitude_std", 0)
-        self.magnitude_max = hparams.get("magnitude_max", None)
+        self.magnitude_max = hparams.get("magnitude_max")
 
     def sample_magnitude(self):
         magnitude = self.magnitude
@@ -351,8 +351,7 @@ class AutoAugment:
 # --------------------------------------------------------------------------------------------------------------
 # RandAugment
 # --------------------------------------------------------------------------------------------------------------
-_RAND_OPS = ("AutoContrast Equalize Invert Rotate Posterize Solarize SolarizeAdd Color Contrast Brightness "
-             "Sharpness ShearX ShearY TranslateXRel TranslateYRel").split()
+_RAND_OPS = ["AutoContrast", "Equalize", "Invert", "Rotate", "Posterize", "Solarize", "SolarizeAdd", "Color", "Contrast", "Brightness", "Sharpness", "ShearX", "ShearY", "TranslateXRel", "TranslateYRel"]
 _INCREASING = {"Posterize": "PosterizeIncreasing", "Solarize": "SolarizeIncreasing", "Color": "ColorIncreasing",
                "Contrast": "ContrastIncreasing", "Brightness": "BrightnessIncreasing",
                "Sharpness": "SharpnessIncreasing"}

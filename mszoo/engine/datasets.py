@@ -53,6 +53,7 @@ def build_train_dataset(cfg, epoch=0, class_names=None, seed_offset=0):
     """The training pipeline for one epoch, seeded by ``(seed, epoch)`` so the order and the random
     augmentation of an epoch are the same when a run is resumed (as far as MindSpore's workers allow)."""
     import mindspore.dataset as ds
+
     from mszoo.data import create_dataset
 
     root, train_dir, _ = dataset_root(cfg)

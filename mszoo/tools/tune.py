@@ -11,9 +11,18 @@ import argparse
 import math
 import os
 
-from mszoo.config import (KEY_MAP, ConfigError, canonical_key, check_value, coerce, load_yaml, parse_config,
-                        parse_script_args, save_config)
 from mszoo.cli import console
+from mszoo.config import (
+    KEY_MAP,
+    ConfigError,
+    canonical_key,
+    check_value,
+    coerce,
+    load_yaml,
+    parse_config,
+    parse_script_args,
+    save_config,
+)
 from mszoo.extras import require
 from mszoo.logger import get_logger
 

@@ -10,8 +10,16 @@ import pytest
 from PIL import Image
 
 from mszoo.data import dataset as dataset_mod
-from mszoo.data.dataset import (create_dataset, find_classes, list_image_folder, load_class_names, load_rgb_image,
-                              prepare_digits, report_skipped, save_class_names)
+from mszoo.data.dataset import (
+    create_dataset,
+    find_classes,
+    list_image_folder,
+    load_class_names,
+    load_rgb_image,
+    prepare_digits,
+    report_skipped,
+    save_class_names,
+)
 from tests.data.helpers import color_of, decode_solid, jpeg_bytes, png16_rgb_bytes, random_rgb, write_solid_folder
 
 

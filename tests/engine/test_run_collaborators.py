@@ -8,10 +8,9 @@ import time
 
 import pytest
 
-from mszoo.engine.reporting import METRICS_FIELDS, MetricsLogger, StepTimer, format_epoch_line
 from mszoo.engine.checkpoint_manager import CheckpointManager
 from mszoo.engine.interrupt import SignalStop
-
+from mszoo.engine.reporting import METRICS_FIELDS, MetricsLogger, StepTimer, format_epoch_line
 
 # ------------------------------------------------------------------------------------ CheckpointManager
 

@@ -1,4 +1,5 @@
 """Glue between the config and the models / data packages, shared by the trainer and the evaluator."""
+import contextlib
 import random
 
 import numpy as np
@@ -72,10 +73,8 @@ def stop_iterator(iterator):
     """Stop a dataset iterator's workers (best effort: the pipeline is being torn down anyway)."""
     stop = getattr(iterator, "stop", None)
     if stop is not None:
-        try:
+        with contextlib.suppress(Exception):  # tearing down anyway
             stop()
-        except Exception:  # tearing down anyway
-            pass
 
 
 def build_eval_dataset(cfg, class_names=None):

@@ -267,18 +267,21 @@ def test_a_damaged_or_foreign_cached_library_is_rebuilt(no_library_cached, monke
     monkeypatch.setenv("MSZOO_KERNEL_CACHE", str(tmp_path))
     monkeypatch.delenv("CXX", raising=False)
     path = kernels.build_library()
-    built = open(path, "rb").read()
+    with open(path, "rb") as f:
+        built = f.read()
     if damage == "garbage":
         with open(path, "wb") as f:
             f.write(b"\x7fELF not really a library")
     elif damage == "foreign":
-        with open(path, "wb") as f:
-            f.write(open("/bin/true", "rb").read())
+        with open("/bin/true", "rb") as src, open(path, "wb") as f:
+            f.write(src.read())
     else:
         os.remove(path + ".sha256")
     assert kernels.build_library() == path
-    assert open(path, "rb").read()[:4] == b"\x7fELF" and kernels._is_valid(path)
-    assert len(open(path, "rb").read()) == len(built)
+    with open(path, "rb") as f:
+        rebuilt = f.read()
+    assert rebuilt[:4] == b"\x7fELF" and kernels._is_valid(path)
+    assert len(rebuilt) == len(built)
     assert [f for f in os.listdir(tmp_path) if f.startswith(".tmp-")] == []
 
 

@@ -62,9 +62,8 @@ def atomic_open(path, mode="w", **kwargs):
     without an error (``kwargs`` go to ``open``: ``encoding``, ``newline``)."""
     if "b" not in mode:
         kwargs.setdefault("encoding", "utf-8")
-    with written_as(path) as tmp:
-        with open(tmp, mode, **kwargs) as f:
-            yield f
+    with written_as(path) as tmp, open(tmp, mode, **kwargs) as f:
+        yield f
 
 
 def sha256_file(path):

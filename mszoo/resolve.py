@@ -123,7 +123,8 @@ def resolve_from_checkpoint(cfg, checkpoint, take_num_classes=True):
 def record_of(cfg, class_names=None):
     """The model record (``mszoo/models/record.py``) of the model ``cfg`` describes, for a checkpoint or sidecar.
     Preprocessing keys ``cfg`` leaves unset are the variant's defaults (as ``fill_preprocessing``)."""
-    from mszoo.models import resolve_data_config as model_data_config, resolve_name
+    from mszoo.models import resolve_data_config as model_data_config
+    from mszoo.models import resolve_name
     from mszoo.models.record import make_record
 
     pre = model_data_config(cfg.arch, {key: cfg[key] for key in DATA_KEYS})
@@ -165,8 +166,8 @@ def pretrained_file(cfg):
     """``cfg.pretrained`` as a local MindSpore ``.ckpt``: published weights (``timm``), Hub ids, URLs and
     PyTorch files are fetched and converted once (mszoo/models/hub.py). Their model is ``arch`` when set, else
     the one a Hub id names (``hf-hub:timm/twins_svt_small.in1k``)."""
-    from mszoo.models import is_model, resolve_name
     from mszoo.constants import names_published_weights
+    from mszoo.models import is_model, resolve_name
     from mszoo.models.hub import TORCH_SUFFIXES, pretrained_checkpoint
 
     spec = cfg.pretrained

@@ -35,7 +35,8 @@ def reference_markdown():
 
 def main():
     path = os.path.join(ROOT, "README.md")
-    text = open(path, encoding="utf-8").read()
+    with open(path, encoding="utf-8") as f:
+        text = f.read()
     head, rest = text.split(BEGIN, 1)
     _, tail = rest.split(END, 1)
     new = f"{head}{BEGIN}\n{reference_markdown()}\n{END}{tail}"

@@ -11,8 +11,12 @@ import mindspore as ms  # noqa: E402
 import pytest  # noqa: E402
 
 from mszoo.cpu.onednn import configure_cpu_kernels  # noqa: E402
-from tests.ci_skips import (pytest_make_collect_report, pytest_runtest_makereport,  # noqa: E402,F401
-                            pytest_sessionfinish, pytest_terminal_summary)
+from tests.ci_skips import (  # noqa: E402,F401
+    pytest_make_collect_report,
+    pytest_runtest_makereport,
+    pytest_sessionfinish,
+    pytest_terminal_summary,
+)
 
 configure_cpu_kernels()
 ms.set_device("CPU")

@@ -6,8 +6,8 @@ import numpy as np
 
 def torch_and_timm():
     """Import torch and timm (dev requirements: a missing one is an error, not a skip)."""
-    import torch
     import timm
+    import torch
     torch.set_num_threads(max(1, os.cpu_count() or 1))
     return torch, timm
 
@@ -27,6 +27,7 @@ def timm_vs_ours(arch, tmp_path, timm_name=None, size=224, batch=2, seed=0, timm
     mode on the same batch; return ``(timm_logits, our_logits, timm_model, our_model)``.
     """
     import mindspore as ms
+
     from mszoo.models.convert import convert_state_dict, read_torch_checkpoint
 
     torch, timm = torch_and_timm()

@@ -6,8 +6,8 @@ import sys
 
 import pytest
 
-from mszoo.tools import benchmark
 from mszoo.config import ConfigError
+from mszoo.tools import benchmark
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -86,7 +86,7 @@ def test_repeat_runs_every_case_once_per_round_taking_turns(monkeypatch, capsys)
         return _row(case["impl"], 4.0 if case["impl"] == "ours" else 2.0)["result"]
 
     monkeypatch.setattr(benchmark, "run_case", fake_run_case)
-    assert benchmark.benchmark_main(["--model", "twins_svt_small", "--mode", "infer", "--batch_size", "8",
+    assert benchmark.main(["--model", "twins_svt_small", "--mode", "infer", "--batch_size", "8",
                                      "--backend", "mindspore", "--compare", "timm", "--repeat", "3"]) == 0
     assert calls == ["ours", "timm"] * 3
     assert "2.00x (2.00-2.00)" in capsys.readouterr().out

@@ -277,7 +277,8 @@ def test_config_error_is_one_line_with_exit_code_2():
 
 
 def test_readme_config_reference_is_generated_from_keys():
-    readme = open(os.path.join(ROOT, "README.md"), encoding="utf-8").read()
+    with open(os.path.join(ROOT, "README.md"), encoding="utf-8") as f:
+        readme = f.read()
     assert reference_markdown() in readme, "run: python scripts/gen_config_reference.py"
 
 

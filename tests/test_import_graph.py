@@ -1,6 +1,7 @@
 """No import circle inside mszoo/: every module's imports (top-level and inside functions) form a DAG."""
 import ast
 import os
+from pathlib import Path
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -12,7 +13,7 @@ def _module_name(path):
 
 def _imports(path, name, known):
     package = name if path.endswith("__init__.py") else name.rpartition(".")[0]
-    for node in ast.walk(ast.parse(open(path, encoding="utf-8").read())):
+    for node in ast.walk(ast.parse(Path(path).read_text(encoding="utf-8"))):
         if isinstance(node, ast.Import):
             targets = [alias.name for alias in node.names]
         elif isinstance(node, ast.ImportFrom):
@@ -86,7 +87,7 @@ def test_the_library_imports_no_tool():
 
 
 def test_models_import_only_models_and_the_leaf_modules():
-    leaves = ("mszoo.constants", "mszoo.extras")
+    leaves = ("mszoo.constants", "mszoo.extras", "mszoo.fileio")
     graph = import_graph()
     offenders = {name: sorted(t for t in targets if t.startswith("mszoo") and t != "mszoo"
                               and not t.startswith(("mszoo.models", "mszoo.cpu")) and t not in leaves)

@@ -3,6 +3,7 @@ code's values, kept with their sources (file:line) in tests/fixtures/recipes/off
 import glob
 import json
 import os
+from pathlib import Path
 
 import pytest
 import yaml
@@ -28,7 +29,7 @@ def lr_at(recipe, global_batch):
 
 
 def test_the_table_covers_every_shipped_recipe_and_names_a_source_for_every_value():
-    arches = {yaml.safe_load(open(path))["arch"] for path in RECIPES}
+    arches = {yaml.safe_load(Path(path).read_text())["arch"] for path in RECIPES}
     assert arches == set(OFFICIAL["models"]) and len(RECIPES) == len(arches) == 17
     for table in [*OFFICIAL["families"].values(), *OFFICIAL["models"].values()]:
         assert all(isinstance(source, str) and source for _, source in table.values())
@@ -37,7 +38,8 @@ def test_the_table_covers_every_shipped_recipe_and_names_a_source_for_every_valu
 @pytest.mark.parametrize("path", RECIPES, ids=lambda p: os.path.relpath(p, os.path.join(ROOT, "configs")))
 def test_recipe_equals_the_official_training_values(path):
     family = os.path.basename(os.path.dirname(path))
-    recipe = yaml.safe_load(open(path))
+    with open(path) as f:
+        recipe = yaml.safe_load(f)
     official = official_values(family, recipe["arch"])
     batch, _ = official.pop("lr_global_batch")
     wrong = {}

@@ -6,9 +6,10 @@ import re
 import subprocess
 import sys
 import sysconfig
-import tomllib
+from pathlib import Path
 
 import pytest
+import tomllib
 
 import mszoo
 from mszoo.cli import run
@@ -29,7 +30,7 @@ def _python_files():
 def test_nothing_imports_the_old_src_package():
     offenders = []
     for path in _python_files():
-        for node in ast.walk(ast.parse(open(path, encoding="utf-8").read())):
+        for node in ast.walk(ast.parse(Path(path).read_text(encoding="utf-8"))):
             names = [a.name for a in node.names] if isinstance(node, ast.Import) else \
                 [node.module or ""] if isinstance(node, ast.ImportFrom) and not node.level else []
             offenders += [f"{os.path.relpath(path, ROOT)}: {n}" for n in names if n == "src" or n.startswith("src.")]

@@ -6,7 +6,7 @@ import yaml
 from mszoo.config import ConfigError, parse_config
 from mszoo.constants import IMAGENET_DEFAULT_MEAN, IMAGENET_INCEPTION_MEAN
 from mszoo.models.record import make_record
-from mszoo.resolve import apply_head_classes, apply_record, record_of, fill_preprocessing
+from mszoo.resolve import apply_head_classes, apply_record, fill_preprocessing, record_of
 
 RECORD = make_record("twins_svt_small", 37, 64, 0.95, "bilinear", [0.1, 0.2, 0.3], [0.4, 0.5, 0.6],
                      model_kwargs={"embed_dims": [16, 32, 48, 64], "depths": [1, 1, 1, 1]},

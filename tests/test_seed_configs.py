@@ -33,7 +33,7 @@ def test_every_key_of_a_seed_yaml_is_used_or_noted(name):
     path = os.path.join(SEEDS, name)
     cfg, _ = parse_config([READMES[name], path])
     noted = {n.split("'")[1] for n in cfg._notes}
-    for key, value in _keys(path).items():
+    for key, _ in _keys(path).items():
         if key in IGNORED:
             assert key in noted, key
             continue

@@ -6,6 +6,7 @@ import yaml
 
 from .keys import BOOL_FALSE, BOOL_TRUE, ConfigError
 
+
 def _type_name(t):
     return {"int": "an integer", "float": "a number", "str": "a string", "bool": "true or false",
             "floats": "a list of numbers", "ints": "a list of integers", "dict": "a mapping",

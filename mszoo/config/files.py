@@ -9,6 +9,7 @@ from mszoo.fileio import atomic_open
 from .compat import _safe_load_tolerating_tabs
 from .keys import KEYS, ConfigError
 
+
 def load_yaml(path):
     """Read a YAML config with ``yaml.safe_load`` (no code runs); the top level must be a mapping."""
     if not os.path.isfile(path):

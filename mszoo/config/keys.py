@@ -1,7 +1,7 @@
 """The key table: every config key once, with its default, type, range and one-line help; the ``Config`` a run
 resolves to; the extra arguments of single scripts. Imports nothing else of mszoo.config."""
 from dataclasses import dataclass
-from typing import Any, Optional, Tuple
+from typing import Any, Optional
 
 from mszoo.constants import LR_SCHEDULERS, OPTIMIZERS
 
@@ -22,7 +22,7 @@ class Key:
     type: str  # int | float | str | bool | floats | ints | dict | path
     help: str
     group: str = "misc"
-    choices: Optional[Tuple] = None
+    choices: Optional[tuple] = None
     min: Optional[float] = None  # inclusive lower bound
     max: Optional[float] = None  # inclusive upper bound
     positive: bool = False  # strictly > 0
@@ -155,7 +155,7 @@ class ExtraArg:
     default: Any
     type: str
     help: str
-    choices: Optional[Tuple] = None
+    choices: Optional[tuple] = None
     nullable: bool = True
 
 

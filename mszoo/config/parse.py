@@ -13,6 +13,7 @@ from .merge import apply_mapping
 from .seed_recipes import seed_recipe_note
 from .validate import keep_bn_fp32_note
 
+
 def _flag_help(key):
     return f"{key.help} (default: {key.default!r})"
 
@@ -61,6 +62,13 @@ def parse_config(argv=None, prog="train.py", description="", extra=(), positiona
     Raises ``ConfigError`` for user errors; ``--help`` exits through argparse as usual.
     """
     parser = build_parser(prog, description, extra, positional)
+    ns = _parse_args(parser, argv)
+    cfg = _resolve_keys(ns, prog, defaults)
+    return cfg, _script_args(ns, extra, positional)
+
+
+def _parse_args(parser, argv):
+    """The parsed namespace; a bad or unknown argument is a ``ConfigError`` (``--help`` exits as usual)."""
     try:
         ns, unknown = parser.parse_known_args(argv)
     except SystemExit as exc:
@@ -73,7 +81,11 @@ def parse_config(argv=None, prog="train.py", description="", extra=(), positiona
         if flag.startswith("-"):
             canonical_key(name, "command line")  # raises with a did-you-mean
         raise ConfigError(f"command line: unexpected argument {flag!r}")
+    return ns
 
+
+def _resolve_keys(ns, prog, defaults):
+    """The ``Config`` of every key: documented defaults -> script ``defaults`` -> YAML -> command line."""
     cfg = Config.defaults()
     notes = cfg.notes
     config_file = _one_config_file(ns.config, notes)
@@ -86,7 +98,11 @@ def parse_config(argv=None, prog="train.py", description="", extra=(), positiona
     note = keep_bn_fp32_note(cfg)
     if note:
         notes.append(note)
+    return cfg
 
+
+def _script_args(ns, extra, positional):
+    """The script's extras and positionals as a ``Config``, each coerced and checked against its choices."""
     args = Config()
     for arg in extra:
         raw = getattr(ns, arg.name)
@@ -99,7 +115,7 @@ def parse_config(argv=None, prog="train.py", description="", extra=(), positiona
         args[arg.name] = value
     for arg in positional:
         args[arg.name] = getattr(ns, arg.name)
-    return cfg, args
+    return args
 
 
 def _cli_values(ns):

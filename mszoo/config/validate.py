@@ -6,6 +6,7 @@ from mszoo.constants import names_published_weights
 
 from .keys import Config, ConfigError
 
+
 def keep_bn_fp32_note(cfg):
     """A note when ``keep_bn_fp32`` was set but the AMP level makes it meaningless (O0, O1), else None."""
     source = source_of(cfg, "keep_bn_fp32")
@@ -27,26 +28,46 @@ def validate(cfg, need_data=False, need_train_data=False):
     def err(name, message):
         raise ConfigError(f"{name}: {message} (from {source_of(cfg, name)})")
 
+    _check_weight_files(cfg, err)
+    _check_optimizer(cfg, err)
+    _check_normalization(cfg, err)
+    _check_schedule_and_batch(cfg, err)
+    if need_data and cfg.dataset == "imagefolder":
+        _check_data_dirs(cfg, err, need_train_data)
+
+
+def _check_weight_files(cfg, err):
+    """``pretrained`` and ``resume`` name existing files (``pretrained`` may also name published weights)."""
     for name in ("pretrained", "resume"):
         path = cfg[name]
         if path and not (name == "pretrained" and names_published_weights(path)) and not os.path.exists(path):
             err(name, f"not found: {path}")
+
+
+def _check_optimizer(cfg, err):
+    """``min_lr`` does not exceed ``base_lr``; ``beta`` is two values in [0, 1)."""
     if cfg.min_lr > cfg.base_lr:
         err("min_lr", f"{cfg.min_lr} is larger than base_lr {cfg.base_lr}")
     if len(cfg.beta) != 2 or not all(0.0 <= b < 1.0 for b in cfg.beta):
         err("beta", f"needs two values in [0, 1), got {cfg.beta}")
+
+
+def _check_normalization(cfg, err):
+    """``mean`` and ``std`` have one value per input channel; ``std`` values are positive."""
     for name in ("mean", "std"):
         if cfg[name] is not None and len(cfg[name]) != cfg.in_chans:
             err(name, f"needs {cfg.in_chans} values, got {cfg[name]}")
     if cfg.std is not None and any(s <= 0 for s in cfg.std):
         err("std", f"values must be > 0, got {cfg.std}")
+
+
+def _check_schedule_and_batch(cfg, err):
+    """Warmup plus cooldown fit in the epochs; mixup/cutmix get an even batch size."""
     if cfg.warmup_length + cfg.cooldown_epochs > cfg.epochs and cfg.epochs > 1:
         err("warmup_length", f"warmup ({cfg.warmup_length}) + cooldown ({cfg.cooldown_epochs}) epochs exceed "
                              f"epochs ({cfg.epochs})")
     if (cfg.mixup > 0 or cfg.cutmix > 0) and cfg.mixup_prob > 0 and cfg.batch_size % 2:
         err("batch_size", f"mixup/cutmix need an even batch size, got {cfg.batch_size}")
-    if need_data and cfg.dataset == "imagefolder":
-        _check_data_dirs(cfg, err, need_train_data)
 
 
 def _check_data_dirs(cfg, err, need_train):

@@ -9,7 +9,7 @@ import ctypes.util
 import functools
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _glibc():
     """The C library when it is glibc, looked up once (``find_library`` runs ``ldconfig``), else None."""
     name = ctypes.util.find_library("c")

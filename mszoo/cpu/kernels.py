@@ -132,7 +132,7 @@ def build_library():
     return target
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def kernel_library():
     """The built library's path, or None after one note (no compiler, failed build, or MindSpore refusing
     the library's directory through MS_CUSTOM_AOT_WHITE_LIST). Once per process."""
@@ -208,7 +208,7 @@ def _column_sum_op(path):
                       out_dtype=lambda x: x)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def fused_ops(path):
     """The Custom ops of the library at ``path``, shared by every cell, by kind (``FusedKernelUser.fused_kind``)."""
     return {"layer_norm": _layer_norm_ops(path), "gelu": _gelu_ops(path), "swap_axes": _swap_axes_op(path),

@@ -245,7 +245,7 @@ class AugmentOp:
         self.fill = hparams.get("img_mean", FILL_GREY)
         self.resample = hparams.get("interpolation", _BILINEAR_OR_BICUBIC)
         self.magnitude_std = hparams.get("magnitude_std", 0)
-        self.magnitude_max = hparams.get("magnitude_max", None)
+        self.magnitude_max = hparams.get("magnitude_max")
 
     def sample_magnitude(self):
         magnitude = self.magnitude
@@ -351,8 +351,8 @@ class AutoAugment:
 # --------------------------------------------------------------------------------------------------------------
 # RandAugment
 # --------------------------------------------------------------------------------------------------------------
-_RAND_OPS = ("AutoContrast Equalize Invert Rotate Posterize Solarize SolarizeAdd Color Contrast Brightness "
-             "Sharpness ShearX ShearY TranslateXRel TranslateYRel").split()
+_RAND_OPS = ["AutoContrast", "Equalize", "Invert", "Rotate", "Posterize", "Solarize", "SolarizeAdd", "Color",
+             "Contrast", "Brightness", "Sharpness", "ShearX", "ShearY", "TranslateXRel", "TranslateYRel"]
 _INCREASING = {"Posterize": "PosterizeIncreasing", "Solarize": "SolarizeIncreasing", "Color": "ColorIncreasing",
                "Contrast": "ContrastIncreasing", "Brightness": "BrightnessIncreasing",
                "Sharpness": "SharpnessIncreasing"}
@@ -427,8 +427,16 @@ def rand_augment_transform(config_str, hparams=None, transforms=None):
     upper bound, ``inc`` 1 for the ops whose strength increases with magnitude, ``t<name>`` op set.
     """
     hparams = dict(DEFAULT_HPARAMS) if hparams is None else hparams
-    magnitude, num_layers, prob, increasing = LEVEL_DENOM, 2, 0.5, False
     _, sections = _split_policy(config_str, "rand")
+    numeric, transforms = _split_op_set_section(sections, transforms)
+    magnitude, num_layers, prob, increasing = _parse_rand_sections(numeric, hparams, config_str)
+    names, weights = _rand_op_names(transforms, increasing)
+    ops = [AugmentOp(name, prob=prob, magnitude=magnitude, hparams=hparams) for name in names]
+    return RandAugment(ops, num_layers, choice_weights=weights)
+
+
+def _split_op_set_section(sections, transforms):
+    """The numeric sections, and ``transforms`` (or, when None, the name of the first ``t<name>`` section)."""
     numeric = []
     for section in sections:
         if section.startswith("t"):
@@ -436,6 +444,13 @@ def rand_augment_transform(config_str, hparams=None, transforms=None):
                 transforms = section[1:]
         else:
             numeric.append(section)
+    return numeric, transforms
+
+
+def _parse_rand_sections(numeric, hparams, config_str):
+    """``(magnitude, num_layers, prob, increasing)`` from the numeric sections; ``mstd`` and ``mmax`` go to
+    ``hparams`` (unless already set there)."""
+    magnitude, num_layers, prob, increasing = LEVEL_DENOM, 2, 0.5, False
     for key, val in parse_policy_sections(numeric):
         if key == "mstd":
             std = float(val)
@@ -452,18 +467,21 @@ def rand_augment_transform(config_str, hparams=None, transforms=None):
             prob = float(val)
         else:
             raise ValueError(f"unknown RandAugment section {key!r} in {config_str!r}")
+    return magnitude, num_layers, prob, increasing
+
+
+def _rand_op_names(transforms, increasing):
+    """The op names and their normalized choice weights (None unless ``transforms`` is a dict of weights);
+    ``transforms`` is an op-set name, a list or dict of op names, or None for the default set."""
     if isinstance(transforms, str):
         transforms = rand_augment_choices(transforms, increasing=increasing)
     elif transforms is None:
         transforms = _RAND_INCREASING_OPS if increasing else _RAND_OPS
-    weights = None
-    if isinstance(transforms, dict):
-        names = list(transforms)
-        raw = np.array([transforms[n] for n in names], dtype=np.float64)
-        weights = raw / raw.sum()
-        transforms = names
-    ops = [AugmentOp(name, prob=prob, magnitude=magnitude, hparams=hparams) for name in transforms]
-    return RandAugment(ops, num_layers, choice_weights=weights)
+    if not isinstance(transforms, dict):
+        return transforms, None
+    names = list(transforms)
+    raw = np.array([transforms[n] for n in names], dtype=np.float64)
+    return names, raw / raw.sum()
 
 
 def auto_augment_transform(config_str, hparams=None):

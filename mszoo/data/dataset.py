@@ -26,12 +26,13 @@ import tempfile
 import threading
 import warnings
 from dataclasses import dataclass, replace
-from typing import Optional, Tuple
+from typing import Optional
 
 import numpy as np
 from PIL import Image
 
 from mszoo.extras import require
+
 from .mixup import Mixup
 from .transforms import DEFAULT_CROP_PCT, IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD, create_transform
 
@@ -385,19 +386,19 @@ class DataConfig:
     interpolation: str = "bicubic"
     crop_pct: float = DEFAULT_CROP_PCT
     min_crop: float = 0.08
-    ratio: Tuple[float, float] = (3.0 / 4.0, 4.0 / 3.0)
+    ratio: tuple[float, float] = (3.0 / 4.0, 4.0 / 3.0)
     hflip: float = 0.5
     color_jitter: float = 0.4
     auto_augment: Optional[str] = None
     re_prob: float = 0.0
     re_mode: str = "const"
     re_count: int = 1
-    mean: Tuple[float, ...] = IMAGENET_DEFAULT_MEAN
-    std: Tuple[float, ...] = IMAGENET_DEFAULT_STD
+    mean: tuple[float, ...] = IMAGENET_DEFAULT_MEAN
+    std: tuple[float, ...] = IMAGENET_DEFAULT_STD
     # mixup / cutmix (see mszoo/data/mixup.py); the label column becomes soft targets
     mixup: float = 0.0
     cutmix: float = 0.0
-    cutmix_minmax: Optional[Tuple[float, float]] = None
+    cutmix_minmax: Optional[tuple[float, float]] = None
     mixup_prob: float = 1.0
     switch_prob: float = 0.5
     mixup_mode: str = "batch"

@@ -14,9 +14,9 @@ import tempfile
 import mindspore as ms
 import numpy as np
 
+from mszoo.config import ConfigError
 from mszoo.extras import require
 from mszoo.fileio import atomic_open
-from mszoo.config import ConfigError
 from mszoo.logger import get_logger
 from mszoo.models.layers import set_exportable
 from mszoo.models.loading import CheckpointFile

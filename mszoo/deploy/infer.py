@@ -5,18 +5,17 @@ transform; unreadable or non-image files are reported and skipped, the rest are 
 """
 import json
 import os
-from typing import Any, Mapping, Optional
+from collections.abc import Mapping
+from typing import Any, Optional
 
 import numpy as np
 
-from mszoo.extras import require
 from mszoo.data import create_dataset, load_class_names, load_rgb_image, transforms_imagenet_eval
+from mszoo.extras import require
 from mszoo.logger import get_logger
 from mszoo.metrics import ClassificationMeter, format_results, softmax, write_results
 from mszoo.models.loading import CheckpointError
-
-from mszoo.resolve import (apply_record, data_config, dataset_root, eval_preprocessing, fill_preprocessing,
-                           is_explicit)
+from mszoo.resolve import apply_record, data_config, dataset_root, eval_preprocessing, fill_preprocessing, is_explicit
 
 from .export import build_deploy_model, find_sidecar, read_sidecar, shared_sidecar_path, sidecar_path
 

@@ -117,55 +117,85 @@ def merge_dynamic_batch(model_a, model_b, batch_a, batch_b):
     """Return ``model_a`` rewritten so its batch axis is symbolic, using ``model_b`` (other batch) as a diff."""
     ga, gb = model_a.graph, model_b.graph
     shapes_a, shapes_b = _static_shapes(model_a), _static_shapes(model_b)
-    data_of = {node.input[1]: node.input[0] for node in ga.node if node.op_type == "Reshape" and len(node.input) > 1}
-    data_of_b = {node.input[1]: node.input[0] for node in gb.node if node.op_type == "Reshape" and len(node.input) > 1}
+    data_of, data_of_b = _reshape_data_inputs(ga), _reshape_data_inputs(gb)
+    va, vb, pairs = _paired_constants(ga, gb)
+    reshape_targets = _reshape_targets(ga)
+    users = _consumers(ga)
+    for name_a, name_b in pairs:
+        a, b = va[name_a], vb[name_b]
+        if a.shape != b.shape:
+            _merge_broadcast_constant(ga, name_a, a, b, users)
+        elif np.array_equal(a, b):
+            continue
+        elif a.ndim == 1 and users.get(name_a, set()) <= SHAPE_INPUT_OPS:
+            _merge_shape_vector(ga, name_a, a, b, users, batch_a, batch_b)
+        else:
+            if name_a not in reshape_targets or a.ndim != 1:
+                raise DynamicBatchError(f"constant {name_a} depends on the batch size and is not a Reshape target")
+            a = _resolve_minus_one(a, shapes_a.get(data_of.get(name_a)))
+            b = _resolve_minus_one(b, shapes_b.get(data_of_b.get(name_b)))
+            _merge_reshape_target(ga, name_a, a, b, batch_a, batch_b)
+    _symbolic_batch_io(ga, batch_a)
+    # Intermediate shape annotations hold the static batch; drop them so runtimes infer shapes.
+    del ga.value_info[:]
+    return model_a
+
+
+def _reshape_data_inputs(graph):
+    """``{shape input: data input}`` of the graph's Reshape nodes."""
+    return {node.input[1]: node.input[0] for node in graph.node if node.op_type == "Reshape" and len(node.input) > 1}
+
+
+def _paired_constants(ga, gb):
+    """The constants of both exports and their names paired by order of appearance (names are positional in
+    MindSpore's exporter); the two graphs must have the same nodes and the same number of constants."""
     if [n.op_type for n in ga.node] != [n.op_type for n in gb.node]:
         raise DynamicBatchError("the two exports differ in structure; cannot derive a dynamic batch")
     va, vb = _constant_values(ga), _constant_values(gb)
-    # Names are positional in MindSpore's exporter; pair constants by order of appearance.
     names_a, names_b = list(va), list(vb)
     if len(names_a) != len(names_b):
         raise DynamicBatchError("the two exports have a different number of constants")
-    reshape_targets = _reshape_targets(ga)
-    users = _consumers(ga)
-    for name_a, name_b in zip(names_a, names_b):
-        a, b = va[name_a], vb[name_b]
-        if a.shape != b.shape:
-            # A filled constant (e.g. the 1.0 of "1 / x", folded to x's shape): a broadcast scalar is the same.
-            uniform = a.size and b.size and (a == a.flat[0]).all() and (b == a.flat[0]).all()
-            if uniform and users.get(name_a, set()) <= BROADCAST_OPS and a.ndim == b.ndim:
-                _set_constant(ga, name_a, np.full([1] * a.ndim, a.flat[0], dtype=a.dtype))
-                continue
-            raise DynamicBatchError(f"constant {name_a} changes shape with the batch size")
-        if np.array_equal(a, b):
-            continue
-        if a.ndim == 1 and users.get(name_a, set()) <= SHAPE_INPUT_OPS:
-            # Tile repeats / Expand shape: the entry that equals the batch size becomes the input's batch.
-            differs = np.nonzero(a != b)[0]
-            if len(differs) != 1 or a[differs[0]] != batch_a or b[differs[0]] != batch_b:
-                raise DynamicBatchError(f"{name_a}: batch-dependent {sorted(users[name_a])} vector {a.tolist()}")
-            _dynamic_batch_vector(ga, name_a, a, int(differs[0]))
-            continue
-        if name_a not in reshape_targets or a.ndim != 1:
-            raise DynamicBatchError(f"constant {name_a} depends on the batch size and is not a Reshape target")
-        a = _resolve_minus_one(a, shapes_a.get(data_of.get(name_a)))
-        b = _resolve_minus_one(b, shapes_b.get(data_of_b.get(name_b)))
-        if a is None or b is None:
-            raise DynamicBatchError(f"Reshape target {name_a} has a -1 and an input of unknown shape")
-        differs = np.nonzero(a != b)[0]
-        if len(differs) != 1:
-            raise DynamicBatchError(f"Reshape target {name_a} has {len(differs)} batch-dependent entries")
-        idx = int(differs[0])
-        if a[idx] * batch_b != b[idx] * batch_a:
-            raise DynamicBatchError(f"Reshape target {name_a} is not proportional to the batch size")
-        fixed = a.copy()
-        fixed[idx] = -1
-        _set_constant(ga, name_a, fixed)
+    return va, vb, list(zip(names_a, names_b))
+
+
+def _merge_broadcast_constant(ga, name_a, a, b, users):
+    """A constant whose shape follows the batch: a filled constant (e.g. the 1.0 of "1 / x", folded to x's
+    shape) feeding only broadcasting ops becomes the same value as a broadcast scalar; anything else is an error."""
+    uniform = a.size and b.size and (a == a.flat[0]).all() and (b == a.flat[0]).all()
+    if uniform and users.get(name_a, set()) <= BROADCAST_OPS and a.ndim == b.ndim:
+        _set_constant(ga, name_a, np.full([1] * a.ndim, a.flat[0], dtype=a.dtype))
+        return
+    raise DynamicBatchError(f"constant {name_a} changes shape with the batch size")
+
+
+def _merge_shape_vector(ga, name_a, a, b, users, batch_a, batch_b):
+    """Tile repeats / Expand shape: the entry that equals the batch size becomes the input's batch."""
+    differs = np.nonzero(a != b)[0]
+    if len(differs) != 1 or a[differs[0]] != batch_a or b[differs[0]] != batch_b:
+        raise DynamicBatchError(f"{name_a}: batch-dependent {sorted(users[name_a])} vector {a.tolist()}")
+    _dynamic_batch_vector(ga, name_a, a, int(differs[0]))
+
+
+def _merge_reshape_target(ga, name_a, a, b, batch_a, batch_b):
+    """A Reshape target (its -1 resolved, None when it could not be) with one entry proportional to the batch
+    size: that entry becomes -1."""
+    if a is None or b is None:
+        raise DynamicBatchError(f"Reshape target {name_a} has a -1 and an input of unknown shape")
+    differs = np.nonzero(a != b)[0]
+    if len(differs) != 1:
+        raise DynamicBatchError(f"Reshape target {name_a} has {len(differs)} batch-dependent entries")
+    idx = int(differs[0])
+    if a[idx] * batch_b != b[idx] * batch_a:
+        raise DynamicBatchError(f"Reshape target {name_a} is not proportional to the batch size")
+    fixed = a.copy()
+    fixed[idx] = -1
+    _set_constant(ga, name_a, fixed)
+
+
+def _symbolic_batch_io(ga, batch_a):
+    """The graph's inputs and outputs whose first dimension is ``batch_a`` get the symbolic dimension ``batch``."""
     for value_info in list(ga.input) + list(ga.output):
         dims = value_info.type.tensor_type.shape.dim
         if dims and dims[0].dim_value == batch_a:
             dims[0].ClearField("dim_value")
             dims[0].dim_param = "batch"
-    # Intermediate shape annotations hold the static batch; drop them so runtimes infer shapes.
-    del ga.value_info[:]
-    return model_a

@@ -34,6 +34,17 @@ def _match_erf(where, producer):
     cond, y, neg_y = (producer.get(name) for name in where.input)
     if neg_y is None or neg_y.op_type != "Neg" or neg_y.input[0] != where.input[1]:
         return None
+    a = _non_negative_test_input(cond, producer)
+    if a is None:
+        return None
+    if y is None or y.op_type != "Sub":
+        return None
+    return a if _is_poly_times_exp_neg_square(producer.get(y.input[1]), a, producer) else None
+
+
+def _non_negative_test_input(cond, producer):
+    """The input ``a`` if ``cond`` computes ``a >= 0`` as ``Not(Less(a, 0))`` or ``GreaterOrEqual(a, 0)``, else
+    None."""
     if cond is None:
         return None
     if cond.op_type == "Not":
@@ -42,28 +53,27 @@ def _match_erf(where, producer):
             return None
     elif cond.op_type != "GreaterOrEqual":
         return None
-    a = cond.input[0]
-    if y is None or y.op_type != "Sub":
-        return None
-    tail = producer.get(y.input[1])
+    return cond.input[0]
+
+
+def _is_poly_times_exp_neg_square(tail, a, producer):
+    """Whether ``tail`` is ``Mul(poly, Exp(Mul(Neg(|a|), |a|)))`` (either operand order)."""
     if tail is None or tail.op_type != "Mul":
-        return None
+        return False
     exp = next((producer.get(name) for name in tail.input if getattr(producer.get(name), "op_type", "") == "Exp"),
                None)
     if exp is None:
-        return None
+        return False
     square = producer.get(exp.input[0])
     if square is None or square.op_type != "Mul":
-        return None
+        return False
     operands = [producer.get(name) for name in square.input]
     ops_ = sorted(getattr(node, "op_type", "") for node in operands)
     if ops_ != ["Abs", "Neg"]:
-        return None
+        return False
     absolute = next(node for node in operands if node.op_type == "Abs")
     negated = next(node for node in operands if node.op_type == "Neg")
-    if absolute.input[0] != a or negated.input[0] != absolute.output[0]:
-        return None
-    return a
+    return absolute.input[0] == a and negated.input[0] == absolute.output[0]
 
 
 def remove_dead_nodes(graph):

@@ -40,7 +40,7 @@ def _check_bf16():
                             "capability); use --precision f32 or int8")
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _core():
     """The process's OpenVINO Core. OpenVINO's CPU plugin bundles its own oneDNN, which reads
     ONEDNN_MAX_CPU_ISA once, at its first kernel: under MindSpore's AVX2 cap (mszoo.cpu.onednn.configure_cpu_kernels)

@@ -17,13 +17,14 @@ Files are written to a temporary name in the same directory, flushed to disk, th
 target (``os.replace`` is atomic on POSIX and Windows), so a kill at any moment leaves either the old or
 the new file, never a truncated one.
 """
+import contextlib
 import glob
 import json
 import os
 import shutil
 
-import numpy as np
 import mindspore as ms
+import numpy as np
 
 from mszoo.fileio import written_as
 from mszoo.models.loading import CheckpointFile
@@ -43,10 +44,8 @@ def remove_stale_tmp(directory):
     """Delete temporary files left by a process killed while writing a checkpoint (ours and MindSpore's own
     ``<name>.tmp`` intermediate file)."""
     for path in glob.glob(os.path.join(directory, ".*.tmp.ckpt")) + glob.glob(os.path.join(directory, ".*.tmp.tmp")):
-        try:
+        with contextlib.suppress(OSError):
             os.remove(path)
-        except OSError:
-            pass
 
 
 def save_checkpoint_atomic(path, tensors, train_state=None, config_text=None, class_names=None, record=None):

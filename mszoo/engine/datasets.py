@@ -1,4 +1,5 @@
 """Glue between the config and the models / data packages, shared by the trainer and the evaluator."""
+import contextlib
 import random
 
 import numpy as np
@@ -53,6 +54,7 @@ def build_train_dataset(cfg, epoch=0, class_names=None, seed_offset=0):
     """The training pipeline for one epoch, seeded by ``(seed, epoch)`` so the order and the random
     augmentation of an epoch are the same when a run is resumed (as far as MindSpore's workers allow)."""
     import mindspore.dataset as ds
+
     from mszoo.data import create_dataset
 
     root, train_dir, _ = dataset_root(cfg)
@@ -71,10 +73,8 @@ def stop_iterator(iterator):
     """Stop a dataset iterator's workers (best effort: the pipeline is being torn down anyway)."""
     stop = getattr(iterator, "stop", None)
     if stop is not None:
-        try:
+        with contextlib.suppress(Exception):  # tearing down anyway
             stop()
-        except Exception:  # tearing down anyway
-            pass
 
 
 def build_eval_dataset(cfg, class_names=None):

@@ -4,8 +4,8 @@ After every applied optimizer update: ``ema = decay * ema + (1 - decay) * weight
 parameter (trainable or not). The EMA copies are Parameters named ``ema.<param name>`` so they are
 saved in training checkpoints; validation copies them into an evaluation model (``copy_to``).
 """
-import numpy as np
 import mindspore as ms
+import numpy as np
 from mindspore import nn, ops
 
 _ema_update = ops.MultitypeFuncGraph("ema_update")

@@ -10,8 +10,8 @@ loss is plain cross entropy (no label smoothing).
 writes the same dict as JSON.
 """
 
-import numpy as np
 import mindspore as ms
+import numpy as np
 from mindspore import nn, ops
 
 from mszoo.config import ConfigError, source_of, validate
@@ -93,8 +93,8 @@ def evaluate_checkpoint(cfg, output=None):
     """
     from mszoo.resolve import load_eval_model, pretrained_file, resolve_from_checkpoint
 
-    from .datasets import RUN_KEYS, build_eval_dataset, merge_saved_config
     from .checkpoint import load_training_checkpoint
+    from .datasets import RUN_KEYS, build_eval_dataset, merge_saved_config
 
     if not cfg.pretrained:
         raise ConfigError("pretrained: give the checkpoint to evaluate (--pretrained FILE.ckpt) (from command line)")

@@ -13,12 +13,11 @@ Weight decay is split as timm does (``param_groups_weight_decay``): no decay for
 State (moments, step count) lives in Parameters named ``optimizer.<slot>.<param name>`` so it is saved
 in and restored from training checkpoints.
 """
-import numpy as np
 import mindspore as ms
+import numpy as np
 from mindspore import nn, ops
 
 from mszoo.constants import OPTIMIZERS
-
 
 _adamw_update = ops.MultitypeFuncGraph("adamw_update")
 _adam_update = ops.MultitypeFuncGraph("adam_update")

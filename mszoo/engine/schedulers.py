@@ -27,10 +27,8 @@ whole run, in optimizer steps: accumulation micro-batches are not steps). The se
 import bisect
 import math
 from dataclasses import dataclass, field
-from typing import List
 
 from mszoo.constants import LR_SCHEDULERS
-
 
 
 @dataclass(frozen=True)
@@ -46,7 +44,7 @@ class LRSchedule:
     cooldown_epochs: int = 0
     lr_adjust: int = 30
     lr_gamma: float = 0.1
-    lr_milestones: List[int] = field(default_factory=list)
+    lr_milestones: list[int] = field(default_factory=list)
     lr_power: float = 1.0
 
     def __post_init__(self):

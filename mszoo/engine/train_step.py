@@ -24,12 +24,13 @@ import os
 import shutil
 import tempfile
 
-import numpy as np
 import mindspore as ms
+import numpy as np
 from mindspore import nn, ops
 
-from .distributed import distributed_group_size
 from mszoo.cpu.heap import release_free_heap
+
+from .distributed import distributed_group_size
 
 _square_sum = ops.MultitypeFuncGraph("square_sum")
 _scale_grad = ops.MultitypeFuncGraph("scale_grad")

@@ -19,26 +19,39 @@ import os
 import threading
 import time
 
-import numpy as np
 import mindspore as ms
+import numpy as np
 
 from mszoo.config import ConfigError, config_text, copy_config, format_config, save_config, source_of, validate
 from mszoo.logger import add_log_file, get_logger, get_rank, remove_log_files
 from mszoo.models.loading import CheckpointFile, load_pretrained
-from mszoo.resolve import build_model, pretrained_file, record_of, fill_preprocessing, resolve_from_checkpoint
+from mszoo.resolve import build_model, fill_preprocessing, pretrained_file, record_of, resolve_from_checkpoint
 
-from .datasets import build_eval_dataset, build_train_dataset, merge_saved_config, seed_everything, stop_iterator
-from .reporting import (MetricsLogger, ProgressBar, StepTimer, format_epoch_line, format_lr, format_step_line,
-                        progress_enabled, redirect_logging)
-from .checkpoint import (assign_parameters, load_training_checkpoint, remove_stale_tmp, resolve_resume_path,
-                         save_checkpoint_atomic)
+from .checkpoint import (
+    assign_parameters,
+    load_training_checkpoint,
+    remove_stale_tmp,
+    resolve_resume_path,
+    save_checkpoint_atomic,
+)
 from .checkpoint_manager import CheckpointManager
 from .criterion import create_criterion
+from .datasets import build_eval_dataset, build_train_dataset, merge_saved_config, seed_everything, stop_iterator
 from .distributed import distributed_group_size, rescale_position, run_stamp
 from .ema import EMA
 from .evaluator import EvalNet, evaluate
 from .interrupt import SignalStop
 from .optim import create_optimizer
+from .reporting import (
+    MetricsLogger,
+    ProgressBar,
+    StepTimer,
+    format_epoch_line,
+    format_lr,
+    format_step_line,
+    progress_enabled,
+    redirect_logging,
+)
 from .schedulers import create_schedule
 from .train_step import apply_amp, build_train_step
 

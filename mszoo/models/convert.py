@@ -10,11 +10,12 @@ eval/infer/export need nothing but the file.
 import argparse
 import os
 
-import numpy as np
 import mindspore as ms
+import numpy as np
 
 from mszoo.extras import require
 from mszoo.fileio import written_as
+
 from .loading import head_classes, load_weights
 from .record import RECORD_KEY, make_record, record_to_text
 from .registry import create_model, model_family_module, resolve_data_config, resolve_name

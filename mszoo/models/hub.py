@@ -23,9 +23,9 @@ import urllib.error
 import urllib.parse
 import urllib.request
 
+from mszoo.constants import PUBLISHED_WEIGHTS_NAMES, REMOTE_WEIGHTS_PREFIXES, cache_dir
 from mszoo.extras import require
 from mszoo.fileio import commit, sha256_file
-from mszoo.constants import PUBLISHED_WEIGHTS_NAMES, REMOTE_WEIGHTS_PREFIXES, cache_dir
 
 from .convert import ConversionError, convert_file
 from .loading import CheckpointError

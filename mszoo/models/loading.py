@@ -11,10 +11,11 @@ load through it; only fine-tuning passes ``allow_rehead``.
 """
 import json
 import os
-from typing import Any, List, Mapping, Tuple, Union
+from collections.abc import Mapping
+from typing import Any, Union
 
-import numpy as np
 import mindspore as ms
+import numpy as np
 
 from .record import record_from_entries
 from .seeds import recognise_seed
@@ -115,7 +116,7 @@ class CheckpointFile:
 
 
 def load_weights(model: "ms.nn.Cell", params: Mapping[str, Any], source: str = "checkpoint", allow_rehead: bool = False,
-                 ignore_prefixes: Tuple[str, ...] = TRAINING_STATE_PREFIXES) -> List[str]:
+                 ignore_prefixes: tuple[str, ...] = TRAINING_STATE_PREFIXES) -> list[str]:
     """Load ``params`` (name -> ndarray / Tensor / Parameter) into ``model`` by the one rule (module docstring).
 
     Entries under ``ignore_prefixes`` (a training checkpoint's optimizer, loss-scale and EMA state) are not
@@ -159,7 +160,7 @@ def _as_parameter(name, value, dtype):
 
 
 def load_pretrained(model: "ms.nn.Cell", checkpoint: Union["CheckpointFile", str, "os.PathLike[str]"],
-                    allow_rehead: bool = False, adapt=None) -> Tuple[List[str], str]:
+                    allow_rehead: bool = False, adapt=None) -> tuple[list[str], str]:
     """Load ``checkpoint`` (a ``CheckpointFile``, or the path of a ``.ckpt``) into ``model`` by the one rule,
     with its EMA weights when complete.
 

@@ -8,7 +8,8 @@ import difflib
 import fnmatch
 import os
 import sys
-from typing import TYPE_CHECKING, Any, Dict, Iterable, List, Mapping, Optional, Union
+from collections.abc import Iterable, Mapping
+from typing import TYPE_CHECKING, Any, Optional, Union
 
 if TYPE_CHECKING:
     from mindspore import nn
@@ -81,7 +82,7 @@ def resolve_name(name: str) -> str:
     return name
 
 
-def list_models(pattern: Union[str, Iterable[str]] = "*", pretrained: bool = False) -> List[str]:
+def list_models(pattern: Union[str, Iterable[str]] = "*", pretrained: bool = False) -> list[str]:
     """Sorted canonical model names matching an fnmatch ``pattern`` (or a list of patterns); with
     ``pretrained=True`` only those whose cfg names published weights (``create_model(name, pretrained=True)``)."""
     _ensure_families_loaded()
@@ -99,7 +100,7 @@ def is_model(name: str) -> bool:
     return MODEL_ALIASES.get(name, name) in _model_entrypoints
 
 
-def get_default_cfg(name: str) -> Dict[str, Any]:
+def get_default_cfg(name: str) -> dict[str, Any]:
     """A copy of the variant's default cfg (input size, crop_pct, interpolation, mean, std)."""
     return dict(_model_default_cfgs[resolve_name(name)])
 
@@ -109,7 +110,7 @@ def model_family_module(name):
     return sys.modules[_model_entrypoints[resolve_name(name)].__module__]
 
 
-def resolve_data_config(name: str, overrides: Optional[Mapping[str, Any]] = None) -> Dict[str, Any]:
+def resolve_data_config(name: str, overrides: Optional[Mapping[str, Any]] = None) -> dict[str, Any]:
     """The eval preprocessing of variant ``name``, as timm's ``resolve_data_config``: ``image_size``,
     ``crop_pct``, ``interpolation``, ``mean`` and ``std`` from its default cfg, each replaced by
     ``overrides[key]`` when that is not None."""

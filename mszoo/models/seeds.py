@@ -8,7 +8,8 @@ that code by its parameter names and maps them to the variant's (``CheckpointFil
 
 Imports nothing from the rest of ``mszoo.models``: ``loading`` uses it, and the family files register in it.
 """
-from typing import Callable, Dict, Mapping, NamedTuple, Optional, Tuple
+from collections.abc import Mapping
+from typing import Callable, NamedTuple, Optional
 
 import numpy as np
 
@@ -28,8 +29,8 @@ class SeedFormat(NamedTuple):
     (where the code lives, for messages)."""
     source: str
     markers: frozenset
-    variants: Dict[str, str]
-    convert: Callable[[Mapping], Dict]
+    variants: dict[str, str]
+    convert: Callable[[Mapping], dict]
 
     def variant_for(self, arch: Optional[str]) -> Optional[str]:
         """Our variant for the seed's model name ``arch`` (or one of ours); the only one when ``arch`` is None."""
@@ -76,7 +77,7 @@ def _model_entries(tensors, markers):
     return None, None
 
 
-def recognise_seed(tensors: Mapping) -> Optional[Tuple[SeedFormat, Dict]]:
+def recognise_seed(tensors: Mapping) -> Optional[tuple[SeedFormat, dict]]:
     """``(format, weights)`` when ``tensors`` (name -> array) is a seed code's checkpoint, else None.
 
     ``weights`` are the model's entries mapped to our variant's names; the seed's training state is dropped and

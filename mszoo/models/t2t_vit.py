@@ -33,18 +33,39 @@ Parameter names follow the official ``models/t2t_vit.py``; the one rename is the
 """
 import math
 
-import numpy as np
 import mindspore as ms
+import numpy as np
 from mindspore import nn, ops
 from mindspore.common.initializer import Orthogonal, initializer
 
 from mszoo.constants import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
 
-from .layers import (Attention, ClassifierMixin, DropPath, GELU, LayerNorm, Linear, Mlp, Permute, ScaledDotProduct,
-                     SplitHeads, TokenMaps, Unfold, check_output_fmt, checkpoint_blocks, classifier_head,
-                     drop_path_rates, feature_take_indices, init_weights_vit, make_dropout, prune_block_stack,
-                     to_2tuple, trunc_normal_param, unfold_output_size)
 from .builder import build_model_with_cfg
+from .layers import (
+    GELU,
+    Attention,
+    ClassifierMixin,
+    DropPath,
+    LayerNorm,
+    Linear,
+    Mlp,
+    Permute,
+    ScaledDotProduct,
+    SplitHeads,
+    TokenMaps,
+    Unfold,
+    check_output_fmt,
+    checkpoint_blocks,
+    classifier_head,
+    drop_path_rates,
+    feature_take_indices,
+    init_weights_vit,
+    make_dropout,
+    prune_block_stack,
+    to_2tuple,
+    trunc_normal_param,
+    unfold_output_size,
+)
 from .registry import make_cfg, register_model
 
 __all__ = ["T2TViT", "T2TModule", "TokenPerformer", "TokenTransformer", "TokenAttention", "Block",

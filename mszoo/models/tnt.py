@@ -33,12 +33,31 @@ from mindspore import nn, ops
 
 from mszoo.constants import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD, IMAGENET_INCEPTION_MEAN, IMAGENET_INCEPTION_STD
 
-from .layers import (GELU, ClassifierMixin, DropPath, GELUTanh, LayerNorm, Linear, Mlp, Permute, ScaledDotProduct,
-                     SplitHeads, TokenMaps, check_output_fmt, checkpoint_blocks, classifier_head, drop_path_rates,
-                     feature_take_indices, init_weights_vit, make_dropout, prune_block_stack, resample_abs_pos_embed_np,
-                     to_2tuple,
-                     trunc_normal_param)
 from .builder import build_model_with_cfg
+from .layers import (
+    GELU,
+    ClassifierMixin,
+    DropPath,
+    GELUTanh,
+    LayerNorm,
+    Linear,
+    Mlp,
+    Permute,
+    ScaledDotProduct,
+    SplitHeads,
+    TokenMaps,
+    check_output_fmt,
+    checkpoint_blocks,
+    classifier_head,
+    drop_path_rates,
+    feature_take_indices,
+    init_weights_vit,
+    make_dropout,
+    prune_block_stack,
+    resample_abs_pos_embed_np,
+    to_2tuple,
+    trunc_normal_param,
+)
 from .registry import make_cfg, register_model
 from .seeds import SeedFormat, join_layers, norm_names, register_seed_format
 

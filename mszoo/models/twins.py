@@ -26,10 +26,27 @@ from mindspore import nn, ops
 
 from mszoo.constants import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
 
-from .layers import (GELU, ClassifierMixin, DropPath, GELUTanh, LayerNorm, Linear, Mlp, PatchEmbed, Permute,
-                     ScaledDotProduct, SplitHeads, check_output_fmt, checkpoint_blocks, classifier_head,
-                     drop_path_rates, feature_take_indices, init_weights_vit, make_dropout)
 from .builder import build_model_with_cfg
+from .layers import (
+    GELU,
+    ClassifierMixin,
+    DropPath,
+    GELUTanh,
+    LayerNorm,
+    Linear,
+    Mlp,
+    PatchEmbed,
+    Permute,
+    ScaledDotProduct,
+    SplitHeads,
+    check_output_fmt,
+    checkpoint_blocks,
+    classifier_head,
+    drop_path_rates,
+    feature_take_indices,
+    init_weights_vit,
+    make_dropout,
+)
 from .registry import make_cfg, register_model
 from .seeds import SeedFormat, join_layers, norm_names, register_seed_format
 

@@ -338,60 +338,91 @@ def build_parser():
 
 
 def plan_cases(args):
-    from mszoo.config import ConfigError
     from mszoo.models import resolve_name
 
     models = [resolve_name(m) for m in _csv(args.model)]
-    modes = _csv(args.mode)
-    bad = [m for m in modes if m not in MODES]
-    if bad:
-        raise ConfigError(f"--mode: unknown {', '.join(bad)} (choose from {', '.join(MODES)})")
-    backends = _csv(args.backend)
-    bad = [b for b in backends if b not in BACKENDS]
-    if bad:
-        raise ConfigError(f"--backend: unknown {', '.join(bad)} (choose from {', '.join(BACKENDS)})")
-    precisions = _csv(args.precision)
-    bad = [p for p in precisions if p not in ("f32", "bf16", "int8")]
-    if bad:
-        raise ConfigError(f"--precision: unknown {', '.join(bad)} (choose from f32, bf16, int8)")
-    batches = _csv(args.batch_size, int)
-    if any(b < 1 for b in batches):
-        raise ConfigError("--batch_size: values must be >= 1")
-    if args.repeat < 1:
-        raise ConfigError("--repeat: must be >= 1")
-    compare = _csv(args.compare)
-    if compare and compare != ["timm"]:
-        raise ConfigError("--compare: only 'timm' is supported")
-    gc = str(args.grad_checkpointing).strip().lower()
-    if gc not in ("true", "false"):
-        raise ConfigError(f"--grad_checkpointing: expected true or false, got {args.grad_checkpointing!r}")
+    modes = _checked_choices("--mode", _csv(args.mode), MODES)
+    backends = _checked_choices("--backend", _csv(args.backend), BACKENDS)
+    precisions = _checked_choices("--precision", _csv(args.precision), ("f32", "bf16", "int8"))
+    batches = _checked_counts(_csv(args.batch_size, int), args.repeat)
+    compare = _checked_compare(_csv(args.compare))
+    gc = _grad_checkpointing(args.grad_checkpointing)
     base = dict(image_size=args.image_size, threads=args.threads, warmup=args.warmup, windows=args.windows,
-                iters=args.iters, workers=args.workers, grad_checkpointing=gc == "true")
+                iters=args.iters, workers=args.workers, grad_checkpointing=gc)
     cases = []
     for mode in modes:
         if mode == "data":
-            for batch in batches:
-                for impl in ["ours"] + compare:
-                    cases.append(dict(base, mode="data", impl=impl, model="-", backend="-", batch_size=batch,
-                                      precision="f32"))
+            cases.extend(_data_cases(base, batches, compare))
             continue
         for model in models:
             for batch in batches:
-                if mode == "infer":
-                    for backend in backends:
-                        for precision in (precisions if backend == "openvino" else ["f32"]):
-                            cases.append(dict(base, mode=mode, impl="ours", model=model, backend=backend,
-                                              batch_size=batch, precision=precision))
-                else:
-                    cases.append(dict(base, mode=mode, impl="ours", model=model, backend="mindspore",
-                                      batch_size=batch, precision="f32"))
+                cases.extend(_our_model_cases(base, mode, model, batch, backends, precisions))
                 if compare and model in set(_timm_models()):
-                    timm_precisions = sorted({_timm_precision(c["precision"]) for c in cases if c["mode"] == mode
-                                              and c["model"] == model and c["batch_size"] == batch}) or ["f32"]
-                    for precision in timm_precisions:
-                        cases.append(dict(base, mode=mode, impl="timm", model=model, backend="torch",
-                                          batch_size=batch, precision=precision))
+                    cases.extend(_timm_cases(base, mode, model, batch, cases))
     return cases
+
+
+def _checked_choices(flag, values, choices):
+    """``values``, or a ``ConfigError`` naming ``flag`` and the values not among ``choices``."""
+    from mszoo.config import ConfigError
+
+    bad = [v for v in values if v not in choices]
+    if bad:
+        raise ConfigError(f"{flag}: unknown {', '.join(bad)} (choose from {', '.join(choices)})")
+    return values
+
+
+def _checked_counts(batches, repeat):
+    """``batches``, after checking that every batch size and ``--repeat`` are at least 1."""
+    from mszoo.config import ConfigError
+
+    if any(b < 1 for b in batches):
+        raise ConfigError("--batch_size: values must be >= 1")
+    if repeat < 1:
+        raise ConfigError("--repeat: must be >= 1")
+    return batches
+
+
+def _checked_compare(compare):
+    """The ``--compare`` list: empty or ``['timm']``."""
+    from mszoo.config import ConfigError
+
+    if compare and compare != ["timm"]:
+        raise ConfigError("--compare: only 'timm' is supported")
+    return compare
+
+
+def _grad_checkpointing(text):
+    """``--grad_checkpointing`` as a bool (``true`` or ``false``, any case)."""
+    from mszoo.config import ConfigError
+
+    gc = str(text).strip().lower()
+    if gc not in ("true", "false"):
+        raise ConfigError(f"--grad_checkpointing: expected true or false, got {text!r}")
+    return gc == "true"
+
+
+def _data_cases(base, batches, compare):
+    """The data-loading cases: ours and each compared implementation, per batch size."""
+    return [dict(base, mode="data", impl=impl, model="-", backend="-", batch_size=batch, precision="f32")
+            for batch in batches for impl in ["ours"] + compare]
+
+
+def _our_model_cases(base, mode, model, batch, backends, precisions):
+    """Our cases of one model and batch: inference per backend (OpenVINO per precision), or one training case."""
+    if mode != "infer":
+        return [dict(base, mode=mode, impl="ours", model=model, backend="mindspore", batch_size=batch,
+                     precision="f32")]
+    return [dict(base, mode=mode, impl="ours", model=model, backend=backend, batch_size=batch, precision=precision)
+            for backend in backends for precision in (precisions if backend == "openvino" else ["f32"])]
+
+
+def _timm_cases(base, mode, model, batch, cases):
+    """timm's cases of one model and batch: one per precision ours is compared at in ``cases``."""
+    timm_precisions = sorted({_timm_precision(c["precision"]) for c in cases if c["mode"] == mode
+                              and c["model"] == model and c["batch_size"] == batch}) or ["f32"]
+    return [dict(base, mode=mode, impl="timm", model=model, backend="torch", batch_size=batch, precision=precision)
+            for precision in timm_precisions]
 
 
 def _timm_precision(precision):
@@ -499,32 +530,50 @@ def main(argv=None):
         print("BENCH_RESULT " + json.dumps(run_case_inline(case)), flush=True)
         return 0
     cases = plan_cases(args)
-    folder = None
-    if any(c["mode"] == "data" for c in cases):
-        folder = args.data_dir or make_jpeg_folder(tempfile.mkdtemp(prefix="bench_data_"))
-    for case in cases:
-        if case["mode"] == "data":
-            case["folder"] = folder
-    results = [[] for _ in cases]
-    for round_ in range(args.repeat):
-        for case, case_results in zip(cases, results):
-            label = f"{case['mode']} {case['model']} {case['impl']}/{case['backend']} batch {case['batch_size']}"
-            rounds = f" (round {round_ + 1}/{args.repeat})" if args.repeat > 1 else ""
-            print(f"running {label}{rounds} ...", flush=True)
-            case_results.append(run_case(case, args.timeout))
+    folder = _attach_data_folder(cases, args.data_dir)
+    results = _run_rounds(cases, args.repeat, args.timeout)
     rows = [dict(case, result=merge_rounds(case_results)) for case, case_results in zip(cases, results)]
     add_ratios(rows)
     print(format_table(rows))
-    if args.json:
-        with open(args.json, "a", encoding="utf-8") as f:
-            for r in rows:
-                f.write(json.dumps(r) + "\n")
-    if args.plot:
-        plot(rows, args.plot)
-        print(f"wrote {args.plot}")
+    _write_outputs(rows, args.json, args.plot)
     if folder and not args.data_dir:
         shutil.rmtree(folder, ignore_errors=True)
     return 1 if any("error" in r["result"] for r in rows) else 0
+
+
+def _attach_data_folder(cases, data_dir):
+    """The image folder the data cases read (``data_dir``, else generated JPEGs), set on each; None without
+    data cases."""
+    folder = None
+    if any(c["mode"] == "data" for c in cases):
+        folder = data_dir or make_jpeg_folder(tempfile.mkdtemp(prefix="bench_data_"))
+    for case in cases:
+        if case["mode"] == "data":
+            case["folder"] = folder
+    return folder
+
+
+def _run_rounds(cases, repeat, timeout):
+    """Every case once per round, the cases taking turns; each case's list of results."""
+    results = [[] for _ in cases]
+    for round_ in range(repeat):
+        for case, case_results in zip(cases, results):
+            label = f"{case['mode']} {case['model']} {case['impl']}/{case['backend']} batch {case['batch_size']}"
+            rounds = f" (round {round_ + 1}/{repeat})" if repeat > 1 else ""
+            print(f"running {label}{rounds} ...", flush=True)
+            case_results.append(run_case(case, timeout))
+    return results
+
+
+def _write_outputs(rows, json_path, plot_path):
+    """Append the rows as JSON lines to ``json_path`` and plot them to ``plot_path`` (each when given)."""
+    if json_path:
+        with open(json_path, "a", encoding="utf-8") as f:
+            for r in rows:
+                f.write(json.dumps(r) + "\n")
+    if plot_path:
+        plot(rows, plot_path)
+        print(f"wrote {plot_path}")
 
 
 cli = console(main)

@@ -5,6 +5,7 @@
 ``--size`` prints the number of devices in the whole table. Used by
 ``scripts/run_distribute_train_ascend.sh``; a malformed table is one clear error line.
 """
+import contextlib
 import json
 import socket
 import sys
@@ -44,10 +45,8 @@ def load_rank_table(path):
 
 def _local_addresses():
     names = {socket.gethostname()}
-    try:
+    with contextlib.suppress(OSError):
         names.update(info[4][0] for info in socket.getaddrinfo(socket.gethostname(), None))
-    except OSError:
-        pass
     return names
 
 

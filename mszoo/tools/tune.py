@@ -11,9 +11,18 @@ import argparse
 import math
 import os
 
-from mszoo.config import (KEY_MAP, ConfigError, canonical_key, check_value, coerce, load_yaml, parse_config,
-                        parse_script_args, save_config)
 from mszoo.cli import console
+from mszoo.config import (
+    KEY_MAP,
+    ConfigError,
+    canonical_key,
+    check_value,
+    coerce,
+    load_yaml,
+    parse_config,
+    parse_script_args,
+    save_config,
+)
 from mszoo.extras import require
 from mszoo.logger import get_logger
 
@@ -31,45 +40,58 @@ def load_search_space(path):
         raise SearchSpaceError(f"search space {path} is empty")
     space = {}
     for raw_key, spec in raw.items():
-        key = canonical_key(str(raw_key), path)
-        if key is None:
-            raise SearchSpaceError(f"search space: '{raw_key}' is not a tunable key (from {path})")
-        meta = KEY_MAP[key]
-        if meta.type not in TUNABLE_TYPES:
-            raise SearchSpaceError(f"search space: {key} has type {meta.type} and cannot be searched (from {path})")
-        if not isinstance(spec, dict):
-            raise SearchSpaceError(f"search space: {key} needs {{low, high}} or {{choices}} (from {path})")
-        if "choices" in spec:
-            choices = spec["choices"]
-            if not isinstance(choices, list) or not choices:
-                raise SearchSpaceError(f"search space: {key}.choices must be a non-empty list (from {path})")
-            values = [coerce(key, meta.type, c, path, meta.nullable) for c in choices]
-            for v in values:
-                check_value(meta, v, path)
-            space[key] = {"choices": values}
-            continue
-        unknown = set(spec) - {"low", "high", "log", "step"}
-        if unknown or "low" not in spec or "high" not in spec:
-            raise SearchSpaceError(f"search space: {key} needs low and high (and optional log, step); "
-                                   f"got {sorted(spec)} (from {path})")
-        if meta.type not in ("int", "float"):
-            raise SearchSpaceError(f"search space: {key} is {meta.type}; use choices (from {path})")
-        low = coerce(key, meta.type, spec["low"], path)
-        high = coerce(key, meta.type, spec["high"], path)
-        if not low < high:
-            raise SearchSpaceError(f"search space: {key}: low ({low}) must be below high ({high}) (from {path})")
-        check_value(meta, low, path)
-        check_value(meta, high, path)
-        log = bool(spec.get("log", False))
-        if log and low <= 0:
-            raise SearchSpaceError(f"search space: {key}: log scale needs low > 0 (from {path})")
-        entry = {"low": low, "high": high, "log": log, "type": meta.type}
-        if spec.get("step") is not None:
-            if log:
-                raise SearchSpaceError(f"search space: {key}: step and log cannot be combined (from {path})")
-            entry["step"] = coerce(key, meta.type, spec["step"], path)
-        space[key] = entry
+        key, meta = _tunable_key(raw_key, spec, path)
+        space[key] = _choices_spec(key, meta, spec, path) if "choices" in spec else _range_spec(key, meta, spec, path)
     return space
+
+
+def _tunable_key(raw_key, spec, path):
+    """The canonical key and its metadata, checking that the key can be searched and ``spec`` is a mapping."""
+    key = canonical_key(str(raw_key), path)
+    if key is None:
+        raise SearchSpaceError(f"search space: '{raw_key}' is not a tunable key (from {path})")
+    meta = KEY_MAP[key]
+    if meta.type not in TUNABLE_TYPES:
+        raise SearchSpaceError(f"search space: {key} has type {meta.type} and cannot be searched (from {path})")
+    if not isinstance(spec, dict):
+        raise SearchSpaceError(f"search space: {key} needs {{low, high}} or {{choices}} (from {path})")
+    return key, meta
+
+
+def _choices_spec(key, meta, spec, path):
+    """``{"choices": values}`` from a ``{choices: [...]}`` spec, each value coerced and checked."""
+    choices = spec["choices"]
+    if not isinstance(choices, list) or not choices:
+        raise SearchSpaceError(f"search space: {key}.choices must be a non-empty list (from {path})")
+    values = [coerce(key, meta.type, c, path, meta.nullable) for c in choices]
+    for v in values:
+        check_value(meta, v, path)
+    return {"choices": values}
+
+
+def _range_spec(key, meta, spec, path):
+    """``{low, high, log, type[, step]}`` from a ``{low, high[, log][, step]}`` spec of a numeric key."""
+    unknown = set(spec) - {"low", "high", "log", "step"}
+    if unknown or "low" not in spec or "high" not in spec:
+        raise SearchSpaceError(f"search space: {key} needs low and high (and optional log, step); "
+                               f"got {sorted(spec)} (from {path})")
+    if meta.type not in ("int", "float"):
+        raise SearchSpaceError(f"search space: {key} is {meta.type}; use choices (from {path})")
+    low = coerce(key, meta.type, spec["low"], path)
+    high = coerce(key, meta.type, spec["high"], path)
+    if not low < high:
+        raise SearchSpaceError(f"search space: {key}: low ({low}) must be below high ({high}) (from {path})")
+    check_value(meta, low, path)
+    check_value(meta, high, path)
+    log = bool(spec.get("log", False))
+    if log and low <= 0:
+        raise SearchSpaceError(f"search space: {key}: log scale needs low > 0 (from {path})")
+    entry = {"low": low, "high": high, "log": log, "type": meta.type}
+    if spec.get("step") is not None:
+        if log:
+            raise SearchSpaceError(f"search space: {key}: step and log cannot be combined (from {path})")
+        entry["step"] = coerce(key, meta.type, spec["step"], path)
+    return entry
 
 
 def suggest(trial, space):

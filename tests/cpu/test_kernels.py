@@ -5,14 +5,13 @@ import logging
 import math
 import os
 
+import mindspore as ms
 import numpy as np
 import pytest
 
-import mindspore as ms
-
+from mszoo.cpu import kernels
 from mszoo.models import create_model
 from mszoo.models.layers import GELU, LayerNorm, Linear, Softmax
-from mszoo.cpu import kernels
 from tests.models.helpers import Vjp
 from tests.tiny import tiny_kwargs
 
@@ -172,8 +171,8 @@ def test_fused_kernels_run_only_for_float32_training(kernel_cache):
 
 def test_every_fused_cell_is_switched_and_uses_its_kernel_only_in_float32_training(kernel_cache):
     """One rule (``FusedKernelUser.use_kernel``) for every cell with a kernel: training, float32, switched on."""
-    from mszoo.models.layers import Permute, SplitHeads
     from mszoo.cpu.lean_ops import BiasAdd2D
+    from mszoo.models.layers import Permute, SplitHeads
 
     cells = [LayerNorm(8), GELU(), Permute((0, 2, 1)), SplitHeads(2, 2), Softmax(), BiasAdd2D()]
     net = ms.nn.CellList(cells)
@@ -268,18 +267,21 @@ def test_a_damaged_or_foreign_cached_library_is_rebuilt(no_library_cached, monke
     monkeypatch.setenv("MSZOO_KERNEL_CACHE", str(tmp_path))
     monkeypatch.delenv("CXX", raising=False)
     path = kernels.build_library()
-    built = open(path, "rb").read()
+    with open(path, "rb") as f:
+        built = f.read()
     if damage == "garbage":
         with open(path, "wb") as f:
             f.write(b"\x7fELF not really a library")
     elif damage == "foreign":
-        with open(path, "wb") as f:
-            f.write(open("/bin/true", "rb").read())
+        with open("/bin/true", "rb") as src, open(path, "wb") as f:
+            f.write(src.read())
     else:
         os.remove(path + ".sha256")
     assert kernels.build_library() == path
-    assert open(path, "rb").read()[:4] == b"\x7fELF" and kernels._is_valid(path)
-    assert len(open(path, "rb").read()) == len(built)
+    with open(path, "rb") as f:
+        rebuilt = f.read()
+    assert rebuilt[:4] == b"\x7fELF" and kernels._is_valid(path)
+    assert len(rebuilt) == len(built)
     assert [f for f in os.listdir(tmp_path) if f.startswith(".tmp-")] == []
 
 
@@ -295,8 +297,8 @@ def test_the_environment_switch_turns_the_kernels_off(monkeypatch):
 @pytest.mark.parametrize("level", ["O1", "O2", "O3"])
 def test_amp_networks_train_the_same_with_the_fused_kernels(kernel_cache, graph_mode, tmp_path, monkeypatch, level):
     """Float32 norms use the kernels, float16 inputs the built-in ops: the same step either way."""
-    from tests.engine.test_train_step import TinyNet, batch, make_step, run
     from mszoo.engine.train_step import apply_amp
+    from tests.engine.test_train_step import TinyNet, batch, make_step, run
 
     monkeypatch.chdir(tmp_path)  # O1 rewrites the network's source in the working directory
     x, y = batch()

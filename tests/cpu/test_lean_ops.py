@@ -1,9 +1,8 @@
 """Training-time Linear and DropPath: same numbers as the fused/broadcasting ops, without the memory that
 MindSpore's CPU broadcasting kernels keep (16 bytes per output element per op, for the whole run)."""
+import mindspore as ms
 import numpy as np
 import pytest
-
-import mindspore as ms
 from mindspore import nn, ops
 
 from mszoo.cpu.heap import release_free_heap

@@ -1,14 +1,13 @@
 """Permute and SplitHeads: with the fused swap-axes kernel the exact numbers of the transposes they replace,
 in value and gradient, without the 8-byte-per-element index table MindSpore's CPU Transpose keeps."""
+import mindspore as ms
 import numpy as np
 import pytest
-
-import mindspore as ms
 from mindspore import nn, ops
 
-from mszoo.models.layers import Permute, SplitHeads
 from mszoo.cpu import kernels
 from mszoo.cpu.transpose import swap_groups
+from mszoo.models.layers import Permute, SplitHeads
 from tests.models.helpers import rss_mb
 
 MODES = [ms.PYNATIVE_MODE, ms.GRAPH_MODE]

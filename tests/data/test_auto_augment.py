@@ -9,7 +9,6 @@ from PIL import Image
 from mszoo.data import auto_augment as ours
 from tests.data.helpers import random_rgb
 
-
 HPARAMS = dict(translate_const=9, img_mean=(124, 116, 104), interpolation=Image.Resampling.BICUBIC)
 OP_NAMES = sorted(ours.OPS)
 

@@ -10,8 +10,16 @@ import pytest
 from PIL import Image
 
 from mszoo.data import dataset as dataset_mod
-from mszoo.data.dataset import (create_dataset, find_classes, list_image_folder, load_class_names, load_rgb_image,
-                              prepare_digits, report_skipped, save_class_names)
+from mszoo.data.dataset import (
+    create_dataset,
+    find_classes,
+    list_image_folder,
+    load_class_names,
+    load_rgb_image,
+    prepare_digits,
+    report_skipped,
+    save_class_names,
+)
 from tests.data.helpers import color_of, decode_solid, jpeg_bytes, png16_rgb_bytes, random_rgb, write_solid_folder
 
 
@@ -35,7 +43,8 @@ def _write_mixed_formats(folder):
     os.makedirs(folder, exist_ok=True)
     base = Image.new("RGB", (9, 7), (200, 40, 10))
     expected = {}
-    (open(os.path.join(folder, "rgb.jpg"), "wb")).write(jpeg_bytes(base))
+    with open(os.path.join(folder, "rgb.jpg"), "wb") as f:
+        f.write(jpeg_bytes(base))
     expected["rgb.jpg"] = None  # lossy
     rgba = Image.new("RGBA", (9, 7), (10, 250, 30, 0))
     rgba.save(os.path.join(folder, "rgba.png"))
@@ -49,12 +58,13 @@ def _write_mixed_formats(folder):
     expected["grey.png"] = (77, 77, 77)
     Image.new("LA", (9, 7), (90, 128)).save(os.path.join(folder, "grey_alpha.png"))
     expected["grey_alpha.png"] = (90, 90, 90)
-    (open(os.path.join(folder, "cmyk.jpg"), "wb")).write(jpeg_bytes(Image.new("CMYK", (9, 7), (0, 255, 255, 0))))
+    with open(os.path.join(folder, "cmyk.jpg"), "wb") as f:
+        f.write(jpeg_bytes(Image.new("CMYK", (9, 7), (0, 255, 255, 0))))
     expected["cmyk.jpg"] = None
     Image.fromarray(np.full((7, 9), 65535 // 2, np.uint16)).save(os.path.join(folder, "grey16.png"))
     expected["grey16.png"] = (127, 127, 127)  # scaled, not clipped to white
-    (open(os.path.join(folder, "rgb16.png"), "wb")).write(png16_rgb_bytes(np.full((7, 9, 3), [65535, 32896, 0],
-                                                                                 np.uint16)))
+    with open(os.path.join(folder, "rgb16.png"), "wb") as f:
+        f.write(png16_rgb_bytes(np.full((7, 9, 3), [65535, 32896, 0], np.uint16)))
     expected["rgb16.png"] = (255, 128, 0)
     Image.new("1", (9, 7), 1).save(os.path.join(folder, "bilevel.bmp"))
     expected["bilevel.bmp"] = (255, 255, 255)
@@ -110,7 +120,7 @@ def _add_bad_files(folder):
 @pytest.mark.parametrize("name", BAD_FILES)
 def test_each_bad_file_fails_to_load(tmp_path, name):
     _add_bad_files(str(tmp_path))
-    with pytest.raises(Exception):
+    with pytest.raises(OSError):  # PIL's UnidentifiedImageError, or "image file is truncated"
         load_rgb_image(str(tmp_path / name))
 
 

@@ -7,7 +7,8 @@ FORBIDDEN = ("mszoo.models", "mszoo.engine", "mszoo.deploy", "mszoo.config")
 
 
 def _imported_modules(path):
-    tree = ast.parse(open(path, encoding="utf-8").read(), filename=path)
+    with open(path, encoding="utf-8") as f:
+        tree = ast.parse(f.read(), filename=path)
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):
             yield from (alias.name for alias in node.names)

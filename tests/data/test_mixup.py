@@ -1,11 +1,10 @@
 """Mixup / CutMix on numpy batches: timm equivalence, label/pixel lambda agreement, switch_prob, off epoch."""
 import numpy as np
 import pytest
-import torch
 import timm.data.mixup as timm_mixup
+import torch
 
 from mszoo.data.mixup import Mixup, cutmix_bbox_and_lam, mixup_target, one_hot
-
 
 NUM_CLASSES = 6
 

@@ -3,13 +3,19 @@ import random
 
 import numpy as np
 import pytest
-import torch
 import timm.data as timm_data
+import torch
 from PIL import Image
 
 from mszoo.data.random_erasing import RandomErasing
-from mszoo.data.transforms import (CenterCrop, ColorJitter, RandomResizedCrop, ResizeShorter, ToNormalizedArray,
-                                 create_transform)
+from mszoo.data.transforms import (
+    CenterCrop,
+    ColorJitter,
+    RandomResizedCrop,
+    ResizeShorter,
+    ToNormalizedArray,
+    create_transform,
+)
 from tests.data.helpers import random_rgb
 
 

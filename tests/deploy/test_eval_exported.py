@@ -1,9 +1,8 @@
 """eval.py --backend mindir|onnx gives the same metrics as eval.py on the checkpoint, same data."""
 import json
 
-import pytest
-
 import mindspore as ms
+import pytest
 
 import eval as eval_script
 import export as export_script

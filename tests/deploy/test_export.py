@@ -2,10 +2,9 @@
 import json
 import os
 
+import mindspore as ms
 import numpy as np
 import pytest
-
-import mindspore as ms
 
 from mszoo.config import parse_config
 from mszoo.deploy.export import EXTENSIONS, ExportError, export_to_file, read_sidecar

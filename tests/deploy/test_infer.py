@@ -2,11 +2,10 @@
 import json
 import os
 
+import mindspore as ms
 import numpy as np
 import pytest
 from PIL import Image
-
-import mindspore as ms
 
 import export as export_script
 import infer as infer_script

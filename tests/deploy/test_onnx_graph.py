@@ -1,8 +1,7 @@
 """ONNX graph rewrites: the exported erf approximation becomes one exact Erf node, nothing else changes."""
+import mindspore as ms
 import numpy as np
 import pytest
-
-import mindspore as ms
 
 from mszoo.deploy.onnx_graph import remove_dead_nodes, restore_erf
 from mszoo.models.layers import GELU

@@ -13,7 +13,8 @@ from mszoo.deploy.infer import infer_images
 from mszoo.engine.checkpoint import load_training_checkpoint
 from mszoo.engine.evaluator import evaluate_checkpoint
 from mszoo.models.loading import CheckpointError
-from tests.conftest import TINY_SELF_DESCRIBING as TINY, script
+from tests.conftest import TINY_SELF_DESCRIBING as TINY
+from tests.conftest import script
 
 
 @pytest.fixture

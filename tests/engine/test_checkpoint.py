@@ -8,8 +8,12 @@ import textwrap
 import numpy as np
 import pytest
 
-from mszoo.engine.checkpoint import (load_training_checkpoint, remove_stale_tmp, resolve_resume_path,
-                                   save_checkpoint_atomic)
+from mszoo.engine.checkpoint import (
+    load_training_checkpoint,
+    remove_stale_tmp,
+    resolve_resume_path,
+    save_checkpoint_atomic,
+)
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 

@@ -1,7 +1,7 @@
 """Losses (label smoothing, soft targets) against PyTorch, and the EMA update formula."""
+import mindspore as ms
 import numpy as np
 import pytest
-import mindspore as ms
 from mindspore import nn
 
 from mszoo.engine.criterion import ClassificationLoss

@@ -8,6 +8,7 @@ import re
 import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -52,7 +53,7 @@ def test_two_msrun_workers_match_one_worker_with_double_batch(tiny_config, tmp_p
     out = subprocess.run([msrun, "--worker_num=2", "--local_worker_num=2", f"--master_port={_free_port()}",
                           f"--log_dir={tmp_path / 'msrun_logs'}", "--join=True", WORKER, dist_cfg, str(dist_out)],
                          cwd=ROOT, env=_env(), capture_output=True, text=True, timeout=540)
-    logs = "\n".join(open(p).read()[-2000:] for p in glob.glob(str(tmp_path / "msrun_logs" / "*.log")))
+    logs = "\n".join(Path(p).read_text()[-2000:] for p in glob.glob(str(tmp_path / "msrun_logs" / "*.log")))
     assert out.returncode == 0, logs
     ref = subprocess.run([sys.executable, WORKER, single_cfg, str(single_out)], cwd=ROOT, env=_env(),
                          capture_output=True, text=True, timeout=300)
@@ -93,7 +94,7 @@ def test_two_msrun_workers_match_one_worker_with_double_batch(tiny_config, tmp_p
     # Only rank 0 wrote the run directory; rank 1 kept to its own log file.
     assert (run_dir / "last.ckpt").exists() and (run_dir / "metrics.csv").exists()
     assert not list(run_dir.glob("*rank1*.ckpt"))
-    worker1 = open(tmp_path / "msrun_logs" / "worker_1.log").read()
+    worker1 = (tmp_path / "msrun_logs" / "worker_1.log").read_text()
     assert "run directory:" not in worker1  # rank 1 prints nothing to the console
     rank1_log = (run_dir / "train_rank1.log").read_text()
     assert "epoch: [1/1], step:[3/3]" in rank1_log and "epoch 1/1 done" in rank1_log

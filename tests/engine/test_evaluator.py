@@ -5,8 +5,8 @@ Tie rule: among equal logits the lower class index ranks first (a stable sort), 
 sample twice and both paths count it the same way."""
 import math
 
-import numpy as np
 import mindspore.dataset as ds
+import numpy as np
 import pytest
 from mindspore import nn
 

@@ -1,7 +1,7 @@
 """Optimizers: one step equals PyTorch's (AdamW, Adam, SGD, Nesterov) and timm's Lamb; weight-decay groups."""
+import mindspore as ms
 import numpy as np
 import pytest
-import mindspore as ms
 from mindspore import nn
 
 from mszoo.config import parse_config

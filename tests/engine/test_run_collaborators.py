@@ -8,10 +8,9 @@ import time
 
 import pytest
 
-from mszoo.engine.reporting import METRICS_FIELDS, MetricsLogger, StepTimer, format_epoch_line
 from mszoo.engine.checkpoint_manager import CheckpointManager
 from mszoo.engine.interrupt import SignalStop
-
+from mszoo.engine.reporting import METRICS_FIELDS, MetricsLogger, StepTimer, format_epoch_line
 
 # ------------------------------------------------------------------------------------ CheckpointManager
 
@@ -23,7 +22,7 @@ def _run_epochs(manager, tmp_path, top1s):
         return str(last)
 
     for epoch, top1 in enumerate(top1s, start=1):
-        assert manager.end_epoch(epoch, top1, lambda: write_last(epoch)) == str(last)
+        assert manager.end_epoch(epoch, top1, lambda epoch=epoch: write_last(epoch)) == str(last)
 
 
 def test_keeps_the_last_n_epoch_checkpoints_and_the_best_n_by_top1(tmp_path):

@@ -1,9 +1,9 @@
 """The compiled train step: loss scale and overflow skipping, clipping, accumulation, lr argument, EMA, AMP."""
 import os
 
+import mindspore as ms
 import numpy as np
 import pytest
-import mindspore as ms
 from mindspore import nn
 
 from mszoo.engine.criterion import ClassificationLoss

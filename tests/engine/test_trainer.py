@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 from mszoo.config import parse_config
-from mszoo.engine.reporting import METRICS_FIELDS, format_step_line
 from mszoo.engine.checkpoint import load_training_checkpoint
+from mszoo.engine.reporting import METRICS_FIELDS, format_step_line
 from mszoo.engine.trainer import TrainingDiverged, train
 
 
@@ -141,8 +141,7 @@ def test_mixup_and_accumulation_train_end_to_end_and_a_run_directory_is_never_re
 
 @pytest.mark.parametrize("train_interp, expected", [(None, "bicubic"), ("random", "random")])
 def test_train_interpolation_applies_to_training_only(train_interp, expected, tiny_config):
-    from mszoo.resolve import data_config
-    from mszoo.resolve import fill_preprocessing
+    from mszoo.resolve import data_config, fill_preprocessing
 
     extra = [] if train_interp is None else ["--train_interpolation", train_interp]
     cfg, _ = parse_config(["--config", tiny_config(dataset="imagefolder"), "--interpolation", "bicubic", *extra])

@@ -1,7 +1,6 @@
 """Helpers shared by the layer tests: gradients through MindSpore's autodiff and the process's RSS."""
-import pytest
-
 import mindspore as ms
+import pytest
 from mindspore import nn, ops
 
 

@@ -1,7 +1,7 @@
 """A features_only model trains as a backbone: a small FPN-style segmentation head on a tiny Twins, in GRAPH mode,
 on a synthetic task made here (bright squares on a noisy background, one mask per image)."""
-import numpy as np
 import mindspore as ms
+import numpy as np
 from mindspore import nn, ops
 
 from mszoo.models import create_model

@@ -1,7 +1,7 @@
 """Backbone use: ``features_only`` / ``out_indices`` / ``feature_info``, ``forward_intermediates`` and
 ``prune_intermediate_layers``, with timm's meaning (tiny widths; full size only for the timm parity tests)."""
-import numpy as np
 import mindspore as ms
+import numpy as np
 import pytest
 
 from mszoo.models import create_model, list_models
@@ -294,7 +294,9 @@ def test_features_model_exports_to_onnx_and_mindir_with_one_output_per_map(tmp_p
     """Through the exporter's ONNX (dynamic batch) and MINDIR functions; a features model has no classifier
     record, so the sidecar writer (export_to_file) is not used."""
     import types
+
     import onnxruntime as ort
+
     from mszoo.deploy.export import export_mindir, export_onnx
     from mszoo.models.layers import set_exportable
     model = _tiny("twins_svt_small", features_only=True)
@@ -322,7 +324,9 @@ def test_t2t_vit_maps_are_the_official_block_outputs_without_the_class_token(cas
     dropped, row-major on the token grid) is applied to them here."""
     import json
     import os
+
     import safetensors.numpy as safetensors_numpy
+
     from mszoo.models.convert import convert_state_dict, read_torch_checkpoint
     from mszoo.models.layers import FeatureGetterNet
     from tests.models.test_t2t_vit import official_state_dict, parity_input

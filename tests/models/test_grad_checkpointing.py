@@ -1,8 +1,7 @@
 """grad_checkpointing: every family recomputes its blocks (MindSpore recompute) with unchanged gradients."""
+import mindspore as ms
 import numpy as np
 import pytest
-
-import mindspore as ms
 from mindspore import nn, ops
 
 from mszoo.models import create_model

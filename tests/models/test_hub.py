@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 import urllib.request
+from pathlib import Path
 
 import mindspore as ms
 import numpy as np
@@ -188,7 +189,7 @@ def test_pretrained_true_takes_the_hub_weights_from_the_cache_offline_and_conver
 def test_a_hub_file_missing_offline_or_truncated_is_one_clear_line(tmp_path, trained_tiny, content):
     if content is not None:
         hub_cache(tmp_path / "hf", "timm/tnt_s_patch16_224.in1k",
-                  {"model.safetensors": lambda p: open(p, "wb").write(content)})
+                  {"model.safetensors": lambda p: Path(p).write_bytes(content)})
     run = subprocess.run([sys.executable, os.path.join(ROOT, "infer.py"), "--arch", "tnt_s_patch16_224",
                           "--pretrained", "timm", "--input", trained_tiny["photos"]], capture_output=True, text=True,
                          env=offline_env(tmp_path), timeout=300)

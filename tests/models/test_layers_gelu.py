@@ -1,9 +1,8 @@
 """GELU: exact erf GELU with a hand-written gradient, equal to PyTorch's in value and gradient; GELUTanh: the
 tanh approximation that MindSpore's ``nn.GELU()`` computes (the seeds' models)."""
+import mindspore as ms
 import numpy as np
 import pytest
-
-import mindspore as ms
 
 from mszoo.models.layers import GELU, GELUTanh
 

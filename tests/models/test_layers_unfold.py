@@ -1,9 +1,9 @@
 """``layers.Unfold`` (im2col without nn.Unfold / Im2Col) against ``torch.nn.functional.unfold``."""
 import os
 
+import mindspore as ms
 import numpy as np
 import pytest
-import mindspore as ms
 
 from mszoo.models.layers import Unfold, unfold_output_size
 

@@ -7,8 +7,8 @@ checkpoint filters, attention layouts, exact no-weight-decay sets).
 """
 import fnmatch
 
-import numpy as np
 import mindspore as ms
+import numpy as np
 import pytest
 
 from mszoo.models import create_model, list_models

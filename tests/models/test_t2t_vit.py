@@ -9,13 +9,13 @@ import json
 import math
 import os
 
+import mindspore as ms
 import numpy as np
 import pytest
-import mindspore as ms
 
-from mszoo.models.convert import convert_state_dict, read_torch_checkpoint
-from mszoo.models import create_model, get_default_cfg, list_models
 import mszoo.models.t2t_vit as t2t_vit_module
+from mszoo.models import create_model, get_default_cfg, list_models
+from mszoo.models.convert import convert_state_dict, read_torch_checkpoint
 from mszoo.models.t2t_vit import Block, T2TViT, TokenPerformer, checkpoint_filter_fn, sinusoid_encoding
 
 FIXTURE = os.path.join(os.path.dirname(os.path.dirname(__file__)), "fixtures", "t2t_vit", "official_logits.json")

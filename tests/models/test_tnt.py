@@ -2,16 +2,16 @@
 and behaviour."""
 import os
 
-import numpy as np
 import mindspore as ms
+import numpy as np
 import pytest
 
-from mszoo.models.convert import convert_state_dict
 from mszoo.models import create_model, get_default_cfg, list_models
 from mszoo.models import tnt as tnt_mod
+from mszoo.models.convert import convert_state_dict
 from mszoo.models.layers import DropPath, GELUTanh, resample_abs_pos_embed_np
 from mszoo.models.loading import CheckpointError, CheckpointFile
-from tests.parity import torch_state_dict_numpy, fixed_batch, torch_and_timm
+from tests.parity import fixed_batch, torch_and_timm, torch_state_dict_numpy
 
 TNT_VARIANTS = ["tnt_s_legacy_patch16_224", "tnt_s_patch16_224", "tnt_b_patch16_224"]
 
@@ -188,6 +188,7 @@ def test_no_weight_decay_names_position_embeddings_and_class_token():
 def test_tiny_model_exports_to_onnx_without_im2col(arch, tmp_path):
     import onnx
     import onnxruntime as ort
+
     from mszoo.models.layers import set_exportable
 
     model = _tiny(arch)

@@ -1,16 +1,16 @@
 """Twins (PCPVT / SVT): parity with timm, checkpoint conversion and behaviour."""
 import os
 
-import numpy as np
 import mindspore as ms
+import numpy as np
 import pytest
 
-from mszoo.models.convert import convert_state_dict
 from mszoo.models import create_model, get_default_cfg, resolve_name
 from mszoo.models import twins as twins_mod
+from mszoo.models.convert import convert_state_dict
 from mszoo.models.layers import DropPath, GELUTanh, LayerNorm
 from mszoo.models.loading import CheckpointError, CheckpointFile
-from tests.parity import torch_state_dict_numpy, torch_and_timm
+from tests.parity import torch_and_timm, torch_state_dict_numpy
 
 TWINS_VARIANTS = ["twins_pcpvt_small", "twins_pcpvt_base", "twins_pcpvt_large",
                   "twins_svt_small", "twins_svt_base", "twins_svt_large"]

@@ -14,6 +14,7 @@ import shutil
 import socket
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import yaml
@@ -315,7 +316,7 @@ def test_two_machines_train_one_run_and_one_worker_resumes_it(tmp_path, digits_c
     node1 = subprocess.run(*launch, env=dict(base, NODE_RANK="1", PATH=_second_machine_path(tmp_path)),
                            cwd=str(tmp_path), capture_output=True, text=True, timeout=500)
     out0, _ = node0.communicate(timeout=500)
-    logs = "\n".join(open(p).read()[-1500:] for p in glob.glob(str(tmp_path / "logs" / "*" / "*.log")))
+    logs = "\n".join(Path(p).read_text()[-1500:] for p in glob.glob(str(tmp_path / "logs" / "*" / "*.log")))
     assert node0.returncode == 0 and node1.returncode == 0, logs
     assert os.listdir(tmp_path / "logs") and len(os.listdir(tmp_path / "logs")) == 2  # one folder per machine
 

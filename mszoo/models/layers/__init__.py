@@ -1,13 +1,19 @@
 """Blocks shared by every model family (defined once here)."""
 from .activations import GELU, GELUTanh, erf_exportable, set_exportable
 from .attention import Attention, ScaledDotProduct
+from .backend import AttnValues, Permute, QKScores, Softmax, SplitHeads
 from .classifier import ClassifierMixin, classifier_head
 from .drop import DropPath, drop_path_rates, make_dropout
-from .features import (FeatureGetterNet, FeatureInfo, TokenMaps, check_output_fmt, feature_take_indices,
-                       prune_block_stack)
+from .features import (
+                       FeatureGetterNet,
+                       FeatureInfo,
+                       TokenMaps,
+                       check_output_fmt,
+                       feature_take_indices,
+                       prune_block_stack,
+)
 from .helpers import to_2tuple
 from .linear import Linear
-from .backend import AttnValues, Permute, QKScores, Softmax, SplitHeads
 from .mlp import Mlp
 from .norm import LayerNorm
 from .patch_embed import PatchEmbed

@@ -2,9 +2,9 @@
 every attention of the zoo shares."""
 from mindspore import nn
 
+from .backend import AttnValues, Permute, QKScores, Softmax, SplitHeads
 from .drop import make_dropout
 from .linear import Linear
-from .backend import AttnValues, Permute, QKScores, Softmax, SplitHeads
 
 
 class ScaledDotProduct(nn.Cell):
@@ -24,10 +24,7 @@ class ScaledDotProduct(nn.Cell):
         self.attn_values = AttnValues()
 
     def construct(self, q, k, v):
-        if self.scale_queries:
-            scores = self.scores(q * self.scale, k)
-        else:
-            scores = self.scores(q, k) * self.scale
+        scores = self.scores(q * self.scale, k) if self.scale_queries else self.scores(q, k) * self.scale
         return self.attn_values(self.attn_drop(self.softmax(scores)), v)
 
     def extend_repr(self):

@@ -1,6 +1,6 @@
 """LayerNorm with timm's parameter names (``weight``/``bias``), so converted checkpoints map 1:1."""
-import numpy as np
 import mindspore as ms
+import numpy as np
 from mindspore import ops
 
 from .backend import FusedKernelUser

@@ -1,9 +1,9 @@
 """Image to patch embedding (non-overlapping conv), returning tokens and the grid size."""
 from mindspore import nn
 
+from .backend import Permute
 from .helpers import to_2tuple
 from .norm import LayerNorm
-from .backend import Permute
 
 
 class PatchEmbed(nn.Cell):

@@ -107,10 +107,7 @@ class Unfold(nn.Cell):
         _, c, h, w = x.shape
         oh, ow = unfold_output_size((h, w), self.kernel_size, self.stride, self.padding, self.dilation)
         x = self._pad_crop(x, oh, ow)
-        if self.dilated:
-            y = self._unfold_dilated(x, oh, ow)
-        else:
-            y = self._unfold_s2d(x, oh, ow)
+        y = self._unfold_dilated(x, oh, ow) if self.dilated else self._unfold_s2d(x, oh, ow)
         if self.flatten:
             return y.reshape(-1, c * self.window, oh * ow)
         return y.reshape(-1, c * self.window, oh, ow)

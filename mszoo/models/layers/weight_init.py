@@ -3,7 +3,7 @@ import math
 
 import mindspore as ms
 from mindspore import nn
-from mindspore.common.initializer import Normal, TruncatedNormal, Zero, One, initializer
+from mindspore.common.initializer import Normal, One, TruncatedNormal, Zero, initializer
 
 from .linear import Linear
 from .norm import LayerNorm

@@ -9,5 +9,5 @@
 - ``onednn.py``: the oneDNN instruction-set setting of MindSpore's CPU kernels.
 
 The model layers reach this package only through ``mszoo/models/layers/backend.py`` (tested). It imports nothing
-from the rest of mszoo but ``mszoo.constants``.
+from the rest of mszoo but the leaves ``mszoo.constants`` and ``mszoo.fileio``.
 """

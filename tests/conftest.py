@@ -1,4 +1,5 @@
 """Test session setup: quiet MindSpore logs, CPU device, repo root on sys.path; with CI set, skips fail."""
+import logging
 import os
 import sys
 
@@ -21,6 +22,13 @@ from tests.ci_skips import (  # noqa: E402,F401
 configure_cpu_kernels()
 ms.set_device("CPU")
 ms.set_context(mode=ms.PYNATIVE_MODE)
+
+
+@pytest.fixture(autouse=True)
+def mszoo_logs_reach_caplog(monkeypatch):
+    """``mszoo.logger.get_logger`` stops the library's logger from propagating once a run has set it up; caplog
+    reads records at the root, so each test gets them whatever ran earlier in the same process."""
+    monkeypatch.setattr(logging.getLogger("mszoo"), "propagate", True)
 
 
 @pytest.fixture

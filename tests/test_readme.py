@@ -144,13 +144,18 @@ def test_the_readme_model_table_names_every_registered_model_with_its_parameter_
     """Names equal ``list_models()``; counts equal the reference counts that tests/models check the code against
     (timm's for Twins and TNT in tests/models/test_models.py, the official code's for T2T-ViT in
     tests/models/test_t2t_vit.py), so a README count that drifts from the code fails here or there."""
-    from mszoo.models import list_models
+    from mszoo.models import SEED_CODE_VARIANTS, create_model, list_models
     from tests.models.test_t2t_vit import OFFICIAL_PARAM_COUNTS
-    from tests.parity import TIMM_PARAM_COUNTS
+    from tests.parity import TIMM_PARAM_COUNTS, count_params
 
     table = README[README.index("| model | params |"):]
     table = table[:table.index("\n\n")]
     rows = dict(re.findall(r"^\| `([\w.]+)` \| ([\d,]+) \|", table, re.M))
-    assert sorted(rows) == list_models()
+    assert sorted(rows) == list_models(exclude_filters=SEED_CODE_VARIANTS)
+    seed_table = README[README.index("| seed-code variant | params |"):]
+    seed_table = seed_table[:seed_table.index("\n\n")]
+    assert all(f"`{name}`" in seed_table for name in list_models(SEED_CODE_VARIANTS))
+    for name, count in re.findall(r"^\| `([\w.]+)` \| ([\d,]+) \|", seed_table, re.M):
+        assert count_params(create_model(name)) == int(count.replace(",", "")), name
     counts = {**TIMM_PARAM_COUNTS, **OFFICIAL_PARAM_COUNTS}
     assert {name: int(count.replace(",", "")) for name, count in rows.items()} == counts

@@ -42,6 +42,11 @@ MODEL_ALIASES = {
 }
 
 
+# The variants that are the MindSpore model-zoo readmes' own architectures (for checkpoints trained with their
+# code), not published models: no published weights, not in timm (mszoo/models/seeds.py).
+SEED_CODE_VARIANTS = "*_mindspore_seed"
+
+
 def make_cfg(input_size=(3, 224, 224), crop_pct=0.9, interpolation="bicubic", mean=IMAGENET_DEFAULT_MEAN,
              std=IMAGENET_DEFAULT_STD, num_classes=1000, **kwargs):
     """The default (eval preprocessing) configuration carried by every variant, as timm's."""
@@ -82,17 +87,24 @@ def resolve_name(name: str) -> str:
     return name
 
 
-def list_models(pattern: Union[str, Iterable[str]] = "*", pretrained: bool = False) -> list[str]:
-    """Sorted canonical model names matching an fnmatch ``pattern`` (or a list of patterns); with
-    ``pretrained=True`` only those whose cfg names published weights (``create_model(name, pretrained=True)``)."""
+def list_models(pattern: Union[str, Iterable[str]] = "*", pretrained: bool = False,
+                exclude_filters: Union[str, Iterable[str]] = ()) -> list[str]:
+    """Sorted canonical model names matching an fnmatch ``pattern`` (or a list of patterns) and none of
+    ``exclude_filters`` (as timm's; e.g. ``SEED_CODE_VARIANTS``); with ``pretrained=True`` only those whose cfg
+    names published weights (``create_model(name, pretrained=True)``)."""
     _ensure_families_loaded()
-    patterns = [pattern] if isinstance(pattern, str) else list(pattern)
     names = set()
-    for pat in patterns:
+    for pat in _patterns(pattern):
         names.update(fnmatch.filter(_model_entrypoints, pat))
+    for pat in _patterns(exclude_filters):
+        names.difference_update(fnmatch.filter(names, pat))
     if pretrained:
         names = {n for n in names if _model_default_cfgs[n].get("hf_hub_id") or _model_default_cfgs[n].get("url")}
     return sorted(names)
+
+
+def _patterns(patterns):
+    return [patterns] if isinstance(patterns, str) else list(patterns)
 
 
 def is_model(name: str) -> bool:

@@ -15,7 +15,8 @@ from .registry import (
 )
 
 __all__ = ["MODEL_ALIASES", "SEED_CODE_VARIANTS", "build_model_with_cfg", "create_model", "create_model_from_config",
-           "get_default_cfg", "is_model", "list_models", "model_family_module", "register_model", "resolve_data_config", "resolve_name"]
+           "get_default_cfg", "is_model", "list_models", "model_family_module", "register_model", "resolve_data_config",
+           "resolve_name"]
 
 # Importing the family modules registers their variants.
 from . import t2t_vit, tnt, twins  # noqa: E402,F401

@@ -24,21 +24,6 @@ ms.set_device("CPU")
 ms.set_context(mode=ms.PYNATIVE_MODE)
 
 
-# Test files whose tests share a session fixture that is expensive to make run in one xdist worker (by default a
-# file's tests do): the full-size exports (tests/deploy/conftest.py) are made once, not once per worker.
-SHARED_WORKER = {"tests/deploy/test_export.py": "full_size_exports",
-                 "tests/deploy/test_openvino.py": "full_size_exports"}
-
-
-@pytest.hookimpl(tryfirst=True)
-def pytest_collection_modifyitems(config, items):
-    """With ``--dist loadgroup`` (pyproject.toml), each test file is one group, as ``--dist loadfile`` would make
-    it, except the files of SHARED_WORKER, which share theirs."""
-    for item in items:
-        path = item.nodeid.split("::")[0]
-        item.add_marker(pytest.mark.xdist_group(SHARED_WORKER.get(path, path)))
-
-
 @pytest.fixture(autouse=True)
 def mszoo_logs_reach_caplog(monkeypatch):
     """``mszoo.logger.get_logger`` stops the library's logger from propagating once a run has set it up; caplog

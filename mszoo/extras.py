@@ -26,8 +26,7 @@ class MissingExtra(ValueError):
 
 
 def install_hint(module):
-    package, extra = EXTRA_OF[module.partition(".")[0]]
-    return f'pip install "mszoo[{extra}]"' if extra else f"pip install {package}"
+    return f'pip install "mszoo[{EXTRA_OF[module.partition(".")[0]][1]}]"'
 
 
 def require(module, feature):

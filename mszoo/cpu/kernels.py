@@ -25,13 +25,12 @@ import os
 import shlex
 import shutil
 import subprocess
-import tempfile
 
 import mindspore as ms
 from mindspore import nn
 
 from mszoo.constants import cache_dir
-from mszoo.fileio import atomic_open, commit, sha256_file
+from mszoo.fileio import atomic_open, sha256_file, written_as
 
 LOGGER_NAME = "mszoo"  # mszoo.logger's logger (the backend imports nothing from the rest of mszoo)
 SOURCE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "fused_cpu.cc")
@@ -93,23 +92,17 @@ def _is_valid(path):
 
 def _build(cxx, target):
     """Compile SOURCE into ``target`` through a temporary file in the same directory, then rename."""
-    directory = os.path.dirname(target)
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-", suffix=".so")
-    os.close(fd)
     try:
-        done = subprocess.run([*cxx, *FLAGS, SOURCE, "-o", tmp], capture_output=True, text=True,
-                              timeout=_BUILD_TIMEOUT_S)
-        if done.returncode != 0:
-            first = (done.stderr.strip().splitlines() or [f"exit code {done.returncode}"])[0]
-            raise KernelBuildError(f"{cxx[0]} failed: {first}")
-        with atomic_open(target + ".sha256", encoding="ascii") as f:
-            f.write(sha256_file(tmp))
-        commit(tmp, target)
+        with written_as(target) as tmp:
+            done = subprocess.run([*cxx, *FLAGS, SOURCE, "-o", tmp], capture_output=True, text=True,
+                                  timeout=_BUILD_TIMEOUT_S)
+            if done.returncode != 0:
+                first = (done.stderr.strip().splitlines() or [f"exit code {done.returncode}"])[0]
+                raise KernelBuildError(f"{cxx[0]} failed: {first}")
+            with atomic_open(target + ".sha256", encoding="ascii") as f:  # the record first, then the library
+                f.write(sha256_file(tmp))
     except (OSError, subprocess.SubprocessError) as exc:
         raise KernelBuildError(f"{cxx[0]} could not build the kernels ({type(exc).__name__}: {exc})") from None
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
 
 
 def build_library():

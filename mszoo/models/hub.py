@@ -25,7 +25,7 @@ import urllib.request
 
 from mszoo.constants import PUBLISHED_WEIGHTS_NAMES, REMOTE_WEIGHTS_PREFIXES, cache_dir
 from mszoo.extras import require
-from mszoo.fileio import commit, sha256_file
+from mszoo.fileio import sha256_file, written_as
 
 from .convert import ConversionError, convert_file
 from .loading import CheckpointError
@@ -126,8 +126,7 @@ def _fetch(url, target, expected):
     from tqdm import tqdm
 
     os.makedirs(os.path.dirname(target), exist_ok=True)
-    tmp = f"{target}.{os.getpid()}.part"
-    try:
+    with written_as(target) as tmp:
         try:
             response = urllib.request.urlopen(url, timeout=60)  # noqa: S310 (the user's URL)
         except (urllib.error.URLError, OSError) as exc:
@@ -146,12 +145,6 @@ def _fetch(url, target, expected):
             raise PretrainedError(f"download of {url} ended after {got} of {total} bytes; try again")
         if expected and digest.hexdigest() != expected:
             raise PretrainedError(f"{url}: checksum mismatch (sha256 {digest.hexdigest()}, expected {expected})")
-        commit(tmp, target)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-
-
 
 
 def _converted(name, path):

@@ -18,6 +18,7 @@ from tests.ci_skips import (  # noqa: E402,F401
     pytest_sessionfinish,
     pytest_terminal_summary,
 )
+from tests.shared import once_per_run  # noqa: E402
 
 configure_cpu_kernels()
 ms.set_device("CPU")
@@ -49,12 +50,14 @@ def graph_mode():
 
 @pytest.fixture(scope="session")
 def digits_cache(tmp_path_factory):
-    """The digits PNG folders, written once per test session."""
+    """The digits PNG folders, written once per test run (tests/shared.py)."""
     from mszoo.data import prepare_digits
 
-    cache = str(tmp_path_factory.mktemp("digits_cache"))
-    prepare_digits(cache, seed=0)
-    return cache
+    def make(directory):
+        prepare_digits(str(directory), seed=0)
+        return str(directory)
+
+    return once_per_run(tmp_path_factory, "digits_cache", make)
 
 
 def script(name, *args, timeout=600):
@@ -75,12 +78,15 @@ def trained_tiny(tmp_path_factory, digits_cache):
     """A 10-class run of the tiny model trained by ``train.py`` (3 short epochs, ~55 % val top-1: well above
     chance, so precision and export comparisons mean something): its best checkpoint, a folder of a few val
     images (``photos``) and the digits dataset root."""
+    return once_per_run(tmp_path_factory, "trained_tiny", lambda out: _train_tiny(out, digits_cache))
+
+
+def _train_tiny(out, digits_cache):
     import json
     import shutil
 
     from mszoo.data import prepare_digits
 
-    out = tmp_path_factory.mktemp("trained_tiny")
     run = script("train.py", "--dataset", "digits", "--data_url", digits_cache, "--arch", "twins_pcpvt_small",
                  "--model_kwargs", json.dumps(TINY_SELF_DESCRIBING), "--image_size", "16", "--crop_pct", "1.0",
                  "--auto_augment", "none", "--re_prob", "0", "--mixup", "0", "--cutmix", "0", "--hflip", "0",

@@ -4,11 +4,13 @@ import json
 import os
 import subprocess
 import sys
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
 
 from tests.conftest import ROOT
+from tests.shared import once_per_run
 
 FULL_SIZE = ["twins_svt_small", "tnt_s_patch16_224", "t2t_vit_t_14"]  # one per family
 FULL_SIZE_BATCHES = (1, 2)
@@ -32,13 +34,21 @@ def export_with_reference(model, cfg, out_dir, batches):
             "cell_types": [type(cell).__name__ for _, cell in model.cells_and_names()]}
 
 
-def _read_export(out_dir, proc):
-    if proc.wait(timeout=900) != 0:
+def _export_in_a_process(arch, out_dir):
+    """``tests/deploy/full_size_export.py`` run for ``arch`` into ``out_dir``; what it records (paths, cell types)."""
+    with open(os.path.join(out_dir, "stderr.txt"), "w") as err:
+        code = subprocess.run([sys.executable, "-m", "tests.deploy.full_size_export", arch, str(out_dir)], cwd=ROOT,
+                              env=dict(os.environ, GLOG_v="3"), stdout=subprocess.DEVNULL, stderr=err,
+                              timeout=900).returncode
+    if code != 0:
         with open(os.path.join(out_dir, "stderr.txt")) as f:
             raise RuntimeError(f"tests/deploy/full_size_export.py failed:\n{f.read()[-3000:]}")
     with open(os.path.join(out_dir, "reference.json")) as f:
-        exported = json.load(f)
-    reference = np.load(os.path.join(out_dir, "reference.npz"))
+        return dict(json.load(f), dir=str(out_dir))
+
+
+def _with_reference(exported):
+    reference = np.load(os.path.join(exported["dir"], "reference.npz"))
     exported["inputs"] = [reference["x"][:batch] for batch in FULL_SIZE_BATCHES]
     exported["expected"] = [reference["logits"][:batch] for batch in FULL_SIZE_BATCHES]
     return exported
@@ -47,33 +57,29 @@ def _read_export(out_dir, proc):
 class FullSizeExports:
     """``self(arch)``: ``export_with_reference`` of the full-size ``arch`` (1000 classes, 224 px, its random initial
     weights) at FULL_SIZE_BATCHES. ``start()`` (or the first request) starts all of FULL_SIZE, each in a process
-    of its own (tests/deploy/full_size_export.py), side by side and beside the tests that run meanwhile."""
+    of its own (tests/deploy/full_size_export.py), side by side and beside the tests that run meanwhile. Each is
+    made once per pytest run (tests/shared.py): the xdist worker that asks second waits for the first one's."""
 
     def __init__(self, tmp_path_factory):
         self.tmp_path_factory = tmp_path_factory
-        self.procs, self.done = {}, {}
+        self.pool, self.futures = None, {}
 
     def start(self):
-        if self.procs:
+        if self.pool is not None:
             return
-        env = dict(os.environ, GLOG_v="3")
-        for name in FULL_SIZE:
-            out_dir = str(self.tmp_path_factory.mktemp(name))
-            with open(os.path.join(out_dir, "stderr.txt"), "w") as err:
-                self.procs[name] = out_dir, subprocess.Popen(
-                    [sys.executable, "-m", "tests.deploy.full_size_export", name, out_dir], cwd=ROOT, env=env,
-                    stdout=subprocess.DEVNULL, stderr=err)
+        self.pool = ThreadPoolExecutor(len(FULL_SIZE))
+        for arch in FULL_SIZE:
+            self.futures[arch] = self.pool.submit(
+                once_per_run, self.tmp_path_factory, f"full_size_{arch}",
+                lambda out_dir, arch=arch: _export_in_a_process(arch, out_dir))
 
     def __call__(self, arch):
         self.start()
-        if arch not in self.done:
-            self.done[arch] = _read_export(*self.procs[arch])
-        return self.done[arch]
+        return _with_reference(self.futures[arch].result())
 
     def close(self):
-        for _, proc in self.procs.values():
-            if proc.poll() is None:
-                proc.kill()
+        if self.pool is not None:
+            self.pool.shutdown(wait=True, cancel_futures=True)
 
 
 @pytest.fixture(scope="session")

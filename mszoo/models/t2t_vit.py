@@ -32,6 +32,7 @@ Parameter names follow the official ``models/t2t_vit.py``; the one rename is the
 ``Mlp``), handled by :func:`checkpoint_filter_fn`.
 """
 import math
+from functools import partial
 
 import mindspore as ms
 import numpy as np
@@ -398,55 +399,60 @@ def _cfg(**kwargs):
                     classifier="head", license="bsd-3-clause-clear", **kwargs)
 
 
-@register_model(default_cfg=_cfg(url=RELEASES + "71.7_T2T_ViT_7.pth.tar"))
+# Every variant is registered with the family's checkpoint filter: the converter and create_model(pretrained=...)
+# find it through the registry (mszoo/models/registry.py: checkpoint_filter).
+register_variant = partial(register_model, checkpoint_filter=checkpoint_filter_fn)
+
+
+@register_variant(default_cfg=_cfg(url=RELEASES + "71.7_T2T_ViT_7.pth.tar"))
 def t2t_vit_7(pretrained=None, **kwargs):
     model_args = dict(tokens_type="performer", embed_dim=256, depth=7, num_heads=4, mlp_ratio=2.0)
     return _create_t2t_vit("t2t_vit_7", pretrained, model_args, **kwargs)
 
 
-@register_model(default_cfg=_cfg(url=RELEASES + "75.2_T2T_ViT_10.pth.tar"))
+@register_variant(default_cfg=_cfg(url=RELEASES + "75.2_T2T_ViT_10.pth.tar"))
 def t2t_vit_10(pretrained=None, **kwargs):
     model_args = dict(tokens_type="performer", embed_dim=256, depth=10, num_heads=4, mlp_ratio=2.0)
     return _create_t2t_vit("t2t_vit_10", pretrained, model_args, **kwargs)
 
 
-@register_model(default_cfg=_cfg(url=RELEASES + "76.5_T2T_ViT_12.pth.tar"))
+@register_variant(default_cfg=_cfg(url=RELEASES + "76.5_T2T_ViT_12.pth.tar"))
 def t2t_vit_12(pretrained=None, **kwargs):
     model_args = dict(tokens_type="performer", embed_dim=256, depth=12, num_heads=4, mlp_ratio=2.0)
     return _create_t2t_vit("t2t_vit_12", pretrained, model_args, **kwargs)
 
 
-@register_model(default_cfg=_cfg(url=RELEASES + "81.5_T2T_ViT_14.pth.tar"))
+@register_variant(default_cfg=_cfg(url=RELEASES + "81.5_T2T_ViT_14.pth.tar"))
 def t2t_vit_14(pretrained=None, **kwargs):
     model_args = dict(tokens_type="performer", embed_dim=384, depth=14, num_heads=6, mlp_ratio=3.0)
     return _create_t2t_vit("t2t_vit_14", pretrained, model_args, **kwargs)
 
 
-@register_model(default_cfg=_cfg(url=RELEASES + "81.9_T2T_ViT_19.pth.tar"))
+@register_variant(default_cfg=_cfg(url=RELEASES + "81.9_T2T_ViT_19.pth.tar"))
 def t2t_vit_19(pretrained=None, **kwargs):
     model_args = dict(tokens_type="performer", embed_dim=448, depth=19, num_heads=7, mlp_ratio=3.0)
     return _create_t2t_vit("t2t_vit_19", pretrained, model_args, **kwargs)
 
 
-@register_model(default_cfg=_cfg(url=RELEASES + "82.3_T2T_ViT_24.pth.tar"))
+@register_variant(default_cfg=_cfg(url=RELEASES + "82.3_T2T_ViT_24.pth.tar"))
 def t2t_vit_24(pretrained=None, **kwargs):
     model_args = dict(tokens_type="performer", embed_dim=512, depth=24, num_heads=8, mlp_ratio=3.0)
     return _create_t2t_vit("t2t_vit_24", pretrained, model_args, **kwargs)
 
 
-@register_model(default_cfg=_cfg(url=RELEASES + "81.7_T2T_ViTt_14.pth.tar"))
+@register_variant(default_cfg=_cfg(url=RELEASES + "81.7_T2T_ViTt_14.pth.tar"))
 def t2t_vit_t_14(pretrained=None, **kwargs):
     model_args = dict(tokens_type="transformer", embed_dim=384, depth=14, num_heads=6, mlp_ratio=3.0)
     return _create_t2t_vit("t2t_vit_t_14", pretrained, model_args, **kwargs)
 
 
-@register_model(default_cfg=_cfg(url=RELEASES + "82.4_T2T_ViTt_19.pth.tar"))
+@register_variant(default_cfg=_cfg(url=RELEASES + "82.4_T2T_ViTt_19.pth.tar"))
 def t2t_vit_t_19(pretrained=None, **kwargs):
     model_args = dict(tokens_type="transformer", embed_dim=448, depth=19, num_heads=7, mlp_ratio=3.0)
     return _create_t2t_vit("t2t_vit_t_19", pretrained, model_args, **kwargs)
 
 
-@register_model(default_cfg=_cfg(url=RELEASES + "82.6_T2T_ViTt_24.pth.tar"))
+@register_variant(default_cfg=_cfg(url=RELEASES + "82.6_T2T_ViTt_24.pth.tar"))
 def t2t_vit_t_24(pretrained=None, **kwargs):
     model_args = dict(tokens_type="transformer", embed_dim=512, depth=24, num_heads=8, mlp_ratio=3.0)
     return _create_t2t_vit("t2t_vit_t_24", pretrained, model_args, **kwargs)

@@ -417,7 +417,12 @@ def _cfg(**kwargs):
     return make_cfg(**dict(cfg, **kwargs))
 
 
-@register_model(default_cfg=_cfg(hf_hub_id="timm/tnt_s_legacy_patch16_224.in1k"))
+# Every variant is registered with the family's checkpoint filter: the converter and create_model(pretrained=...)
+# find it through the registry (mszoo/models/registry.py: checkpoint_filter).
+register_variant = partial(register_model, checkpoint_filter=checkpoint_filter_fn)
+
+
+@register_variant(default_cfg=_cfg(hf_hub_id="timm/tnt_s_legacy_patch16_224.in1k"))
 def tnt_s_legacy_patch16_224(pretrained=None, **kwargs):
     """TNT-S in the original (legacy) layout that the original TNT-S weights use."""
     model_args = dict(patch_size=16, embed_dim=384, inner_dim=24, depth=12, num_heads_outer=6,
@@ -425,21 +430,21 @@ def tnt_s_legacy_patch16_224(pretrained=None, **kwargs):
     return _create_tnt("tnt_s_legacy_patch16_224", pretrained, model_args, **kwargs)
 
 
-@register_model(default_cfg=_cfg(hf_hub_id="timm/tnt_s_patch16_224.in1k"))
+@register_variant(default_cfg=_cfg(hf_hub_id="timm/tnt_s_patch16_224.in1k"))
 def tnt_s_patch16_224(pretrained=None, **kwargs):
     """TNT-S (current layout): 384-d patches, 24-d pixels, 12 blocks, 6 outer / 4 inner heads."""
     model_args = dict(patch_size=16, embed_dim=384, inner_dim=24, depth=12, num_heads_outer=6, qkv_bias=False)
     return _create_tnt("tnt_s_patch16_224", pretrained, model_args, **kwargs)
 
 
-@register_model(default_cfg=_cfg(hf_hub_id="timm/tnt_b_patch16_224.in1k"))
+@register_variant(default_cfg=_cfg(hf_hub_id="timm/tnt_b_patch16_224.in1k"))
 def tnt_b_patch16_224(pretrained=None, **kwargs):
     """TNT-B (current layout): 640-d patches, 40-d pixels, 12 blocks, 10 outer / 4 inner heads."""
     model_args = dict(patch_size=16, embed_dim=640, inner_dim=40, depth=12, num_heads_outer=10, qkv_bias=False)
     return _create_tnt("tnt_b_patch16_224", pretrained, model_args, **kwargs)
 
 
-@register_model(default_cfg=_cfg(mean=IMAGENET_DEFAULT_MEAN, std=IMAGENET_DEFAULT_STD, crop_pct=0.875,
+@register_variant(default_cfg=_cfg(mean=IMAGENET_DEFAULT_MEAN, std=IMAGENET_DEFAULT_STD, crop_pct=0.875,
                                  top1=81.47, top5=95.42,
                                  accuracy_source="MindSpore model zoo TNT readme (research/cv/TNT), 8 Ascend 910"))
 def tnt_s_patch16_224_mindspore_seed(pretrained=None, **kwargs):

@@ -21,6 +21,8 @@ MindSpore's default tanh GELU. Its checkpoints (``nn.LayerNorm``'s ``gamma``/``b
 layers) are recognised by their names (``SEED_FORMAT``, mszoo/models/seeds.py) and mapped by
 :func:`seed_checkpoint_filter_fn`.
 """
+from functools import partial
+
 import numpy as np
 from mindspore import nn, ops
 
@@ -215,7 +217,7 @@ class Twins(ClassifierMixin, nn.Cell):
         drop_rate: dropout before the classifier; pos_drop_rate: after each patch embedding;
         proj_drop_rate / attn_drop_rate: in the blocks; drop_path_rate: stochastic depth, linearly
         increasing over all blocks.
-        act_layer: the MLPs' activation (exact GELU; ``GELUTanh`` in the seed code's variants).
+        act_layer: the MLPs' activation (exact GELU; ``GELUTanh`` in the model-zoo code's variants).
     """
 
     GLOBAL_POOLS = ("avg", "")
@@ -418,42 +420,47 @@ def _cfg(**kwargs):
     return make_cfg(**dict(cfg, **kwargs))
 
 
-@register_model(default_cfg=_cfg(hf_hub_id="timm/twins_pcpvt_small.in1k"))
+# Every variant is registered with the family's checkpoint filter: the converter and create_model(pretrained=...)
+# find it through the registry (mszoo/models/registry.py: checkpoint_filter).
+register_variant = partial(register_model, checkpoint_filter=checkpoint_filter_fn)
+
+
+@register_variant(default_cfg=_cfg(hf_hub_id="timm/twins_pcpvt_small.in1k"))
 def twins_pcpvt_small(pretrained=None, **kwargs):
     model_args = dict(patch_size=4, embed_dims=(64, 128, 320, 512), num_heads=(1, 2, 5, 8), mlp_ratios=(8, 8, 4, 4),
                       depths=(3, 4, 6, 3), sr_ratios=(8, 4, 2, 1))
     return _create_twins("twins_pcpvt_small", pretrained, model_args, **kwargs)
 
 
-@register_model(default_cfg=_cfg(hf_hub_id="timm/twins_pcpvt_base.in1k"))
+@register_variant(default_cfg=_cfg(hf_hub_id="timm/twins_pcpvt_base.in1k"))
 def twins_pcpvt_base(pretrained=None, **kwargs):
     model_args = dict(patch_size=4, embed_dims=(64, 128, 320, 512), num_heads=(1, 2, 5, 8), mlp_ratios=(8, 8, 4, 4),
                       depths=(3, 4, 18, 3), sr_ratios=(8, 4, 2, 1))
     return _create_twins("twins_pcpvt_base", pretrained, model_args, **kwargs)
 
 
-@register_model(default_cfg=_cfg(hf_hub_id="timm/twins_pcpvt_large.in1k"))
+@register_variant(default_cfg=_cfg(hf_hub_id="timm/twins_pcpvt_large.in1k"))
 def twins_pcpvt_large(pretrained=None, **kwargs):
     model_args = dict(patch_size=4, embed_dims=(64, 128, 320, 512), num_heads=(1, 2, 5, 8), mlp_ratios=(8, 8, 4, 4),
                       depths=(3, 8, 27, 3), sr_ratios=(8, 4, 2, 1))
     return _create_twins("twins_pcpvt_large", pretrained, model_args, **kwargs)
 
 
-@register_model(default_cfg=_cfg(hf_hub_id="timm/twins_svt_small.in1k"))
+@register_variant(default_cfg=_cfg(hf_hub_id="timm/twins_svt_small.in1k"))
 def twins_svt_small(pretrained=None, **kwargs):
     model_args = dict(patch_size=4, embed_dims=(64, 128, 256, 512), num_heads=(2, 4, 8, 16), mlp_ratios=(4, 4, 4, 4),
                       depths=(2, 2, 10, 4), wss=(7, 7, 7, 7), sr_ratios=(8, 4, 2, 1))
     return _create_twins("twins_svt_small", pretrained, model_args, **kwargs)
 
 
-@register_model(default_cfg=_cfg(hf_hub_id="timm/twins_svt_base.in1k"))
+@register_variant(default_cfg=_cfg(hf_hub_id="timm/twins_svt_base.in1k"))
 def twins_svt_base(pretrained=None, **kwargs):
     model_args = dict(patch_size=4, embed_dims=(96, 192, 384, 768), num_heads=(3, 6, 12, 24), mlp_ratios=(4, 4, 4, 4),
                       depths=(2, 2, 18, 2), wss=(7, 7, 7, 7), sr_ratios=(8, 4, 2, 1))
     return _create_twins("twins_svt_base", pretrained, model_args, **kwargs)
 
 
-@register_model(default_cfg=_cfg(hf_hub_id="timm/twins_svt_large.in1k"))
+@register_variant(default_cfg=_cfg(hf_hub_id="timm/twins_svt_large.in1k"))
 def twins_svt_large(pretrained=None, **kwargs):
     model_args = dict(patch_size=4, embed_dims=(128, 256, 512, 1024), num_heads=(4, 8, 16, 32),
                       mlp_ratios=(4, 4, 4, 4), depths=(2, 2, 18, 2), wss=(7, 7, 7, 7), sr_ratios=(8, 4, 2, 1))
@@ -461,11 +468,11 @@ def twins_svt_large(pretrained=None, **kwargs):
 
 
 def _seed_cfg(**kwargs):
-    """The seed code's eval preprocessing (twin_s.yaml: resize 224 / 0.875, bicubic, ImageNet mean/std)."""
+    """The model-zoo code's eval preprocessing (twin_s.yaml: resize 224 / 0.875, bicubic, ImageNet mean/std)."""
     return _cfg(crop_pct=0.875, accuracy_source="Twins Ascend readme (MindSpore code), 8 Ascend 910", **kwargs)
 
 
-@register_model(default_cfg=_seed_cfg(top1=81.35, top5=95.72))
+@register_variant(default_cfg=_seed_cfg(top1=81.35, top5=95.72))
 def twins_pcpvt_small_mindspore_seed(pretrained=None, **kwargs):
     """PCPVT-S as the Twins Ascend readme's MindSpore code builds it (``pcpvt_small_v0``): tanh GELU; not the
     published model. Its readme's accuracy in the cfg."""
@@ -474,7 +481,7 @@ def twins_pcpvt_small_mindspore_seed(pretrained=None, **kwargs):
     return _create_twins("twins_pcpvt_small_mindspore_seed", pretrained, model_args, **kwargs)
 
 
-@register_model(default_cfg=_seed_cfg(top1=None, top5=None))
+@register_variant(default_cfg=_seed_cfg(top1=None, top5=None))
 def twins_pcpvt_base_mindspore_seed(pretrained=None, **kwargs):
     """PCPVT-B as that code builds it (``pcpvt_base_v0``): tanh GELU. Its readme reports no accuracy for it."""
     model_args = dict(patch_size=4, embed_dims=(64, 128, 320, 512), num_heads=(1, 2, 5, 8), mlp_ratios=(8, 8, 4, 4),
@@ -482,7 +489,7 @@ def twins_pcpvt_base_mindspore_seed(pretrained=None, **kwargs):
     return _create_twins("twins_pcpvt_base_mindspore_seed", pretrained, model_args, **kwargs)
 
 
-@register_model(default_cfg=_seed_cfg(top1=None, top5=None))
+@register_variant(default_cfg=_seed_cfg(top1=None, top5=None))
 def twins_pcpvt_large_mindspore_seed(pretrained=None, **kwargs):
     """PCPVT-L as that code builds it (``pcpvt_large_v0``): tanh GELU. Its readme reports no accuracy for it."""
     model_args = dict(patch_size=4, embed_dims=(64, 128, 320, 512), num_heads=(1, 2, 5, 8), mlp_ratios=(8, 8, 4, 4),

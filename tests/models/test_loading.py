@@ -1,12 +1,11 @@
 """The one loading rule (mszoo/models/loading.py) and ``create_model(pretrained=...)`` for every family."""
-import logging
-
 import mindspore as ms
 import numpy as np
 import pytest
 
 from mszoo.models import create_model, resolve_data_config
 from mszoo.models.loading import CheckpointError, CheckpointFile, load_pretrained, load_weights
+from mszoo.models.pretrained import ArgumentConflict
 from mszoo.models.record import RECORD_KEY, make_record, record_to_text
 from tests.tiny import tiny_kwargs
 
@@ -123,7 +122,8 @@ def test_create_model_pretrained_means_the_same_for_every_family(name, tmp_path)
     with pytest.raises(ValueError, match=r"pretrained must be True, 'timm', a Hub id .* not 3"):
         create_model(name, pretrained=3)
     other = next(f for f in FAMILIES if f != name)
-    with pytest.raises(CheckpointError, match=rf"holds a {other} model, not {name}"):
+    with pytest.raises(CheckpointError, match=rf"^arch: '{name}' \(given to create_model\) contradicts "
+                                              rf".*o\.ckpt, which holds a {other} model; create the model it holds"):
         create_model(name, pretrained=save(tmp_path / "o.ckpt", {}, record_for(other)))
 
 
@@ -140,25 +140,30 @@ def test_create_model_without_a_record_takes_num_classes_from_the_head(tmp_path)
     assert create_model("twins_svt_small", pretrained=path, **tiny_kwargs("twins_svt_small")).num_classes == 37
 
 
-def test_create_model_with_another_num_classes_re_heads_and_says_so(tmp_path):
+def test_create_model_refuses_a_num_classes_that_contradicts_the_record(tmp_path):
+    """The one merge (mszoo/models/pretrained.py) from the library API: a record-bearing checkpoint and another
+    ``num_classes`` are one error line, as in the scripts; the same value is fine."""
     trained = tiny("twins_svt_small", num_classes=5)
     path = save(tmp_path / "m.ckpt", weights_of(trained), record_for("twins_svt_small"))
-    logger, handler, messages = logging.getLogger("mszoo"), logging.Handler(logging.INFO), []
-    handler.emit = lambda record: messages.append(record.getMessage())
-    logger.addHandler(handler)
-    level = logger.level
-    logger.setLevel(logging.INFO)
-    try:
-        model = create_model("twins_svt_small", num_classes=3, pretrained=path)
-    finally:
-        logger.removeHandler(handler)
-        logger.setLevel(level)
-    assert model.num_classes == 3
-    assert any("new 3-class head for fine-tuning (re-initialised: head.bias, head.weight)" in m for m in messages)
+    with pytest.raises(ArgumentConflict) as err:
+        create_model("twins_svt_small", num_classes=3, pretrained=path)
+    assert str(err.value) == (f"num_classes: 3 (given to create_model) contradicts {path}, which holds num_classes 5; "
+                              "drop the num_classes argument or use the matching checkpoint; to fine-tune a new head, "
+                              "load the weights as they are and call reset_classifier(num_classes)")
+    assert create_model("twins_svt_small", num_classes=5, pretrained=path).num_classes == 5
+
+
+def test_fine_tuning_from_the_library_loads_the_weights_then_resets_the_classifier(tmp_path):
+    trained = tiny("twins_svt_small", num_classes=5)
+    path = save(tmp_path / "m.ckpt", weights_of(trained), record_for("twins_svt_small"))
+    model = create_model("twins_svt_small", pretrained=path)
+    model.reset_classifier(3)
+    assert model.num_classes == 3 and logits(model).shape == (2, 3)
     np.testing.assert_array_equal(model.norm.weight.asnumpy(), trained.norm.weight.asnumpy())
 
 
 def test_create_model_refuses_widths_that_contradict_the_weights(tmp_path):
     path = save(tmp_path / "m.ckpt", weights_of(tiny("twins_svt_small")), record_for("twins_svt_small"))
-    with pytest.raises(CheckpointError, match="shape mismatch"):
+    with pytest.raises(CheckpointError, match=r"^model_kwargs: embed_dims=\[8, 16, 24, 32\] \(given to create_model\) "
+                                              r"contradicts .*m\.ckpt, which holds embed_dims=\[16, 32, 48, 64\]"):
         create_model("twins_svt_small", pretrained=path, embed_dims=(8, 16, 24, 32))

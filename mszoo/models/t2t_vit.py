@@ -47,13 +47,15 @@ from .layers import (
     Attention,
     ClassifierMixin,
     DropPath,
+    HeadsToTokens,
     LayerNorm,
     Linear,
+    MapToTokens,
     Mlp,
-    Permute,
     ScaledDotProduct,
     SplitHeads,
     TokenMaps,
+    TokensToMap,
     Unfold,
     check_output_fmt,
     checkpoint_blocks,
@@ -155,14 +157,12 @@ class TokenAttention(nn.Cell):
         self.proj = Linear(in_dim, in_dim)
         self.proj_drop = make_dropout(proj_drop)
         self.split_heads = SplitHeads(3, num_heads)
-        self.merge_heads = Permute((0, 2, 1, 3))
+        self.merge_heads = HeadsToTokens()
 
     def construct(self, x):
-        n = x.shape[1]
         q, k, v = self.split_heads(self.qkv(x))
-        x = self.merge_heads(self.attend(q, k, v)).reshape(-1, n, self.in_dim)
-        x = self.proj_drop(self.proj(x))
-        return self.merge_heads(v).reshape(-1, n, self.in_dim) + x
+        x = self.proj_drop(self.proj(self.merge_heads(self.attend(q, k, v))))
+        return self.merge_heads(v) + x
 
 
 class TokenTransformer(nn.Cell):
@@ -206,21 +206,13 @@ class T2TModule(nn.Cell):
         self.project = Linear(token_dim * k2 * k2, embed_dim)
         self.grid_size = t2t_grid_size(img_size)
         self.num_patches = self.grid_size[0] * self.grid_size[1]
-        self.swap_last = Permute((0, 2, 1))  # (B, C, N) <-> (B, N, C)
-
-    def to_tokens(self, x):
-        """``(B, C, H, W) -> (B, H * W, C)``."""
-        _, c, h, w = x.shape
-        return self.swap_last(x.reshape(-1, c, h * w))
-
-    def to_map(self, x, h, w):
-        """``(B, H * W, C) -> (B, C, H, W)``."""
-        return self.swap_last(x).reshape(-1, x.shape[2], h, w)
+        self.to_tokens = MapToTokens()
+        self.to_map = TokensToMap()
 
     def construct(self, x):
         x = self.soft_split0(x)
-        x = self.soft_split1(self.to_map(self.attention1(self.to_tokens(x)), x.shape[2], x.shape[3]))
-        x = self.soft_split2(self.to_map(self.attention2(self.to_tokens(x)), x.shape[2], x.shape[3]))
+        x = self.soft_split1(self.to_map(self.attention1(self.to_tokens(x)), x.shape[2:]))
+        x = self.soft_split2(self.to_map(self.attention2(self.to_tokens(x)), x.shape[2:]))
         return self.project(self.to_tokens(x))
 
 

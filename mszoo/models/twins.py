@@ -34,13 +34,18 @@ from .layers import (
     ClassifierMixin,
     DropPath,
     GELUTanh,
+    HeadsToTokens,
     LayerNorm,
     Linear,
+    MapToTokens,
+    MapToWindows,
     Mlp,
     PatchEmbed,
-    Permute,
     ScaledDotProduct,
     SplitHeads,
+    TokensToHeads,
+    TokensToMap,
+    WindowsToMap,
     check_output_fmt,
     checkpoint_blocks,
     classifier_head,
@@ -86,8 +91,9 @@ class LocallyGroupedAttn(nn.Cell):
         self.ws = ws
         self.qkv = Linear(dim, dim * 3, has_bias=True)
         self.split_heads = SplitHeads(3, num_heads)
-        self.merge_heads = Permute((0, 2, 1, 3))  # (B * windows, heads, ws*ws, hd) -> (B * windows, ws*ws, heads, hd)
-        self.swap_windows = Permute((0, 1, 3, 2, 4, 5))  # (B, gh, ws, gw, ws, C) <-> (B, gh, gw, ws, ws, C)
+        self.merge_heads = HeadsToTokens()
+        self.to_windows = MapToWindows(ws)
+        self.to_map = WindowsToMap()
         self.attend = ScaledDotProduct(self.head_dim ** -0.5, attn_drop)
         self.proj = Linear(dim, dim)
         self.proj_drop = make_dropout(proj_drop)
@@ -104,12 +110,10 @@ class LocallyGroupedAttn(nn.Cell):
             x = ops.Pad(((0, 0), (0, pad_b), (0, pad_r), (0, 0)))(x)
         gh = (h + pad_b) // ws
         gw = (w + pad_r) // ws
-        # (B, gh, ws, gw, ws, C) -> (B, gh, gw, ws, ws, C): one window per (gh, gw) cell.
-        x = self.swap_windows(x.reshape(b, gh, ws, gw, ws, c))
+        x = self.to_windows(x)
         # q, k, v: (B * windows, heads, ws*ws, head_dim); 4-D, the attention form OpenVINO fuses (as the global one)
         q, k, v = self.split_heads(self.qkv(x).reshape(b * gh * gw, ws * ws, 3 * c))
-        x = self.merge_heads(self.attend(q, k, v)).reshape(b, gh, gw, ws, ws, c)
-        x = self.swap_windows(x).reshape(b, gh * ws, gw * ws, c)
+        x = self.to_map(self.merge_heads(self.attend(q, k, v)).reshape(b, gh, gw, ws, ws, c))
         if pad_r > 0 or pad_b > 0:
             x = x[:, :h, :w, :]
         x = x.reshape(b, n, c)
@@ -135,9 +139,11 @@ class GlobalSubSampleAttn(nn.Cell):
         self.attend = ScaledDotProduct(self.head_dim ** -0.5, attn_drop)
         self.proj = Linear(dim, dim)
         self.proj_drop = make_dropout(proj_drop)
-        self.to_heads = Permute((0, 2, 1, 3))  # (B, N, heads, hd) <-> (B, heads, N, hd)
+        self.to_heads = TokensToHeads(num_heads)
         self.split_kv = SplitHeads(2, num_heads)
-        self.to_map = Permute((0, 2, 1))  # (B, N, C) <-> (B, C, N)
+        self.merge_heads = HeadsToTokens()
+        self.to_map = TokensToMap()
+        self.to_tokens = MapToTokens()
         self.sr_ratio = sr_ratio
         self.use_sr = sr_ratio > 1
         if self.use_sr:
@@ -148,15 +154,11 @@ class GlobalSubSampleAttn(nn.Cell):
             self.norm = None
 
     def construct(self, x, size):
-        b, n, c = x.shape
-        q = self.to_heads(self.q(x).reshape(b, n, self.num_heads, self.head_dim))
+        q = self.to_heads(self.q(x))
         if self.use_sr:
-            x = self.to_map(x).reshape(b, c, size[0], size[1])
-            x = self.sr(x)
-            x = self.to_map(x.reshape(b, c, -1))
-            x = self.norm(x)
+            x = self.norm(self.to_tokens(self.sr(self.to_map(x, size))))
         k, v = self.split_kv(self.kv(x))
-        x = self.to_heads(self.attend(q, k, v)).reshape(b, n, c)
+        x = self.merge_heads(self.attend(q, k, v))
         return self.proj_drop(self.proj(x))
 
 
@@ -195,15 +197,15 @@ class PosConv(nn.Cell):
                       group=embed_dim, has_bias=True),
         ])
         self.stride = stride
-        self.to_map = Permute((0, 2, 1))  # (B, N, C) <-> (B, C, N)
+        self.to_map = TokensToMap()
+        self.to_tokens = MapToTokens()
 
     def construct(self, x, size):
-        b, _, c = x.shape
-        feat = self.to_map(x).reshape(b, c, size[0], size[1])
+        feat = self.to_map(x, size)
         x = self.proj(feat)
         if self.stride == 1:
             x = x + feat
-        return self.to_map(x.reshape(b, c, -1))
+        return self.to_tokens(x)
 
 
 class Twins(ClassifierMixin, nn.Cell):
@@ -271,7 +273,7 @@ class Twins(ClassifierMixin, nn.Cell):
         # one tap per stage: its output map (timm's feature_info; reduction = the stage's stride)
         self.feature_info = [dict(module=f"blocks.{k}", num_chs=self.embed_dims[k], reduction=patch_size * 2 ** k)
                              for k in range(num_stages)]
-        self.to_map = Permute((0, 3, 1, 2))  # (B, H, W, C) -> (B, C, H, W) between stages
+        self.to_map = TokensToMap()  # between stages
         self.norm = norm_layer(self.num_features)
 
         self.head_drop = make_dropout(drop_rate)
@@ -304,11 +306,10 @@ class Twins(ClassifierMixin, nn.Cell):
         return x, size
 
     def forward_features(self, x):
-        b = x.shape[0]
         for i in range(self.num_stages):
             x, size = self._run_stage(i, x)
             if i < self.num_stages - 1:
-                x = self.to_map(x.reshape(b, size[0], size[1], -1))
+                x = self.to_map(x, size)
         return self.norm(x)
 
     def forward_intermediates(self, x, indices=None, norm=False, stop_early=False, output_fmt="NCHW",
@@ -321,17 +322,16 @@ class Twins(ClassifierMixin, nn.Cell):
         take_indices, max_index = feature_take_indices(self.num_stages, indices)
         last = self.num_stages - 1
         run = max_index + 1 if stop_early or intermediates_only else self.num_stages
-        b = x.shape[0]
         intermediates = []
         for i in range(run):
             x, size = self._run_stage(i, x)
             if i < last:
-                x = self.to_map(x.reshape(b, size[0], size[1], -1))
+                x = self.to_map(x, size)
                 if i in take_indices:
                     intermediates.append(x)
             elif i in take_indices:
                 feat = self.norm(x) if norm else x
-                intermediates.append(self.to_map(feat.reshape(b, size[0], size[1], -1)))
+                intermediates.append(self.to_map(feat, size))
         if intermediates_only:
             return intermediates
         if run - 1 == last:

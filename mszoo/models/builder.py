@@ -4,6 +4,7 @@ Every family's ``_create_<family>`` ends in ``build_model_with_cfg`` (timm's ``_
 from the registry so that the registry (names, default cfgs, ``create_model``) imports nothing that fetches
 or converts weights: hub.py and convert.py use the registry, this module uses them.
 """
+import logging
 import os
 
 from .hub import pretrained_checkpoint
@@ -11,6 +12,8 @@ from .layers.features import FeatureGetterNet
 from .loading import CheckpointFile
 from .pretrained import load_into, merge_checkpoint, seed_conflict
 from .registry import _model_default_cfgs
+
+LOGGER_NAME = "mszoo"  # mszoo.logger's logger (models import nothing from the rest of mszoo)
 
 
 def build_model_with_cfg(model_cls, variant, pretrained=None, model_args=None, feature_cfg=None, **kwargs):
@@ -21,8 +24,8 @@ def build_model_with_cfg(model_cls, variant, pretrained=None, model_args=None, f
     model record (mszoo/models/record.py) says (``num_classes``, ``model_kwargs``, ``img_size``, ``in_chans``;
     without a record, ``num_classes`` from its classifier), then the ``kwargs`` given: the one merge and the one
     load of mszoo/models/pretrained.py, as the scripts and the converter use them. A given argument that
-    contradicts the weights (``num_classes`` included: to fine-tune, call ``reset_classifier`` on the loaded
-    model) is ``ArgumentConflict``; weights that do not fit otherwise raise ``CheckpointError`` naming the keys.
+    contradicts the weights is ``ArgumentConflict``, except ``num_classes``: another one re-heads the model for
+    fine-tuning (logged), as timm does; weights that do not fit otherwise raise ``CheckpointError`` naming the keys.
 
     ``features_only=True`` (with ``out_indices``, default ``feature_cfg["out_indices"]``, the family's as in timm)
     returns the loaded model wrapped as a backbone (``layers/features.py: FeatureGetterNet``): a list of maps,
@@ -36,32 +39,35 @@ def build_model_with_cfg(model_cls, variant, pretrained=None, model_args=None, f
         raise ValueError(f"{variant}: features_only is not supported")
     given = {k: v for k, v in kwargs.items() if v is not None}
     checkpoint = None if pretrained is None or pretrained is False else _open_pretrained(variant, pretrained)
-    if checkpoint is not None:
-        given = _merge_pretrained(variant, checkpoint, given)
-    args = dict(dict(model_args or {}), **given)
+    rehead = checkpoint is not None and "num_classes" in given
+    merged = given if checkpoint is None else _merge_pretrained(variant, checkpoint, given, rehead)
+    args = dict(dict(model_args or {}), **merged)
     args.setdefault("num_classes", 1000)
     model = model_cls(**args)
     model.default_cfg = dict(_model_default_cfgs[variant], architecture=variant)
     if checkpoint is not None:
-        load_into(model, variant, checkpoint, resized="img_size" in kwargs and kwargs["img_size"] is not None)
+        replaced, which = load_into(model, variant, checkpoint, fine_tune=rehead, resized="img_size" in given)
+        if replaced:
+            logging.getLogger(LOGGER_NAME).info(
+                f"{variant}: loaded {which} of {checkpoint.path} with a new {args['num_classes']}-class head "
+                f"for fine-tuning (re-initialised: {', '.join(replaced)})")
     if features_only:
         return FeatureGetterNet(model, out_indices)
     return model
 
 
 def _library_hint(key):
-    if key == "num_classes":
-        return ("drop the num_classes argument or use the matching checkpoint; to fine-tune a new head, load the "
-                "weights as they are and call reset_classifier(num_classes)")
     if key == "arch":
         return "create the model it holds or use the matching checkpoint"
     return f"drop the {key} argument or use the matching checkpoint"
 
 
-def _merge_pretrained(variant, checkpoint, given):
+def _merge_pretrained(variant, checkpoint, given, rehead):
     """The one merge (mszoo/models/pretrained.py) for ``create_model``: the checkpoint's constructor arguments, then
-    the caller's; a contradiction, or weights of another architecture, is ``ArgumentConflict``."""
-    arch, args = merge_checkpoint(checkpoint, variant, given, lambda key: "given to create_model", hint=_library_hint)
+    the caller's; a contradiction, or weights of another architecture, is ``ArgumentConflict``. A ``num_classes``
+    given (``rehead``) is fine-tuning, as in timm: a new head of that size, said in the log."""
+    arch, args = merge_checkpoint(checkpoint, variant, given, lambda key: "given to create_model", fine_tune=rehead,
+                                  hint=_library_hint)
     if arch != variant:  # a model-zoo code's checkpoint named by the readme's model name: that code's variant holds it
         raise seed_conflict(variant, "given to create_model", checkpoint.path, checkpoint.seed)
     return args

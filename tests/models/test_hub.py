@@ -73,8 +73,7 @@ def test_a_file_url_in_the_official_layout_downloads_once_and_equals_the_officia
     assert record["arch"] == "t2t_vit_7" and record["num_classes"] == 1000 and record["crop_pct"] == 0.9
     os.remove(tmp_path / "71.7_T2T_ViT_7.pth.tar")  # offline from here on: the cached files are enough
     monkeypatch.setenv("MSZOO_OFFLINE", "1")
-    again = create_model("t2t_vit_7", pretrained=url)
-    again.reset_classifier(10)  # a new head for fine-tuning (create_model refuses num_classes=10 for these weights)
+    again = create_model("t2t_vit_7", pretrained=url, num_classes=10)  # re-headed for fine-tuning
     assert again.num_classes == 10
     np.testing.assert_array_equal(again.norm.weight.asnumpy(), model.norm.weight.asnumpy())
 
@@ -145,7 +144,7 @@ import mindspore as ms
 np.save(sys.argv[2], model(ms.Tensor(x)).asnumpy())
 converted = os.path.join(os.environ["MSZOO_CACHE"], "converted")
 first = {{n: os.path.getmtime(os.path.join(converted, n)) for n in os.listdir(converted)}}
-create_model("twins_svt_small", pretrained="hf-hub:timm/twins_svt_small.in1k").reset_classifier(3)
+create_model("twins_svt_small", pretrained="hf-hub:timm/twins_svt_small.in1k", num_classes=3)
 second = {{n: os.path.getmtime(os.path.join(converted, n)) for n in os.listdir(converted)}}
 print("CONVERTED " + json.dumps({{"first": first, "second": second}}))
 """

@@ -1,11 +1,12 @@
 """The one loading rule (mszoo/models/loading.py) and ``create_model(pretrained=...)`` for every family."""
+import logging
+
 import mindspore as ms
 import numpy as np
 import pytest
 
 from mszoo.models import create_model, resolve_data_config
 from mszoo.models.loading import CheckpointError, CheckpointFile, load_pretrained, load_weights
-from mszoo.models.pretrained import ArgumentConflict
 from mszoo.models.record import RECORD_KEY, make_record, record_to_text
 from tests.tiny import tiny_kwargs
 
@@ -140,25 +141,21 @@ def test_create_model_without_a_record_takes_num_classes_from_the_head(tmp_path)
     assert create_model("twins_svt_small", pretrained=path, **tiny_kwargs("twins_svt_small")).num_classes == 37
 
 
-def test_create_model_refuses_a_num_classes_that_contradicts_the_record(tmp_path):
-    """The one merge (mszoo/models/pretrained.py) from the library API: a record-bearing checkpoint and another
-    ``num_classes`` are one error line, as in the scripts; the same value is fine."""
+def test_create_model_with_another_num_classes_re_heads_and_says_so(tmp_path):
     trained = tiny("twins_svt_small", num_classes=5)
     path = save(tmp_path / "m.ckpt", weights_of(trained), record_for("twins_svt_small"))
-    with pytest.raises(ArgumentConflict) as err:
-        create_model("twins_svt_small", num_classes=3, pretrained=path)
-    assert str(err.value) == (f"num_classes: 3 (given to create_model) contradicts {path}, which holds num_classes 5; "
-                              "drop the num_classes argument or use the matching checkpoint; to fine-tune a new head, "
-                              "load the weights as they are and call reset_classifier(num_classes)")
-    assert create_model("twins_svt_small", num_classes=5, pretrained=path).num_classes == 5
-
-
-def test_fine_tuning_from_the_library_loads_the_weights_then_resets_the_classifier(tmp_path):
-    trained = tiny("twins_svt_small", num_classes=5)
-    path = save(tmp_path / "m.ckpt", weights_of(trained), record_for("twins_svt_small"))
-    model = create_model("twins_svt_small", pretrained=path)
-    model.reset_classifier(3)
-    assert model.num_classes == 3 and logits(model).shape == (2, 3)
+    logger, handler, messages = logging.getLogger("mszoo"), logging.Handler(logging.INFO), []
+    handler.emit = lambda record: messages.append(record.getMessage())
+    logger.addHandler(handler)
+    level = logger.level
+    logger.setLevel(logging.INFO)
+    try:
+        model = create_model("twins_svt_small", num_classes=3, pretrained=path)
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(level)
+    assert model.num_classes == 3
+    assert any("new 3-class head for fine-tuning (re-initialised: head.bias, head.weight)" in m for m in messages)
     np.testing.assert_array_equal(model.norm.weight.asnumpy(), trained.norm.weight.asnumpy())
 
 

@@ -56,13 +56,13 @@ def test_the_converter_writes_a_checkpoint_that_loads_through_the_same_route(tmp
 def test_the_one_merge_refuses_the_same_contradiction_from_the_library_and_the_scripts(tmp_path):
     _, path = converted(tmp_path)
     with pytest.raises(ArgumentConflict) as library:
-        create_model(NAME, pretrained=path, num_classes=3)
-    cfg = parse_config(["--pretrained", path, "--num_classes", "3"])[0]
+        create_model(NAME, pretrained=path, depths=(2, 1, 1, 1))
+    cfg = parse_config(["--pretrained", path, "--model_kwargs", "{depths: [2, 1, 1, 1]}"])[0]
     with pytest.raises(ConfigError) as scripts:
         resolve_from_checkpoint(cfg, CheckpointFile(path))
     for err, origin in ((library, "given to create_model"), (scripts, "from command line")):
-        assert str(err.value).startswith(f"num_classes: 3 ({origin}) contradicts {path}, which holds num_classes 5; "
-                                         "drop the num_classes ")
+        assert str(err.value).startswith(f"model_kwargs: depths=[2, 1, 1, 1] ({origin}) contradicts {path}, which "
+                                         "holds depths=[1, 1, 1, 1]; drop the depths ")
         assert "\n" not in str(err.value)
     # agreeing explicit arguments are fine, from both sides
     assert create_model(NAME, pretrained=path, num_classes=5, depths=(1, 1, 1, 1)).num_classes == 5

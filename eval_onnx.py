@@ -1,4 +1,4 @@
-"""The Twins GPU seed's eval_onnx.py: eval.py --backend onnx (an exported NAME.onnx, given with --model)."""
+"""The Twins GPU readme's eval_onnx.py: eval.py --backend onnx (an exported NAME.onnx, given with --model)."""
 import sys
 
 from mszoo.cli import run

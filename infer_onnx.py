@@ -1,4 +1,4 @@
-"""The Twins GPU seed's infer_onnx.py: infer.py --backend onnx (an exported NAME.onnx, given with --model)."""
+"""The Twins GPU readme's infer_onnx.py: infer.py --backend onnx (an exported NAME.onnx, given with --model)."""
 import sys
 
 from mszoo.cli import run

@@ -168,8 +168,8 @@ def set_device(device_target="auto", device_id=0, mode="pynative", cpu_kernels=T
 
 def start(cfg, mode=None, cpu_kernels=True, notes=True):
     """Set the device of a resolved config (``device_target``, ``device_id``, ``mode`` unless given); the config
-    then holds the device in use (``auto`` resolved). ``notes``: print the config's notes (seed keys with no
-    effect, a seed recipe's stand-in); the trainer prints them into train.log instead. Returns
+    then holds the device in use (``auto`` resolved). ``notes``: print the config's notes (model-zoo readme keys with no
+    effect, a model-zoo readme recipe's stand-in); the trainer prints them into train.log instead. Returns
     ``(rank, group_size)``."""
     device, device_id, rank, group_size = set_device(cfg.device_target, cfg.device_id, mode or cfg.mode,
                                                      cpu_kernels=cpu_kernels, id_source=source_of(cfg, "device_id"))

@@ -1,9 +1,10 @@
 """The shipped recipes (``configs/`` of the clone, ``mszoo/configs`` of an installed wheel), found by name.
 
 ``--config twins/svt_small`` (or ``twins/svt_small.yaml``, ``quickstart``) names a shipped recipe when no file
-of that name exists, and so does a seed's own recipe path (``configs/svt_s.yaml``, ``./src/configs/twin_s.yaml.yaml``:
-``SEED_RECIPES``). A leaf module: it imports nothing from the rest of mszoo. ``python -m mszoo.recipes NAME`` exits 0
-when NAME is a file or names a recipe (the launch scripts ask it before handing NAME to a program).
+of that name exists, and so does a model-zoo readme's recipe path (``configs/svt_s.yaml``,
+``./src/configs/twin_s.yaml.yaml``: ``SEED_RECIPES``). A leaf module: it imports nothing from the rest of mszoo.
+``python -m mszoo.recipes NAME`` exits 0 when NAME is a file or names a recipe (the launch scripts ask it before
+handing NAME to a program).
 """
 import difflib
 import os
@@ -14,22 +15,22 @@ PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
 
 SEED_RECIPES_DIR = os.path.join(PACKAGE_DIR, "seed_recipes")
 
-# The seeds' own recipe files (their readmes' file lists and commands), by file name -> (the seed, our recipe of
-# the same model, the seed's YAML as its readme states it in mszoo/seed_recipes/, or None when it states none).
+# The model-zoo readmes' own recipe files (their file lists and commands), by file name -> (the readme, our recipe of
+# the same model, the readme's YAML as it states it in mszoo/seed_recipes/, or None when it states none).
 SEED_RECIPES = {
-    "svt_s.yaml": ("the Twins GPU seed (000)", "twins/svt_small", None),
-    "pcpvt_l.yaml": ("the Twins GPU seed (000)", "twins/pcpvt_large", None),
-    "twin_s.yaml": ("the Twins Ascend seed (001)", "twins/pcpvt_small", "twin_s.yaml"),
-    "twin_s.yaml.yaml": ("the Twins Ascend seed (001)", "twins/pcpvt_small", "twin_s.yaml"),
-    "t2t_vit_19.yaml": ("the T2T-ViT GPU seed (003)", "t2t_vit/t2t_vit_19", "t2t_vit_19.yaml"),
-    "t2t_vit_t_14.yaml": ("the T2T-ViT GPU seed (003)", "t2t_vit/t2t_vit_t_14", "t2t_vit_t_14.yaml"),
-    "tnt_s_patch16_224.yaml": ("the TNT Ascend seed (004)", "tnt/tnt_s_patch16_224", "tnt_s_patch16_224.yaml"),
+    "svt_s.yaml": ("the Twins GPU readme (000)", "twins/svt_small", None),
+    "pcpvt_l.yaml": ("the Twins GPU readme (000)", "twins/pcpvt_large", None),
+    "twin_s.yaml": ("the Twins Ascend readme (001)", "twins/pcpvt_small", "twin_s.yaml"),
+    "twin_s.yaml.yaml": ("the Twins Ascend readme (001)", "twins/pcpvt_small", "twin_s.yaml"),
+    "t2t_vit_19.yaml": ("the T2T-ViT GPU readme (003)", "t2t_vit/t2t_vit_19", "t2t_vit_19.yaml"),
+    "t2t_vit_t_14.yaml": ("the T2T-ViT GPU readme (003)", "t2t_vit/t2t_vit_t_14", "t2t_vit_t_14.yaml"),
+    "tnt_s_patch16_224.yaml": ("the TNT Ascend readme (004)", "tnt/tnt_s_patch16_224", "tnt_s_patch16_224.yaml"),
 }
 
 
 def seed_recipe(given):
-    """``(seed, our recipe file, the seed's YAML file or None)`` when ``given`` is a seed's recipe path (its file
-    name in SEED_RECIPES, in a ``configs`` folder as the seeds keep them, or bare), else None."""
+    """``(readme, our recipe file, the readme's YAML file or None)`` when ``given`` is a model-zoo readme's recipe path
+    (its file name in SEED_RECIPES, in a ``configs`` folder as the model-zoo readmes keep them, or bare), else None."""
     path = given.replace("\\", "/")
     folder, name = os.path.split(path)
     if name not in SEED_RECIPES or (folder and os.path.basename(folder.rstrip("/")) != "configs"):
@@ -76,7 +77,7 @@ def close_recipes(name, n=4):
 
 
 def main(argv=None):
-    """Exit 0 when the argument is a file, a shipped recipe name or a seed's recipe path; else 1."""
+    """Exit 0 when the argument is a file, a shipped recipe name or a model-zoo readme's recipe path; else 1."""
     args = sys.argv[1:] if argv is None else argv
     if len(args) != 1:
         print("usage: python -m mszoo.recipes CONFIG", file=sys.stderr)

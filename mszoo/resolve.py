@@ -8,8 +8,10 @@ For every key, the first of these that has a value wins:
    ``resolve_data_config`` does;
 4. the defaults of the key table (``mszoo/config/keys.py``).
 
-A value the user gave that contradicts the weights (another ``arch``, ``num_classes``, ``in_chans`` or
-``model_kwargs`` entry) is a ``ConfigError`` naming both values, never a model with a random part.
+The model keys go through the one merge of ``create_model(pretrained=...)`` (mszoo/models/pretrained.py): a
+value the user gave that contradicts the weights (another ``arch``, ``num_classes``, ``in_chans`` or
+``model_kwargs`` entry) is a ``ConfigError`` naming both values, never a model with a random part; the weights
+then load by the one load (``load_pretrained_into``).
 Used by the trainer, the evaluator and the deploy scripts; changes only the ``cfg`` it is given.
 """
 from mszoo.config import ConfigError, apply_mapping, source_of
@@ -26,55 +28,61 @@ def _set(cfg, key, value, source):
     apply_mapping(cfg, {key: value}, source, cfg.notes)
 
 
-def _contradiction(cfg, key, value, source, theirs):
-    return ConfigError(f"{key}: {value!r} (from {source_of(cfg, key)}) contradicts {source}, which holds {theirs}; "
-                       f"drop the {key} setting or use the matching checkpoint")
+def _origin(cfg):
+    """Where an explicit model argument came from, for the one merge's messages (``from command line`` ...)."""
+    def origin(key):
+        return f"from {source_of(cfg, key if key in ('arch', 'num_classes', 'in_chans') else 'model_kwargs')}"
+    return origin
+
+
+def _merging(merge, *args, **kwargs):
+    """The one merge (mszoo/models/pretrained.py); its contradiction is the user's: a ``ConfigError``."""
+    from mszoo.models.pretrained import ArgumentConflict
+
+    try:
+        return merge(*args, **kwargs)
+    except ArgumentConflict as exc:
+        raise ConfigError(str(exc)) from None
+
+
+def _given_arch(cfg):
+    return cfg.arch if is_explicit(cfg, "arch") else None
 
 
 def apply_record(cfg, record, source, take_num_classes=True):
-    """Complete ``cfg`` from a model ``record`` (module docstring); returns the record's class names.
+    """Complete ``cfg`` from a model ``record`` by the one merge (module docstring); returns the record's class
+    names.
 
     ``take_num_classes=False`` (fine-tuning) leaves ``num_classes`` to the training data: the head may be
     replaced, the rest of the model may not.
     """
-    from mszoo.models import resolve_name
+    from mszoo.models.pretrained import MODEL_ARG_KEYS, merge_arch, merge_args
 
-    arch = resolve_name(record["arch"])
-    if is_explicit(cfg, "arch") and resolve_name(cfg.arch) != arch:
-        raise _contradiction(cfg, "arch", cfg.arch, source, f"a {arch} model")
-    _set(cfg, "arch", arch, source)
+    _set(cfg, "arch", _merging(merge_arch, _given_arch(cfg), source, _origin(cfg)("arch"), record=record), source)
+    given = dict(cfg.model_kwargs or {}) if is_explicit(cfg, "model_kwargs") else {}
     keys = ("num_classes", "in_chans") if take_num_classes else ("in_chans",)
+    given.update({key: cfg[key] for key in keys if is_explicit(cfg, key)})
+    args = _merging(merge_args, given, source, _origin(cfg), record=record, fine_tune=not take_num_classes)
     for key in keys:
-        if is_explicit(cfg, key) and cfg[key] != record[key]:
-            raise _contradiction(cfg, key, cfg[key], source, f"{key} {record[key]}")
-        _set(cfg, key, record[key], source)
-    _merge_model_kwargs(cfg, record["model_kwargs"], source)
+        _set(cfg, key, args[key], source)
+    kwargs = {k: v for k, v in args.items() if k not in MODEL_ARG_KEYS}
+    where = f"{source} + {source_of(cfg, 'model_kwargs')}" if is_explicit(cfg, "model_kwargs") and cfg.model_kwargs \
+        else source
+    _set(cfg, "model_kwargs", kwargs, where)
     for key in DATA_KEYS:
         if not is_explicit(cfg, key) and record.get(key) is not None:
             _set(cfg, key, record[key], source)
     return record.get("class_names")
 
 
-def _merge_model_kwargs(cfg, saved, source):
-    from mszoo.models.record import plain
-
-    given = dict(cfg.model_kwargs or {}) if is_explicit(cfg, "model_kwargs") else {}
-    for key, value in given.items():
-        if key in saved and plain(value) != plain(saved[key]):
-            raise ConfigError(f"model_kwargs: {key}={plain(value)!r} (from {source_of(cfg, 'model_kwargs')}) "
-                              f"contradicts {source}, which was trained with {key}={saved[key]!r}")
-    where = f"{source} + {source_of(cfg, 'model_kwargs')}" if given else source
-    _set(cfg, "model_kwargs", dict(saved, **given), where)
-
-
 def apply_head_classes(cfg, head_classes, source):
     """For a checkpoint without a record: ``num_classes`` from its classifier's shape, or a contradiction."""
-    if head_classes is None:
-        return
-    if not is_explicit(cfg, "num_classes"):
-        _set(cfg, "num_classes", head_classes, f"{source} (classifier shape)")
-    elif cfg.num_classes != head_classes:
-        raise _contradiction(cfg, "num_classes", cfg.num_classes, source, f"a {head_classes}-class classifier")
+    from mszoo.models.pretrained import merge_args
+
+    given = {"num_classes": cfg.num_classes} if is_explicit(cfg, "num_classes") else {}
+    args = _merging(merge_args, given, source, _origin(cfg), head_classes=head_classes)
+    if head_classes is not None and not given:
+        _set(cfg, "num_classes", args["num_classes"], f"{source} (classifier shape)")
 
 
 def fill_preprocessing(cfg):
@@ -89,24 +97,22 @@ def fill_preprocessing(cfg):
 
 
 def apply_seed_arch(cfg, checkpoint):
-    """A checkpoint of a seed's own code (``checkpoint.seed``): ``arch`` becomes the variant of that code's
-    architecture, from the seed's model name (the seed YAML's ``arch: tnt_s_patch16_224``) or unset; said in one
-    line. Another model named is a ``ConfigError``."""
+    """A checkpoint of a model-zoo readme's own code (``checkpoint.seed``): ``arch`` becomes the variant of that code's
+    architecture, from the readme's model name (its YAML's ``arch: tnt_s_patch16_224``) or unset; said in one
+    line. Another model named is a ``ConfigError`` (the one merge's ``merge_arch``)."""
     from mszoo.logger import get_logger
+    from mszoo.models.pretrained import merge_arch
 
-    seed = checkpoint.seed
-    given = cfg.arch if is_explicit(cfg, "arch") else None
-    variant = seed.variant_for(given)
-    if variant is None:
-        raise _contradiction(cfg, "arch", cfg.arch, checkpoint.path, f"a {seed.variant_for(None)} model")
+    given = _given_arch(cfg)
+    variant = _merging(merge_arch, given, checkpoint.path, _origin(cfg)("arch"), seed=checkpoint.seed)
     _set(cfg, "arch", variant, f"{checkpoint.path} (parameter names)")
     published = f" {given}" if given and given != variant else ""
-    get_logger().info(f"{checkpoint.path}: a checkpoint of {seed.source} (recognised by its parameter names): "
-                      f"running {variant}, that code's architecture, not the published model{published}")
+    get_logger().info(f"{checkpoint.path}: a checkpoint of {checkpoint.seed.source} (recognised by its parameter "
+                      f"names): running {variant}, that code's architecture, not the published model{published}")
 
 
 def resolve_from_checkpoint(cfg, checkpoint, take_num_classes=True):
-    """``apply_record`` (or, for an old/foreign checkpoint, the classifier shape; for a seed code's checkpoint,
+    """``apply_record`` (or, for an old/foreign checkpoint, the classifier shape; for a model-zoo code's checkpoint,
     ``apply_seed_arch`` first) then ``fill_preprocessing``.
 
     ``checkpoint`` is a ``mszoo.models.loading.CheckpointFile``; returns its class names (or None)."""
@@ -145,14 +151,24 @@ def build_model(cfg, training=True):
         raise ConfigError(f"model_kwargs: {exc} (from {source_of(cfg, 'model_kwargs')})") from None
 
 
+def load_pretrained_into(model, cfg, checkpoint, fine_tune=False):
+    """The one load (mszoo/models/pretrained.py) of ``checkpoint`` into the model ``cfg`` describes: EMA weights
+    when complete; an ``image_size`` the user set resamples the position tables by the variant's checkpoint
+    filter, as ``create_model(..., img_size=...)`` does. ``fine_tune`` (``train.py --pretrained``) may replace
+    the head. Returns ``(replaced, which weights)``."""
+    from mszoo.models.pretrained import load_into
+
+    return load_into(model, cfg.arch, checkpoint, fine_tune=fine_tune, resized=is_explicit(cfg, "image_size"))
+
+
 def load_eval_model(cfg, checkpoint):
-    """The eval-mode model of ``cfg`` with ``checkpoint``'s weights (EMA when complete), by the one loading
-    rule and never re-headed. Call ``resolve_from_checkpoint`` first. Returns ``(model, which weights)``."""
-    from mszoo.models.loading import CheckpointError, load_pretrained
+    """The eval-mode model of ``cfg`` with ``checkpoint``'s weights (EMA when complete), by the one load and never
+    re-headed. Call ``resolve_from_checkpoint`` first. Returns ``(model, which weights)``."""
+    from mszoo.models.loading import CheckpointError
 
     model = build_model(cfg, training=False)
     try:
-        _, which = load_pretrained(model, checkpoint)
+        _, which = load_pretrained_into(model, cfg, checkpoint)
     except CheckpointError as exc:
         if checkpoint.record is None:
             raise CheckpointError(f"{exc} (it carries no model record: set the arch, model_kwargs and image_size "

@@ -3,7 +3,7 @@
 #
 # Every script ends in `launch COMMAND...`. With MSZOO_DRY_RUN=1 that prints the device the command runs on (one
 # `device: ...` line) and the command (shell-quoted, the last line) instead of running it: the tests check each
-# script's translation of the seeds' arguments this way, including launchers this machine lacks (GPUs, Ascend,
+# script's translation of the model-zoo readmes' arguments this way, including launchers this machine lacks (GPUs, Ascend,
 # mpirun). Scripts named for a device (_gpu, _ascend) pass --device_target; the others leave it to the config,
 # whose default is auto (Ascend, else GPU, else CPU, whichever the installed MindSpore can use).
 
@@ -54,7 +54,7 @@ require_positional() {
 }
 
 # config_arg CONFIG: what to pass as --config: an existing file (made absolute), else CONFIG itself when it names a
-# shipped recipe (twins/svt_small) or a seed's recipe (../src/configs/t2t_vit_19.yaml: the program uses ours and
+# shipped recipe (twins/svt_small) or a model-zoo readme's recipe (../src/configs/t2t_vit_19.yaml: the program uses ours and
 # says how it differs), else one error line.
 config_arg() {
   if [ -f "$1" ]; then
@@ -62,7 +62,7 @@ config_arg() {
   elif PYTHONPATH="$REPO_ROOT${PYTHONPATH:+:$PYTHONPATH}" "$PYTHON" -m mszoo.recipes "$1"; then
     echo "$1"
   else
-    die "config not found: $1 (nor a shipped or seed recipe name)"
+    die "config not found: $1 (nor a shipped or model-zoo readme recipe name)"
   fi
 }
 
@@ -113,7 +113,7 @@ show_command() {
   echo
 }
 
-# parse_seed_options ARGS...: the T2T-ViT seed's launcher options, anywhere after the positional arguments:
+# parse_seed_options ARGS...: the T2T-ViT readme's launcher options, anywhere after the positional arguments:
 #   --device N, --num_devices N, --device_ids 0,1,.., --checkpoint FILE, --extra ARGS... (the rest, verbatim).
 # Sets DEVICE, NUM_DEVICES, DEVICE_IDS, CHECKPOINT and PASS_ARGS (--extra's and any other --key value: they go
 # to the Python script, which checks them).
@@ -233,8 +233,8 @@ data_parallel_train() {
 
 # distribute_train DEVICE_TARGET ARGS...: run_distribute_train*.sh. Two forms, told apart by the first argument:
 #   NUM_DEVICES CONFIG [--key value ...]                                   (this project)
-#   CONFIG [--num_devices N] [--device_ids 0,1,..] [--checkpoint CKPT] [--extra ARGS...]   (T2T-ViT seed)
-# DEVICE_TARGET empty: the config's. --checkpoint continues that run (--resume), as the seed says.
+#   CONFIG [--num_devices N] [--device_ids 0,1,..] [--checkpoint CKPT] [--extra ARGS...]   (T2T-ViT readme)
+# DEVICE_TARGET empty: the config's. --checkpoint continues that run (--resume), as the readme says.
 distribute_train() {
   local target=$1 usage=$2
   shift 2
@@ -265,7 +265,7 @@ distribute_train() {
 }
 
 # standalone_train DEVICE_TARGET ARGS...: run_standalone_train*.sh. CONFIG [DEVICE_ID] [--device N]
-# [--checkpoint CKPT] [--extra ARGS... | --key value ...]: the project's and the T2T-ViT seed's forms.
+# [--checkpoint CKPT] [--extra ARGS... | --key value ...]: the project's and the T2T-ViT readme's forms.
 standalone_train() {
   local target=$1 usage=$2
   shift 2

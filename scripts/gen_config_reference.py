@@ -18,13 +18,13 @@ def reference_markdown():
         default = "`" + repr(key.default).replace("|", "\\|") + "`"
         lines.append(f"| `{key.name}` | {default} | {key.type} | {key.help}.{choices} |")
     lines.append("")
-    lines.append("Seed aliases: " + ", ".join(f"`{a}` -> `{t}`" for a, t in sorted(ALIASES.items())) + ".")
-    lines.append("Seed switches: " + ", ".join(f"`{a}: true` -> `{t}: {m[True]}`"
+    lines.append("Model-zoo readme aliases: " + ", ".join(f"`{a}` -> `{t}`" for a, t in sorted(ALIASES.items())) + ".")
+    lines.append("Model-zoo readme switches: " + ", ".join(f"`{a}: true` -> `{t}: {m[True]}`"
                                                for a, (t, m) in sorted(VALUE_MAPS.items())) + ".")
     lines.append("`--config_path` and `--tnt_config` are `--config`. `train_num_samples`/`val_num_samples` "
                  "-1 mean all; a relative `train_dir`/`val_dir` is under `data_url`.")
     lines.append("")
-    lines.append("Seed keys accepted with no effect here (a note at start says so):")
+    lines.append("Model-zoo readme keys accepted with no effect here (a note at start says so):")
     lines.append("")
     for name in sorted(IGNORED):
         why = IGNORED[name]

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Data-parallel training (Twins GPU seed): run_distributed_training_gpu.sh DEVICE_TARGET DEVICE_NUM CONFIG "DEVICE_IDS" [--key value ...]
+# Data-parallel training (Twins GPU readme): run_distributed_training_gpu.sh DEVICE_TARGET DEVICE_NUM CONFIG "DEVICE_IDS" [--key value ...]
 # e.g. run_distributed_training_gpu.sh GPU 4 configs/twins/svt_small.yaml "0,1,2,3". msrun, as run_distribute_train.sh.
 set -euo pipefail
 # shellcheck source=scripts/common.sh

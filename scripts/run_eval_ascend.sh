@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Evaluate on an Ascend device (Twins and TNT seeds): run_eval_ascend.sh DEVICE_ID CONFIG CHECKPOINT [--key value ...]
+# Evaluate on an Ascend device (the Twins and TNT readmes): run_eval_ascend.sh DEVICE_ID CONFIG CHECKPOINT [--key value ...]
 set -euo pipefail
 # shellcheck source=scripts/common.sh
 source "$(dirname "$0")/common.sh"

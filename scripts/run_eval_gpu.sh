@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Evaluate on a GPU (T2T-ViT and Twins GPU seeds): run_eval_gpu.sh CONFIG --checkpoint CKPT [--device N] [--extra ARGS...]
+# Evaluate on a GPU (the T2T-ViT and Twins GPU readmes): run_eval_gpu.sh CONFIG --checkpoint CKPT [--device N] [--extra ARGS...]
 # --checkpoint is the weights to evaluate (eval.py --pretrained); --extra --device_target CPU overrides the GPU.
 set -euo pipefail
 # shellcheck source=scripts/common.sh

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Evaluate an exported ONNX file with onnxruntime (Twins GPU seed's script name):
+# Evaluate an exported ONNX file with onnxruntime (Twins GPU readme's script name):
 #   run_eval_onnx.sh MODEL.onnx [CONFIG] [--key value ...]
 # The export's sidecar JSON gives the preprocessing; CONFIG (or --data_url) gives the validation data.
 set -euo pipefail

@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
-# The TNT seed's Ascend 310 accuracy run, here with MindSpore: the exported MindIR evaluated on a labelled folder
+# The TNT readme's Ascend 310 accuracy run, here with MindSpore: the exported MindIR evaluated on a labelled folder
 # (eval.py --backend mindir), top-1/top-5 printed and written to acc.log.
 #   run_infer_310.sh MINDIR_PATH DATASET_NAME DATASET_PATH [DEVICE_ID] [ARCH | --arch NAME] [--key value ...]
 # DATASET_NAME: imagenet2012 (a folder of class sub-folders). DATASET_PATH: that folder, or a dataset root
 # holding val/. The device is auto (Ascend, else GPU, else CPU). A MindIR exported by export.py has a sidecar
-# (NAME.mindir.json) that names its model; one exported elsewhere (the seed's) needs ARCH for its preprocessing.
+# (NAME.mindir.json) that names its model; one exported elsewhere (the readme's) needs ARCH for its preprocessing.
 set -euo pipefail
 # shellcheck source=scripts/common.sh
 source "$(dirname "$0")/common.sh"

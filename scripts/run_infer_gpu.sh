@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Classify an image or a folder on a GPU (T2T-ViT seed):
+# Classify an image or a folder on a GPU (T2T-ViT readme):
 #   run_infer_gpu.sh INPUT --checkpoint CKPT [--arch NAME] [--output JSON (default predictions.json)] [--extra ARGS...]
 # The checkpoint's own record gives the model and preprocessing; --arch, when given, must agree with it.
 set -euo pipefail

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Classify images with an exported ONNX file (Twins GPU seed's script name):
+# Classify images with an exported ONNX file (Twins GPU readme's script name):
 #   run_infer_onnx.sh MODEL.onnx INPUT [OUTPUT_JSON] [--key value ...]
 set -euo pipefail
 # shellcheck source=scripts/common.sh

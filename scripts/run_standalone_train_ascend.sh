@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# One-Ascend training (Twins and TNT seeds): run_standalone_train_ascend.sh DEVICE_ID CONFIG [--key value ...]
+# One-Ascend training (the Twins and TNT readmes): run_standalone_train_ascend.sh DEVICE_ID CONFIG [--key value ...]
 set -euo pipefail
 # shellcheck source=scripts/common.sh
 source "$(dirname "$0")/common.sh"

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# One-GPU training (T2T-ViT seed): run_standalone_train_gpu.sh CONFIG [--device N] [--checkpoint CKPT] [--extra ARGS...]
+# One-GPU training (T2T-ViT readme): run_standalone_train_gpu.sh CONFIG [--device N] [--checkpoint CKPT] [--extra ARGS...]
 # --checkpoint continues that run (train.py --resume); --extra --device_target CPU overrides the GPU.
 set -euo pipefail
 # shellcheck source=scripts/common.sh

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# One-GPU training (Twins GPU seed): run_standalone_training_gpu.sh [CONFIG] [--key value ...]
-# Without CONFIG it trains the seed's example recipe, Twins-SVT-S (configs/twins/svt_small.yaml).
+# One-GPU training (Twins GPU readme): run_standalone_training_gpu.sh [CONFIG] [--key value ...]
+# Without CONFIG it trains the readme's example recipe, Twins-SVT-S (configs/twins/svt_small.yaml).
 set -euo pipefail
 # shellcheck source=scripts/common.sh
 source "$(dirname "$0")/common.sh"

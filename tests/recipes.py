@@ -1,4 +1,4 @@
-"""One optimizer step of a recipe as written, shared by the shipped recipes' and the seeds' YAML tests."""
+"""One optimizer step of a recipe as written, shared by the shipped recipes' and the model-zoo readmes' YAML tests."""
 import json
 import os
 

@@ -1,4 +1,4 @@
-"""Config system: precedence, aliases, validation messages, seed recipes, --help."""
+"""Config system: precedence, aliases, validation messages, model-zoo readme recipes, --help."""
 import os
 import subprocess
 import sys

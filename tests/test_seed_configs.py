@@ -1,4 +1,4 @@
-"""The seeds' YAML files and command lines, as their users have them.
+"""The model-zoo readmes' YAML files and command lines, as their users have them.
 
 The three readme YAML files are kept verbatim in tests/fixtures/seeds/readme_*.yaml (comments, Chinese
 comments, the Twins readme's tab-aligned comments, ``-1`` for "all", ``pretrained: ''``); every key in them
@@ -53,7 +53,7 @@ def test_t2t_seed_yaml_means_what_its_readme_says():
                                                           "/data/imagenet/ILSVRC/Data/CLS-LOC/")
     assert (cfg.mixup_off_epoch, cfg.clip_grad_norm, cfg.ckpt_save_every_seconds) == (0, 1.0, 1800)
     gelu = next(n for n in cfg._notes if "disable_approximate_gelu" in n)
-    assert "not the tanh approximation the seed used by default" in gelu
+    assert "not the tanh approximation the model-zoo code used by default" in gelu
 
 
 def test_tnt_and_twins_seed_yamls_mean_what_their_readmes_say():
@@ -70,7 +70,7 @@ def test_seed_yaml_trains_one_step(name, digits_cache, tmp_path, graph_mode):
     from tests.recipes import train_one_step_of
 
     log = train_one_step_of([READMES[name], os.path.join(SEEDS, name)], digits_cache, tmp_path)
-    assert "note: ignoring seed key" in log or name == "readme_twin_s.yaml"
+    assert "note: ignoring model-zoo readme key" in log or name == "readme_twin_s.yaml"
 
 
 # ------------------------------------------------------------------------------ keys and flags
@@ -97,7 +97,7 @@ def test_minus_one_samples_means_all_and_other_negatives_are_errors():
 
 
 def test_seed_keys_with_no_effect_work_as_flags_too():
-    # the Twins GPU seed's training command and the T2T seed's --extra flags
+    # the Twins GPU readme's training command and the T2T readme's --extra flags
     cfg, _ = parse_config(["--dir-ckpt", "/tmp/ck", "--dir-best-ckpt", "/tmp/best", "--dir-summary", "/tmp/s",
                            "--start_epoch", "0", "--dump_graph"])
     assert cfg.output_dir == "/tmp/ck"
@@ -180,7 +180,7 @@ def test_seed_command_line_parses(seed, command):
         assert cfg.arch == "t2t_vit_19"
 
 
-# ------------------------------------------------------------------------------ the seeds' recipe paths
+# ------------------------------------------------------------------------------ the model-zoo readmes' recipe paths
 
 SEED_PATHS = [("configs/svt_s.yaml", "twins/svt_small.yaml"), ("configs/pcpvt_l.yaml", "twins/pcpvt_large.yaml"),
               ("./src/configs/tnt_s_patch16_224.yaml", "tnt/tnt_s_patch16_224.yaml"),
@@ -207,7 +207,7 @@ def test_the_seed_recipe_note_lists_the_hyper_parameters_where_ours_differs():
     # what the seed does not state, or states as ours, is not listed; nor are data, device and run keys
     assert "weight_decay" not in note and "device_target" not in note and "num_parallel_workers" not in note
     svt, _ = parse_config(["--config", "configs/svt_s.yaml"])
-    assert svt._notes[0].endswith("the seed's readme states none of its hyper-parameters to compare")
+    assert svt._notes[0].endswith("that readme states none of its hyper-parameters to compare")
 
 
 @pytest.mark.parametrize("shipped,fixture", [("twin_s.yaml", "twin_s.yaml"), ("t2t_vit_t_14.yaml", "t2t_vit_t_14.yaml"),
@@ -228,8 +228,8 @@ def test_each_seed_recipe_maps_to_our_recipe_of_the_same_model():
 
 
 def test_a_seed_recipe_name_outside_a_configs_folder_is_one_error_naming_ours():
-    with pytest.raises(ConfigError, match=r"^config: file not found: mine/svt_s.yaml \(a seed recipe's name: ours of "
-                                          r"that model is .*configs/twins/svt_small.yaml\)$"):
+    with pytest.raises(ConfigError, match=r"^config: file not found: mine/svt_s.yaml \(a model-zoo readme "
+                                          r"recipe's name: ours of that model is .*configs/twins/svt_small.yaml\)$"):
         parse_config(["--config", "mine/svt_s.yaml"])
     with pytest.raises(ConfigError, match=r"^config: file not found: configs/optimize.yaml"):
         parse_config(["--config", "configs/optimize.yaml"])
@@ -241,4 +241,4 @@ def test_eval_prints_the_seed_recipe_note_at_start():
 
     out = subprocess.run([sys.executable, os.path.join(ROOT, "eval.py"), "--config", "configs/svt_s.yaml"],
                          capture_output=True, text=True, env=dict(os.environ, GLOG_v="3"), timeout=300, cwd=SEEDS)
-    assert "note: configs/svt_s.yaml names a recipe of the Twins GPU seed (000)" in out.stdout, out.stdout
+    assert "note: configs/svt_s.yaml names a recipe of the Twins GPU readme (000)" in out.stdout, out.stdout

@@ -2,7 +2,7 @@
 
 Every key lives once in ``KEYS`` (``keys.py``) with its default, type and one-line help. A YAML file overrides the
 defaults and CLI flags override the YAML (``parse.py``; ``--base_lr 0.001`` and ``--base-lr 0.001`` both work;
-booleans take ``true/false``). The MindSpore model-zoo readmes' spellings are mapped or noted (``compat.py``).
+booleans take ``true/false``). The model-zoo readmes' spellings are mapped or noted (``compat.py``).
 Values are coerced and range-checked (``coerce.py``, ``merge.py``), then checked across keys (``validate.py``).
 Anything wrong (unknown key, wrong type, impossible value, missing file) raises ``ConfigError`` with one line
 naming the key and where it came from; ``mszoo.cli`` turns that into a clean exit with code 2.

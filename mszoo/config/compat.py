@@ -1,8 +1,9 @@
-"""The MindSpore model-zoo readmes' spellings (our users' "seeds": the readmes and YAML files this project grew
-from, ../shared/seeds in the project): key aliases (``mix_up`` -> ``mixup``), switches that map onto one of our keys,
-keys accepted with a note because they have no effect here, the readmes' ``--config`` flags and dataset names, and
-the YAML tab workaround one readme needs. Everything a seed YAML says is either mapped or noted, never dropped
-silently."""
+"""The spellings of the MindSpore model-zoo readmes: the readmes, YAML files, scripts and MindSpore code of the
+model-zoo projects (Twins, T2T-ViT, TNT) this project grew from and its users come from. Elsewhere in the code they
+are "the model-zoo readmes" (their keys: "model-zoo readme keys"; their code: "the model-zoo code"). Here: key
+aliases (``mix_up`` -> ``mixup``), switches that map onto one of our keys, keys accepted with a note because they
+have no effect here, the readmes' ``--config`` flags and dataset names, and the YAML tab workaround one readme
+needs. Everything a model-zoo readme YAML says is either mapped or noted, never dropped silently."""
 import difflib
 
 import yaml
@@ -10,7 +11,7 @@ import yaml
 from .coerce import coerce
 from .keys import KEY_MAP, ConfigError
 
-# The seeds' spellings -> canonical keys.
+# The model-zoo readmes' spellings -> canonical keys.
 ALIASES = {
     "mix_up": "mixup",
     "cut_mix": "cutmix",
@@ -32,19 +33,19 @@ ALIASES = {
 }
 
 
-# Seed keys whose value maps onto one of ours: name -> (canonical key, {seed value: our value}).
+# Model-zoo readme keys whose value maps onto one of ours: name -> (canonical key, {readme value: our value}).
 VALUE_MAPS = {
     "pynative_mode": ("mode", {True: "pynative", False: "graph"}),
     "graph_mode": ("mode", {True: "graph", False: "pynative"}),
 }
 
 
-# Command-line spellings of ``--config`` in the seeds (the TNT and Twins-GPU readmes, the T2T readme).
+# Command-line spellings of ``--config`` in the model-zoo readmes (the TNT and Twins-GPU readmes, the T2T readme).
 CONFIG_FLAGS = ("--config", "-c", "--config_path", "--config-path", "--tnt_config", "--tnt-config")
 
 
 class _ValueNote:
-    """The note of an ignored seed key that depends on its value: ``note(value)`` returns the note or raises
+    """The note of an ignored model-zoo readme key that depends on its value: ``note(value)`` returns the note or raises
     ValueError for a value we cannot honour; ``summary`` is the key's line in the config reference."""
 
     def __init__(self, summary, note):
@@ -55,7 +56,7 @@ class _ValueNote:
 
 
 def _only(expected, why):
-    """A seed key with no effect here whose other values would change the model: refuse those."""
+    """A model-zoo readme key with no effect here whose other values would change the model: refuse those."""
     def check(value):
         if str(value).strip().lower() != expected.lower():
             raise ValueError(f"only {expected!r} is supported: {why}")
@@ -64,7 +65,7 @@ def _only(expected, why):
 
 
 def _off_or_note(why):
-    """A seed switch with no effect: a note, which also says when the seed's value asked for something."""
+    """A model-zoo readme switch with no effect: a note, which also says when the readme's value asked for something."""
     def check(value):
         on = value not in (None, False, 0, 0.0, "", "0", "false", "False", "none", "None")
         return f"{why}" + (f" (the value {value!r} is not used)" if on else "")
@@ -74,10 +75,10 @@ def _off_or_note(why):
 _EXACT_GELU = "GELU is the exact (erf) one, as in the published weights"
 
 
-_SEED_GELU = ", not the tanh approximation the seed used by default"
+_SEED_GELU = ", not the tanh approximation the model-zoo code used by default"
 
 
-# Seed keys that are accepted but have no effect here. The reason is shown as a note; a callable gets the
+# Model-zoo readme keys that are accepted but have no effect here. The reason is shown as a note; a callable gets the
 # value and returns the note, or raises ValueError when that value would need behaviour we do not have.
 IGNORED = {
     "dir_best_ckpt": "best checkpoints are kept in the run directory",
@@ -102,17 +103,17 @@ IGNORED = {
                         "interpolation), as in timm",
     "drop_block": _off_or_note("these models have no DropBlock"),
     "disable_approximate_gelu": _ValueNote(_EXACT_GELU + _SEED_GELU, lambda v: _EXACT_GELU + (
-        "" if coerce("disable_approximate_gelu", "bool", v, "seed key") else _SEED_GELU)),
+        "" if coerce("disable_approximate_gelu", "bool", v, "model-zoo readme key") else _SEED_GELU)),
     "nonlinearity": _only("GELU", "the models' activation is GELU"),
 }
 
 
-# Values of ``dataset`` the seeds used.
+# Values of ``dataset`` the model-zoo readmes used.
 DATASET_VALUES = {"imagenet": "imagefolder", "imagefolder": "imagefolder", "digits": "digits"}
 
 
 def canonical_key(name, source):
-    """Map a key from a file or flag (dashes, seed aliases) to its canonical name, or None if ignored."""
+    """Map a key from a file or flag (dashes, model-zoo readme aliases) to its canonical name, or None if ignored."""
     name = name.replace("-", "_")
     name = ALIASES.get(name, name)
     if name in KEY_MAP:
@@ -131,12 +132,12 @@ def _normalise_special(name, value):
     if name == "auto_augment" and isinstance(value, str) and value.strip().lower() in ("", "none", "null", "off"):
         return None
     if name in ("train_num_samples", "val_num_samples") and str(value).strip() == "-1":
-        return None  # the seeds' "all"
+        return None  # the model-zoo readmes' "all"
     return value
 
 
 def _seed_key(raw_name, value, source, notes):
-    """A seed key without a key of its own: ``(canonical name, value)`` when it maps onto one, else None
+    """A model-zoo readme key without a key of its own: ``(canonical name, value)`` when it maps onto one, else None
     after noting that it has no effect (or a ConfigError when its value needs what we do not have)."""
     name = raw_name.replace("-", "_")
     if name in VALUE_MAPS:
@@ -149,12 +150,12 @@ def _seed_key(raw_name, value, source, notes):
             reason = reason(value)
         except ValueError as exc:
             raise ConfigError(f"{name}: {value!r}: {exc} (from {source})") from None
-    notes.append(f"ignoring seed key '{raw_name}': {reason} (from {source})")
+    notes.append(f"ignoring model-zoo readme key '{raw_name}': {reason} (from {source})")
     return None
 
 
 def _safe_load_tolerating_tabs(text):
-    """``yaml.safe_load``; a file that YAML rejects only for tabs (the Twins seed's readme aligns its comments
+    """``yaml.safe_load``; a file that YAML rejects only for tabs (the Twins Ascend readme aligns its comments
     with tabs, which YAML forbids there) is read with the tabs as spaces, the way its author meant it."""
     try:
         return yaml.safe_load(text)

@@ -35,7 +35,8 @@ def _k(group, name, default, type_, help_, **kw):
 
 KEYS = (
     # model
-    _k("model", "arch", "twins_pcpvt_small", "str", "model name (see list_models(); seed names are aliases)"),
+    _k("model", "arch", "twins_pcpvt_small", "str",
+       "model name (see list_models(); the model-zoo readmes' names are aliases)"),
     _k("model", "num_classes", 1000, "int", "number of classes of the classifier head", positive=True),
     _k("model", "image_size", 224, "int", "train/eval input size in pixels (default: the checkpoint's, else the "
        "model's default cfg)", positive=True),
@@ -173,8 +174,8 @@ BACKEND_ARGS = (
 class Config(dict):
     """The resolved configuration: a dict with attribute access, which also remembers where each key's value came
     from (``source_of``: a file, ``command line``, ...; ``default`` when nothing set it) and the notes that
-    resolving it produced (``notes``: keys with no effect, a seed recipe name's differences), which the entry
-    points print at start."""
+    resolving it produced (``notes``: keys with no effect, a model-zoo readme recipe name's differences), which the
+    entry points print at start."""
 
     config_file = None  # the YAML file the values came from, if any
 

@@ -1,5 +1,6 @@
 """Merging one source's values (a YAML mapping, the command line, a checkpoint's record) into a ``Config``:
-each key canonical (dashes, seed spellings), coerced to its type and range-checked, and its source remembered."""
+each key canonical (dashes, model-zoo readme spellings), coerced to its type and range-checked, and its source
+remembered."""
 from .coerce import check_value, coerce
 from .compat import _normalise_special, _seed_key, canonical_key
 from .keys import KEY_MAP, ConfigError

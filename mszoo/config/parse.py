@@ -24,7 +24,7 @@ def build_parser(prog, description, extra=(), positional=()):
     parser = argparse.ArgumentParser(prog=prog, description=description, allow_abbrev=False, usage=usage)
     parser.add_argument(*CONFIG_FLAGS, dest="config", action="append", default=None,
                         help="YAML recipe (keys below); CLI flags override it (--config_path and --tnt_config, the "
-                             "seeds' spellings, are the same flag)")
+                             "model-zoo readmes' spellings, are the same flag)")
     for arg in positional:
         parser.add_argument(arg.name, help=arg.help)
     script_group = parser.add_argument_group(f"{prog} options")
@@ -41,7 +41,7 @@ def build_parser(prog, description, extra=(), positional=()):
         flags = [f"--{key.name}"] + ([f"--{key.name.replace('_', '-')}"] if "_" in key.name else [])
         metavar = "{" + ",".join(map(str, key.choices)) + "}" if key.choices else key.type.upper()
         group.add_argument(*flags, dest=f"cfg__{key.name}", default=None, metavar=metavar, help=_flag_help(key))
-    # The seeds' other keys work on the command line too (hidden from --help); a switch without a value
+    # The model-zoo readmes' other keys work on the command line too (hidden from --help); a switch without a value
     # (``--dump_graph``) means true.
     extra_names = {a.name for a in extra}
     for alias in _seed_names():
@@ -119,7 +119,7 @@ def _script_args(ns, extra, positional):
 
 
 def _cli_values(ns):
-    """The keys given on the command line (their own flags and the seeds' spellings), as ``{key: text}``."""
+    """The keys given on the command line (their own flags and the model-zoo readmes' spellings), as ``{key: text}``."""
     cli = {}
     for key in KEYS:
         value = getattr(ns, f"cfg__{key.name}")
@@ -135,7 +135,7 @@ def _cli_values(ns):
 
 
 def _one_config_file(given, notes):
-    """The config file from ``--config`` and its seed spellings; naming two different files is an error."""
+    """The config file from ``--config`` and its model-zoo readme spellings; naming two different files is an error."""
     files = list(dict.fromkeys(given or []))
     if len(files) > 1:
         raise ConfigError(f"config: two config files given ({', '.join(files)}); --config, --config_path and "
@@ -145,7 +145,7 @@ def _one_config_file(given, notes):
 
 def find_config(given, notes=None):
     """``given`` when it is a file, else the shipped recipe it names (``twins/svt_small``, ``quickstart``), else
-    our recipe of the seed recipe it names (``configs/svt_s.yaml``; a note naming both files and where the
+    our recipe of the model-zoo readme recipe it names (``configs/svt_s.yaml``; a note naming both files and where the
     hyper-parameters differ goes to ``notes``); anything else is one ``ConfigError`` listing close recipe names."""
     if os.path.isfile(given):
         return given
@@ -161,7 +161,7 @@ def find_config(given, notes=None):
     hint = f" (nor a shipped recipe; close recipe names: {', '.join(near)})" if near else ""
     named = SEED_RECIPES.get(os.path.basename(given.replace("\\", "/")))
     if named:
-        hint = f" (a seed recipe's name: ours of that model is {recipe_path(named[1])})"
+        hint = f" (a model-zoo readme recipe's name: ours of that model is {recipe_path(named[1])})"
     raise ConfigError(f"config: file not found: {given}{hint}")
 
 

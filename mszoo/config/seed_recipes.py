@@ -1,5 +1,5 @@
-"""A seed's recipe path (``configs/svt_s.yaml``) runs our recipe of the same model: the note that names both files
-and the hyper-parameters in which ours (the official recipe) differs where the seed's YAML states them."""
+"""A model-zoo readme's recipe path (``configs/svt_s.yaml``) runs our recipe of the same model: the note that names
+both files and the hyper-parameters in which ours (the official recipe) differs where the readme's YAML states them."""
 from .files import load_yaml
 from .keys import KEYS, Config
 from .merge import apply_mapping
@@ -19,7 +19,7 @@ def _recipe_values(path):
 
 
 def recipe_differences(ours_path, seed_path):
-    """``[(key, ours, seed's)]`` for each hyper-parameter the seed's YAML states and our recipe sets otherwise."""
+    """``[(key, ours, seed's)]`` for each hyper-parameter the readme's YAML states and our recipe sets otherwise."""
     ours, seed = _recipe_values(ours_path), _recipe_values(seed_path)
     diffs = []
     for key in KEYS:
@@ -33,17 +33,17 @@ def recipe_differences(ours_path, seed_path):
 
 
 def seed_recipe_note(given, seed, ours_path, seed_path):
-    """The note of a seed recipe name: both files, and the hyper-parameters in which ours differs where the seed
-    states them."""
+    """The note of a model-zoo readme recipe name: both files, and the hyper-parameters in which ours differs where
+    the readme states them."""
     text = (f"{given} names a recipe of {seed}, which is not here: using ours, {ours_path} (the official recipe of "
             "the same model)")
     if seed_path is None:
-        return text + "; the seed's readme states none of its hyper-parameters to compare"
+        return text + "; that readme states none of its hyper-parameters to compare"
     diffs, ours = recipe_differences(ours_path, seed_path)
     if not diffs:
-        return text + f"; it has every hyper-parameter the seed states ({seed_path})"
+        return text + f"; it has every hyper-parameter the readme states ({seed_path})"
     items = []
     for name, mine, theirs in diffs:
         scaled = f" x global batch / {ours.lr_scale_batch}" if name == "base_lr" and ours.lr_scale_batch else ""
         items.append(f"{name} {mine!r}{scaled} (seed {theirs!r})")
-    return text + f"; where the seed states them ({seed_path}), ours differs in: " + ", ".join(items)
+    return text + f"; where the readme states them ({seed_path}), ours differs in: " + ", ".join(items)

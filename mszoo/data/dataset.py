@@ -619,7 +619,7 @@ def dataset_dirs(dataset, data_url=None, train_dir=None, val_dir=None, output_di
     """``(root, train_dir, val_dir)`` of a configured dataset, shared by training, eval and export-eval.
 
     ``imagefolder``: ``data_url/train`` and ``data_url/val`` unless ``train_dir``/``val_dir`` name them;
-    a relative ``train_dir``/``val_dir`` is a folder under ``data_url`` when that is set (the T2T seed's
+    a relative ``train_dir``/``val_dir`` is a folder under ``data_url`` when that is set (the T2T readme's
     ``val_dir: validation_preprocess``). ``digits``: the embedded set, written once under a cache folder
     (``data_url`` when given, else ``output_dir/datasets``).
     """

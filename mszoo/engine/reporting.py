@@ -19,7 +19,7 @@ def format_lr(lr):
 
 def format_step_line(epoch, epochs, step, steps, loss, avg_loss, step_ms, lr, grad_norm=None, scale=None,
                      overflows=None):
-    """The seeds' log line, e.g. ``epoch: [ 3/300], step:[ 100/1251], loss:[6.812/6.901], time:[412.3ms],
+    """The model-zoo readmes' log line, e.g. ``epoch: [ 3/300], step:[ 100/1251], loss:[6.812/6.901], time:[412.3ms],
     lr:[0.00051]``, plus ``grad_norm`` and the loss scale / skipped-step count when given.
 
     ``epoch`` and ``step`` are 1-based; ``loss`` is the last step's loss, ``avg_loss`` the epoch mean so far.

@@ -1,5 +1,5 @@
 """The train-one-step cell: forward, loss, scaled backward, unscale, all-reduce, overflow check, clip,
-optimizer, EMA, loss-scale update, in that order (the order MindCV's and the seeds' cells get wrong).
+optimizer, EMA, loss-scale update, in that order (the order MindCV's and the model-zoo code's cells get wrong).
 
 ``TrainStep(x, y, lr)`` runs one optimizer step and returns ``(loss, overflow, scale, grad_norm)``:
 

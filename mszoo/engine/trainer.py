@@ -24,8 +24,15 @@ import numpy as np
 
 from mszoo.config import ConfigError, config_text, copy_config, format_config, save_config, source_of, validate
 from mszoo.logger import add_log_file, get_logger, get_rank, remove_log_files
-from mszoo.models.loading import CheckpointFile, load_pretrained
-from mszoo.resolve import build_model, fill_preprocessing, pretrained_file, record_of, resolve_from_checkpoint
+from mszoo.models.loading import TRAINING_STATE_PREFIXES, CheckpointFile, load_weights
+from mszoo.resolve import (
+    build_model,
+    fill_preprocessing,
+    load_pretrained_into,
+    pretrained_file,
+    record_of,
+    resolve_from_checkpoint,
+)
 
 from .checkpoint import (
     assign_parameters,
@@ -219,8 +226,8 @@ class Trainer:
         return self.cfg.batch_size * self.cfg.accumulation_steps * self.group_size
 
     def _load_pretrained(self, ckpt):
-        """Fine-tuning start: the checkpoint's weights by the one rule; only the head may be replaced (logged)."""
-        replaced, which = load_pretrained(self.model, ckpt, allow_rehead=True)
+        """Fine-tuning start: the checkpoint's weights by the one load; only the head may be replaced (logged)."""
+        replaced, which = load_pretrained_into(self.model, self.cfg, ckpt, fine_tune=True)
         text = f"starting from the {which} of {ckpt.path}"
         if replaced:
             old = ckpt.head_classes()
@@ -232,7 +239,8 @@ class Trainer:
         """The resumed run's weights, optimizer, loss scale, EMA and progress counters."""
         state = ckpt.train_state
         where = f"resume from {ckpt.path}"
-        assign_parameters(self.network.get_parameters(), ckpt.tensors, where)
+        # the weights by the one rule (missing, unexpected, mis-shaped named); the training state as it was saved
+        load_weights(self.network, ckpt.tensors, source=where, ignore_prefixes=TRAINING_STATE_PREFIXES)
         assign_parameters(self.optimizer.state_parameters(), ckpt.tensors, f"{where} (optimizer state; "
                           f"was it trained with optimizer {self.cfg.optimizer}?)")
         assign_parameters(self.train_step.state_parameters(), ckpt.tensors, f"{where} (loss scale)")
@@ -406,7 +414,7 @@ class Trainer:
         return loss, scale, grad_norm
 
     def _log_step(self, epoch, step, loss, scale, grad_norm):
-        """The seeds' step line every ``print_loss_every`` steps and at the epoch's last step."""
+        """The model-zoo readmes' step line every ``print_loss_every`` steps and at the epoch's last step."""
         cfg = self.cfg
         if (step + 1) % cfg.print_loss_every != 0 and step + 1 != self.steps_per_epoch:
             return

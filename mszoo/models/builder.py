@@ -9,10 +9,11 @@ import os
 
 from .hub import pretrained_checkpoint
 from .layers.features import FeatureGetterNet
-from .loading import CheckpointError, CheckpointFile, load_pretrained
-from .registry import _model_default_cfgs, model_family_module, resolve_name
+from .loading import CheckpointFile
+from .pretrained import load_into, merge_checkpoint, seed_conflict
+from .registry import _model_default_cfgs
 
-LOGGER_NAME = "mszoo"  # mszoo.logger's logger (models import nothing from the rest of src)
+LOGGER_NAME = "mszoo"  # mszoo.logger's logger (models import nothing from the rest of mszoo)
 
 
 def build_model_with_cfg(model_cls, variant, pretrained=None, model_args=None, feature_cfg=None, **kwargs):
@@ -20,10 +21,11 @@ def build_model_with_cfg(model_cls, variant, pretrained=None, model_args=None, f
 
     Every family's ``_create_<family>`` ends here, so ``pretrained`` means the same for all of them (see
     ``create_model``). Constructor arguments are the variant's ``model_args``, then what the checkpoint's
-    model record (mszoo/models/record.py) says (``num_classes``, ``model_kwargs``, ``img_size``, ``in_chans``),
-    then the ``kwargs`` given. Weights load by the one rule (mszoo/models/loading.py): a ``num_classes`` given
-    here that differs from the checkpoint's re-heads the model for fine-tuning (logged); anything else that
-    does not fit raises ``CheckpointError`` naming the keys.
+    model record (mszoo/models/record.py) says (``num_classes``, ``model_kwargs``, ``img_size``, ``in_chans``;
+    without a record, ``num_classes`` from its classifier), then the ``kwargs`` given: the one merge and the one
+    load of mszoo/models/pretrained.py, as the scripts and the converter use them. A given argument that
+    contradicts the weights is ``ArgumentConflict``, except ``num_classes``: another one re-heads the model for
+    fine-tuning (logged), as timm does; weights that do not fit otherwise raise ``CheckpointError`` naming the keys.
 
     ``features_only=True`` (with ``out_indices``, default ``feature_cfg["out_indices"]``, the family's as in timm)
     returns the loaded model wrapped as a backbone (``layers/features.py: FeatureGetterNet``): a list of maps,
@@ -37,16 +39,14 @@ def build_model_with_cfg(model_cls, variant, pretrained=None, model_args=None, f
         raise ValueError(f"{variant}: features_only is not supported")
     given = {k: v for k, v in kwargs.items() if v is not None}
     checkpoint = None if pretrained is None or pretrained is False else _open_pretrained(variant, pretrained)
-    saved = _checkpoint_args(variant, checkpoint) if checkpoint is not None else {}
-    args = dict(dict(model_args or {}), **saved)
-    args.update(given)
+    rehead = checkpoint is not None and "num_classes" in given
+    merged = given if checkpoint is None else _merge_pretrained(variant, checkpoint, given, rehead)
+    args = dict(dict(model_args or {}), **merged)
     args.setdefault("num_classes", 1000)
     model = model_cls(**args)
     model.default_cfg = dict(_model_default_cfgs[variant], architecture=variant)
     if checkpoint is not None:
-        rehead = "num_classes" in given and checkpoint.head_classes() != given["num_classes"]
-        adapt = _size_adapter(variant, model, given)
-        replaced, which = load_pretrained(model, checkpoint, allow_rehead=rehead, adapt=adapt)
+        replaced, which = load_into(model, variant, checkpoint, fine_tune=rehead, resized="img_size" in given)
         if replaced:
             logging.getLogger(LOGGER_NAME).info(
                 f"{variant}: loaded {which} of {checkpoint.path} with a new {args['num_classes']}-class head "
@@ -56,13 +56,21 @@ def build_model_with_cfg(model_cls, variant, pretrained=None, model_args=None, f
     return model
 
 
-def _size_adapter(variant, model, given):
-    """When the caller builds the model at an ``img_size`` of its own: the family's ``checkpoint_filter_fn``, which
-    resamples (TNT) or rebuilds (T2T-ViT) position tables sized for the checkpoint's (as timm does on load)."""
-    if "img_size" not in given:
-        return None
-    family = model_family_module(variant)
-    return lambda weights: family.checkpoint_filter_fn(weights, model)
+def _library_hint(key):
+    if key == "arch":
+        return "create the model it holds or use the matching checkpoint"
+    return f"drop the {key} argument or use the matching checkpoint"
+
+
+def _merge_pretrained(variant, checkpoint, given, rehead):
+    """The one merge (mszoo/models/pretrained.py) for ``create_model``: the checkpoint's constructor arguments, then
+    the caller's; a contradiction, or weights of another architecture, is ``ArgumentConflict``. A ``num_classes``
+    given (``rehead``) is fine-tuning, as in timm: a new head of that size, said in the log."""
+    arch, args = merge_checkpoint(checkpoint, variant, given, lambda key: "given to create_model", fine_tune=rehead,
+                                  hint=_library_hint)
+    if arch != variant:  # a model-zoo code's checkpoint named by the readme's model name: that code's variant holds it
+        raise seed_conflict(variant, "given to create_model", checkpoint.path, checkpoint.seed)
+    return args
 
 
 def _open_pretrained(variant, pretrained):
@@ -73,20 +81,3 @@ def _open_pretrained(variant, pretrained):
                          f"file path, not {pretrained!r}")
     spec = pretrained if pretrained is True else os.fspath(pretrained)
     return CheckpointFile(pretrained_checkpoint(variant, spec))
-
-
-def _checkpoint_args(variant, checkpoint):
-    """Constructor arguments a checkpoint fixes: from its record, or (no record) its classifier's size. A seed
-    code's checkpoint (``checkpoint.seed``, mszoo/models/seeds.py) loads only into that code's variant."""
-    record = checkpoint.record
-    seed = checkpoint.seed
-    if seed is not None and seed.variant_for(variant) != variant:
-        raise CheckpointError(f"{checkpoint.path} was trained with {seed.source}, another architecture than "
-                              f"{variant}: load it into {seed.variant_for(None)}")
-    if record is None:
-        classes = checkpoint.head_classes()
-        return {} if classes is None else {"num_classes": classes}
-    if resolve_name(record["arch"]) != variant:
-        raise CheckpointError(f"{checkpoint.path} holds a {record['arch']} model, not {variant}")
-    return dict(record["model_kwargs"], num_classes=record["num_classes"], img_size=record["image_size"],
-                in_chans=record["in_chans"])

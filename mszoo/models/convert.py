@@ -2,8 +2,9 @@
 
 Reading is safe by construction: ``.safetensors`` through the ``safetensors`` package (no PyTorch
 needed), ``.pth/.pt/.bin`` through ``torch.load(weights_only=True)`` only. Key and shape mapping is
-one pure ``checkpoint_filter_fn(state_dict, model) -> state_dict`` per model family (in the family's
-model file); the mapped weights then load by the project's one rule (``mszoo.models.loading``). The written
+one pure ``checkpoint_filter_fn(state_dict, model) -> state_dict`` per model family, registered with its
+variants (``register_model(checkpoint_filter=...)``); the model is built and loaded by the same merge and load
+as ``create_model(pretrained=...)`` (mszoo/models/pretrained.py). The written
 ``.ckpt`` carries a model record (arch, classes, input size, the variant's eval preprocessing), so
 eval/infer/export need nothing but the file.
 """
@@ -16,9 +17,10 @@ import numpy as np
 from mszoo.extras import require
 from mszoo.fileio import written_as
 
-from .loading import head_classes, load_weights
+from .loading import head_classes
+from .pretrained import load_into, merge_args
 from .record import RECORD_KEY, make_record, record_to_text
-from .registry import create_model, model_family_module, resolve_data_config, resolve_name
+from .registry import create_model, resolve_data_config, resolve_name
 
 NESTED_KEYS = ("state_dict_ema", "model_ema", "state_dict", "model", "module", "net")
 
@@ -109,22 +111,22 @@ def read_torch_checkpoint(path, prefer_ema=False):
 
 
 def convert_state_dict(arch, state_dict, num_classes=None, img_size=None, source="checkpoint", **model_kwargs):
-    """Map a PyTorch state dict onto a freshly built ``arch`` model; return ``(model, replaced)``.
+    """Build ``arch`` for a PyTorch state dict and load it; return ``(model, replaced)``.
 
-    The mapped weights load by the one rule (``mszoo.models.loading.load_weights``): every parameter present
-    with its shape and every mapped key a parameter, or ``CheckpointError`` naming them. ``num_classes``
-    (default: the checkpoint's) re-heads for fine-tuning: a classifier of another size is left at its fresh
-    init and its names are returned. ``img_size`` builds the model at another resolution and the family's
-    filter resamples position embeddings to it.
+    The same merge and load as ``create_model(pretrained=...)`` (mszoo/models/pretrained.py): the classifier's
+    size gives ``num_classes`` unless ``num_classes`` re-heads for fine-tuning (a classifier of another size is
+    left at its fresh init and its names are returned); the variant's registered checkpoint filter maps the
+    names and shapes (``img_size`` builds the model at another resolution and the filter resamples position
+    embeddings to it); every parameter present with its shape and every mapped key a parameter, or
+    ``CheckpointError`` naming them.
     """
     arch = resolve_name(arch)
-    family = model_family_module(arch)
-    kwargs = dict(model_kwargs)
-    if img_size is not None:
-        kwargs["img_size"] = img_size
-    model = create_model(arch, num_classes=num_classes or head_classes(state_dict) or 1000, **kwargs)
-    mapped = family.checkpoint_filter_fn(dict(state_dict), model)
-    replaced = load_weights(model, mapped, source=source, allow_rehead=num_classes is not None, ignore_prefixes=())
+    fine_tune = num_classes is not None
+    given = dict(model_kwargs, num_classes=num_classes, img_size=img_size)
+    args = merge_args(given, source, lambda key: "given to the converter", head_classes=head_classes(state_dict),
+                      fine_tune=fine_tune)
+    model = create_model(arch, **args)
+    replaced, _ = load_into(model, arch, state_dict, source=source, fine_tune=fine_tune)
     return model, replaced
 
 

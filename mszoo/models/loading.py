@@ -62,7 +62,7 @@ def read_checkpoint(path):
 class CheckpointFile:
     """A read checkpoint: ``tensors`` (name -> ndarray), ``meta`` (name -> str) and its model ``record``.
 
-    A checkpoint of a seed's own MindSpore code (no record; recognised by its parameter names, see seeds.py) has
+    A checkpoint of the model-zoo code (no record; recognised by its parameter names, see seeds.py) has
     ``seed`` set to its ``SeedFormat`` and ``tensors`` already mapped to the names of that code's variant."""
 
     def __init__(self, path):

@@ -9,7 +9,7 @@ entry ``model_record`` (JSON text), and ``export.py`` writes the same record as 
 - the eval preprocessing: ``crop_pct``, ``interpolation``, ``mean``, ``std`` (with ``image_size``).
 
 Checkpoints written before the record existed still carry the resolved training config (``config``, YAML)
-and ``class_names``; a record is derived from them. Files with neither (the seeds', foreign ones) have no
+and ``class_names``; a record is derived from them. Files with neither (the model-zoo readmes', foreign ones) have no
 record: their model then comes from flags.
 """
 import json

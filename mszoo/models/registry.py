@@ -1,4 +1,4 @@
-"""Model registry: ``register_model``, ``create_model``, ``list_models`` and the seeds' aliases.
+"""Model registry: ``register_model``, ``create_model``, ``list_models`` and the model-zoo readmes' aliases.
 
 Each variant is a small function in its family's file, decorated with ``@register_model``; its
 keyword arguments (``img_size``, ``embed_dims``, ``depths`` ...) can be overridden through
@@ -7,7 +7,6 @@ keyword arguments (``img_size``, ``embed_dims``, ``depths`` ...) can be overridd
 import difflib
 import fnmatch
 import os
-import sys
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any, Optional, Union
 
@@ -18,8 +17,9 @@ from mszoo.constants import DEFAULT_CROP_PCT, IMAGENET_DEFAULT_MEAN, IMAGENET_DE
 
 _model_entrypoints = {}
 _model_default_cfgs = {}
+_checkpoint_filters = {}
 
-# The seeds' model names, mapped to the timm-style canonical names.
+# The model-zoo readmes' model names, mapped to the timm-style canonical names.
 MODEL_ALIASES = {
     "pcpvt_small_v0": "twins_pcpvt_small",
     "pcpvt_base_v0": "twins_pcpvt_base",
@@ -42,7 +42,7 @@ MODEL_ALIASES = {
 }
 
 
-# The variants that are the MindSpore model-zoo readmes' own architectures (for checkpoints trained with their
+# The variants that are the model-zoo readmes' own architectures (for checkpoints trained with their
 # code), not published models: no published weights, not in timm (mszoo/models/seeds.py).
 SEED_CODE_VARIANTS = "*_mindspore_seed"
 
@@ -56,8 +56,10 @@ def make_cfg(input_size=(3, 224, 224), crop_pct=0.9, interpolation="bicubic", me
     return cfg
 
 
-def register_model(fn=None, *, default_cfg=None):
-    """Decorator registering a variant function under its own name (``@register_model``)."""
+def register_model(fn=None, *, default_cfg=None, checkpoint_filter=None):
+    """Decorator registering a variant function under its own name (``@register_model``), with its default cfg
+    and its family's ``checkpoint_filter(state_dict, model) -> state_dict`` (PyTorch names and shapes ->
+    ours; the converter and ``create_model(pretrained=...)`` find it here, see ``checkpoint_filter``)."""
 
     def wrap(func):
         name = func.__name__
@@ -65,6 +67,8 @@ def register_model(fn=None, *, default_cfg=None):
             raise ValueError(f"model '{name}' is registered twice")
         _model_entrypoints[name] = func
         _model_default_cfgs[name] = dict(default_cfg or make_cfg())
+        if checkpoint_filter is not None:
+            _checkpoint_filters[name] = checkpoint_filter
         return func
 
     return wrap(fn) if fn is not None else wrap
@@ -117,9 +121,13 @@ def get_default_cfg(name: str) -> dict[str, Any]:
     return dict(_model_default_cfgs[resolve_name(name)])
 
 
-def model_family_module(name):
-    """The module defining the variant (it also holds ``checkpoint_filter_fn``)."""
-    return sys.modules[_model_entrypoints[resolve_name(name)].__module__]
+def checkpoint_filter(name: str):
+    """The checkpoint filter variant ``name`` was registered with (``register_model(checkpoint_filter=...)``)."""
+    canonical = resolve_name(name)
+    if canonical not in _checkpoint_filters:
+        raise ValueError(f"{canonical} was registered without a checkpoint filter: its PyTorch weights cannot be "
+                         "mapped (register_model(checkpoint_filter=...))")
+    return _checkpoint_filters[canonical]
 
 
 def resolve_data_config(name: str, overrides: Optional[Mapping[str, Any]] = None) -> dict[str, Any]:

@@ -1,9 +1,9 @@
-"""Checkpoints written by the seeds' own MindSpore code (the model-zoo projects our users come from).
+"""Checkpoints written by the model-zoo readmes' own MindSpore code (the model-zoo projects our users come from).
 
 Their parameters have other names (``nn.LayerNorm``'s ``gamma``/``beta``, separate ``q``/``k`` layers, ...) and
 in places their models are other models (the TNT code's output layers have no bias): such a checkpoint loads
 into the variant that is that code's architecture (``tnt_s_patch16_224_mindspore_seed``), never into the
-published one. A family registers a ``SeedFormat`` for each seed code; ``recognise_seed`` tells a checkpoint of
+published one. A family registers a ``SeedFormat`` for each model-zoo code; ``recognise_seed`` tells a checkpoint of
 that code by its parameter names and maps them to the variant's (``CheckpointFile`` does this on reading).
 
 Imports nothing from the rest of ``mszoo.models``: ``loading`` uses it, and the family files register in it.
@@ -13,18 +13,18 @@ from typing import Callable, NamedTuple, Optional
 
 import numpy as np
 
-# What the seeds' training network holds besides the model: MindSpore's AdamWeightDecay/Adam/Momentum moments
+# What the model-zoo code's training network holds besides the model: MindSpore's AdamWeightDecay/Adam/Momentum moments
 # and step, the learning rate, the loss-scale cell's state and ModelCheckpoint's counters.
 SEED_TRAINING_STATE_PREFIXES = ("adam_m.", "adam_v.", "moments.", "accum.", "moment1.", "moment2.")
 SEED_TRAINING_STATE = frozenset({"global_step", "learning_rate", "scale_sense", "current_iterator_step",
                                  "last_overflow_iterator_step", "beta1_power", "beta2_power", "epoch_num",
                                  "step_num"})
-# The seeds' training wrappers put these in front of the model's names (their NetWithLoss holds ``model``).
+# The model-zoo code's training wrappers put these in front of the model's names (their NetWithLoss holds ``model``).
 SEED_WRAPPER_PREFIXES = ("model.", "network.", "_backbone.")
 
 
 class SeedFormat(NamedTuple):
-    """One seed code's checkpoints: ``markers`` (parameter names only it has), ``variants`` (the seed's model
+    """One model-zoo code's checkpoints: ``markers`` (parameter names only it has), ``variants`` (the readme's model
     name -> our variant of its architecture), ``convert`` (its names/shapes -> the variant's) and ``source``
     (where the code lives, for messages)."""
     source: str
@@ -33,7 +33,7 @@ class SeedFormat(NamedTuple):
     convert: Callable[[Mapping], dict]
 
     def variant_for(self, arch: Optional[str]) -> Optional[str]:
-        """Our variant for the seed's model name ``arch`` (or one of ours); the only one when ``arch`` is None."""
+        """Our variant for the readme's model name ``arch`` (or one of ours); the only one when ``arch`` is None."""
         if arch is None:
             return next(iter(self.variants.values()))
         if arch in self.variants.values():
@@ -69,7 +69,7 @@ def register_seed_format(fmt: SeedFormat) -> SeedFormat:
 
 
 def _model_entries(tensors, markers):
-    """``(prefix, entries)``: the seed model's entries with the wrapper prefix that makes ``markers`` appear."""
+    """``(prefix, entries)``: the model-zoo model's entries with the wrapper prefix that makes ``markers`` appear."""
     names = set(tensors)
     for prefix in ("",) + SEED_WRAPPER_PREFIXES:
         if {prefix + m for m in markers} <= names:
@@ -78,9 +78,9 @@ def _model_entries(tensors, markers):
 
 
 def recognise_seed(tensors: Mapping) -> Optional[tuple[SeedFormat, dict]]:
-    """``(format, weights)`` when ``tensors`` (name -> array) is a seed code's checkpoint, else None.
+    """``(format, weights)`` when ``tensors`` (name -> array) is a model-zoo code's checkpoint, else None.
 
-    ``weights`` are the model's entries mapped to our variant's names; the seed's training state is dropped and
+    ``weights`` are the model's entries mapped to our variant's names; the code's training state is dropped and
     every other entry is kept as it is, so the one loading rule names it as unexpected."""
     state = {k: v for k, v in tensors.items()
              if k not in SEED_TRAINING_STATE and not k.startswith(SEED_TRAINING_STATE_PREFIXES)}

@@ -32,6 +32,7 @@ Parameter names follow the official ``models/t2t_vit.py``; the one rename is the
 ``Mlp``), handled by :func:`checkpoint_filter_fn`.
 """
 import math
+from functools import partial
 
 import mindspore as ms
 import numpy as np
@@ -46,13 +47,15 @@ from .layers import (
     Attention,
     ClassifierMixin,
     DropPath,
+    HeadsToTokens,
     LayerNorm,
     Linear,
+    MapToTokens,
     Mlp,
-    Permute,
     ScaledDotProduct,
     SplitHeads,
     TokenMaps,
+    TokensToMap,
     Unfold,
     check_output_fmt,
     checkpoint_blocks,
@@ -154,14 +157,12 @@ class TokenAttention(nn.Cell):
         self.proj = Linear(in_dim, in_dim)
         self.proj_drop = make_dropout(proj_drop)
         self.split_heads = SplitHeads(3, num_heads)
-        self.merge_heads = Permute((0, 2, 1, 3))
+        self.merge_heads = HeadsToTokens()
 
     def construct(self, x):
-        n = x.shape[1]
         q, k, v = self.split_heads(self.qkv(x))
-        x = self.merge_heads(self.attend(q, k, v)).reshape(-1, n, self.in_dim)
-        x = self.proj_drop(self.proj(x))
-        return self.merge_heads(v).reshape(-1, n, self.in_dim) + x
+        x = self.proj_drop(self.proj(self.merge_heads(self.attend(q, k, v))))
+        return self.merge_heads(v) + x
 
 
 class TokenTransformer(nn.Cell):
@@ -205,21 +206,13 @@ class T2TModule(nn.Cell):
         self.project = Linear(token_dim * k2 * k2, embed_dim)
         self.grid_size = t2t_grid_size(img_size)
         self.num_patches = self.grid_size[0] * self.grid_size[1]
-        self.swap_last = Permute((0, 2, 1))  # (B, C, N) <-> (B, N, C)
-
-    def to_tokens(self, x):
-        """``(B, C, H, W) -> (B, H * W, C)``."""
-        _, c, h, w = x.shape
-        return self.swap_last(x.reshape(-1, c, h * w))
-
-    def to_map(self, x, h, w):
-        """``(B, H * W, C) -> (B, C, H, W)``."""
-        return self.swap_last(x).reshape(-1, x.shape[2], h, w)
+        self.to_tokens = MapToTokens()
+        self.to_map = TokensToMap()
 
     def construct(self, x):
         x = self.soft_split0(x)
-        x = self.soft_split1(self.to_map(self.attention1(self.to_tokens(x)), x.shape[2], x.shape[3]))
-        x = self.soft_split2(self.to_map(self.attention2(self.to_tokens(x)), x.shape[2], x.shape[3]))
+        x = self.soft_split1(self.to_map(self.attention1(self.to_tokens(x)), x.shape[2:]))
+        x = self.soft_split2(self.to_map(self.attention2(self.to_tokens(x)), x.shape[2:]))
         return self.project(self.to_tokens(x))
 
 
@@ -398,55 +391,60 @@ def _cfg(**kwargs):
                     classifier="head", license="bsd-3-clause-clear", **kwargs)
 
 
-@register_model(default_cfg=_cfg(url=RELEASES + "71.7_T2T_ViT_7.pth.tar"))
+# Every variant is registered with the family's checkpoint filter: the converter and create_model(pretrained=...)
+# find it through the registry (mszoo/models/registry.py: checkpoint_filter).
+register_variant = partial(register_model, checkpoint_filter=checkpoint_filter_fn)
+
+
+@register_variant(default_cfg=_cfg(url=RELEASES + "71.7_T2T_ViT_7.pth.tar"))
 def t2t_vit_7(pretrained=None, **kwargs):
     model_args = dict(tokens_type="performer", embed_dim=256, depth=7, num_heads=4, mlp_ratio=2.0)
     return _create_t2t_vit("t2t_vit_7", pretrained, model_args, **kwargs)
 
 
-@register_model(default_cfg=_cfg(url=RELEASES + "75.2_T2T_ViT_10.pth.tar"))
+@register_variant(default_cfg=_cfg(url=RELEASES + "75.2_T2T_ViT_10.pth.tar"))
 def t2t_vit_10(pretrained=None, **kwargs):
     model_args = dict(tokens_type="performer", embed_dim=256, depth=10, num_heads=4, mlp_ratio=2.0)
     return _create_t2t_vit("t2t_vit_10", pretrained, model_args, **kwargs)
 
 
-@register_model(default_cfg=_cfg(url=RELEASES + "76.5_T2T_ViT_12.pth.tar"))
+@register_variant(default_cfg=_cfg(url=RELEASES + "76.5_T2T_ViT_12.pth.tar"))
 def t2t_vit_12(pretrained=None, **kwargs):
     model_args = dict(tokens_type="performer", embed_dim=256, depth=12, num_heads=4, mlp_ratio=2.0)
     return _create_t2t_vit("t2t_vit_12", pretrained, model_args, **kwargs)
 
 
-@register_model(default_cfg=_cfg(url=RELEASES + "81.5_T2T_ViT_14.pth.tar"))
+@register_variant(default_cfg=_cfg(url=RELEASES + "81.5_T2T_ViT_14.pth.tar"))
 def t2t_vit_14(pretrained=None, **kwargs):
     model_args = dict(tokens_type="performer", embed_dim=384, depth=14, num_heads=6, mlp_ratio=3.0)
     return _create_t2t_vit("t2t_vit_14", pretrained, model_args, **kwargs)
 
 
-@register_model(default_cfg=_cfg(url=RELEASES + "81.9_T2T_ViT_19.pth.tar"))
+@register_variant(default_cfg=_cfg(url=RELEASES + "81.9_T2T_ViT_19.pth.tar"))
 def t2t_vit_19(pretrained=None, **kwargs):
     model_args = dict(tokens_type="performer", embed_dim=448, depth=19, num_heads=7, mlp_ratio=3.0)
     return _create_t2t_vit("t2t_vit_19", pretrained, model_args, **kwargs)
 
 
-@register_model(default_cfg=_cfg(url=RELEASES + "82.3_T2T_ViT_24.pth.tar"))
+@register_variant(default_cfg=_cfg(url=RELEASES + "82.3_T2T_ViT_24.pth.tar"))
 def t2t_vit_24(pretrained=None, **kwargs):
     model_args = dict(tokens_type="performer", embed_dim=512, depth=24, num_heads=8, mlp_ratio=3.0)
     return _create_t2t_vit("t2t_vit_24", pretrained, model_args, **kwargs)
 
 
-@register_model(default_cfg=_cfg(url=RELEASES + "81.7_T2T_ViTt_14.pth.tar"))
+@register_variant(default_cfg=_cfg(url=RELEASES + "81.7_T2T_ViTt_14.pth.tar"))
 def t2t_vit_t_14(pretrained=None, **kwargs):
     model_args = dict(tokens_type="transformer", embed_dim=384, depth=14, num_heads=6, mlp_ratio=3.0)
     return _create_t2t_vit("t2t_vit_t_14", pretrained, model_args, **kwargs)
 
 
-@register_model(default_cfg=_cfg(url=RELEASES + "82.4_T2T_ViTt_19.pth.tar"))
+@register_variant(default_cfg=_cfg(url=RELEASES + "82.4_T2T_ViTt_19.pth.tar"))
 def t2t_vit_t_19(pretrained=None, **kwargs):
     model_args = dict(tokens_type="transformer", embed_dim=448, depth=19, num_heads=7, mlp_ratio=3.0)
     return _create_t2t_vit("t2t_vit_t_19", pretrained, model_args, **kwargs)
 
 
-@register_model(default_cfg=_cfg(url=RELEASES + "82.6_T2T_ViTt_24.pth.tar"))
+@register_variant(default_cfg=_cfg(url=RELEASES + "82.6_T2T_ViTt_24.pth.tar"))
 def t2t_vit_t_24(pretrained=None, **kwargs):
     model_args = dict(tokens_type="transformer", embed_dim=512, depth=24, num_heads=8, mlp_ratio=3.0)
     return _create_t2t_vit("t2t_vit_t_24", pretrained, model_args, **kwargs)

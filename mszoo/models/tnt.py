@@ -39,13 +39,15 @@ from .layers import (
     ClassifierMixin,
     DropPath,
     GELUTanh,
+    HeadsToTokens,
     LayerNorm,
     Linear,
+    MapToTokens,
     Mlp,
-    Permute,
     ScaledDotProduct,
     SplitHeads,
     TokenMaps,
+    TokensToHeads,
     check_output_fmt,
     checkpoint_blocks,
     classifier_head,
@@ -98,13 +100,12 @@ class Attention(nn.Cell):
         self.proj = Linear(dim, dim, has_bias=proj_bias)
         self.proj_drop = make_dropout(proj_drop)
         self.split_qk = SplitHeads(2, num_heads)
-        self.to_heads = Permute((0, 2, 1, 3))  # (B, N, heads, hd) <-> (B, heads, N, hd)
+        self.to_heads = TokensToHeads(num_heads)
+        self.merge_heads = HeadsToTokens()
 
     def construct(self, x):
-        _, n, c = x.shape
         q, k = self.split_qk(self.qk(x))
-        v = self.to_heads(self.v(x).reshape(-1, n, self.num_heads, c // self.num_heads))
-        x = self.to_heads(self.attend(q, k, v)).reshape(-1, n, c)
+        x = self.merge_heads(self.attend(q, k, self.to_heads(self.v(x))))
         return self.proj_drop(self.proj(x))
 
 
@@ -177,7 +178,7 @@ class PixelEmbed(nn.Cell):
         self.new_patch_size = tuple(int(math.ceil(p / stride)) for p in patch_size)
         self.proj = nn.Conv2d(in_chans, in_dim, kernel_size=7, stride=stride, pad_mode="pad", padding=3,
                               has_bias=bias)
-        self.to_tokens = Permute((0, 2, 1))
+        self.to_tokens = MapToTokens()
 
     def dynamic_feat_size(self, img_size):
         return img_size[0] // self.patch_size[0], img_size[1] // self.patch_size[1]
@@ -190,7 +191,7 @@ class PixelEmbed(nn.Cell):
             # cut the image into patches, then conv each patch
             x = self.proj(unfold_patches(x, self.patch_size[0], self.patch_size[1]))
         x = x + pixel_pos
-        return self.to_tokens(x.reshape(x.shape[0], self.in_dim, -1))
+        return self.to_tokens(x)
 
 
 class TNT(ClassifierMixin, nn.Cell):
@@ -417,7 +418,12 @@ def _cfg(**kwargs):
     return make_cfg(**dict(cfg, **kwargs))
 
 
-@register_model(default_cfg=_cfg(hf_hub_id="timm/tnt_s_legacy_patch16_224.in1k"))
+# Every variant is registered with the family's checkpoint filter: the converter and create_model(pretrained=...)
+# find it through the registry (mszoo/models/registry.py: checkpoint_filter).
+register_variant = partial(register_model, checkpoint_filter=checkpoint_filter_fn)
+
+
+@register_variant(default_cfg=_cfg(hf_hub_id="timm/tnt_s_legacy_patch16_224.in1k"))
 def tnt_s_legacy_patch16_224(pretrained=None, **kwargs):
     """TNT-S in the original (legacy) layout that the original TNT-S weights use."""
     model_args = dict(patch_size=16, embed_dim=384, inner_dim=24, depth=12, num_heads_outer=6,
@@ -425,21 +431,21 @@ def tnt_s_legacy_patch16_224(pretrained=None, **kwargs):
     return _create_tnt("tnt_s_legacy_patch16_224", pretrained, model_args, **kwargs)
 
 
-@register_model(default_cfg=_cfg(hf_hub_id="timm/tnt_s_patch16_224.in1k"))
+@register_variant(default_cfg=_cfg(hf_hub_id="timm/tnt_s_patch16_224.in1k"))
 def tnt_s_patch16_224(pretrained=None, **kwargs):
     """TNT-S (current layout): 384-d patches, 24-d pixels, 12 blocks, 6 outer / 4 inner heads."""
     model_args = dict(patch_size=16, embed_dim=384, inner_dim=24, depth=12, num_heads_outer=6, qkv_bias=False)
     return _create_tnt("tnt_s_patch16_224", pretrained, model_args, **kwargs)
 
 
-@register_model(default_cfg=_cfg(hf_hub_id="timm/tnt_b_patch16_224.in1k"))
+@register_variant(default_cfg=_cfg(hf_hub_id="timm/tnt_b_patch16_224.in1k"))
 def tnt_b_patch16_224(pretrained=None, **kwargs):
     """TNT-B (current layout): 640-d patches, 40-d pixels, 12 blocks, 10 outer / 4 inner heads."""
     model_args = dict(patch_size=16, embed_dim=640, inner_dim=40, depth=12, num_heads_outer=10, qkv_bias=False)
     return _create_tnt("tnt_b_patch16_224", pretrained, model_args, **kwargs)
 
 
-@register_model(default_cfg=_cfg(mean=IMAGENET_DEFAULT_MEAN, std=IMAGENET_DEFAULT_STD, crop_pct=0.875,
+@register_variant(default_cfg=_cfg(mean=IMAGENET_DEFAULT_MEAN, std=IMAGENET_DEFAULT_STD, crop_pct=0.875,
                                  top1=81.47, top5=95.42,
                                  accuracy_source="MindSpore model zoo TNT readme (research/cv/TNT), 8 Ascend 910"))
 def tnt_s_patch16_224_mindspore_seed(pretrained=None, **kwargs):

@@ -21,6 +21,8 @@ MindSpore's default tanh GELU. Its checkpoints (``nn.LayerNorm``'s ``gamma``/``b
 layers) are recognised by their names (``SEED_FORMAT``, mszoo/models/seeds.py) and mapped by
 :func:`seed_checkpoint_filter_fn`.
 """
+from functools import partial
+
 import numpy as np
 from mindspore import nn, ops
 
@@ -32,13 +34,18 @@ from .layers import (
     ClassifierMixin,
     DropPath,
     GELUTanh,
+    HeadsToTokens,
     LayerNorm,
     Linear,
+    MapToTokens,
+    MapToWindows,
     Mlp,
     PatchEmbed,
-    Permute,
     ScaledDotProduct,
     SplitHeads,
+    TokensToHeads,
+    TokensToMap,
+    WindowsToMap,
     check_output_fmt,
     checkpoint_blocks,
     classifier_head,
@@ -84,8 +91,9 @@ class LocallyGroupedAttn(nn.Cell):
         self.ws = ws
         self.qkv = Linear(dim, dim * 3, has_bias=True)
         self.split_heads = SplitHeads(3, num_heads)
-        self.merge_heads = Permute((0, 2, 1, 3))  # (B * windows, heads, ws*ws, hd) -> (B * windows, ws*ws, heads, hd)
-        self.swap_windows = Permute((0, 1, 3, 2, 4, 5))  # (B, gh, ws, gw, ws, C) <-> (B, gh, gw, ws, ws, C)
+        self.merge_heads = HeadsToTokens()
+        self.to_windows = MapToWindows(ws)
+        self.to_map = WindowsToMap()
         self.attend = ScaledDotProduct(self.head_dim ** -0.5, attn_drop)
         self.proj = Linear(dim, dim)
         self.proj_drop = make_dropout(proj_drop)
@@ -102,12 +110,10 @@ class LocallyGroupedAttn(nn.Cell):
             x = ops.Pad(((0, 0), (0, pad_b), (0, pad_r), (0, 0)))(x)
         gh = (h + pad_b) // ws
         gw = (w + pad_r) // ws
-        # (B, gh, ws, gw, ws, C) -> (B, gh, gw, ws, ws, C): one window per (gh, gw) cell.
-        x = self.swap_windows(x.reshape(b, gh, ws, gw, ws, c))
+        x = self.to_windows(x)
         # q, k, v: (B * windows, heads, ws*ws, head_dim); 4-D, the attention form OpenVINO fuses (as the global one)
         q, k, v = self.split_heads(self.qkv(x).reshape(b * gh * gw, ws * ws, 3 * c))
-        x = self.merge_heads(self.attend(q, k, v)).reshape(b, gh, gw, ws, ws, c)
-        x = self.swap_windows(x).reshape(b, gh * ws, gw * ws, c)
+        x = self.to_map(self.merge_heads(self.attend(q, k, v)).reshape(b, gh, gw, ws, ws, c))
         if pad_r > 0 or pad_b > 0:
             x = x[:, :h, :w, :]
         x = x.reshape(b, n, c)
@@ -133,9 +139,11 @@ class GlobalSubSampleAttn(nn.Cell):
         self.attend = ScaledDotProduct(self.head_dim ** -0.5, attn_drop)
         self.proj = Linear(dim, dim)
         self.proj_drop = make_dropout(proj_drop)
-        self.to_heads = Permute((0, 2, 1, 3))  # (B, N, heads, hd) <-> (B, heads, N, hd)
+        self.to_heads = TokensToHeads(num_heads)
         self.split_kv = SplitHeads(2, num_heads)
-        self.to_map = Permute((0, 2, 1))  # (B, N, C) <-> (B, C, N)
+        self.merge_heads = HeadsToTokens()
+        self.to_map = TokensToMap()
+        self.to_tokens = MapToTokens()
         self.sr_ratio = sr_ratio
         self.use_sr = sr_ratio > 1
         if self.use_sr:
@@ -146,15 +154,11 @@ class GlobalSubSampleAttn(nn.Cell):
             self.norm = None
 
     def construct(self, x, size):
-        b, n, c = x.shape
-        q = self.to_heads(self.q(x).reshape(b, n, self.num_heads, self.head_dim))
+        q = self.to_heads(self.q(x))
         if self.use_sr:
-            x = self.to_map(x).reshape(b, c, size[0], size[1])
-            x = self.sr(x)
-            x = self.to_map(x.reshape(b, c, -1))
-            x = self.norm(x)
+            x = self.norm(self.to_tokens(self.sr(self.to_map(x, size))))
         k, v = self.split_kv(self.kv(x))
-        x = self.to_heads(self.attend(q, k, v)).reshape(b, n, c)
+        x = self.merge_heads(self.attend(q, k, v))
         return self.proj_drop(self.proj(x))
 
 
@@ -193,15 +197,15 @@ class PosConv(nn.Cell):
                       group=embed_dim, has_bias=True),
         ])
         self.stride = stride
-        self.to_map = Permute((0, 2, 1))  # (B, N, C) <-> (B, C, N)
+        self.to_map = TokensToMap()
+        self.to_tokens = MapToTokens()
 
     def construct(self, x, size):
-        b, _, c = x.shape
-        feat = self.to_map(x).reshape(b, c, size[0], size[1])
+        feat = self.to_map(x, size)
         x = self.proj(feat)
         if self.stride == 1:
             x = x + feat
-        return self.to_map(x.reshape(b, c, -1))
+        return self.to_tokens(x)
 
 
 class Twins(ClassifierMixin, nn.Cell):
@@ -215,7 +219,7 @@ class Twins(ClassifierMixin, nn.Cell):
         drop_rate: dropout before the classifier; pos_drop_rate: after each patch embedding;
         proj_drop_rate / attn_drop_rate: in the blocks; drop_path_rate: stochastic depth, linearly
         increasing over all blocks.
-        act_layer: the MLPs' activation (exact GELU; ``GELUTanh`` in the seed code's variants).
+        act_layer: the MLPs' activation (exact GELU; ``GELUTanh`` in the model-zoo code's variants).
     """
 
     GLOBAL_POOLS = ("avg", "")
@@ -269,7 +273,7 @@ class Twins(ClassifierMixin, nn.Cell):
         # one tap per stage: its output map (timm's feature_info; reduction = the stage's stride)
         self.feature_info = [dict(module=f"blocks.{k}", num_chs=self.embed_dims[k], reduction=patch_size * 2 ** k)
                              for k in range(num_stages)]
-        self.to_map = Permute((0, 3, 1, 2))  # (B, H, W, C) -> (B, C, H, W) between stages
+        self.to_map = TokensToMap()  # between stages
         self.norm = norm_layer(self.num_features)
 
         self.head_drop = make_dropout(drop_rate)
@@ -302,11 +306,10 @@ class Twins(ClassifierMixin, nn.Cell):
         return x, size
 
     def forward_features(self, x):
-        b = x.shape[0]
         for i in range(self.num_stages):
             x, size = self._run_stage(i, x)
             if i < self.num_stages - 1:
-                x = self.to_map(x.reshape(b, size[0], size[1], -1))
+                x = self.to_map(x, size)
         return self.norm(x)
 
     def forward_intermediates(self, x, indices=None, norm=False, stop_early=False, output_fmt="NCHW",
@@ -319,17 +322,16 @@ class Twins(ClassifierMixin, nn.Cell):
         take_indices, max_index = feature_take_indices(self.num_stages, indices)
         last = self.num_stages - 1
         run = max_index + 1 if stop_early or intermediates_only else self.num_stages
-        b = x.shape[0]
         intermediates = []
         for i in range(run):
             x, size = self._run_stage(i, x)
             if i < last:
-                x = self.to_map(x.reshape(b, size[0], size[1], -1))
+                x = self.to_map(x, size)
                 if i in take_indices:
                     intermediates.append(x)
             elif i in take_indices:
                 feat = self.norm(x) if norm else x
-                intermediates.append(self.to_map(feat.reshape(b, size[0], size[1], -1)))
+                intermediates.append(self.to_map(feat, size))
         if intermediates_only:
             return intermediates
         if run - 1 == last:
@@ -418,42 +420,47 @@ def _cfg(**kwargs):
     return make_cfg(**dict(cfg, **kwargs))
 
 
-@register_model(default_cfg=_cfg(hf_hub_id="timm/twins_pcpvt_small.in1k"))
+# Every variant is registered with the family's checkpoint filter: the converter and create_model(pretrained=...)
+# find it through the registry (mszoo/models/registry.py: checkpoint_filter).
+register_variant = partial(register_model, checkpoint_filter=checkpoint_filter_fn)
+
+
+@register_variant(default_cfg=_cfg(hf_hub_id="timm/twins_pcpvt_small.in1k"))
 def twins_pcpvt_small(pretrained=None, **kwargs):
     model_args = dict(patch_size=4, embed_dims=(64, 128, 320, 512), num_heads=(1, 2, 5, 8), mlp_ratios=(8, 8, 4, 4),
                       depths=(3, 4, 6, 3), sr_ratios=(8, 4, 2, 1))
     return _create_twins("twins_pcpvt_small", pretrained, model_args, **kwargs)
 
 
-@register_model(default_cfg=_cfg(hf_hub_id="timm/twins_pcpvt_base.in1k"))
+@register_variant(default_cfg=_cfg(hf_hub_id="timm/twins_pcpvt_base.in1k"))
 def twins_pcpvt_base(pretrained=None, **kwargs):
     model_args = dict(patch_size=4, embed_dims=(64, 128, 320, 512), num_heads=(1, 2, 5, 8), mlp_ratios=(8, 8, 4, 4),
                       depths=(3, 4, 18, 3), sr_ratios=(8, 4, 2, 1))
     return _create_twins("twins_pcpvt_base", pretrained, model_args, **kwargs)
 
 
-@register_model(default_cfg=_cfg(hf_hub_id="timm/twins_pcpvt_large.in1k"))
+@register_variant(default_cfg=_cfg(hf_hub_id="timm/twins_pcpvt_large.in1k"))
 def twins_pcpvt_large(pretrained=None, **kwargs):
     model_args = dict(patch_size=4, embed_dims=(64, 128, 320, 512), num_heads=(1, 2, 5, 8), mlp_ratios=(8, 8, 4, 4),
                       depths=(3, 8, 27, 3), sr_ratios=(8, 4, 2, 1))
     return _create_twins("twins_pcpvt_large", pretrained, model_args, **kwargs)
 
 
-@register_model(default_cfg=_cfg(hf_hub_id="timm/twins_svt_small.in1k"))
+@register_variant(default_cfg=_cfg(hf_hub_id="timm/twins_svt_small.in1k"))
 def twins_svt_small(pretrained=None, **kwargs):
     model_args = dict(patch_size=4, embed_dims=(64, 128, 256, 512), num_heads=(2, 4, 8, 16), mlp_ratios=(4, 4, 4, 4),
                       depths=(2, 2, 10, 4), wss=(7, 7, 7, 7), sr_ratios=(8, 4, 2, 1))
     return _create_twins("twins_svt_small", pretrained, model_args, **kwargs)
 
 
-@register_model(default_cfg=_cfg(hf_hub_id="timm/twins_svt_base.in1k"))
+@register_variant(default_cfg=_cfg(hf_hub_id="timm/twins_svt_base.in1k"))
 def twins_svt_base(pretrained=None, **kwargs):
     model_args = dict(patch_size=4, embed_dims=(96, 192, 384, 768), num_heads=(3, 6, 12, 24), mlp_ratios=(4, 4, 4, 4),
                       depths=(2, 2, 18, 2), wss=(7, 7, 7, 7), sr_ratios=(8, 4, 2, 1))
     return _create_twins("twins_svt_base", pretrained, model_args, **kwargs)
 
 
-@register_model(default_cfg=_cfg(hf_hub_id="timm/twins_svt_large.in1k"))
+@register_variant(default_cfg=_cfg(hf_hub_id="timm/twins_svt_large.in1k"))
 def twins_svt_large(pretrained=None, **kwargs):
     model_args = dict(patch_size=4, embed_dims=(128, 256, 512, 1024), num_heads=(4, 8, 16, 32),
                       mlp_ratios=(4, 4, 4, 4), depths=(2, 2, 18, 2), wss=(7, 7, 7, 7), sr_ratios=(8, 4, 2, 1))
@@ -461,11 +468,11 @@ def twins_svt_large(pretrained=None, **kwargs):
 
 
 def _seed_cfg(**kwargs):
-    """The seed code's eval preprocessing (twin_s.yaml: resize 224 / 0.875, bicubic, ImageNet mean/std)."""
+    """The model-zoo code's eval preprocessing (twin_s.yaml: resize 224 / 0.875, bicubic, ImageNet mean/std)."""
     return _cfg(crop_pct=0.875, accuracy_source="Twins Ascend readme (MindSpore code), 8 Ascend 910", **kwargs)
 
 
-@register_model(default_cfg=_seed_cfg(top1=81.35, top5=95.72))
+@register_variant(default_cfg=_seed_cfg(top1=81.35, top5=95.72))
 def twins_pcpvt_small_mindspore_seed(pretrained=None, **kwargs):
     """PCPVT-S as the Twins Ascend readme's MindSpore code builds it (``pcpvt_small_v0``): tanh GELU; not the
     published model. Its readme's accuracy in the cfg."""
@@ -474,7 +481,7 @@ def twins_pcpvt_small_mindspore_seed(pretrained=None, **kwargs):
     return _create_twins("twins_pcpvt_small_mindspore_seed", pretrained, model_args, **kwargs)
 
 
-@register_model(default_cfg=_seed_cfg(top1=None, top5=None))
+@register_variant(default_cfg=_seed_cfg(top1=None, top5=None))
 def twins_pcpvt_base_mindspore_seed(pretrained=None, **kwargs):
     """PCPVT-B as that code builds it (``pcpvt_base_v0``): tanh GELU. Its readme reports no accuracy for it."""
     model_args = dict(patch_size=4, embed_dims=(64, 128, 320, 512), num_heads=(1, 2, 5, 8), mlp_ratios=(8, 8, 4, 4),
@@ -482,7 +489,7 @@ def twins_pcpvt_base_mindspore_seed(pretrained=None, **kwargs):
     return _create_twins("twins_pcpvt_base_mindspore_seed", pretrained, model_args, **kwargs)
 
 
-@register_model(default_cfg=_seed_cfg(top1=None, top5=None))
+@register_variant(default_cfg=_seed_cfg(top1=None, top5=None))
 def twins_pcpvt_large_mindspore_seed(pretrained=None, **kwargs):
     """PCPVT-L as that code builds it (``pcpvt_large_v0``): tanh GELU. Its readme reports no accuracy for it."""
     model_args = dict(patch_size=4, embed_dims=(64, 128, 320, 512), num_heads=(1, 2, 5, 8), mlp_ratios=(8, 8, 4, 4),

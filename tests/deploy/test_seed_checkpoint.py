@@ -1,5 +1,5 @@
-"""Checkpoints trained with the seeds' own code (TNT: the model zoo's research/cv/TNT; Twins: the Ascend readme's
-code), run with the seed readme's command (``infer.py`` / ``eval.py --tnt_config|--config <the seed's YAML>
+"""Checkpoints trained with the model-zoo code (TNT: the model zoo's research/cv/TNT; Twins: the Ascend readme's
+code), run with the model-zoo readme's command (``infer.py`` / ``eval.py --tnt_config|--config <the readme's YAML>
 --pretrained <its checkpoint>``): that code's variant, that code's logits, and one line saying so."""
 import json
 import os
@@ -15,7 +15,7 @@ from tests.conftest import ROOT
 
 FIXTURES = os.path.join(ROOT, "tests", "fixtures")
 SEED_DIR = os.path.join(FIXTURES, "seed_ckpt")  # made by tests/fixtures/seed_ckpt/make_seed_fixtures.py
-# family -> (config flag and the readme's YAML verbatim, the seed's arch there, our variant, the fixture's widths:
+# family -> (config flag and the readme's YAML verbatim, the readme's arch there, our variant, the fixture's widths:
 # what the YAML cannot say about a tiny checkpoint; the readmes' are 224 px, 1000 classes, full width)
 CASES = {
     "tnt": ("--tnt_config", "readme_tnt_s_patch16_224.yaml", "tnt_s_patch16_224", "tnt_s_patch16_224_mindspore_seed",

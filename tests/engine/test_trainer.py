@@ -102,7 +102,7 @@ def test_a_stop_asked_between_two_epochs_saves_before_the_next_epoch_starts(tiny
 
 
 def test_ckpt_save_every_step_writes_last_ckpt_mid_epoch(tiny_config, tmp_path, graph_mode):
-    # The T2T seed's ckpt_save_every_step: last.ckpt after global steps 2 and 4 (mid-epoch), besides epoch ends.
+    # The T2T readme's ckpt_save_every_step: last.ckpt after global steps 2 and 4 (mid-epoch), besides epoch ends.
     seen = {}
 
     def record(trainer):  # runs before that step's own save: shows what the previous steps wrote
@@ -233,3 +233,23 @@ def test_lr_scale_batch_scales_the_lr_the_step_uses_and_logs_the_rule(tiny_confi
     log = (tmp_path / "out" / "run" / "train.log").read_text()
     assert "lr scaling rule: base_lr 0.003 x global batch 16 / lr_scale_batch 8 = 0.006" in log
     assert "lr:[0.006]" in log
+
+
+def test_resume_loads_the_weights_by_the_one_rule_and_names_a_weight_the_model_lacks(tiny_config, tmp_path):
+    from mszoo.engine.checkpoint import save_checkpoint_atomic
+    from mszoo.engine.trainer import Trainer
+    from mszoo.logger import remove_log_files
+    from mszoo.models.loading import CheckpointError
+
+    trainer = Trainer(parse_config(["--config", tiny_config()])[0]).setup()  # a run's checkpoint, no step compiled
+    trainer.save_last()
+    remove_log_files()
+    path = str(tmp_path / "out" / "run" / "last.ckpt")
+    ckpt = load_training_checkpoint(path)
+    save_checkpoint_atomic(path, dict(ckpt.tensors, **{"blocks.9.extra.weight": np.zeros(3, np.float32)}),
+                           train_state=ckpt.train_state, config_text=ckpt.config_text, class_names=ckpt.class_names,
+                           record=ckpt.record)
+    cfg, _ = parse_config(["--resume", str(tmp_path / "out" / "run"), "--epochs", "2"])
+    with pytest.raises(CheckpointError, match=r"^resume from .*last\.ckpt does not fit the model: unexpected "
+                                              r"blocks\.9\.extra\.weight$"):
+        train(cfg)

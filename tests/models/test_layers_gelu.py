@@ -1,5 +1,5 @@
 """GELU: exact erf GELU with a hand-written gradient, equal to PyTorch's in value and gradient; GELUTanh: the
-tanh approximation that MindSpore's ``nn.GELU()`` computes (the seeds' models)."""
+tanh approximation that MindSpore's ``nn.GELU()`` computes (the model-zoo readmes' models)."""
 import mindspore as ms
 import numpy as np
 import pytest
@@ -66,7 +66,7 @@ def test_exportable_gelu_stays_within_the_erf_approximation():
 
 def test_gelu_tanh_is_mindspores_default_nn_gelu_in_value_and_gradient():
     x = np.concatenate([np.linspace(-8, 8, 997), np.random.RandomState(0).randn(1000) * 3]).astype(np.float32)
-    ours, theirs = GELUTanh(), ms.nn.GELU()  # nn.GELU() is approximate=True: what the seeds trained with
+    ours, theirs = GELUTanh(), ms.nn.GELU()  # nn.GELU() is approximate=True: what the model-zoo readmes trained with
     np.testing.assert_allclose(ours(ms.Tensor(x)).asnumpy(), theirs(ms.Tensor(x)).asnumpy(), atol=1e-6, rtol=0)
     grad = ms.ops.GradOperation()
     np.testing.assert_allclose(grad(ours)(ms.Tensor(x)).asnumpy(), grad(theirs)(ms.Tensor(x)).asnumpy(),

@@ -1,4 +1,4 @@
-"""TNT (Transformer in Transformer): parity with timm, checkpoint conversion, checkpoints of the seed's code
+"""TNT (Transformer in Transformer): parity with timm, checkpoint conversion, checkpoints of the readme's code
 and behaviour."""
 import os
 
@@ -205,7 +205,7 @@ def test_tiny_model_exports_to_onnx_without_im2col(arch, tmp_path):
     assert np.abs(got - expected).max() < 1e-4
 
 
-# ------------------------------------------------------------------- checkpoints of the seed's own code
+# ------------------------------------------------------------------- checkpoints of the readme's own code
 
 # tests/fixtures/seed_ckpt/make_tnt_seed.py: the MindSpore model zoo's TNT code (research/cv/TNT) at this width,
 # its training network's checkpoint and its logits on ``x``.
@@ -228,7 +228,7 @@ def test_seed_code_checkpoint_gives_the_seed_codes_logits():
 
 
 def test_seed_checkpoint_is_recognised_by_its_names_and_its_training_state_dropped():
-    ckpt = CheckpointFile(SEED_CKPT)  # the seed's training network: model.*, adam_m.*, adam_v.*, global_step ...
+    ckpt = CheckpointFile(SEED_CKPT)  # the readme's training network: model.*, adam_m.*, adam_v.*, global_step ...
     assert ckpt.seed is tnt_mod.SEED_FORMAT and ckpt.record is None
     model = create_model(SEED_VARIANT, num_classes=5, **SEED_TINY)
     assert {k: v.shape for k, v in ckpt.tensors.items()} == {p.name: tuple(p.shape) for p in model.get_parameters()}

@@ -191,7 +191,7 @@ def test_mismatched_heads_are_rejected():
         create_model("twins_svt_small", embed_dims=(16, 32, 48, 64), num_heads=(3, 2, 3, 4), depths=(1, 1, 1, 1))
 
 
-# ------------------------------------------------------------------- checkpoints of the seed's own code
+# ------------------------------------------------------------------- checkpoints of the readme's own code
 
 # tests/fixtures/seed_ckpt/make_seed_fixtures.py --family twins: the Twins Ascend readme's MindSpore code
 # (pcpvt_small_v0's CPVTV2) at this width, its training network's checkpoint and its logits on ``x``.
@@ -210,7 +210,7 @@ def test_seed_code_checkpoint_gives_the_seed_codes_logits():
 
 
 def test_seed_checkpoint_is_recognised_by_its_names_and_its_training_state_dropped():
-    ckpt = CheckpointFile(SEED_CKPT)  # the seed's training network: model.*, adam_m.*, adam_v.*, global_step ...
+    ckpt = CheckpointFile(SEED_CKPT)  # the readme's training network: model.*, adam_m.*, adam_v.*, global_step ...
     assert ckpt.seed is twins_mod.SEED_FORMAT
     model = create_model(SEED_VARIANT, num_classes=5, **SEED_TINY)
     assert {k: v.shape for k, v in ckpt.tensors.items()} == {p.name: tuple(p.shape) for p in model.get_parameters()}

@@ -57,7 +57,7 @@ def test_scripts_check_their_arguments(script, args, expected):
 @pytest.mark.parametrize("script", [s for s in SCRIPTS if os.path.basename(s) not in
                                     ("common.sh", "run_standalone_training_gpu.sh")], ids=os.path.basename)
 def test_every_script_without_its_arguments_prints_its_usage(script):
-    # (run_standalone_training_gpu.sh takes none: the Twins GPU seed runs it bare, tests/scripts/test_seed_scripts.py)
+    # (run_standalone_training_gpu.sh takes none: the Twins GPU readme runs it bare, tests/scripts/test_seed_scripts.py)
     out = run(script)
     assert out.returncode == 2 and out.stderr.startswith("usage: "), out.stderr
 

@@ -1,8 +1,8 @@
-"""The seeds' launch scripts, with the seeds' argument orders and flags.
+"""The model-zoo readmes' launch scripts, with the model-zoo readmes' argument orders and flags.
 
 ``MSZOO_DRY_RUN=1`` makes a script print the command it would run: each seed example's translation is
 checked that way (GPUs, Ascend and mpirun are not on this machine). The forms that run here are also run:
-training and resuming through the T2T seed's ``--checkpoint``, evaluation through ``run_eval_gpu.sh`` with
+training and resuming through the T2T readme's ``--checkpoint``, evaluation through ``run_eval_gpu.sh`` with
 ``--extra --device_target CPU``, and data-parallel training on two "machines" (two msrun launches with
 NODE_RANK 0 and 1 on this host) that train into one run directory, resumed afterwards by one worker.
 """
@@ -42,7 +42,7 @@ def _after(cmd, flag):
     return cmd[cmd.index(flag) + 1]
 
 
-# ------------------------------------------------------------------------------ the seeds' examples
+# ------------------------------------------------------------------------------ the model-zoo readmes' examples
 
 def test_t2t_distributed_example_runs_msrun_with_the_device_ids_and_extra_flags():
     # bash run_distribute_train.sh ../src/configs/t2t_vit_19.yaml --num_devices 4 --device_ids 0,1,2,3 --extra ...
@@ -59,14 +59,14 @@ def test_t2t_distributed_example_runs_msrun_with_the_device_ids_and_extra_flags(
     ("run_distribute_train.sh", ["--num_devices", "4", "--device_ids", "0,1,2,3"]),
     ("run_standalone_train.sh", ["--device", "0"]), ("run_eval_gpu.sh", ["--checkpoint", QUICK])])
 def test_the_seed_examples_recipe_path_reaches_the_program_which_uses_ours(script, args, tmp_path):
-    # bash run_distribute_train.sh ../src/configs/t2t_vit_19.yaml ... run from the seed's scripts/ folder
+    # bash run_distribute_train.sh ../src/configs/t2t_vit_19.yaml ... run from the readme's scripts/ folder
     out = bash(script, "../src/configs/t2t_vit_19.yaml", *args, cwd=str(tmp_path),
                env={"MSZOO_DRY_RUN": "1", "LOG_ROOT": str(tmp_path / "logs")})
     assert out.returncode == 0, out.stderr
     assert _after(shlex.split(out.stdout.splitlines()[-1]), "--config") == "../src/configs/t2t_vit_19.yaml"
     missing = bash(script, "../src/configs/t2t_vit_99.yaml", *args, cwd=str(tmp_path), env={"MSZOO_DRY_RUN": "1"})
     assert missing.returncode == 2 and missing.stderr == (
-        "error: config not found: ../src/configs/t2t_vit_99.yaml (nor a shipped or seed recipe name)\n")
+        "error: config not found: ../src/configs/t2t_vit_99.yaml (nor a shipped or model-zoo readme recipe name)\n")
 
 
 def test_project_distributed_form_still_takes_num_devices_first():
@@ -155,7 +155,7 @@ def test_310_inference_takes_the_arch_of_a_mindir_without_sidecar(tmp_path, arch
     assert _after(cmd, "--arch") == "tnt_s_patch16_224" and _after(cmd, "--val_dir") == str(tmp_path)
 
 
-# The seeds' launch commands and the device each was written for (auto: the generic scripts, which leave the
+# The model-zoo readmes' launch commands and the device each was written for (auto: the generic scripts, which leave the
 # device to the config, by default Ascend, else GPU, else CPU).
 SEED_LAUNCHES = [
     ("000", "run_distributed_training_gpu.sh", ["GPU", "2", QUICK, "0,1"], "GPU"),
@@ -340,7 +340,7 @@ def test_two_machines_train_one_run_and_one_worker_resumes_it(tmp_path, digits_c
     assert "epoch 2/2 done" in log
 
 
-# ------------------------------------------------------------------------------ the seeds' other file names
+# ------------------------------------------------------------------------------ the model-zoo readmes' other file names
 
 @pytest.mark.parametrize("script,args", [("eval_onnx.py", ["--data_url"]), ("infer_onnx.py", ["--input"])])
 def test_seed_onnx_programs_run_ours_with_the_onnx_backend(script, args, tmp_path):
@@ -354,7 +354,7 @@ def test_seed_onnx_programs_run_ours_with_the_onnx_backend(script, args, tmp_pat
 
 
 def test_seed_distribute_training_gpu_name_is_the_distributed_training_script():
-    # scripts/run_distribute_training_gpu.sh, as the Twins GPU seed's file list spells it
+    # scripts/run_distribute_training_gpu.sh, as the Twins GPU readme's file list spells it
     def command(script):  # the log folder's name holds the time
         return [a for a in dry(script, "GPU", "2", QUICK, "0,1") if not a.startswith("--log_dir=")]
 
@@ -368,7 +368,7 @@ def test_310_inference_evaluates_a_mindir_without_sidecar_given_its_arch(trained
     export_model(parse_config(["--pretrained", trained_tiny["ckpt"], "--file_name", str(tmp_path / "seed"),
                                "--file_format", "MINDIR"])[0])
     model = str(tmp_path / "seed.mindir")
-    os.remove(sidecar_path(model))  # as the seed's export.py left it
+    os.remove(sidecar_path(model))  # as the readme's export.py left it
     without = bash("run_infer_310.sh", model, "imagenet2012", trained_tiny["digits"], "0", cwd=str(tmp_path),
                    timeout=300)
     assert without.returncode != 0 and "give --arch" in without.stdout + without.stderr

@@ -13,6 +13,7 @@ from .features import (
                        prune_block_stack,
 )
 from .helpers import to_2tuple
+from .layout import HeadsToTokens, MapToTokens, MapToWindows, TokensToHeads, TokensToMap, WindowsToMap
 from .linear import Linear
 from .mlp import Mlp
 from .norm import LayerNorm
@@ -24,7 +25,8 @@ from .weight_init import init_weights_vit, trunc_normal_param
 
 __all__ = ["GELU", "GELUTanh", "erf_exportable", "set_exportable", "Attention", "ScaledDotProduct", "ClassifierMixin",
            "classifier_head", "DropPath", "drop_path_rates", "make_dropout", "to_2tuple", "Linear", "Mlp", "LayerNorm",
-           "PatchEmbed", "Permute", "SplitHeads",
+           "PatchEmbed", "Permute", "SplitHeads", "TokensToMap", "MapToTokens", "TokensToHeads",
+           "HeadsToTokens", "MapToWindows", "WindowsToMap",
            "resample_abs_pos_embed_np", "init_weights_vit", "trunc_normal_param", "Unfold", "unfold_output_size",
            "checkpoint_blocks", "AttnValues", "QKScores", "Softmax", "FeatureGetterNet", "FeatureInfo", "TokenMaps",
            "check_output_fmt", "feature_take_indices", "prune_block_stack"]

@@ -3,7 +3,7 @@
 MindSpore's ONNX exporter has no ``Erf``. ``GELU.exportable = True`` switches the cell to an erf built
 from Abs/Exp/Div/Mul/Select (Abramowitz & Stegun 7.1.26, max abs error 1.5e-7), which every exporter
 supports. Training and evaluation use the exact kernel; ``set_exportable`` flips the whole model.
-``GELUTanh`` is the tanh approximation, for the models trained with it (the seeds' MindSpore code).
+``GELUTanh`` is the tanh approximation, for the models trained with it (the model-zoo readmes' MindSpore code).
 """
 from mindspore import nn, ops
 

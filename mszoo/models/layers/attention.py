@@ -2,8 +2,9 @@
 every attention of the zoo shares."""
 from mindspore import nn
 
-from .backend import AttnValues, Permute, QKScores, Softmax, SplitHeads
+from .backend import AttnValues, QKScores, Softmax, SplitHeads
 from .drop import make_dropout
+from .layout import HeadsToTokens
 from .linear import Linear
 
 
@@ -43,10 +44,9 @@ class Attention(nn.Cell):
         self.proj = Linear(dim, dim)
         self.proj_drop = make_dropout(proj_drop)
         self.split_heads = SplitHeads(3, num_heads)
-        self.merge_heads = Permute((0, 2, 1, 3))
+        self.merge_heads = HeadsToTokens()
 
     def construct(self, x):
-        b, n, c = x.shape
         q, k, v = self.split_heads(self.qkv(x))
-        x = self.merge_heads(self.attend(q, k, v)).reshape(b, n, c)
+        x = self.merge_heads(self.attend(q, k, v))
         return self.proj_drop(self.proj(x))

@@ -10,7 +10,7 @@ def classifier_head(in_features, num_classes, std=0.02, init=True, bias=True):
     """The classification head timm builds: a Linear (truncated-normal weights, zero bias), or Identity
     when ``num_classes`` is 0 (the model then returns pooled features). A model constructor passes
     ``init=False``: its own initialisation pass over all cells covers the head. ``bias=False``: no bias (the
-    seeds' TNT code)."""
+    model-zoo readmes' TNT code)."""
     if num_classes <= 0:
         return nn.Identity()
     head = Linear(in_features, num_classes, has_bias=bias)

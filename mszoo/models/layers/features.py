@@ -7,7 +7,7 @@ in :class:`FeatureGetterNet`, which prunes what no output needs and returns the 
 """
 from mindspore import nn
 
-from .backend import Permute
+from .layout import TokensToMap
 
 OUTPUT_FORMATS = ("NCHW", "NLC")
 
@@ -133,13 +133,13 @@ class TokenMaps(nn.Cell):
     def __init__(self, num_prefix_tokens):
         super().__init__()
         self.num_prefix_tokens = num_prefix_tokens
-        self.to_map = Permute((0, 3, 1, 2))  # (B, H, W, C) -> (B, C, H, W)
+        self.to_map = TokensToMap()
 
     def construct(self, intermediates, grid, output_fmt="NCHW", return_prefix_tokens=False):
         out = []
         for y in intermediates:
             tokens = y[:, self.num_prefix_tokens:]
             if output_fmt == "NCHW":
-                tokens = self.to_map(tokens.reshape(tokens.shape[0], grid[0], grid[1], -1))
+                tokens = self.to_map(tokens, grid)
             out.append((tokens, y[:, :self.num_prefix_tokens]) if return_prefix_tokens else tokens)
         return out

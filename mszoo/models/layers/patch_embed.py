@@ -1,8 +1,8 @@
 """Image to patch embedding (non-overlapping conv), returning tokens and the grid size."""
 from mindspore import nn
 
-from .backend import Permute
 from .helpers import to_2tuple
+from .layout import MapToTokens
 from .norm import LayerNorm
 
 
@@ -18,10 +18,10 @@ class PatchEmbed(nn.Cell):
         self.proj = nn.Conv2d(in_chans, embed_dim, kernel_size=self.patch_size, stride=self.patch_size,
                               pad_mode="valid", has_bias=True)
         self.norm = LayerNorm(embed_dim) if norm else nn.Identity()
-        self.to_tokens = Permute((0, 2, 1))
+        self.to_tokens = MapToTokens()
 
     def construct(self, x):
         x = self.proj(x)
-        b, c, h, w = x.shape
-        x = self.to_tokens(x.reshape(b, c, h * w))
+        h, w = x.shape[2:]
+        x = self.to_tokens(x)
         return self.norm(x), (h, w)

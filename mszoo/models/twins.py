@@ -35,6 +35,7 @@ from .layers import (
     LayerNorm,
     Linear,
     Mlp,
+    PatchConv,
     PatchEmbed,
     Permute,
     ScaledDotProduct,
@@ -135,11 +136,10 @@ class GlobalSubSampleAttn(nn.Cell):
         self.proj_drop = make_dropout(proj_drop)
         self.to_heads = Permute((0, 2, 1, 3))  # (B, N, heads, hd) <-> (B, heads, N, hd)
         self.split_kv = SplitHeads(2, num_heads)
-        self.to_map = Permute((0, 2, 1))  # (B, N, C) <-> (B, C, N)
         self.sr_ratio = sr_ratio
         self.use_sr = sr_ratio > 1
         if self.use_sr:
-            self.sr = nn.Conv2d(dim, dim, kernel_size=sr_ratio, stride=sr_ratio, pad_mode="valid", has_bias=True)
+            self.sr = PatchConv(dim, dim, sr_ratio)
             self.norm = LayerNorm(dim)
         else:
             self.sr = None
@@ -149,9 +149,7 @@ class GlobalSubSampleAttn(nn.Cell):
         b, n, c = x.shape
         q = self.to_heads(self.q(x).reshape(b, n, self.num_heads, self.head_dim))
         if self.use_sr:
-            x = self.to_map(x).reshape(b, c, size[0], size[1])
-            x = self.sr(x)
-            x = self.to_map(x.reshape(b, c, -1))
+            x, _ = self.sr.from_tokens(x, size)
             x = self.norm(x)
         k, v = self.split_kv(self.kv(x))
         x = self.to_heads(self.attend(q, k, v)).reshape(b, n, c)

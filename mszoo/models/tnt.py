@@ -46,6 +46,7 @@ from .layers import (
     ScaledDotProduct,
     SplitHeads,
     TokenMaps,
+    UnfoldConv,
     check_output_fmt,
     checkpoint_blocks,
     classifier_head,
@@ -175,8 +176,7 @@ class PixelEmbed(nn.Cell):
         self.in_dim = in_dim
         self.legacy = legacy
         self.new_patch_size = tuple(int(math.ceil(p / stride)) for p in patch_size)
-        self.proj = nn.Conv2d(in_chans, in_dim, kernel_size=7, stride=stride, pad_mode="pad", padding=3,
-                              has_bias=bias)
+        self.proj = UnfoldConv(in_chans, in_dim, kernel_size=7, stride=stride, padding=3, has_bias=bias)
         self.to_tokens = Permute((0, 2, 1))
 
     def dynamic_feat_size(self, img_size):

@@ -1,10 +1,10 @@
-"""``layers.PatchConv``: the stride == kernel convolution as reshape + matrix product equals ``nn.Conv2d``."""
+"""``layers.PatchConv`` (stride == kernel) and ``layers.UnfoldConv``: convolutions as a matrix product equal Conv2d."""
 import mindspore as ms
 import numpy as np
 import pytest
 from mindspore import nn, ops
 
-from mszoo.models.layers import PatchConv
+from mszoo.models.layers import PatchConv, UnfoldConv
 
 # (in, out, patch, input (H, W)): Twins' first patch embedding, a stage transition, a spatial reduction with a
 # remainder the valid convolution drops, and a rectangular patch.
@@ -55,3 +55,38 @@ def test_patch_conv_keeps_conv2d_parameter_names_shapes_and_init_scale():
     bound = 1 / np.sqrt(3 * 16)  # Conv2d's default: HeUniform(sqrt(5)) weights and Uniform(1/sqrt(fan_in)) bias
     assert np.abs(cell.weight.asnumpy()).max() <= bound and np.abs(cell.weight.asnumpy()).max() > 0.9 * bound
     assert np.abs(cell.bias.asnumpy()).max() <= bound
+
+
+@pytest.mark.parametrize("cin,cout,k,s,p,size", [(3, 6, 7, 4, 3, (16, 16)), (2, 5, 3, 2, 1, (9, 7))])
+def test_unfold_conv_equals_conv2d_forward_and_weight_gradients(cin, cout, k, s, p, size):
+    """TNT's pixel embedding (7x7, stride 4, padding 3 on 16x16 patches) and an odd-sized case."""
+    x = ms.Tensor(np.random.RandomState(1).randn(3, cin, *size).astype(np.float32))
+    conv = nn.Conv2d(cin, cout, kernel_size=k, stride=s, pad_mode="pad", padding=p, has_bias=True)
+    cell = _pair(conv, UnfoldConv(cin, cout, k, stride=s, padding=p))
+    assert [(q.name, q.shape) for q in cell.get_parameters()] == [(q.name, q.shape) for q in conv.get_parameters()]
+    np.testing.assert_allclose(cell(x).asnumpy(), conv(x).asnumpy(), rtol=0, atol=2e-6)
+    for net in (conv, cell):
+        net.set_train(True)
+    want = ms.grad(lambda inp: ops.sin(conv(inp)).sum(), grad_position=None, weights=conv.trainable_params())(x)
+    got = ms.grad(lambda inp: ops.sin(cell(inp)).sum(), grad_position=None, weights=cell.trainable_params())(x)
+    for g, w in zip(got, want):
+        np.testing.assert_allclose(g.asnumpy(), w.asnumpy(), rtol=1e-5, atol=1e-5)
+
+
+def test_exportable_patch_conv_and_unfold_conv_compute_the_convolution():
+    """ONNX / OpenVINO exports (``set_exportable``) keep a Conv node: same numbers through ``ops.conv2d``."""
+    from mszoo.models.layers import set_exportable
+
+    x = ms.Tensor(np.random.RandomState(2).randn(2, 3, 16, 16).astype(np.float32))
+    for cell in (PatchConv(3, 5, 4), UnfoldConv(3, 5, 7, stride=4, padding=3)):
+        cell.set_train(False)
+        plain = cell(x)
+        set_exportable(cell)
+        exported = cell(x)
+        plain, exported = (plain[0], exported[0]) if isinstance(cell, PatchConv) else (plain, exported)
+        np.testing.assert_allclose(exported.asnumpy(), plain.asnumpy(), rtol=0, atol=2e-6)
+    tokens = x.transpose(0, 2, 3, 1).reshape(2, 256, 3)
+    cell = PatchConv(3, 5, 4)
+    plain = cell.from_tokens(tokens, (16, 16))[0]
+    set_exportable(cell)
+    np.testing.assert_allclose(cell.from_tokens(tokens, (16, 16))[0].asnumpy(), plain.asnumpy(), rtol=0, atol=2e-6)

@@ -7,11 +7,12 @@ numbers equal the convolution's up to float32 summation order (tested to 1e-6). 
 runs MindSpore's plain-layout (NCHW) convolutions on a reference reorder when it may use AVX-512
 (``jit_uni_ncsp:conv+ref:any`` under ``ONEDNN_VERBOSE=1``), the matrix product on its AVX-512/AMX kernels
 (docs/benchmarks.md). The parameters are the convolution's (``weight`` (out, in, p, p), ``bias`` (out,), the
-same default init), so checkpoints and the timm mapping are unchanged.
+same default init), so checkpoints and the timm mapping are unchanged. ONNX and OpenVINO exports
+(``set_exportable``) keep the convolution: their runtimes have fast ones, and exported graphs stay as they were.
 """
 import math
 
-from mindspore import Parameter, nn
+from mindspore import Parameter, nn, ops
 from mindspore.common.initializer import HeUniform, Uniform, initializer
 
 from .backend import Linear2D, Permute
@@ -33,6 +34,7 @@ class PatchConv(nn.Cell):
         self.out_channels = out_channels
         self.kernel_size = to_2tuple(patch_size)
         self.group = 1  # as Conv2d, for the weight init (mszoo/models/layers/weight_init.py)
+        self.exportable = False  # ONNX / OpenVINO export: the convolution (layers.set_exportable)
         kh, kw = self.kernel_size
         self.weight = Parameter(initializer(HeUniform(math.sqrt(5)), [out_channels, in_channels, kh, kw]),
                                 name="weight")
@@ -47,8 +49,12 @@ class PatchConv(nn.Cell):
         # tokens (B, H', kh, W', kw * C) -> (B, H', W', kh, kw * C); the weight (out, C, kh, kw) -> (out, kh, kw, C)
         self.token_patches = Permute((0, 1, 3, 2, 4))
         self.weight_channels_last = Permute((0, 2, 3, 1))
+        self.swap_last = Permute((0, 2, 1))  # export form: (B, C, N) <-> (B, N, C)
+        self.conv = ops.Conv2D(out_channels, self.kernel_size, pad_mode="valid", stride=self.kernel_size)
 
     def construct(self, x):
+        if self.exportable:
+            return self._conv(x)
         b, c, h, w = x.shape
         kh, kw = self.kernel_size
         gh, gw = h // kh, w // kw
@@ -60,6 +66,8 @@ class PatchConv(nn.Cell):
 
     def from_tokens(self, x, size):
         b, _, c = x.shape
+        if self.exportable:
+            return self._conv(self.swap_last(x).reshape(b, c, size[0], size[1]))
         kh, kw = self.kernel_size
         gh, gw = size[0] // kh, size[1] // kw
         if gh * kh != size[0] or gw * kw != size[1]:
@@ -67,6 +75,13 @@ class PatchConv(nn.Cell):
         patches = self.token_patches(x.reshape(b, gh, kh, gw, kw * c))
         weight = self.weight_channels_last(self.weight.astype(x.dtype)).reshape(self.out_channels, -1)
         return self._project(patches.reshape(b, gh * gw, -1), weight), (gh, gw)
+
+    def _conv(self, x):
+        y = self.conv(x, self.weight.astype(x.dtype))
+        if self.bias is not None:
+            y = ops.bias_add(y, self.bias.astype(x.dtype))
+        b, c, h, w = y.shape
+        return self.swap_last(y.reshape(b, c, h * w)), (h, w)
 
     def _project(self, patches, weight):
         bias = None if self.bias is None else self.bias.astype(patches.dtype)

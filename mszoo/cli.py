@@ -166,6 +166,27 @@ def set_device(device_target="auto", device_id=0, mode="pynative", cpu_kernels=T
     return device, device_id, rank, group_size
 
 
+def use_compile_cache(cfg, group_size):
+    """Turn on MindSpore's compile cache for the graphs of the resolved training config ``cfg`` (GRAPH mode,
+    ``compile_cache`` true), in the directory ``mszoo.engine.compile_cache`` names for them; logs whether it
+    holds graphs already. Called by the trainer once the config is resolved, before the first compile (the
+    entry point passes it: the environment is set only here). Returns the directory, or None when off."""
+    import mindspore as ms
+
+    from mszoo.engine.compile_cache import compile_cache_dir
+    from mszoo.logger import get_logger
+
+    if not cfg.compile_cache or cfg.mode != "graph":
+        return None
+    path = compile_cache_dir(cfg, group_size, ms.__version__)
+    reused = os.path.isdir(path) and any(files for _, _, files in os.walk(path))
+    os.environ["MS_COMPILER_CACHE_ENABLE"] = "1"
+    os.environ["MS_COMPILER_CACHE_PATH"] = path
+    get_logger().info(f"compile cache: {path} ({'reusing its graphs' if reused else 'new'}; "
+                      "--compile_cache false to compile afresh)")
+    return path
+
+
 def start(cfg, mode=None, cpu_kernels=True, notes=True):
     """Set the device of a resolved config (``device_target``, ``device_id``, ``mode`` unless given); the config
     then holds the device in use (``auto`` resolved). ``notes``: print the config's notes (seed keys with no

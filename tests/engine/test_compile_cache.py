@@ -81,3 +81,27 @@ def test_compile_cache_false_or_pynative_leaves_mindspore_s_cache_off(tmp_path, 
     path = use_compile_cache(cfg, 1)
     assert os.environ["MS_COMPILER_CACHE_ENABLE"] == "1" and os.environ["MS_COMPILER_CACHE_PATH"] == path
     assert path.startswith(os.path.join(str(tmp_path), "compile"))
+
+
+def test_a_cache_directory_in_use_by_another_run_is_left_to_it(tmp_path, monkeypatch):
+    """MindSpore writes cache files in place: a second run with the same key at the same time compiles afresh."""
+    import subprocess
+    import sys
+
+    from mszoo.cli import use_compile_cache
+
+    monkeypatch.setenv("MSZOO_CACHE", str(tmp_path))
+    for var in ("MS_COMPILER_CACHE_ENABLE", "MS_COMPILER_CACHE_PATH"):
+        monkeypatch.delenv(var, raising=False)
+    cfg, _ = parse_config(TINY)
+    path = compile_cache_dir(cfg, 1, __import__("mindspore").__version__)
+    os.makedirs(path)
+    holder = subprocess.Popen([sys.executable, "-c", "import fcntl, os, sys, time; fd = os.open(sys.argv[1], "
+                               "os.O_CREAT | os.O_RDWR); fcntl.flock(fd, fcntl.LOCK_EX); print('held', flush=True); "
+                               "time.sleep(60)", os.path.join(path, ".lock")], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        assert use_compile_cache(cfg, 1) is None and "MS_COMPILER_CACHE_PATH" not in os.environ
+    finally:
+        holder.kill()
+        holder.wait()

@@ -166,6 +166,50 @@ def set_device(device_target="auto", device_id=0, mode="pynative", cpu_kernels=T
     return device, device_id, rank, group_size
 
 
+_CACHE_LOCKS = []  # the compile-cache directories this process holds (flock), open until it exits
+
+
+def _lock_cache_dir(path):
+    """True when this process now holds ``path`` alone: MindSpore writes its cache files in place, so a second run
+    with the same key at the same time must neither read half-written graphs nor write over them."""
+    import fcntl
+
+    os.makedirs(path, exist_ok=True)
+    fd = os.open(os.path.join(path, ".lock"), os.O_CREAT | os.O_RDWR, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        os.close(fd)
+        return False
+    _CACHE_LOCKS.append(fd)
+    return True
+
+
+def use_compile_cache(cfg, group_size):
+    """Turn on MindSpore's compile cache for the graphs of the resolved training config ``cfg`` (GRAPH mode,
+    ``compile_cache`` true), in the directory ``mszoo.engine.compile_cache`` names for them; logs whether it
+    holds graphs already. Called by the trainer once the config is resolved, before the first compile (the
+    entry point passes it: the environment is set only here). A directory another running process holds is
+    left to it (this run compiles afresh). Returns the directory, or None when off."""
+    import mindspore as ms
+
+    from mszoo.engine.compile_cache import compile_cache_dir
+    from mszoo.logger import get_logger
+
+    if not cfg.compile_cache or cfg.mode != "graph":
+        return None
+    path = compile_cache_dir(cfg, group_size, ms.__version__)
+    reused = os.path.isdir(path) and any(f.endswith(".mindir") for _, _, files in os.walk(path) for f in files)
+    if not _lock_cache_dir(path):
+        get_logger().info(f"compile cache: {path} is in use by another run; compiling afresh")
+        return None
+    os.environ["MS_COMPILER_CACHE_ENABLE"] = "1"
+    os.environ["MS_COMPILER_CACHE_PATH"] = path
+    get_logger().info(f"compile cache: {path} ({'reusing its graphs' if reused else 'new'}; "
+                      "--compile_cache false to compile afresh)")
+    return path
+
+
 def start(cfg, mode=None, cpu_kernels=True, notes=True):
     """Set the device of a resolved config (``device_target``, ``device_id``, ``mode`` unless given); the config
     then holds the device in use (``auto`` resolved). ``notes``: print the config's notes (model-zoo readme keys with no

@@ -40,6 +40,18 @@ def test_plan_adds_timm_cases_only_for_models_timm_has():
     assert {c["backend"] for c in ours if c["mode"] == "train"} == {"mindspore"}
 
 
+def test_isa_measures_our_train_case_under_each_onednn_cap_against_one_timm_case(monkeypatch, graph_mode):
+    cases = benchmark.plan_cases(_args(model="twins_svt_small", mode="train", batch_size="8", compare="timm",
+                                       isa="auto,AVX2"))
+    assert sorted((c["impl"], c.get("isa")) for c in cases) == [("ours", "AVX2"), ("ours", "auto"), ("timm", None)]
+    monkeypatch.delenv("ONEDNN_MAX_CPU_ISA", raising=False)
+    benchmark._ms_setup(1, cpu_kernels=False, isa="AVX2")  # the case process sets the cap before MindSpore runs
+    assert os.environ["ONEDNN_MAX_CPU_ISA"] == "AVX2"
+    rows = [dict(mode="train", model="m", impl="ours", backend="mindspore", batch_size=8, isa="AVX2",
+                 result=dict(images_per_s=1.0, step_ms=1.0, first_step_s=1.0, peak_rss_mb=1.0, params=1))]
+    assert "ours@AVX2" in benchmark.format_table(rows)
+
+
 @pytest.mark.parametrize("overrides, key", [(dict(mode="infer,fly"), "--mode"),
                                             (dict(backend="tensorrt"), "--backend"),
                                             (dict(batch_size="0"), "--batch_size"),

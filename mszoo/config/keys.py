@@ -129,6 +129,9 @@ KEYS = (
     _k("run", "device_id", 0, "int", "device id for single-device runs (--device_id beats an exported DEVICE_ID, "
        "which beats the config's; launched workers use the launcher's)", min=0),
     _k("run", "mode", "graph", "str", "MindSpore execution mode for the train step", choices=("graph", "pynative")),
+    _k("run", "compile_cache", True, "bool", "reuse the compiled train and eval graphs of an earlier run with the same "
+       "graphs (MindSpore's compile cache, under $MSZOO_CACHE/compile/<hash of the config, mszoo's source and the "
+       "MindSpore version>); false compiles afresh and writes no cache"),
     _k("run", "output_dir", "./output", "str", "directory where run directories are created"),
     _k("run", "run_name", None, "str", "run directory name (default: <arch>-<timestamp>)", nullable=True),
     _k("run", "resume", None, "path", "run directory or checkpoint to continue from", nullable=True),

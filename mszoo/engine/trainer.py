@@ -76,13 +76,16 @@ class Trainer:
 
     Hooks: ``after_step(trainer)`` after every optimizer step (tests); ``after_epoch(trainer, epoch, val)``
     after every epoch with its validation metrics or None (tune_params.py reports them to Optuna; an
-    exception raised there ends the run after the epoch's checkpoint was saved).
+    exception raised there ends the run after the epoch's checkpoint was saved); ``before_compile(cfg,
+    group_size)`` once the config is resolved and the model built, before any graph compiles (train.py's
+    compile cache, ``mszoo.cli.use_compile_cache``).
     """
 
-    def __init__(self, cfg, after_step=None, after_epoch=None):
+    def __init__(self, cfg, after_step=None, after_epoch=None, before_compile=None):
         self.cfg = copy_config(cfg)
         self.after_step = after_step
         self.after_epoch = after_epoch
+        self.before_compile = before_compile
         self.logger = get_logger()
         self.rank = get_rank()
         self.is_main = self.rank == 0
@@ -120,6 +123,8 @@ class Trainer:
         self._build_model(pretrained)
         if resume_ckpt is not None:
             self._restore(resume_ckpt)
+        if self.before_compile is not None:
+            self.before_compile(self.cfg, self.group_size)
         self._log_setup()
         return self
 
@@ -475,9 +480,9 @@ class Trainer:
         raise TrainingDiverged(msg)
 
 
-def train(cfg, after_step=None, after_epoch=None):
+def train(cfg, after_step=None, after_epoch=None, before_compile=None):
     """Train with the resolved config ``cfg`` (left unchanged); returns the process exit code."""
-    trainer = Trainer(cfg, after_step=after_step, after_epoch=after_epoch)
+    trainer = Trainer(cfg, after_step=after_step, after_epoch=after_epoch, before_compile=before_compile)
     try:
         trainer.setup()
         return trainer.fit()

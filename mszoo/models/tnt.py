@@ -48,6 +48,7 @@ from .layers import (
     SplitHeads,
     TokenMaps,
     TokensToHeads,
+    UnfoldConv,
     check_output_fmt,
     checkpoint_blocks,
     classifier_head,
@@ -176,8 +177,7 @@ class PixelEmbed(nn.Cell):
         self.in_dim = in_dim
         self.legacy = legacy
         self.new_patch_size = tuple(int(math.ceil(p / stride)) for p in patch_size)
-        self.proj = nn.Conv2d(in_chans, in_dim, kernel_size=7, stride=stride, pad_mode="pad", padding=3,
-                              has_bias=bias)
+        self.proj = UnfoldConv(in_chans, in_dim, kernel_size=7, stride=stride, padding=3, has_bias=bias)
         self.to_tokens = MapToTokens()
 
     def dynamic_feat_size(self, img_size):

@@ -40,6 +40,7 @@ from .layers import (
     MapToTokens,
     MapToWindows,
     Mlp,
+    PatchConv,
     PatchEmbed,
     ScaledDotProduct,
     SplitHeads,
@@ -142,12 +143,10 @@ class GlobalSubSampleAttn(nn.Cell):
         self.to_heads = TokensToHeads(num_heads)
         self.split_kv = SplitHeads(2, num_heads)
         self.merge_heads = HeadsToTokens()
-        self.to_map = TokensToMap()
-        self.to_tokens = MapToTokens()
         self.sr_ratio = sr_ratio
         self.use_sr = sr_ratio > 1
         if self.use_sr:
-            self.sr = nn.Conv2d(dim, dim, kernel_size=sr_ratio, stride=sr_ratio, pad_mode="valid", has_bias=True)
+            self.sr = PatchConv(dim, dim, sr_ratio)
             self.norm = LayerNorm(dim)
         else:
             self.sr = None
@@ -156,7 +155,8 @@ class GlobalSubSampleAttn(nn.Cell):
     def construct(self, x, size):
         q = self.to_heads(self.q(x))
         if self.use_sr:
-            x = self.norm(self.to_tokens(self.sr(self.to_map(x, size))))
+            x, _ = self.sr.from_tokens(x, size)
+            x = self.norm(x)
         k, v = self.split_kv(self.kv(x))
         x = self.merge_heads(self.attend(q, k, v))
         return self.proj_drop(self.proj(x))

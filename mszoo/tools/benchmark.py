@@ -6,6 +6,8 @@ warm-up), step time, first-step (compile) time, peak RSS and parameter count. ``
 the timm model of the same name (PyTorch eager, same thread count) in the same run and prints ratios.
 ``--repeat N`` runs every case N times in rounds, ours and timm taking turns, and reports each ratio as the
 median of the rounds' ratios with their spread: on a shared machine that is the number to quote.
+``--isa auto,AVX2`` measures our MindSpore cases under each oneDNN instruction-set cap (``auto``: the one
+``mszoo.cpu.onednn`` chooses for this CPU), in the same run: how the cap was decided per CPU.
 """
 import argparse
 import json
@@ -56,8 +58,10 @@ def _input(batch, size):
     return np.random.RandomState(0).randn(batch, 3, size, size).astype(np.float32)
 
 
-def _ms_setup(threads, cpu_kernels=True):
+def _ms_setup(threads, cpu_kernels=True, isa="auto"):
     os.environ.setdefault("GLOG_v", "3")
+    if isa != "auto":  # before MindSpore's first oneDNN kernel reads it
+        os.environ["ONEDNN_MAX_CPU_ISA"] = isa
     import mindspore as ms
 
     from mszoo.cpu.onednn import configure_cpu_kernels
@@ -145,7 +149,7 @@ def train_setup(case):
 
 
 def case_train_ours(case):
-    ms = _ms_setup(case["threads"])
+    ms = _ms_setup(case["threads"], isa=case.get("isa", "auto"))
     from mszoo.engine.criterion import create_criterion
     from mszoo.engine.optim import create_optimizer
     from mszoo.engine.train_step import build_train_step
@@ -327,6 +331,8 @@ def build_parser():
                    "taking turns; each ratio is the median of the rounds' ratios (a shared machine's slow spells "
                    "then hit both sides)")
     p.add_argument("--workers", type=int, default=2, help="data mode: loader workers")
+    p.add_argument("--isa", default="auto", help="train mode: comma-separated oneDNN caps for our cases "
+                   "(ONEDNN_MAX_CPU_ISA: AVX2, AVX512_CORE, ALL ...; auto = mszoo's choice for this CPU)")
     p.add_argument("--grad_checkpointing", "--grad-checkpointing", default="false",
                    help="train mode: recompute blocks in the backward pass (true/false; timm where it supports it)")
     p.add_argument("--data_dir", "--data-dir", default=None, help="data mode: an ImageFolder (default: generated)")
@@ -356,7 +362,8 @@ def plan_cases(args):
             continue
         for model in models:
             for batch in batches:
-                cases.extend(_our_model_cases(base, mode, model, batch, backends, precisions))
+                for isa in (_csv(args.isa) if mode == "train" else ["auto"]):
+                    cases.extend(_our_model_cases(dict(base, isa=isa), mode, model, batch, backends, precisions))
                 if compare and model in set(_timm_models()):
                     cases.extend(_timm_cases(base, mode, model, batch, cases))
     return cases
@@ -451,6 +458,7 @@ def format_table(rows):
                           res["error"][:60], "", "", "", "", ""))
             continue
         impl = r["impl"] + ("+gc" if r.get("grad_checkpointing") and res.get("grad_checkpointing", True) else "")
+        impl += f"@{r['isa']}" if r.get("isa", "auto") != "auto" else ""
         lines.append((r["mode"], r["model"], impl, r["backend"], r.get("precision", "f32"), str(r["batch_size"]),
                       f"{res['images_per_s']:.2f}", f"{res['step_ms']:.1f}", f"{res['first_step_s']:.1f}",
                       f"{res['peak_rss_mb']:.0f}", f"{res['params']:,}" if res.get("params") else "-",

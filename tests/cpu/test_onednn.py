@@ -1,4 +1,5 @@
-"""MindSpore's CPU convolutions take oneDNN's fast path, not its reference kernel."""
+"""MindSpore's CPU kernels under oneDNN: which ISA cap the scripts set (by CPU flags), and that a training step of
+each family runs no convolution but Twins' depthwise PEG (convolutions take oneDNN's reference reorder on AVX-512)."""
 import os
 import subprocess
 import sys
@@ -6,41 +7,59 @@ import textwrap
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-CONV_SCRIPT = textwrap.dedent("""
+TRAIN_STEP_SCRIPT = textwrap.dedent("""
+    import sys
     import numpy as np
     import mindspore as ms
-    from mindspore import nn
     from mszoo.cli import set_device
+    from mszoo.models import create_model
+    from tests.tiny import tiny_kwargs
 
-    set_device("CPU", mode="graph")
-    conv = nn.Conv2d(3, 8, 4, 4, pad_mode="valid", has_bias=True)
-    conv(ms.Tensor(np.ones((2, 3, 32, 32), np.float32))).asnumpy()
+    set_device("CPU", mode="pynative")  # the same CPU kernels as a graph, without compiling
+    for name in sys.argv[1:]:
+        model = create_model(name, num_classes=4, **tiny_kwargs(name))
+        model.set_train(True)
+        grad = ms.value_and_grad(lambda x: model(x).sum(), None, model.trainable_params())
+        print("MODEL " + name, flush=True)
+        grad(ms.Tensor(np.ones((2, 3, 32, 32), np.float32)))[0].asnumpy()
 """)
 
 
-def _conv_kernels(env_extra):
-    env = {k: v for k, v in os.environ.items() if k != "ONEDNN_MAX_CPU_ISA"}
-    env.update(env_extra, ONEDNN_VERBOSE="1", GLOG_v="3", PYTHONPATH=ROOT)
-    out = subprocess.run([sys.executable, "-c", CONV_SCRIPT], env=env, cwd=ROOT, capture_output=True,
+def _convolutions_by_model(names):
+    env = dict(os.environ, ONEDNN_MAX_CPU_ISA="ALL", ONEDNN_VERBOSE="1", GLOG_v="3", PYTHONPATH=ROOT)
+    out = subprocess.run([sys.executable, "-c", TRAIN_STEP_SCRIPT, *names], env=env, cwd=ROOT, capture_output=True,
                          text=True, timeout=300)
     assert out.returncode == 0, out.stderr[-2000:]
-    lines = [ln for ln in out.stdout.splitlines() if ",exec,cpu,convolution," in ln]
-    assert lines, out.stdout[-2000:]
-    isa = [ln for ln in out.stdout.splitlines() if ",info,cpu,isa:" in ln]
-    return [ln.split(",")[6] for ln in lines], isa
+    found, model = {}, None
+    for line in out.stdout.splitlines():
+        if line.startswith("MODEL "):
+            model = line[6:]
+            found[model] = []
+        elif ",exec,cpu,convolution," in line and model:
+            found[model].append(line.split(",exec,cpu,convolution,", 1)[1])
+    assert set(found) == set(names), out.stdout[-2000:]
+    return found
 
 
-def test_set_device_caps_onednn_isa_so_convolutions_avoid_the_reference_kernel():
-    impls, isa = _conv_kernels({})
-    assert all("ref" not in impl for impl in impls), impls
-    assert "AVX-512" not in " ".join(isa), isa
+def test_a_training_step_runs_no_convolution_but_twins_depthwise_peg():
+    found = _convolutions_by_model(["twins_pcpvt_small", "twins_svt_small", "tnt_s_patch16_224", "t2t_vit_t_14"])
+    assert not found["tnt_s_patch16_224"] and not found["t2t_vit_t_14"], found
+    for name in ("twins_pcpvt_small", "twins_svt_small"):
+        shapes = [line.split(",")[-2] for line in found[name]]
+        assert shapes and all(s.startswith("g") and "kh3sh1" in s for s in shapes), shapes  # grouped 3x3, stride 1
 
 
-def test_user_choice_of_onednn_isa_is_kept(monkeypatch):
-    from mszoo.cpu.onednn import configure_cpu_kernels
+def test_configure_cpu_kernels_follows_the_cpu_flags_and_keeps_a_users_choice(monkeypatch, tmp_path):
+    from mszoo.cpu import onednn
 
+    info = tmp_path / "cpuinfo"
+    info.write_text("processor\t: 0\nflags\t\t: fpu sse avx2 avx512f avx512_bf16\n\nprocessor\t: 1\n")
+    assert onednn.cpu_flags(str(info)) == {"fpu", "sse", "avx2", "avx512f", "avx512_bf16"}
+    assert onednn.cpu_flags(str(tmp_path / "missing")) == frozenset()
+    for flags, cap in (({"avx2"}, None), ({"avx2", "avx512f", "avx512_bf16"}, "AVX2"),  # Zen 4: the cap pays
+                       ({"avx2", "avx512f", "avx512_bf16", "amx_tile"}, None)):  # AMX: it cost 0.65-0.86x timm
+        monkeypatch.delenv("ONEDNN_MAX_CPU_ISA", raising=False)
+        assert onednn.isa_cap(flags) == cap
+        assert onednn.configure_cpu_kernels(flags) == cap and os.environ.get("ONEDNN_MAX_CPU_ISA") == cap
     monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", "SSE41")
-    configure_cpu_kernels()
-    assert os.environ["ONEDNN_MAX_CPU_ISA"] == "SSE41"
-    _, isa = _conv_kernels({"ONEDNN_MAX_CPU_ISA": "SSE41"})
-    assert "SSE4.1" in " ".join(isa), isa
+    assert onednn.configure_cpu_kernels({"avx2", "avx512f"}) == "SSE41"

@@ -2,12 +2,13 @@
 from mindspore import nn
 
 from .helpers import to_2tuple
-from .layout import MapToTokens
 from .norm import LayerNorm
+from .patch_conv import PatchConv
 
 
 class PatchEmbed(nn.Cell):
-    """Conv patchify -> (B, N, C) tokens, optional LayerNorm; returns ``(tokens, (H', W'))``.
+    """Conv patchify (``PatchConv``: reshape + matrix product) -> (B, N, C) tokens, optional LayerNorm; returns
+    ``(tokens, (H', W'))``.
 
     Spatial size is read from the input, so the same cell runs at any multiple of ``patch_size``.
     """
@@ -15,13 +16,9 @@ class PatchEmbed(nn.Cell):
     def __init__(self, patch_size=16, in_chans=3, embed_dim=768, norm=True):
         super().__init__()
         self.patch_size = to_2tuple(patch_size)
-        self.proj = nn.Conv2d(in_chans, embed_dim, kernel_size=self.patch_size, stride=self.patch_size,
-                              pad_mode="valid", has_bias=True)
+        self.proj = PatchConv(in_chans, embed_dim, self.patch_size)
         self.norm = LayerNorm(embed_dim) if norm else nn.Identity()
-        self.to_tokens = MapToTokens()
 
     def construct(self, x):
-        x = self.proj(x)
-        h, w = x.shape[2:]
-        x = self.to_tokens(x)
-        return self.norm(x), (h, w)
+        x, size = self.proj(x)
+        return self.norm(x), size

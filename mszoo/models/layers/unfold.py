@@ -14,8 +14,12 @@ of ``torch.nn.Unfold``. A dilated unfold takes one slice per kernel row and per 
 Compared with a convolution with one-hot kernels this is ~10x faster on MindSpore's CPU backend, and
 the graph stays small (fast GRAPH-mode compile).
 """
-from mindspore import nn, ops
+import math
 
+from mindspore import Parameter, nn, ops
+from mindspore.common.initializer import HeUniform, Uniform, initializer
+
+from .backend import Linear2D, Permute
 from .helpers import to_2tuple
 
 
@@ -115,3 +119,50 @@ class Unfold(nn.Cell):
     def extend_repr(self):
         return (f"kernel_size={self.kernel_size}, dilation={self.dilation}, padding={self.padding}, "
                 f"stride={self.stride}, flatten={self.flatten}")
+
+
+class UnfoldConv(nn.Cell):
+    """``nn.Conv2d(in, out, kernel_size, stride, pad_mode="pad", padding)`` as ``Unfold`` + one matrix product.
+
+    For convolutions over images whose windows overlap (TNT's 7x7 stride-4 pixel embedding; stride == kernel
+    has ``PatchConv``): oneDNN runs MindSpore's NCHW convolutions on a reference reorder when AVX-512 is allowed
+    (``mszoo/models/layers/patch_conv.py``). Same parameters (``weight`` (out, in, kh, kw), ``bias``) and default
+    init as ``nn.Conv2d``; the numbers equal it up to float32 summation order. Maps ``(B, C, H, W)`` to
+    ``(B, out, H', W')``. Meant for inputs that need no gradient (images): the unfold's slices have a slow
+    gradient on CPU. ONNX and OpenVINO exports (``set_exportable``) keep the convolution.
+    """
+
+    def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, has_bias=True):
+        super().__init__()
+        self.in_channels = in_channels
+        self.out_channels = out_channels
+        self.kernel_size = _int_pair(kernel_size)
+        self.group = 1  # as Conv2d, for the weight init
+        self.exportable = False  # ONNX / OpenVINO export: the convolution (layers.set_exportable)
+        ph, pw = _int_pair(padding)
+        self.conv = ops.Conv2D(out_channels, self.kernel_size, pad_mode="pad", pad=(ph, ph, pw, pw),
+                               stride=_int_pair(stride))
+        kh, kw = self.kernel_size
+        self.weight = Parameter(initializer(HeUniform(math.sqrt(5)), [out_channels, in_channels, kh, kw]),
+                                name="weight")
+        self.bias = None
+        if has_bias:
+            bound = 1 / math.sqrt(in_channels * kh * kw)
+            self.bias = Parameter(initializer(Uniform(scale=bound), [out_channels]), name="bias")
+        self.unfold = Unfold(kernel_size, padding=padding, stride=stride, flatten=False)
+        self.to_rows = Permute((0, 2, 1))  # (B, C * kh * kw, L) <-> (B, L, C * kh * kw)
+        self.matmul = Linear2D()
+
+    def construct(self, x):
+        if self.exportable:
+            y = self.conv(x, self.weight.astype(x.dtype))
+            return y if self.bias is None else ops.bias_add(y, self.bias.astype(x.dtype))
+        cols = self.unfold(x)
+        b, k, oh, ow = cols.shape
+        rows = self.to_rows(cols.reshape(b, k, oh * ow))
+        bias = None if self.bias is None else self.bias.astype(x.dtype)
+        y = self.matmul(rows, self.weight.astype(x.dtype).reshape(self.out_channels, k), bias)
+        return self.to_rows(y).reshape(b, self.out_channels, oh, ow)
+
+    def extend_repr(self):
+        return f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, {self.unfold.extend_repr()}"

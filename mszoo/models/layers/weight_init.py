@@ -7,6 +7,8 @@ from mindspore.common.initializer import Normal, One, TruncatedNormal, Zero, ini
 
 from .linear import Linear
 from .norm import LayerNorm
+from .patch_conv import PatchConv
+from .unfold import UnfoldConv
 
 
 def _set(param, init):
@@ -16,7 +18,8 @@ def _set(param, init):
 def init_weights_vit(model, std=0.02, conv_fan_out=False):
     """Dense and Linear: truncated normal(std) weights, zero bias; LayerNorm: ones/zeros.
 
-    ``conv_fan_out`` initialises Conv2d as Twins does: normal(0, sqrt(2 / fan_out)), zero bias.
+    ``conv_fan_out`` initialises Conv2d (and PatchConv, UnfoldConv) as Twins does: normal(0, sqrt(2 / fan_out)),
+    zero bias.
     """
     for _, cell in model.cells_and_names():
         if isinstance(cell, (nn.Dense, Linear)):
@@ -26,7 +29,7 @@ def init_weights_vit(model, std=0.02, conv_fan_out=False):
         elif isinstance(cell, LayerNorm):
             _set(cell.weight, One())
             _set(cell.bias, Zero())
-        elif conv_fan_out and isinstance(cell, nn.Conv2d):
+        elif conv_fan_out and isinstance(cell, (nn.Conv2d, PatchConv, UnfoldConv)):
             kh, kw = cell.kernel_size
             fan_out = kh * kw * cell.out_channels // cell.group
             _set(cell.weight, Normal(sigma=math.sqrt(2.0 / fan_out)))

@@ -1,0 +1,107 @@
+"""The compile cache's directory is named by what shapes the graphs; a re-run reuses it, a change never does."""
+import os
+import re
+
+import pytest
+
+from mszoo.config import parse_config
+from mszoo.engine import compile_cache
+from mszoo.engine.compile_cache import compile_cache_dir, compile_cache_key
+from tests.conftest import script
+
+TINY = ["--arch", "twins_pcpvt_small", "--model_kwargs", '{"embed_dims": [16], "depths": [1]}', "--batch_size", "8"]
+
+
+def _key(*extra, version="2.10.0", environ=None):
+    cfg, _ = parse_config(TINY + list(extra))
+    return compile_cache_key(cfg, 1, version, environ={} if environ is None else environ)
+
+
+def test_compile_cache_key_changes_with_the_model_the_config_and_the_mindspore_version():
+    base = _key()
+    assert _key() == base  # nothing changed: the same cache
+    changed = {_key("--model_kwargs", '{"embed_dims": [24], "depths": [1]}'), _key("--batch_size", "16"),
+               _key("--amp_level", "O2"), _key("--seed", "1"), _key("--arch", "twins_svt_small"),
+               _key(version="2.7.0"), _key(environ={"MSZOO_FUSED_KERNELS": "0"})}
+    assert base not in changed and len(changed) == 7
+
+
+def test_compile_cache_key_changes_with_the_mszoo_source(tmp_path, monkeypatch):
+    (tmp_path / "model.py").write_text("width = 16\n")
+    monkeypatch.setattr(compile_cache, "PACKAGE_ROOT", str(tmp_path))
+    before = _key()
+    (tmp_path / "model.py").write_text("width = 24\n")
+    assert _key() != before
+
+
+def test_compile_cache_key_ignores_paths_run_length_and_logging(tmp_path, monkeypatch):
+    base = _key()
+    assert _key("--epochs", "3", "--run_name", "other", "--output_dir", "/elsewhere", "--print_loss_every", "5",
+                "--compile_cache", "false", environ={"MSZOO_CACHE": "/x", "MS_COMPILER_CACHE_PATH": "/y"}) == base
+    monkeypatch.setenv("MSZOO_CACHE", str(tmp_path))
+    cfg, _ = parse_config(TINY)
+    assert compile_cache_dir(cfg, 1, "2.10.0", {}) == os.path.join(str(tmp_path), "compile", base)
+
+
+def _cache_files(root):
+    return {os.path.join(d, f): os.stat(os.path.join(d, f)).st_mtime_ns for d, _, fs in os.walk(root) for f in fs}
+
+
+def _losses(run):
+    return re.findall(r"loss:\[([0-9.]+)/", run.stdout + run.stderr)
+
+
+@pytest.mark.timeout(600)
+def test_rerun_reuses_the_compiled_graphs_with_the_same_losses(tiny_config, tmp_path, monkeypatch):
+    monkeypatch.setenv("MSZOO_CACHE", str(tmp_path / "cache"))
+    config = tiny_config(epochs=1)
+    first = script("train.py", "--config", config, "--run_name", "a")
+    assert first.returncode == 0, first.stdout + first.stderr
+    assert "compile cache:" in first.stdout and "(new;" in first.stdout
+    written = _cache_files(tmp_path / "cache" / "compile")
+    assert any(name.endswith(".mindir") for name in written)
+    again = script("train.py", "--config", config, "--run_name", "b")
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert "reusing its graphs" in again.stdout
+    assert _cache_files(tmp_path / "cache" / "compile") == written  # read, not compiled and written again
+    assert _losses(again) == _losses(first) and _losses(first)
+
+
+def test_compile_cache_false_or_pynative_leaves_mindspore_s_cache_off(tmp_path, monkeypatch):
+    from mszoo.cli import use_compile_cache
+
+    monkeypatch.setenv("MSZOO_CACHE", str(tmp_path))
+    for var in ("MS_COMPILER_CACHE_ENABLE", "MS_COMPILER_CACHE_PATH"):
+        monkeypatch.delenv(var, raising=False)
+    for flags in (["--compile_cache", "false"], ["--mode", "pynative"]):
+        cfg, _ = parse_config(TINY + flags)
+        assert use_compile_cache(cfg, 1) is None
+        assert "MS_COMPILER_CACHE_ENABLE" not in os.environ and "MS_COMPILER_CACHE_PATH" not in os.environ
+    cfg, _ = parse_config(TINY)
+    path = use_compile_cache(cfg, 1)
+    assert os.environ["MS_COMPILER_CACHE_ENABLE"] == "1" and os.environ["MS_COMPILER_CACHE_PATH"] == path
+    assert path.startswith(os.path.join(str(tmp_path), "compile"))
+
+
+def test_a_cache_directory_in_use_by_another_run_is_left_to_it(tmp_path, monkeypatch):
+    """MindSpore writes cache files in place: a second run with the same key at the same time compiles afresh."""
+    import subprocess
+    import sys
+
+    from mszoo.cli import use_compile_cache
+
+    monkeypatch.setenv("MSZOO_CACHE", str(tmp_path))
+    for var in ("MS_COMPILER_CACHE_ENABLE", "MS_COMPILER_CACHE_PATH"):
+        monkeypatch.delenv(var, raising=False)
+    cfg, _ = parse_config(TINY)
+    path = compile_cache_dir(cfg, 1, __import__("mindspore").__version__)
+    os.makedirs(path)
+    holder = subprocess.Popen([sys.executable, "-c", "import fcntl, os, sys, time; fd = os.open(sys.argv[1], "
+                               "os.O_CREAT | os.O_RDWR); fcntl.flock(fd, fcntl.LOCK_EX); print('held', flush=True); "
+                               "time.sleep(60)", os.path.join(path, ".lock")], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        assert use_compile_cache(cfg, 1) is None and "MS_COMPILER_CACHE_PATH" not in os.environ
+    finally:
+        holder.kill()
+        holder.wait()

@@ -9,7 +9,11 @@ EXTRA = BACKEND_ARGS + (
 
 def main(argv=None):
     cfg, args = parse_config(argv, prog="eval.py", description=__doc__, extra=EXTRA)
-    start(cfg, mode="graph", cpu_kernels=args.backend in ("mindspore", "mindir"))
+    from .fast_path import prepare_backend
+
+    args.update(prepare_backend(cfg, args, need_data=True))
+    if args.checked_record is None:  # the cached IR's run needs no MindSpore device
+        start(cfg, mode="graph", cpu_kernels=args.backend in ("mindspore", "mindir"))
     if args.backend == "mindspore":
         if args.precision != "f32":
             raise ConfigError(f"precision: {args.precision} needs --backend openvino and --model FILE "
@@ -20,7 +24,8 @@ def main(argv=None):
     from mszoo.deploy.infer import evaluate_exported
 
     return evaluate_exported(cfg, backend=args.backend, model_file=args.model, output=args.output,
-                             precision=args.precision, calib_data=args.calib_data)
+                             precision=args.precision, calib_data=args.calib_data,
+                             checked_record=args.checked_record)
 
 
 cli = console(main)

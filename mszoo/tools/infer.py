@@ -12,9 +12,13 @@ EXTRA = BACKEND_ARGS + (
 
 def main(argv=None):
     cfg, args = parse_config(argv, prog="infer.py", description=__doc__, extra=EXTRA)
-    start(cfg, mode="graph", cpu_kernels=args.backend in ("mindspore", "mindir"))
     from mszoo.deploy.infer import infer_images
 
+    from .fast_path import prepare_backend
+
+    args.update(prepare_backend(cfg, args))
+    if args.checked_record is None:  # the cached IR's run needs no MindSpore device (and no MindSpore)
+        start(cfg, mode="graph", cpu_kernels=args.backend in ("mindspore", "mindir"))
     return infer_images(cfg, **args)
 
 

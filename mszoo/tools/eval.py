@@ -9,11 +9,15 @@ EXTRA = BACKEND_ARGS + (
 
 def main(argv=None):
     cfg, args = parse_config(argv, prog="eval.py", description=__doc__, extra=EXTRA)
+    from mszoo.logger import get_logger
+
     from .fast_path import prepare_backend
 
-    args.update(prepare_backend(cfg, args, need_data=True))
+    chosen, line = prepare_backend(cfg, args, need_data=True)
+    args.update(chosen)
     if args.checked_record is None:  # the cached IR's run needs no MindSpore device
         start(cfg, mode="graph", cpu_kernels=args.backend in ("mindspore", "mindir"))
+    get_logger().info(line)
     if args.backend == "mindspore":
         if args.precision != "f32":
             raise ConfigError(f"precision: {args.precision} needs --backend openvino and --model FILE "

@@ -131,7 +131,7 @@ def _export(cfg, path):
 
 
 def prepare_backend(cfg, args, need_data=False):
-    """The backend of this run, said in one line: ``{backend, model, checked_record}`` for ``args``. For OpenVINO
+    """The backend of this run: ``({backend, model, checked_record} for args, the line that says it)``. For OpenVINO
     from ``--pretrained`` (no ``--model``), ``model`` is the cached IR (exported first when missing) and
     ``checked_record`` its record. ``need_data``: eval.py's data settings are checked before any export."""
     backend, why = choose_backend(cfg, args)
@@ -144,5 +144,5 @@ def prepare_backend(cfg, args, need_data=False):
         model, record, how = cached_ir(cfg)
         where = f"IR {how}: {model}"
     what = f"openvino {args.precision}" if backend == "openvino" else backend
-    get_logger().info(f"backend: {what} ({why}{'; ' + where if where else ''})")
-    return dict(backend=backend, model=model, checked_record=record)
+    line = f"backend: {what} ({why}{'; ' + where if where else ''})"
+    return dict(backend=backend, model=model, checked_record=record), line

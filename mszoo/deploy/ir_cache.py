@@ -11,12 +11,14 @@ The files enter an entry through ``mszoo.fileio.commit`` (flushed, then renamed)
 last: an entry counts only once its sidecar is there, so an export killed half-way leaves no entry that is
 read. Reading an entry imports neither MindSpore nor the model package.
 """
+import contextlib
 import hashlib
 import importlib.metadata
 import json
 import os
 import shutil
 import tempfile
+import time
 
 from mszoo.constants import cache_dir
 from mszoo.fileio import commit, sha256_file
@@ -70,10 +72,20 @@ def lookup(key):
     return (ir, record) if isinstance(record, dict) and "arch" in record else None
 
 
+STALE_STAGING_S = 24 * 3600  # a staging folder this old was left by a killed export (exports take minutes)
+
+
 def staging_dir():
-    """A fresh folder beside the entries (same file system, so committing is a rename) for one export."""
-    os.makedirs(cache_root(), exist_ok=True)
-    return tempfile.mkdtemp(prefix=".export-", dir=cache_root())
+    """A fresh folder beside the entries (same file system, so committing is a rename) for one export; staging
+    folders a killed export left a day ago or more are removed first."""
+    root = cache_root()
+    os.makedirs(root, exist_ok=True)
+    for name in os.listdir(root):
+        path = os.path.join(root, name)
+        with contextlib.suppress(OSError):
+            if name.startswith(".export-") and time.time() - os.path.getmtime(path) > STALE_STAGING_S:
+                shutil.rmtree(path, ignore_errors=True)
+    return tempfile.mkdtemp(prefix=".export-", dir=root)
 
 
 def commit_entry(exported_ir, key):

@@ -20,8 +20,7 @@ def main(argv=None):
     get_logger().info(line)
     if args.backend == "mindspore":
         if args.precision != "f32":
-            raise ConfigError(f"precision: {args.precision} needs --backend openvino and --model FILE "
-                              "(from command line)")
+            raise ConfigError(f"precision: {args.precision} needs --backend openvino (from command line)")
         from mszoo.engine.evaluator import evaluate_checkpoint
 
         return evaluate_checkpoint(cfg, output=args.output)

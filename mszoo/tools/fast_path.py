@@ -11,6 +11,7 @@ import concurrent.futures
 import glob
 import multiprocessing
 import os
+import shutil
 import time
 
 from mszoo.config import ConfigError
@@ -98,8 +99,6 @@ def cached_ir(cfg):
         export_in_child(cfg, staging)
         ir_cache.commit_entry(staging, key)
     finally:
-        import shutil
-
         shutil.rmtree(os.path.dirname(staging), ignore_errors=True)
     hit = ir_cache.lookup(key)
     if hit is None:

@@ -208,3 +208,15 @@ def test_gpu_and_ascend_keep_mindspore_and_a_cpu_without_openvino_says_so(monkey
     assert 'pip install "mszoo[openvino]"' in caplog.text
     assert choose_backend(cfg, _args(backend="onnx"), environ={})[0] == "onnx"
     assert choose_backend(cfg, _args(model="x.onnx"), environ={})[0] == "onnx"
+
+
+def test_staging_folders_left_by_killed_exports_are_cleared_after_a_day(monkeypatch, tmp_path):
+    monkeypatch.setenv("MSZOO_CACHE", str(tmp_path))
+    old, recent = tmp_path / "ir" / ".export-old", tmp_path / "ir" / ".export-recent"
+    for folder in (old, recent):
+        folder.mkdir(parents=True)
+        (folder / "model.xml").write_text("<net/>")
+    day_ago = os.path.getmtime(recent) - ir_cache.STALE_STAGING_S - 60
+    os.utime(old, (day_ago, day_ago))
+    fresh = ir_cache.staging_dir()
+    assert not old.exists() and recent.exists() and os.path.isdir(fresh)  # an export under way keeps its folder

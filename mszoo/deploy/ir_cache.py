@@ -42,15 +42,23 @@ def _version(dist):
         return None
 
 
-def entry_key(cfg, checkpoint_path):
-    """The cache key of ``checkpoint_path`` exported as ``cfg`` asks (module docstring)."""
+def entry_key(cfg, checkpoint_digest):
+    """The cache key of the checkpoint whose SHA-256 is ``checkpoint_digest``, exported as ``cfg`` asks (module
+    docstring)."""
     import mszoo
 
     explicit = {key: cfg[key] for key in KEYED if is_explicit(cfg, key)}
-    parts = dict(format=CACHE_FORMAT, checkpoint=sha256_file(checkpoint_path), explicit=explicit,
+    parts = dict(format=CACHE_FORMAT, checkpoint=checkpoint_digest, explicit=explicit,
                  mszoo=mszoo.__version__, mindspore=_version("mindspore"), openvino=_version("openvino"))
     text = json.dumps(parts, sort_keys=True, default=list)
     return hashlib.sha256(text.encode()).hexdigest()[:32]
+
+
+def check_unchanged(checkpoint_path, digest):
+    """After an export: the checkpoint still has the bytes its key was made of, else ``ValueError`` (a file
+    rewritten during the export, e.g. by a training run, must not enter the cache under its old hash)."""
+    if sha256_file(checkpoint_path) != digest:
+        raise ValueError(f"{checkpoint_path} changed while it was being exported; run again")
 
 
 def entry_ir(key):

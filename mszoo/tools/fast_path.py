@@ -16,6 +16,7 @@ import time
 
 from mszoo.config import ConfigError
 from mszoo.extras import install_hint, installed
+from mszoo.fileio import sha256_file
 from mszoo.logger import get_logger
 
 CHOICES = ("mindspore", "mindir", "onnx", "openvino")
@@ -86,7 +87,9 @@ def cached_ir(cfg):
     cache has no entry for this checkpoint and these settings."""
     from mszoo.deploy import ir_cache
 
-    key = ir_cache.entry_key(cfg, local_checkpoint(cfg))
+    checkpoint = local_checkpoint(cfg)
+    digest = sha256_file(checkpoint)
+    key = ir_cache.entry_key(cfg, digest)
     hit = ir_cache.lookup(key)
     if hit is not None:
         return hit + ("cached",)
@@ -96,7 +99,7 @@ def cached_ir(cfg):
     t0 = time.perf_counter()
     staging = os.path.join(ir_cache.staging_dir(), ir_cache.IR_NAME)
     try:
-        export_in_child(cfg, staging)
+        export_in_child(cfg, staging, checkpoint, digest)
         ir_cache.commit_entry(staging, key)
     finally:
         shutil.rmtree(os.path.dirname(staging), ignore_errors=True)
@@ -106,27 +109,31 @@ def cached_ir(cfg):
     return hit + (f"exported in {time.perf_counter() - t0:.1f} s",)
 
 
-def export_in_child(cfg, path):
+def export_in_child(cfg, path, checkpoint, digest):
     """Export ``cfg.pretrained`` as an OpenVINO IR to ``path`` in a child process (MindSpore's import and
     compiles stay out of this process's memory). A user error there is raised here; a crash is one line."""
     context = multiprocessing.get_context("spawn")
     try:
         with concurrent.futures.ProcessPoolExecutor(max_workers=1, mp_context=context) as pool:
-            return pool.submit(_export, cfg, path).result()
+            return pool.submit(_export, cfg, path, checkpoint, digest).result()
     except concurrent.futures.process.BrokenProcessPool:
         raise ValueError(f"the OpenVINO export of {cfg.pretrained} stopped (its process died); "
                          "--backend mindspore runs without it") from None
 
 
-def _export(cfg, path):
-    """The child's work: MindSpore on the CPU, the checkpoint's model, its IR and sidecar at ``path``."""
+def _export(cfg, path, checkpoint, digest):
+    """The child's work: MindSpore on the CPU, the checkpoint's model, its IR and sidecar at ``path``; then a
+    check that the checkpoint read is the one hashed (``digest``)."""
     from mszoo.cli import set_device
 
     set_device("CPU", mode="graph")
+    from mszoo.deploy import ir_cache
     from mszoo.deploy.export import build_deploy_model, export_to_file
 
     model, class_names = build_deploy_model(cfg)
-    return export_to_file(model, cfg, "OPENVINO", path, class_names=class_names)
+    written = export_to_file(model, cfg, "OPENVINO", path, class_names=class_names)
+    ir_cache.check_unchanged(checkpoint, digest)
+    return written
 
 
 def prepare_backend(cfg, args, need_data=False):

@@ -16,6 +16,7 @@ import eval as eval_script
 import infer as infer_script
 from mszoo.config import parse_config
 from mszoo.deploy import ir_cache
+from mszoo.fileio import sha256_file
 from mszoo.models import create_model
 from mszoo.tools.fast_path import choose_backend
 from tests.tiny import tiny_kwargs
@@ -110,7 +111,7 @@ def test_cached_ir_logits_are_within_1e4_of_mindspore(default_env):
     from mszoo.deploy.ov_runtime import compile_model
 
     cfg, _ = parse_config(default_env["argv"][:-2])
-    key = ir_cache.entry_key(cfg, str(default_env["ckpt"]))
+    key = ir_cache.entry_key(cfg, sha256_file(default_env["ckpt"]))
     ir, record = ir_cache.lookup(key)
     assert record["class_names"] == CLASSES
     model = create_model(ARCH, num_classes=3, **tiny_kwargs(ARCH))
@@ -155,12 +156,12 @@ def test_an_entry_left_incomplete_by_a_killed_export_is_never_used(default_env):
 
 def test_cache_key_follows_the_checkpoint_settings_and_versions(default_env, monkeypatch):
     cfg, _ = parse_config(default_env["argv"][:-2])
-    key = ir_cache.entry_key(cfg, str(default_env["ckpt"]))
-    assert ir_cache.entry_key(parse_config(default_env["argv"][:-2])[0], str(default_env["ckpt"])) == key
+    key = ir_cache.entry_key(cfg, sha256_file(default_env["ckpt"]))
+    assert ir_cache.entry_key(parse_config(default_env["argv"][:-2])[0], sha256_file(default_env["ckpt"])) == key
     other_size, _ = parse_config(default_env["argv"][:-2] + ["--crop_pct", "0.95"])
-    assert ir_cache.entry_key(other_size, str(default_env["ckpt"])) != key
+    assert ir_cache.entry_key(other_size, sha256_file(default_env["ckpt"])) != key
     monkeypatch.setattr(ir_cache, "_version", lambda dist: "9.9" if dist == "openvino" else None)
-    assert ir_cache.entry_key(cfg, str(default_env["ckpt"])) != key
+    assert ir_cache.entry_key(cfg, sha256_file(default_env["ckpt"])) != key
 
 
 def test_a_cached_run_imports_no_mindspore(default_env):
@@ -220,3 +221,13 @@ def test_staging_folders_left_by_killed_exports_are_cleared_after_a_day(monkeypa
     os.utime(old, (day_ago, day_ago))
     fresh = ir_cache.staging_dir()
     assert not old.exists() and recent.exists() and os.path.isdir(fresh)  # an export under way keeps its folder
+
+
+def test_a_checkpoint_rewritten_during_its_export_is_refused(tmp_path):
+    ckpt = tmp_path / "c.ckpt"
+    ckpt.write_bytes(b"weights v1")
+    digest = sha256_file(ckpt)
+    ir_cache.check_unchanged(str(ckpt), digest)
+    ckpt.write_bytes(b"weights v2")  # e.g. a training run wrote best.ckpt meanwhile
+    with pytest.raises(ValueError, match="changed while it was being exported"):
+        ir_cache.check_unchanged(str(ckpt), digest)

@@ -64,7 +64,7 @@ class Predictor:
             self.num_classes = cfg.num_classes
         else:
             if not model_file:
-                raise InferenceError(f"--backend {backend} needs --model FILE (from export.py) or --pretrained")
+                raise InferenceError(f"--backend {backend} needs --model FILE (from export.py)")
             if not os.path.isfile(model_file):
                 raise InferenceError(f"model file not found: {model_file}")
             self.sidecar = read_sidecar(model_file)

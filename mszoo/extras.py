@@ -36,3 +36,12 @@ def require(module, feature):
     except ImportError:
         top = module.partition(".")[0]
         raise MissingExtra(f"{feature} needs {EXTRA_OF[top][0]}: {install_hint(top)}") from None
+
+
+def installed(module):
+    """True when ``module`` imports (a feature that has a fallback asks this instead of ``require``)."""
+    try:
+        importlib.import_module(module)
+    except ImportError:
+        return False
+    return True

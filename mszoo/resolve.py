@@ -75,6 +75,15 @@ def apply_record(cfg, record, source, take_num_classes=True):
     return record.get("class_names")
 
 
+def apply_checked_record(cfg, record, source):
+    """Complete ``cfg`` from a record that was already resolved against every value ``cfg`` sets explicitly (an IR
+    cache entry is keyed by them, mszoo/deploy/ir_cache.py): its values are taken as they are, with no model
+    registry (and so no MindSpore) needed. Returns its class names."""
+    for key in ("arch", "num_classes", "in_chans", "model_kwargs") + DATA_KEYS:
+        _set(cfg, key, record[key], source)
+    return record.get("class_names")
+
+
 def apply_head_classes(cfg, head_classes, source):
     """For a checkpoint without a record: ``num_classes`` from its classifier's shape, or a contradiction."""
     from mszoo.models.pretrained import merge_args

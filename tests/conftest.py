@@ -4,6 +4,9 @@ import os
 import sys
 
 os.environ.setdefault("GLOG_v", "3")
+# eval.py / infer.py run MindSpore unless a test is about the default backend (tests/deploy/test_default_backend.py
+# removes this): the OpenVINO default exports every checkpoint once, a cost the other tests need not pay.
+os.environ["MSZOO_BACKEND"] = "mindspore"
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if ROOT not in sys.path:
     sys.path.insert(0, ROOT)

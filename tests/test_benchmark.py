@@ -175,3 +175,32 @@ def test_train_case_trains_a_tiny_model(tiny_benchmark_models):
     # The timed steps were optimizer steps: the weights moved from the ones the model was built with.
     moved = [p.name for p in model.trainable_params() if not np.array_equal(p.asnumpy(), initial[p.name])]
     assert len(moved) > len(initial) // 2, moved
+
+
+def test_infer_e2e_plans_first_and_second_call_the_old_default_and_timm():
+    cases = benchmark.plan_cases(_args(model="twins_pcpvt_small", mode="infer_e2e", batch_size="8",
+                                       backend="mindspore,onnx", compare="timm", images=16))
+    assert [(c["impl"], c.get("call")) for c in cases] == [("ours", "first"), ("ours", "second"),
+                                                           ("ours", "mindspore"), ("timm", None)]
+    assert {c["images"] for c in cases} == {16} and {c["batch_size"] for c in cases} == {8}
+
+
+def test_e2e_summary_gives_seconds_over_timm_ratio_and_both_peaks():
+    rows = []
+    for impl, call, wall in (("ours", "first", 40.0), ("ours", "second", 8.0), ("timm", None, 16.0)):
+        result = dict(images_per_s=16 / wall, step_ms=1.0, first_step_s=wall, peak_rss_mb=400.0, child_rss_mb=900.0)
+        rows.append(dict(mode="infer_e2e", model="m", impl=impl, backend="x", call=call, batch_size=8, result=result))
+    lines = benchmark.e2e_summary(benchmark.add_ratios(rows))
+    assert len(lines) == 2
+    assert "first: 40.0 s against timm's 16.0 s (+24.0 s, 0.40x)" in lines[0] and "900 MB" in lines[0]
+    assert "second: 8.0 s against timm's 16.0 s (-8.0 s, 2.00x)" in lines[1]
+
+
+def test_a_case_reads_its_own_peak_rss_not_the_spawning_process_peak():
+    ballast = bytearray(600 * 2 ** 20)  # this process's peak now exceeds 600 MB
+    ballast[::4096] = b"\1" * len(ballast[::4096])
+    code = "from mszoo.tools.benchmark import _peak_rss_mb; print(_peak_rss_mb())"
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    del ballast
+    assert out.returncode == 0, out.stderr
+    assert float(out.stdout.strip()) < 400  # getrusage's ru_maxrss says >= 600 here

@@ -165,8 +165,10 @@ class ExtraArg:
 
 # eval.py's and infer.py's choice of what runs the model (a checkpoint or an exported file) and how.
 BACKEND_ARGS = (
-    ExtraArg("backend", "mindspore", "str", "mindspore (checkpoint), mindir, onnx or openvino (exported file)",
-             choices=("mindspore", "mindir", "onnx", "openvino")),
+    ExtraArg("backend", "auto", "str", "auto (on CPU: OpenVINO f32 from an IR cached by the checkpoint's hash when "
+             "installed, else MindSpore; $MSZOO_BACKEND sets it), mindspore (checkpoint), mindir, onnx or openvino "
+             "(exported file, or --pretrained through the IR cache)",
+             choices=("auto", "mindspore", "mindir", "onnx", "openvino")),
     ExtraArg("model", None, "path", "exported .mindir / .onnx / OpenVINO .xml file (backend mindir/onnx/openvino)"),
     ExtraArg("precision", "f32", "str", "openvino: f32 (exact), bf16 (CPUs with BF16) or int8 (NNCF)",
              choices=("f32", "bf16", "int8")),

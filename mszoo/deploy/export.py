@@ -6,7 +6,6 @@ record of the checkpoint (mszoo/models/record.py: architecture, classes, class n
 preprocessing that was resolved for the export), plus the file format and batch size. The ``NAME.json`` that
 older versions shared between formats is still read for the format it records.
 """
-import json
 import os
 import shutil
 import tempfile
@@ -16,79 +15,26 @@ import numpy as np
 
 from mszoo.config import ConfigError
 from mszoo.extras import require
-from mszoo.fileio import atomic_open
 from mszoo.logger import get_logger
 from mszoo.models.layers import set_exportable
 from mszoo.models.loading import CheckpointFile
-from mszoo.models.record import check_record
 from mszoo.resolve import eval_preprocessing, load_eval_model, pretrained_file, record_of, resolve_from_checkpoint
 
-EXTENSIONS = {"MINDIR": ".mindir", "ONNX": ".onnx", "OPENVINO": ".xml", "AIR": ".air"}
-
-
-class ExportError(ValueError):
-    """A request that cannot be exported (format, device, model)."""
-
-
-def sidecar_path(model_file):
-    """The sidecar of one exported file: ``NAME.onnx`` -> ``NAME.onnx.json``."""
-    return model_file + ".json"
-
-
-def shared_sidecar_path(model_file):
-    """The ``NAME.json`` older versions wrote for every format exported under NAME (the last export's record)."""
-    return os.path.splitext(model_file)[0] + ".json"
-
-
-def _format_of(model_file):
-    ext = os.path.splitext(model_file)[1].lower()
-    return next((fmt for fmt, e in EXTENSIONS.items() if e == ext), None)
-
-
-def write_sidecar(model_file, meta):
-    """Write ``model_file``'s own sidecar (atomically: a temporary file renamed); returns its path."""
-    path = sidecar_path(model_file)
-    with atomic_open(path) as f:
-        json.dump(meta, f, indent=2)
-    return path
+from .sidecar import (  # noqa: F401  (the sidecar API, also reachable from here as before)
+    EXTENSIONS,
+    ExportError,
+    find_sidecar,
+    read_sidecar,
+    shared_sidecar_path,
+    sidecar_path,
+    write_sidecar,
+)
 
 
 def deploy_metadata(cfg, class_names=None, file_format="MINDIR", batch_size=None):
     """The sidecar written beside an exported model: the model record (mszoo/models/record.py) of what was
     exported, with the file format and batch size (None: dynamic batch axis)."""
     return dict(record_of(cfg, class_names), file_format=file_format, batch_size=batch_size)
-
-
-def find_sidecar(model_file):
-    """The sidecar describing ``model_file``: its own, else an older shared ``NAME.json`` that records this file's
-    format (one that records another format describes another file); None when there is none."""
-    own = sidecar_path(model_file)
-    if os.path.isfile(own):
-        return own
-    shared = shared_sidecar_path(model_file)
-    if not os.path.isfile(shared):
-        return None
-    try:
-        with open(shared, encoding="utf-8") as f:
-            recorded = json.load(f).get("file_format")
-    except (ValueError, AttributeError):
-        return shared  # read_sidecar says what is wrong with it
-    return shared if recorded is None or str(recorded).upper() == _format_of(model_file) else None
-
-
-def read_sidecar(model_file):
-    """The record beside an exported model (see ``find_sidecar``), or None when there is no sidecar."""
-    path = find_sidecar(model_file)
-    if path is None:
-        return None
-    with open(path, encoding="utf-8") as f:
-        try:
-            data = json.load(f)
-        except ValueError:
-            raise ExportError(f"{path} is not valid JSON") from None
-    if isinstance(data, dict):  # sidecars written before model records had no model_kwargs (a graph needs none)
-        data.setdefault("model_kwargs", {})
-    return check_record(data, path)
 
 
 def build_deploy_model(cfg):

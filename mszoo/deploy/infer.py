@@ -14,10 +14,17 @@ from mszoo.data import create_dataset, load_class_names, load_rgb_image, transfo
 from mszoo.extras import require
 from mszoo.logger import get_logger
 from mszoo.metrics import ClassificationMeter, format_results, softmax, write_results
-from mszoo.models.loading import CheckpointError
-from mszoo.resolve import apply_record, data_config, dataset_root, eval_preprocessing, fill_preprocessing, is_explicit
+from mszoo.resolve import (
+    apply_checked_record,
+    apply_record,
+    data_config,
+    dataset_root,
+    eval_preprocessing,
+    fill_preprocessing,
+    is_explicit,
+)
 
-from .export import build_deploy_model, find_sidecar, read_sidecar, shared_sidecar_path, sidecar_path
+from .sidecar import find_sidecar, read_sidecar, shared_sidecar_path, sidecar_path
 
 
 class InferenceError(ValueError):
@@ -30,13 +37,16 @@ class Predictor:
     Building it completes ``cfg`` the way every script does (mszoo/resolve.py): from the checkpoint's model record
     (backend mindspore) or the exported file's sidecar (mindir/onnx/openvino), then the model's default cfg. After that
     ``preprocessing`` holds the eval transform's settings and ``class_names`` the label names (or None).
+    ``checked_record``: the sidecar of an IR cache entry, already resolved against ``cfg`` (mszoo/deploy/ir_cache.py);
+    with it an OpenVINO run imports no MindSpore.
     """
 
     def __init__(self, cfg: Mapping[str, Any], backend: str = "mindspore", model_file: Optional[str] = None,
-                 precision: str = "f32", calib_data: Optional[str] = None) -> None:
+                 precision: str = "f32", calib_data: Optional[str] = None,
+                 checked_record: Optional[Mapping[str, Any]] = None) -> None:
         self.backend = backend
         self.precision = precision
-        self.sidecar = None  # an exported file's record, read once
+        self.sidecar = checked_record  # an exported file's record, read once
         if precision != "f32" and backend != "openvino":
             raise InferenceError(f"--precision {precision} needs --backend openvino")
         if backend == "mindspore":
@@ -44,8 +54,13 @@ class Predictor:
                 raise InferenceError("--model is for --backend mindir/onnx/openvino; use --pretrained for a checkpoint")
             import mindspore as ms
 
+            from .export import build_deploy_model
+
             self._ms = ms
             self.model, self.class_names = build_deploy_model(cfg)
+            self.num_classes = cfg.num_classes
+        elif checked_record is not None:
+            self.class_names = apply_checked_record(cfg, checked_record, model_file)
             self.num_classes = cfg.num_classes
         else:
             if not model_file:
@@ -195,13 +210,14 @@ def _name(class_names, index):
 
 
 def infer_images(cfg, input=None, output=None, backend="mindspore", model=None, topk=5, class_names=None,
-                 precision="f32", calib_data=None):
+                 precision="f32", calib_data=None, checked_record=None):
     """infer.py: classify ``input`` (file or folder); print ``path: class (prob)``; JSON to ``output``."""
     log = get_logger()
     if topk < 1:
         raise InferenceError(f"--topk must be >= 1, got {topk}")
     files = collect_files(input)
-    predictor = Predictor(cfg, backend=backend, model_file=model, precision=precision, calib_data=calib_data)
+    predictor = Predictor(cfg, backend=backend, model_file=model, precision=precision, calib_data=calib_data,
+                          checked_record=checked_record)
     names = read_class_names_file(class_names) if class_names else predictor.class_names
     if names and predictor.num_classes is not None and len(names) != predictor.num_classes:
         raise InferenceError(f"--class_names {class_names} lists {len(names)} classes; the model has "
@@ -226,7 +242,8 @@ def infer_images(cfg, input=None, output=None, backend="mindspore", model=None, 
     return 0
 
 
-def evaluate_exported(cfg, backend, model_file=None, output=None, precision="f32", calib_data=None):
+def evaluate_exported(cfg, backend, model_file=None, output=None, precision="f32", calib_data=None,
+                      checked_record=None):
     """eval.py --backend mindir|onnx|openvino: the same metrics as from the checkpoint, on the same val data.
 
     With a reduced ``precision`` (OpenVINO bf16/int8) the float32 run of the same file is evaluated beside
@@ -235,10 +252,11 @@ def evaluate_exported(cfg, backend, model_file=None, output=None, precision="f32
     from mszoo.config import validate
 
     validate(cfg, need_data=True)
-    predictor = Predictor(cfg, backend=backend, model_file=model_file, precision=precision, calib_data=calib_data)
+    predictor = Predictor(cfg, backend=backend, model_file=model_file, precision=precision, calib_data=calib_data,
+                          checked_record=checked_record)
     reference = None
     if precision != "f32" and not predictor.quantized:
-        reference = Predictor(cfg, backend=backend, model_file=model_file)
+        reference = Predictor(cfg, backend=backend, model_file=model_file, checked_record=checked_record)
     root, _, val_dir = dataset_root(cfg)
     ds = create_dataset(root, "val", data_config(cfg, False), split_dir=val_dir, class_names=predictor.class_names,
                         **predictor.preprocessing)
@@ -251,6 +269,8 @@ def evaluate_exported(cfg, backend, model_file=None, output=None, precision="f32
             ref_meter.update(ref_logits, labels)
             agree += int((logits.argmax(-1) == ref_logits.argmax(-1)).sum())
     if meter.count == 0:
+        from mszoo.models.loading import CheckpointError
+
         raise CheckpointError(f"no validation samples found in {val_dir}")
     results = meter.result()
     log = get_logger()

@@ -8,6 +8,11 @@ the timm model of the same name (PyTorch eager, same thread count) in the same r
 median of the rounds' ratios with their spread: on a shared machine that is the number to quote.
 ``--isa auto,AVX2`` measures our MindSpore cases under each oneDNN instruction-set cap (``auto``: the one
 ``mszoo.cpu.onednn`` chooses for this CPU), in the same run: how the cap was decided per CPU.
+
+``--mode infer_e2e`` times what a user waits for: ``infer.py --pretrained X --input FOLDER`` as a whole (imports,
+decode, preprocess, model, JSON) on a folder of generated JPEGs (``--images``, 512), its first call (an empty IR
+cache: the export included) and its second, against a timm script doing the same (``create_transform`` and
+inference at the same batch size). ``--backend`` adds a call with that backend (``mindspore``: the old default).
 """
 import argparse
 import json
@@ -24,7 +29,7 @@ import numpy as np
 
 from mszoo.cli import console
 
-MODES = ("infer", "train", "data")
+MODES = ("infer", "train", "data", "infer_e2e")
 BACKENDS = ("mindspore", "mindir", "onnx", "openvino")
 # What both training cases do per step besides AdamW, in one place (keys are our config keys).
 TRAIN = dict(drop_path_rate=0.1, weight_decay=0.05, label_smoothing=0.1, clip_grad_norm=5.0)
@@ -33,6 +38,16 @@ TRAIN = dict(drop_path_rate=0.1, weight_decay=0.05, label_smoothing=0.1, clip_gr
 # ------------------------------------------------------------------------------------------ measuring
 
 def _peak_rss_mb():
+    """This process's own peak RSS: ``VmHWM`` of its memory map. Not ``getrusage``: Linux starts an exec'd
+    process's ``ru_maxrss`` at the peak of the process that spawned it (the map it replaced; Python spawns with
+    vfork), so every case read at least this tool's own peak (1.4 GB with timm and MindSpore imported)."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024.0
+    except OSError:
+        pass
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
@@ -277,9 +292,84 @@ def _time_iterator(make_iter, case):
                 first_step_s=first_batch, params=None)
 
 
+# ------------------------------------------------------------------------------------------ end to end
+
+def _e2e_timed(run, case):
+    """Wall time of ``run()`` (imports included: they are part of what a user waits for) as a case result, with
+    the peak RSS of this process's children (an export that ran in one) beside this process's own."""
+    t0 = time.perf_counter()
+    params = run()
+    wall = time.perf_counter() - t0
+    children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024.0
+    return dict(images_per_s=case["images"] / wall, step_ms=1e3 * wall / case["images"], first_step_s=wall,
+                params=params, child_rss_mb=children)
+
+
+def case_e2e_ours(case):
+    """infer.py on the folder, as a user runs it (``case["call"]``: ``first`` starts from an empty IR cache)."""
+    cache = os.path.join(case["folder"], "..", "ir_cache")
+    if case["call"] == "first":
+        shutil.rmtree(cache, ignore_errors=True)
+    os.environ["MSZOO_CACHE"] = cache
+    os.environ.pop("MSZOO_BACKEND", None)
+    argv = ["--arch", case["model"], "--pretrained", case["checkpoint"], "--input", case["folder"],
+            "--batch_size", str(case["batch_size"]), "--output", os.path.join(case["folder"], "..", "pred.json")]
+    if case["call"] not in ("first", "second"):
+        argv += ["--backend", case["call"]]
+
+    def run():
+        from mszoo.cli import run as run_main
+        from mszoo.tools.infer import main
+
+        if run_main(main, argv) != 0:
+            raise RuntimeError("infer.py failed")
+
+    return _e2e_timed(run, case)
+
+
+def case_e2e_timm(case):
+    """The timm script: ``create_transform`` from the model's data config, batches of ``batch_size``, top-5."""
+    def run():
+        import timm
+        import torch
+        from PIL import Image
+        from timm.data import create_transform, resolve_data_config
+
+        torch.set_num_threads(case["threads"])
+        model = timm.create_model(case["model"], pretrained=False).eval()
+        transform = create_transform(**resolve_data_config({}, model=model))
+        files = sorted(os.path.join(root, n) for root, _, names in os.walk(case["folder"]) for n in names)
+        top = {}
+        for i in range(0, len(files), case["batch_size"]):
+            chunk = files[i:i + case["batch_size"]]
+            batch = torch.stack([transform(Image.open(f).convert("RGB")) for f in chunk])
+            with torch.no_grad():
+                probs = model(batch).softmax(-1).topk(5)
+            top.update(zip(chunk, probs.indices.tolist()))
+        return int(sum(p.numel() for p in model.parameters()))
+
+    return _e2e_timed(run, case)
+
+
+def case_e2e_setup(case):
+    """A checkpoint of ``case["model"]`` (random weights, with its record) for the end-to-end cases."""
+    _ms_setup(case["threads"])
+    import mindspore as ms
+
+    from mszoo.config import parse_config
+    from mszoo.models.record import RECORD_KEY, record_to_text
+    from mszoo.resolve import record_of
+
+    model = _our_model(case["model"], 224)
+    cfg, _ = parse_config(["--arch", case["model"]])
+    ms.save_checkpoint(model, case["checkpoint"], append_dict={RECORD_KEY: record_to_text(record_of(cfg))})
+    return dict(images_per_s=0.0, step_ms=0.0, first_step_s=0.0, params=_count(model))
+
+
 CASES = {
     ("infer", "ours"): case_infer_ours, ("train", "ours"): case_train_ours, ("data", "ours"): case_data_ours,
     ("infer", "timm"): case_infer_timm, ("train", "timm"): case_train_timm, ("data", "timm"): case_data_timm,
+    ("infer_e2e", "ours"): case_e2e_ours, ("infer_e2e", "timm"): case_e2e_timm, ("e2e_setup", "ours"): case_e2e_setup,
 }
 
 
@@ -336,6 +426,7 @@ def build_parser():
     p.add_argument("--grad_checkpointing", "--grad-checkpointing", default="false",
                    help="train mode: recompute blocks in the backward pass (true/false; timm where it supports it)")
     p.add_argument("--data_dir", "--data-dir", default=None, help="data mode: an ImageFolder (default: generated)")
+    p.add_argument("--images", type=int, default=512, help="infer_e2e mode: generated JPEGs in the folder")
     p.add_argument("--timeout", type=int, default=1800, help="seconds per case")
     p.add_argument("--json", default=None, help="append JSON lines to this file")
     p.add_argument("--plot", default=None, help="write a PNG bar chart of images/s")
@@ -354,7 +445,7 @@ def plan_cases(args):
     compare = _checked_compare(_csv(args.compare))
     gc = _grad_checkpointing(args.grad_checkpointing)
     base = dict(image_size=args.image_size, threads=args.threads, warmup=args.warmup, windows=args.windows,
-                iters=args.iters, workers=args.workers, grad_checkpointing=gc)
+                iters=args.iters, workers=args.workers, grad_checkpointing=gc, images=args.images)
     cases = []
     for mode in modes:
         if mode == "data":
@@ -362,8 +453,12 @@ def plan_cases(args):
             continue
         for model in models:
             for batch in batches:
-                for isa in (_csv(args.isa) if mode == "train" else ["auto"]):
-                    cases.extend(_our_model_cases(dict(base, isa=isa), mode, model, batch, backends, precisions))
+                if mode == "infer_e2e":
+                    cases.extend(_e2e_cases(base, model, batch, backends))
+                else:
+                    for isa in (_csv(args.isa) if mode == "train" else ["auto"]):
+                        cases.extend(_our_model_cases(dict(base, isa=isa), mode, model, batch, backends,
+                                                      precisions))
                 if compare and model in set(_timm_models()):
                     cases.extend(_timm_cases(base, mode, model, batch, cases))
     return cases
@@ -422,6 +517,14 @@ def _our_model_cases(base, mode, model, batch, backends, precisions):
                      precision="f32")]
     return [dict(base, mode=mode, impl="ours", model=model, backend=backend, batch_size=batch, precision=precision)
             for backend in backends for precision in (precisions if backend == "openvino" else ["f32"])]
+
+
+def _e2e_cases(base, model, batch, backends):
+    """infer.py end to end: its first call (empty IR cache), its second, and one with ``--backend mindspore`` when
+    ``backends`` lists it (the exported-file backends need ``--model``: not this mode's)."""
+    calls = ["first", "second"] + (["mindspore"] if "mindspore" in backends else [])
+    return [dict(base, mode="infer_e2e", impl="ours", model=model, backend=f"infer.py/{call}", call=call,
+                 batch_size=batch, precision="f32") for call in calls]
 
 
 def _timm_cases(base, mode, model, batch, cases):
@@ -539,14 +642,58 @@ def main(argv=None):
         return 0
     cases = plan_cases(args)
     folder = _attach_data_folder(cases, args.data_dir)
-    results = _run_rounds(cases, args.repeat, args.timeout)
+    e2e_dir = _attach_e2e_inputs(cases, args.timeout)
+    try:
+        results = _run_rounds(cases, args.repeat, args.timeout)
+    finally:
+        if e2e_dir:
+            shutil.rmtree(e2e_dir, ignore_errors=True)
     rows = [dict(case, result=merge_rounds(case_results)) for case, case_results in zip(cases, results)]
     add_ratios(rows)
     print(format_table(rows))
+    for line in e2e_summary(rows):
+        print(line)
     _write_outputs(rows, args.json, args.plot)
     if folder and not args.data_dir:
         shutil.rmtree(folder, ignore_errors=True)
     return 1 if any("error" in r["result"] for r in rows) else 0
+
+
+def _attach_e2e_inputs(cases, timeout):
+    """For the infer_e2e cases: a folder of generated JPEGs and a checkpoint per model (made in a subprocess), set
+    on each case; returns their temporary folder (None without such cases)."""
+    e2e = [c for c in cases if c["mode"] == "infer_e2e"]
+    if not e2e:
+        return None
+    tmp = tempfile.mkdtemp(prefix="bench_e2e_")
+    photos = make_jpeg_folder(os.path.join(tmp, "photos"), n=e2e[0]["images"])
+    for model in sorted({c["model"] for c in e2e}):
+        ckpt = os.path.join(tmp, f"{model}.ckpt")
+        made = run_case(dict(e2e[0], mode="e2e_setup", impl="ours", model=model, checkpoint=ckpt), timeout)
+        if "error" in made:
+            raise RuntimeError(f"infer_e2e: cannot make a {model} checkpoint: {made['error']}")
+        for case in e2e:
+            if case["model"] == model:
+                case.update(folder=photos, checkpoint=ckpt)
+    return tmp
+
+
+def e2e_summary(rows):
+    """One line per infer_e2e model and batch: the second call against timm, and the first call's extra seconds."""
+    timm = {(r["model"], r["batch_size"]): r["result"] for r in rows
+            if r["mode"] == "infer_e2e" and r["impl"] == "timm"}
+    lines = []
+    for r in rows:
+        ref = timm.get((r["model"], r["batch_size"]))
+        if r["mode"] != "infer_e2e" or r["impl"] != "ours" or not ref or "error" in ref or "error" in r["result"]:
+            continue
+        res = r["result"]
+        export = f" (its export process {res['child_rss_mb']:.0f} MB)" if r["call"] == "first" else ""
+        lines.append(f"infer_e2e {r['model']} batch {r['batch_size']} {r['call']}: {res['first_step_s']:.1f} s against "
+                     f"timm's {ref['first_step_s']:.1f} s ({res['first_step_s'] - ref['first_step_s']:+.1f} s, "
+                     f"{r.get('ratio', 0):.2f}x), peak RSS {res['peak_rss_mb']:.0f} MB{export} against timm's "
+                     f"{ref['peak_rss_mb']:.0f} MB")
+    return lines
 
 
 def _attach_data_folder(cases, data_dir):

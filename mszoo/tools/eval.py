@@ -9,18 +9,26 @@ EXTRA = BACKEND_ARGS + (
 
 def main(argv=None):
     cfg, args = parse_config(argv, prog="eval.py", description=__doc__, extra=EXTRA)
-    start(cfg, mode="graph", cpu_kernels=args.backend in ("mindspore", "mindir"))
+    from mszoo.logger import get_logger
+
+    from .fast_path import prepare_backend
+
+    chosen, line = prepare_backend(cfg, args, need_data=True)
+    args.update(chosen)
+    if args.checked_record is None:  # the cached IR's run needs no MindSpore device
+        start(cfg, mode="graph", cpu_kernels=args.backend in ("mindspore", "mindir"))
+    get_logger().info(line)
     if args.backend == "mindspore":
         if args.precision != "f32":
-            raise ConfigError(f"precision: {args.precision} needs --backend openvino and --model FILE "
-                              "(from command line)")
+            raise ConfigError(f"precision: {args.precision} needs --backend openvino (from command line)")
         from mszoo.engine.evaluator import evaluate_checkpoint
 
         return evaluate_checkpoint(cfg, output=args.output)
     from mszoo.deploy.infer import evaluate_exported
 
     return evaluate_exported(cfg, backend=args.backend, model_file=args.model, output=args.output,
-                             precision=args.precision, calib_data=args.calib_data)
+                             precision=args.precision, calib_data=args.calib_data,
+                             checked_record=args.checked_record)
 
 
 cli = console(main)

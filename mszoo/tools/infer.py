@@ -12,9 +12,16 @@ EXTRA = BACKEND_ARGS + (
 
 def main(argv=None):
     cfg, args = parse_config(argv, prog="infer.py", description=__doc__, extra=EXTRA)
-    start(cfg, mode="graph", cpu_kernels=args.backend in ("mindspore", "mindir"))
     from mszoo.deploy.infer import infer_images
+    from mszoo.logger import get_logger
 
+    from .fast_path import prepare_backend
+
+    chosen, line = prepare_backend(cfg, args)
+    args.update(chosen)
+    if args.checked_record is None:  # the cached IR's run needs no MindSpore device (and no MindSpore)
+        start(cfg, mode="graph", cpu_kernels=args.backend in ("mindspore", "mindir"))
+    get_logger().info(line)
     return infer_images(cfg, **args)
 
 

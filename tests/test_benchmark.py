@@ -3,6 +3,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -80,6 +81,30 @@ def test_data_summary_gives_the_second_workers_gain_and_the_cores_a_job_needs():
     table = stage_lines(rows)
     assert table[0].split() == ["stage", "(ms", "per", "image,", "one", "core)", "ours", "b64"]
     assert len(table) == 1 + len(STAGES) + 1 + 1 and table[-1].split()[-1] == "0.250"  # main process at 2 workers
+
+
+def _burn(seconds):
+    end = time.process_time() + seconds
+    while time.process_time() < end:
+        pass
+
+
+def test_cpu_meter_counts_workers_that_end_without_being_waited_for():
+    import multiprocessing
+
+    import psutil
+
+    from mszoo.tools.data_profile import CpuMeter
+
+    with CpuMeter(interval=0.02) as cpu:
+        worker = multiprocessing.get_context("fork").Process(target=_burn, args=(0.3,))
+        worker.start()
+        _burn(0.1)
+        child = psutil.Process(worker.pid)
+        while child.status() != psutil.STATUS_ZOMBIE:  # ended, not waited for (is_alive() would reap it)
+            time.sleep(0.01)
+    worker.join()
+    assert 0.25 <= cpu.children <= 0.4 and 0.08 <= cpu.own <= 0.3
 
 
 def _row(impl, rate, mode="train", model="m", batch=8, error=None):

@@ -268,13 +268,12 @@ def _with_profile(result, case):
 
 
 def _timed_epoch(iterator):
-    """``(images, seconds)`` of one epoch of ``iterator``; then its workers are stopped and reaped (untimed), so
-    their CPU time is counted in this process's children."""
+    """``(images, seconds)`` of one epoch of ``iterator``; then its workers are stopped (untimed)."""
     t0, n = time.perf_counter(), 0
     for batch in iterator:
         n += len(batch[0])
     seconds = time.perf_counter() - t0
-    stop = getattr(iterator, "stop", None) or getattr(iterator, "_shutdown_workers", None)
+    stop = getattr(iterator, "stop", None)
     if stop is not None:
         stop()
     return n, seconds
@@ -283,7 +282,7 @@ def _timed_epoch(iterator):
 def _time_iterator(make_iter, case):
     """Images/s over whole epochs (after one warm-up epoch that starts the workers), and the CPU each image took
     in the main process and in all processes (``main_cpu_ms``, ``cpu_ms``)."""
-    from mszoo.tools.data_profile import cpu_clock
+    from mszoo.tools.data_profile import CpuMeter
 
     t0 = time.perf_counter()
     first_batch = None
@@ -291,15 +290,14 @@ def _time_iterator(make_iter, case):
         if first_batch is None:
             first_batch = time.perf_counter() - t0
     rates, images = [], 0
-    own0, kids0 = cpu_clock()
-    for _ in range(case["windows"]):
-        n, seconds = _timed_epoch(make_iter())
-        rates.append(n / seconds)
-        images += n
-    own1, kids1 = cpu_clock()
+    with CpuMeter() as cpu:
+        for _ in range(case["windows"]):
+            n, seconds = _timed_epoch(make_iter())
+            rates.append(n / seconds)
+            images += n
     return dict(images_per_s=statistics.median(rates), step_ms=1e3 * case["batch_size"] / statistics.median(rates),
-                first_step_s=first_batch, params=None, main_cpu_ms=1e3 * (own1 - own0) / images,
-                cpu_ms=1e3 * (own1 - own0 + kids1 - kids0) / images)
+                first_step_s=first_batch, params=None, main_cpu_ms=1e3 * cpu.own / images,
+                cpu_ms=1e3 * (cpu.own + cpu.children) / images)
 
 
 CASES = {

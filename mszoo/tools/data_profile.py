@@ -14,7 +14,7 @@ import time
 
 import numpy as np
 
-__all__ = ["STAGES", "stage_profile", "cpu_clock", "cores_needed"]
+__all__ = ["STAGES", "stage_profile", "CpuMeter", "cores_needed"]
 
 STAGES = ("decode", "crop/resize", "flip", "RandAugment", "normalise/layout", "erasing", "batching")
 
@@ -27,11 +27,59 @@ _STAGE_OF = {
 }
 
 
-def cpu_clock():
-    """``(self, children)`` CPU seconds (user + system); children count once they have been waited for."""
+class CpuMeter:
+    """CPU seconds of this process and of its worker processes during the ``with`` body.
+
+    Workers are sampled every ``interval`` seconds while they live (``psutil``), each counted at its last sample:
+    a loader's workers end with its iterator and are not always waited for, so ``RUSAGE_CHILDREN`` would miss
+    them. The sampling thread's own CPU is taken out of this process's.
+    """
+
+    def __init__(self, interval=0.1):
+        self.interval = interval
+        self.seen = {}
+        self.own = self.children = 0.0
+
+    def _sample(self, me):
+        import psutil
+
+        for child in me.children(recursive=True):
+            try:
+                times = child.cpu_times()
+                key = (child.pid, child.create_time())
+            except psutil.Error:
+                continue
+            self.seen[key] = times.user + times.system
+
+    def _run(self):
+        import psutil
+
+        me = psutil.Process()
+        while not self._done.wait(self.interval):
+            self._sample(me)
+        self._sample(me)
+        self._sampler_cpu = time.thread_time()
+
+    def __enter__(self):
+        import threading
+
+        self._done = threading.Event()
+        self._start = _own_cpu()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._done.set()
+        self._thread.join()
+        self.own = _own_cpu() - self._start - self._sampler_cpu
+        self.children = sum(self.seen.values())
+        return False
+
+
+def _own_cpu():
     own = resource.getrusage(resource.RUSAGE_SELF)
-    kids = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return own.ru_utime + own.ru_stime, kids.ru_utime + kids.ru_stime
+    return own.ru_utime + own.ru_stime
 
 
 def _image_files(folder, limit):

@@ -13,6 +13,7 @@ partial batch is dropped. :func:`epoch_batch_sampler` numbers the batches ``e * 
 knows the epoch of every batch it builds (for the order and for mixup's off epoch).
 """
 import logging
+import os
 
 import numpy as np
 
@@ -54,6 +55,14 @@ def epoch_batch_sampler(num_batches):
     return EpochBatchSampler()
 
 
+def _copied_at_put():
+    """Whether a worker's result is copied into shared memory when it is queued (MindSpore's default), rather
+    than pickled later by a queue thread."""
+    from mindspore.dataset import config as ds_config
+
+    return ds_config.get_enable_shared_mem()
+
+
 class TrainBatchSource:
     """Random-access source: batch number -> ``(images float32 (N, 3, H, W), labels)`` for GeneratorDataset.
 
@@ -71,6 +80,7 @@ class TrainBatchSource:
         self.per_shard = len(epoch_order(len(source), 0, 0, num_shards, shard_id, shuffle=False))
         self.num_batches = self.per_shard // self.batch_size
         self._order_epoch, self._order = None, None
+        self._pid, self._buffer = os.getpid(), None
 
     def __len__(self):
         return self.num_batches
@@ -83,6 +93,16 @@ class TrainBatchSource:
             self._order_epoch = epoch
         return self._order
 
+    def _batch_array(self, shape):
+        """The array a batch is built in. A worker process reuses one (MindSpore copies each batch into shared
+        memory before asking for the next): a fresh 38 MB array per batch of 64 is page faults, every time.
+        In the main process (one worker is a thread there) the array is handed on, so each batch gets its own."""
+        if os.getpid() == self._pid or not _copied_at_put():
+            return np.empty(shape, np.float32)
+        if self._buffer is None or self._buffer.shape != shape:
+            self._buffer = np.empty(shape, np.float32)
+        return self._buffer
+
     def __getitem__(self, index):
         epoch, batch = divmod(int(index), self.num_batches)
         ids = self.order(epoch)[batch * self.batch_size:(batch + 1) * self.batch_size]
@@ -90,7 +110,7 @@ class TrainBatchSource:
         for i, j in enumerate(ids):
             image, labels[i] = self.source.load(int(j))
             if images is None:
-                images = np.empty((len(ids),) + image.shape, np.float32)
+                images = self._batch_array((len(ids),) + image.shape)
             images[i] = image
         if self.mixup_fn is not None:
             mix_epoch = max(self.mixup_fn.epoch, self.mixup_fn.start_epoch + epoch)

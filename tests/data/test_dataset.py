@@ -340,7 +340,8 @@ def test_each_epoch_of_one_train_iterator_has_its_own_order(solid_folder):
     assert sorted(epochs[0]) == sorted(epochs[1]) == sorted(colors) and epochs[0] != epochs[1]
 
 
-def test_train_batches_hold_the_transforms_output_bit_for_bit_in_the_epoch_order(solid_folder):
+@pytest.mark.parametrize("workers", [1, 2])
+def test_train_batches_hold_the_transforms_output_bit_for_bit_in_the_epoch_order(solid_folder, workers):
     from mindspore.dataset import config as ds_config
 
     from mszoo.data import create_transform, list_image_folder, load_rgb_image
@@ -348,7 +349,7 @@ def test_train_batches_hold_the_transforms_output_bit_for_bit_in_the_epoch_order
 
     root, _ = solid_folder
     kw = dict(image_size=8, color_jitter=0.0, hflip=0.0, min_crop=1.0, ratio=(1.0, 1.0))
-    data = create_dataset(None, "train", split_dir=root, batch_size=5, num_parallel_workers=1, **kw)
+    data = create_dataset(None, "train", split_dir=root, batch_size=3, num_parallel_workers=workers, **kw)
     samples, _, _ = list_image_folder(root)
     tf = create_transform(8, is_training=True, **{k: v for k, v in kw.items() if k != "image_size"})
     order = epoch_order(len(samples), ds_config.get_seed(), 0)

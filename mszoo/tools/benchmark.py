@@ -6,6 +6,9 @@ warm-up), step time, first-step (compile) time, peak RSS and parameter count. ``
 the timm model of the same name (PyTorch eager, same thread count) in the same run and prints ratios.
 ``--repeat N`` runs every case N times in rounds, ours and timm taking turns, and reports each ratio as the
 median of the rounds' ratios with their spread: on a shared machine that is the number to quote.
+``--mode data`` measures the training input pipeline at each ``--workers`` count, with the CPU per image of the
+main process and of all processes, then prints images/s per worker and the cores ``--feed`` images/s take;
+``--profile`` adds each stage's milliseconds per image (``mszoo/tools/data_profile.py``).
 """
 import argparse
 import json

@@ -2,11 +2,11 @@
 
 ``stage_profile`` runs one side's training transform (ours or timm's) stage by stage over image files in this
 process and returns milliseconds per image for each stage: decode, crop/resize, flip, RandAugment,
-normalise/layout, erasing, and the batching (ours: copying images into the worker's batch array; timm: its
-``default_collate``). ``cpu_clock`` reads the CPU seconds of this process and of its finished children, which
-``benchmark.py --mode data`` takes around its timed epochs: the main process's share is the serial part
-(the hand-off from the workers, the tensors, the iteration), the total per image is what each image costs in
-cores whatever the machine's load.
+normalise/layout, erasing, and the batching (ours: copying images into one batch array, as MindSpore's batch
+operator does; timm: its ``default_collate``). :class:`CpuMeter` measures the CPU seconds of this process and of
+its workers, which ``benchmark.py --mode data`` takes around its timed epochs: the main process's share is the
+serial part (the hand-off from the workers, batching, the iteration), the total per image is what each image
+costs in cores whatever the machine's load.
 """
 import os
 import resource

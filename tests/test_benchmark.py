@@ -3,6 +3,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -59,6 +60,63 @@ def test_isa_measures_our_train_case_under_each_onednn_cap_against_one_timm_case
 def test_plan_rejects_bad_choices_naming_the_flag(overrides, key):
     with pytest.raises(ConfigError, match=key):
         benchmark.plan_cases(_args(**overrides))
+
+
+def test_data_cases_run_per_worker_count_and_pair_with_timm_at_the_same_count():
+    args = benchmark.build_parser().parse_args(["--mode", "data", "--batch_size", "64", "--workers", "1,2",
+                                                "--compare", "timm", "--profile"])
+    cases = benchmark.plan_cases(args)
+    assert [(c["impl"], c["workers"]) for c in cases] == [("ours", 1), ("timm", 1), ("ours", 2), ("timm", 2)]
+    assert all(c["profile"] for c in cases)
+    rows = [dict(c, result=dict(images_per_s=rate, step_ms=1.0, first_step_s=1.0, peak_rss_mb=1.0))
+            for c, rate in zip(cases, (100.0, 50.0, 150.0, 300.0))]
+    benchmark.add_ratios(rows)
+    assert [r.get("ratio") for r in rows] == [2.0, None, 0.5, None]
+    with pytest.raises(ConfigError, match="--workers"):
+        benchmark.plan_cases(_args(mode="data", workers="0"))
+
+
+def test_data_summary_gives_the_second_workers_gain_and_the_cores_a_job_needs():
+    from mszoo.tools.data_profile import STAGES, scaling_lines, stage_lines
+
+    def row(workers, rate, cpu_ms, main_ms, stages=None):
+        result = dict(images_per_s=rate, cpu_ms=cpu_ms, main_cpu_ms=main_ms)
+        if stages:
+            result["stages"] = stages
+        return dict(mode="data", impl="ours", batch_size=64, workers=workers, result=result)
+
+    stages = dict({name: 1.0 for name in STAGES}, total=7.0)
+    rows = [row(1, 100.0, 8.0, 8.0, stages), row(2, 180.0, 7.5, 0.25)]
+    lines = scaling_lines(rows, feed=4000, devices=8)
+    assert "1 worker 100 img/s (100 per worker), 2 workers 180 img/s (90 per worker); worker 2 adds 80 %" in lines[0]
+    assert "caps one loader at 4000 img/s" in lines[1] and "about 30 cores" in lines[1]  # 4000 x 7.5 ms
+    table = stage_lines(rows)
+    assert table[0].split() == ["stage", "(ms", "per", "image,", "one", "core)", "ours", "b64"]
+    assert len(table) == 1 + len(STAGES) + 1 + 1 and table[-1].split()[-1] == "0.250"  # main process at 2 workers
+
+
+def _burn(seconds):
+    end = time.process_time() + seconds
+    while time.process_time() < end:
+        pass
+
+
+def test_cpu_meter_counts_workers_that_end_without_being_waited_for():
+    import multiprocessing
+
+    import psutil
+
+    from mszoo.tools.data_profile import CpuMeter
+
+    with CpuMeter(interval=0.02) as cpu:
+        worker = multiprocessing.get_context("fork").Process(target=_burn, args=(0.3,))
+        worker.start()
+        _burn(0.1)
+        child = psutil.Process(worker.pid)
+        while child.status() != psutil.STATUS_ZOMBIE:  # ended, not waited for (is_alive() would reap it)
+            time.sleep(0.01)
+    worker.join()
+    assert 0.25 <= cpu.children <= 0.4 and 0.08 <= cpu.own <= 0.3
 
 
 def _row(impl, rate, mode="train", model="m", batch=8, error=None):

@@ -13,6 +13,10 @@ median of the rounds' ratios with their spread: on a shared machine that is the 
 decode, preprocess, model, JSON) on a folder of generated JPEGs (``--images``, 512), its first call (an empty IR
 cache: the export included) and its second, against a timm script doing the same (``create_transform`` and
 inference at the same batch size). ``--backend`` adds a call with that backend (``mindspore``: the old default).
+
+``--mode data`` measures the training input pipeline at each ``--workers`` count, with the CPU per image of the
+main process and of all processes, then prints images/s per worker and the cores ``--feed`` images/s take;
+``--profile`` adds each stage's milliseconds per image (``mszoo/tools/data_profile.py``).
 """
 import argparse
 import json
@@ -261,7 +265,8 @@ def case_data_ours(case):
 
     ds = create_dataset(split="train", split_dir=case["folder"], is_training=True, batch_size=case["batch_size"],
                         image_size=case["image_size"], num_parallel_workers=case["workers"], **DATA_AUG)
-    return _time_iterator(lambda: ds.create_tuple_iterator(num_epochs=1, output_numpy=True), case)
+    result = _time_iterator(lambda: ds.create_tuple_iterator(num_epochs=1, output_numpy=True), case)
+    return _with_profile(result, case)
 
 
 def case_data_timm(case):
@@ -272,24 +277,50 @@ def case_data_timm(case):
     tf = create_transform(case["image_size"], is_training=True, interpolation="bicubic", **DATA_AUG)
     loader = torch.utils.data.DataLoader(ImageFolder(case["folder"], transform=tf), batch_size=case["batch_size"],
                                          shuffle=True, num_workers=case["workers"], drop_last=True)
-    return _time_iterator(lambda: iter(loader), case)
+    return _with_profile(_time_iterator(lambda: iter(loader), case), case)
+
+
+def _with_profile(result, case):
+    """``result`` plus, with ``--profile``, the per-stage milliseconds per image (``stages``)."""
+    if case.get("profile"):
+        from mszoo.tools.data_profile import stage_profile
+
+        result["stages"] = stage_profile(case["impl"], case["folder"], case["image_size"], DATA_AUG,
+                                         case["batch_size"])
+    return result
+
+
+def _timed_epoch(iterator):
+    """``(images, seconds)`` of one epoch of ``iterator``; then its workers are stopped (untimed)."""
+    t0, n = time.perf_counter(), 0
+    for batch in iterator:
+        n += len(batch[0])
+    seconds = time.perf_counter() - t0
+    stop = getattr(iterator, "stop", None)
+    if stop is not None:
+        stop()
+    return n, seconds
 
 
 def _time_iterator(make_iter, case):
-    """Images/s over whole epochs (after one warm-up epoch that starts the workers)."""
+    """Images/s over whole epochs (after one warm-up epoch that starts the workers), and the CPU each image took
+    in the main process and in all processes (``main_cpu_ms``, ``cpu_ms``)."""
+    from mszoo.tools.data_profile import CpuMeter
+
     t0 = time.perf_counter()
     first_batch = None
     for _ in make_iter():
         if first_batch is None:
             first_batch = time.perf_counter() - t0
-    rates = []
-    for _ in range(case["windows"]):
-        t0, n = time.perf_counter(), 0
-        for batch in make_iter():
-            n += len(batch[0])
-        rates.append(n / (time.perf_counter() - t0))
+    rates, images = [], 0
+    with CpuMeter() as cpu:
+        for _ in range(case["windows"]):
+            n, seconds = _timed_epoch(make_iter())
+            rates.append(n / seconds)
+            images += n
     return dict(images_per_s=statistics.median(rates), step_ms=1e3 * case["batch_size"] / statistics.median(rates),
-                first_step_s=first_batch, params=None)
+                first_step_s=first_batch, params=None, main_cpu_ms=1e3 * cpu.own / images,
+                cpu_ms=1e3 * (cpu.own + cpu.children) / images)
 
 
 # ------------------------------------------------------------------------------------------ end to end
@@ -420,9 +451,14 @@ def build_parser():
     p.add_argument("--repeat", type=int, default=1, help="rounds: every case runs once per round, ours and timm "
                    "taking turns; each ratio is the median of the rounds' ratios (a shared machine's slow spells "
                    "then hit both sides)")
-    p.add_argument("--workers", type=int, default=2, help="data mode: loader workers")
     p.add_argument("--isa", default="auto", help="train mode: comma-separated oneDNN caps for our cases "
                    "(ONEDNN_MAX_CPU_ISA: AVX2, AVX512_CORE, ALL ...; auto = mszoo's choice for this CPU)")
+    p.add_argument("--workers", default="1,2", help="data mode: comma-separated loader worker counts")
+    p.add_argument("--profile", action="store_true", help="data mode: per-stage milliseconds per image and the "
+                   "main process's CPU share")
+    p.add_argument("--feed", type=float, default=4000.0, help="data mode: images/s a whole job needs; the summary "
+                   "gives the cores that takes")
+    p.add_argument("--devices", type=int, default=8, help="data mode: devices (one loader each) of that job")
     p.add_argument("--grad_checkpointing", "--grad-checkpointing", default="false",
                    help="train mode: recompute blocks in the backward pass (true/false; timm where it supports it)")
     p.add_argument("--data_dir", "--data-dir", default=None, help="data mode: an ImageFolder (default: generated)")
@@ -445,11 +481,12 @@ def plan_cases(args):
     compare = _checked_compare(_csv(args.compare))
     gc = _grad_checkpointing(args.grad_checkpointing)
     base = dict(image_size=args.image_size, threads=args.threads, warmup=args.warmup, windows=args.windows,
-                iters=args.iters, workers=args.workers, grad_checkpointing=gc, images=args.images)
+                iters=args.iters, grad_checkpointing=gc, images=args.images)
     cases = []
     for mode in modes:
         if mode == "data":
-            cases.extend(_data_cases(base, batches, compare))
+            workers = _checked_counts(_csv(args.workers, int), 1, flag="--workers")
+            cases.extend(_data_cases(dict(base, profile=bool(args.profile)), batches, workers, compare))
             continue
         for model in models:
             for batch in batches:
@@ -474,12 +511,12 @@ def _checked_choices(flag, values, choices):
     return values
 
 
-def _checked_counts(batches, repeat):
-    """``batches``, after checking that every batch size and ``--repeat`` are at least 1."""
+def _checked_counts(batches, repeat, flag="--batch_size"):
+    """``batches``, after checking that every value of ``flag`` and ``--repeat`` are at least 1."""
     from mszoo.config import ConfigError
 
-    if any(b < 1 for b in batches):
-        raise ConfigError("--batch_size: values must be >= 1")
+    if not batches or any(b < 1 for b in batches):
+        raise ConfigError(f"{flag}: values must be >= 1")
     if repeat < 1:
         raise ConfigError("--repeat: must be >= 1")
     return batches
@@ -504,10 +541,11 @@ def _grad_checkpointing(text):
     return gc == "true"
 
 
-def _data_cases(base, batches, compare):
-    """The data-loading cases: ours and each compared implementation, per batch size."""
-    return [dict(base, mode="data", impl=impl, model="-", backend="-", batch_size=batch, precision="f32")
-            for batch in batches for impl in ["ours"] + compare]
+def _data_cases(base, batches, workers, compare):
+    """The data-loading cases: ours and each compared implementation, per batch size and worker count."""
+    return [dict(base, mode="data", impl=impl, model="-", backend=f"{count} worker" + "s" * (count > 1),
+                 batch_size=batch, precision="f32", workers=count)
+            for batch in batches for count in workers for impl in ["ours"] + compare]
 
 
 def _our_model_cases(base, mode, model, batch, backends, precisions):
@@ -590,13 +628,16 @@ def merge_rounds(results):
     merged["images_per_s"] = statistics.median(merged["rounds"])
     merged["step_ms"] = statistics.median(r["step_ms"] for r in results)
     merged["peak_rss_mb"] = max(r["peak_rss_mb"] for r in results)
+    for key in ("cpu_ms", "main_cpu_ms"):
+        if key in merged:
+            merged[key] = statistics.median(r[key] for r in results)
     return merged
 
 
 def add_ratios(rows):
     """``ratio`` = ours / timm images/s for the same mode, model, batch and compared precision. Rows measured in
     rounds pair round with round: the ratio is the median of the rounds' ratios, ``ratio_range`` their spread."""
-    key = lambda r, precision: (r["mode"], r["model"], r["batch_size"], precision)
+    key = lambda r, precision: (r["mode"], r["model"], r["batch_size"], precision, r.get("workers"))
     timm = {key(r, r.get("precision", "f32")): r["result"] for r in rows if r["impl"] == "timm"}
     for r in rows:
         ref = timm.get(key(r, _timm_precision(r.get("precision", "f32"))))
@@ -653,6 +694,7 @@ def main(argv=None):
     print(format_table(rows))
     for line in e2e_summary(rows):
         print(line)
+    _print_data_summary(rows, args)
     _write_outputs(rows, args.json, args.plot)
     if folder and not args.data_dir:
         shutil.rmtree(folder, ignore_errors=True)
@@ -696,12 +738,23 @@ def e2e_summary(rows):
     return lines
 
 
+def _print_data_summary(rows, args):
+    """After the table: scaling with workers and the cores a job needs, and with ``--profile`` the stages."""
+    from mszoo.tools.data_profile import scaling_lines, stage_lines
+
+    lines = scaling_lines(rows, args.feed, args.devices) + stage_lines(rows)
+    if lines:
+        print("\n" + "\n".join(lines))
+
+
 def _attach_data_folder(cases, data_dir):
-    """The image folder the data cases read (``data_dir``, else generated JPEGs), set on each; None without
-    data cases."""
+    """The image folder the data cases read (``data_dir``, else generated JPEGs: at least four batches per
+    worker of the largest case), set on each; None without data cases."""
     folder = None
-    if any(c["mode"] == "data" for c in cases):
-        folder = data_dir or make_jpeg_folder(tempfile.mkdtemp(prefix="bench_data_"))
+    data = [c for c in cases if c["mode"] == "data"]
+    if data:
+        n = max([128] + [4 * c["batch_size"] * c["workers"] for c in data])
+        folder = data_dir or make_jpeg_folder(tempfile.mkdtemp(prefix="bench_data_"), n=n)
     for case in cases:
         if case["mode"] == "data":
             case["folder"] = folder

@@ -144,6 +144,21 @@ def test_normalisation_matches_torchvision():
     np.testing.assert_allclose(ToNormalizedArray()(img), ref, atol=1e-6)
 
 
+def test_normalisation_by_table_gives_the_bits_of_the_per_pixel_formula():
+    img = random_rgb(seed=9)
+    mean, std = np.float32([0.485, 0.456, 0.406]), np.float32([0.229, 0.224, 0.225])
+    x = np.asarray(img).transpose(2, 0, 1).astype(np.float32)
+    direct = (x / np.float32(255.0) - mean[:, None, None]) / std[:, None, None]
+    out = np.full(direct.shape, np.nan, np.float32)
+    assert ToNormalizedArray()(img, out=out) is out
+    np.testing.assert_array_equal(out, direct)
+    grey = np.asarray(img.convert("L")).astype(np.float32)[None] / np.float32(255.0)
+    np.testing.assert_array_equal(ToNormalizedArray()(img.convert("L")),  # one channel broadcasts to three
+                                  (grey - mean[:, None, None]) / std[:, None, None])
+    with pytest.raises(ValueError, match="2-channel mean"):
+        ToNormalizedArray(mean=(0.5, 0.5), std=(0.5, 0.5))(img)
+
+
 def test_random_erasing_boxes_match_timm_const_mode():
     from timm.data.random_erasing import RandomErasing as TimmRE
 

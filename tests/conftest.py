@@ -21,11 +21,22 @@ from tests.ci_skips import (  # noqa: E402,F401
     pytest_sessionfinish,
     pytest_terminal_summary,
 )
-from tests.shared import once_per_run  # noqa: E402
+from tests.shared import once_per_run, run_directory  # noqa: E402
 
 configure_cpu_kernels()
 ms.set_device("CPU")
 ms.set_context(mode=ms.PYNATIVE_MODE)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def mszoo_cache_of_the_run(tmp_path_factory):
+    """``$MSZOO_CACHE`` (compile cache, IR cache, downloads) is one directory of this pytest run, shared by its xdist
+    workers and the processes they start: the suite writes nothing under ``~/.cache/mszoo``, and what one run
+    cached never makes the next one pass."""
+    path = run_directory(tmp_path_factory) / "mszoo_cache"
+    path.mkdir(exist_ok=True)
+    os.environ["MSZOO_CACHE"] = str(path)
+    yield
 
 
 @pytest.fixture(autouse=True)

@@ -1,6 +1,7 @@
 """Fused CPU kernels (MindSpore AOT custom ops: LayerNorm, GELU, softmax's gradient, a bias's gradient): the
 built-in ops' numbers in value and every gradient, built once and cached, the built-in ops with one note when
 they cannot be built."""
+import functools
 import logging
 import math
 import os
@@ -189,6 +190,12 @@ def test_every_fused_cell_is_switched_and_uses_its_kernel_only_in_float32_traini
     assert not any(cell.use_kernel(x32) for cell in cells)
 
 
+@functools.cache
+def _builtin_gradients(name):
+    """The built-in path's gradients, computed once per model for the cases with and without checkpointing."""
+    return _model_gradients(name, False)
+
+
 def _model_gradients(name, fused_on, checkpointing=False):
     ms.set_seed(0)
     model = create_model(name, num_classes=4, **tiny_kwargs(name))
@@ -207,7 +214,7 @@ def _model_gradients(name, fused_on, checkpointing=False):
     ("twins_pcpvt_small", False), ("twins_svt_small", False), ("tnt_s_patch16_224", False), ("t2t_vit_t_14", False),
     ("t2t_vit_14", False), ("twins_pcpvt_small", True), ("tnt_s_patch16_224", True)])
 def test_model_training_gradients_equal_the_builtin_path(kernel_cache, graph_mode, name, checkpointing):
-    builtin, names = _model_gradients(name, False)
+    builtin, names = _builtin_gradients(name)
     custom, _ = _model_gradients(name, True, checkpointing)
     for param, got, ref in zip(["loss"] + names, custom, builtin):
         try:

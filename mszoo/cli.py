@@ -9,6 +9,7 @@ MindSpore. Set ``MSZOO_DEBUG=1`` to see the full traceback. ``start(cfg)`` sets 
 """
 import os
 import sys
+from contextlib import contextmanager
 
 from mszoo.config import ConfigError, source_of
 from mszoo.cpu.onednn import configure_cpu_kernels
@@ -166,6 +167,24 @@ def set_device(device_target="auto", device_id=0, mode="pynative", cpu_kernels=T
     return device, device_id, rank, group_size
 
 
+COMPILE_CACHE_ENV = ("MS_COMPILER_CACHE_ENABLE", "MS_COMPILER_CACHE_PATH")
+
+
+@contextmanager
+def compile_cache_confined():
+    """The compile-cache variables ``use_compile_cache`` sets last only as long as one training run: a later run or
+    compile in the same process (a notebook, a test) never reads graphs cached under the earlier run's key."""
+    saved = {k: os.environ.get(k) for k in COMPILE_CACHE_ENV}
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
 _CACHE_LOCKS = []  # the compile-cache directories this process holds (flock), open until it exits
 
 
@@ -197,6 +216,10 @@ def use_compile_cache(cfg, group_size):
     from mszoo.logger import get_logger
 
     if not cfg.compile_cache or cfg.mode != "graph":
+        return None
+    if not os.path.isfile(os.path.realpath(sys.argv[0])):  # MindSpore hashes the entry script with the graphs
+        get_logger().info(f"compile cache: off (MindSpore's cache needs the program to be a script file, not "
+                          f"{sys.argv[0]!r}); compiling afresh")
         return None
     path = compile_cache_dir(cfg, group_size, ms.__version__)
     reused = os.path.isdir(path) and any(f.endswith(".mindir") for _, _, files in os.walk(path) for f in files)

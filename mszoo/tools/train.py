@@ -1,5 +1,5 @@
 """Train a model: python train.py --config configs/quickstart.yaml [--key value ...]"""
-from mszoo.cli import console, start, use_compile_cache
+from mszoo.cli import compile_cache_confined, console, start, use_compile_cache
 from mszoo.config import parse_config
 from mszoo.engine.interrupt import hold_stop_signals
 
@@ -10,7 +10,8 @@ def main(argv=None):
     start(cfg, notes=False)  # the trainer writes the notes into train.log
     from mszoo.engine.trainer import train
 
-    return train(cfg, before_compile=use_compile_cache)
+    with compile_cache_confined():
+        return train(cfg, before_compile=use_compile_cache)
 
 
 cli = console(main)

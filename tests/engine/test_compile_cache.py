@@ -105,3 +105,30 @@ def test_a_cache_directory_in_use_by_another_run_is_left_to_it(tmp_path, monkeyp
     finally:
         holder.kill()
         holder.wait()
+
+
+def test_the_compile_cache_variables_last_one_training_run(monkeypatch):
+    from mszoo.cli import COMPILE_CACHE_ENV, compile_cache_confined
+
+    monkeypatch.delenv("MS_COMPILER_CACHE_ENABLE", raising=False)
+    monkeypatch.setenv("MS_COMPILER_CACHE_PATH", "/the/users/own")
+    with compile_cache_confined():
+        os.environ.update(dict(zip(COMPILE_CACHE_ENV, ("1", "/a/run/key"))))
+    assert "MS_COMPILER_CACHE_ENABLE" not in os.environ
+    assert os.environ["MS_COMPILER_CACHE_PATH"] == "/the/users/own"
+
+
+def test_the_compile_cache_is_off_when_the_program_is_no_script_file(monkeypatch, tmp_path, capsys):
+    """MindSpore hashes the entry script (``sys.argv[0]``) with the graphs: ``python -c`` cannot be cached."""
+    import sys
+
+    from mszoo.cli import use_compile_cache
+
+    monkeypatch.setenv("MSZOO_CACHE", str(tmp_path))
+    monkeypatch.delenv("MS_COMPILER_CACHE_ENABLE", raising=False)
+    monkeypatch.setattr(sys, "argv", ["-c"])
+    cfg, _ = parse_config(TINY + ["--mode", "graph"])
+    assert use_compile_cache(cfg, 1) is None
+    assert "MS_COMPILER_CACHE_ENABLE" not in os.environ and not os.listdir(tmp_path)
+    out = capsys.readouterr()
+    assert "compile cache: off (MindSpore's cache needs the program to be a script file, not '-c')" in out.out + out.err

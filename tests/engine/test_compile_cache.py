@@ -7,7 +7,7 @@ import pytest
 from mszoo.config import parse_config
 from mszoo.engine import compile_cache
 from mszoo.engine.compile_cache import compile_cache_dir, compile_cache_key
-from tests.conftest import script
+from tests.conftest import ROOT, script
 
 TINY = ["--arch", "twins_pcpvt_small", "--model_kwargs", '{"embed_dims": [16], "depths": [1]}', "--batch_size", "8"]
 
@@ -68,8 +68,11 @@ def test_rerun_reuses_the_compiled_graphs_with_the_same_losses(tiny_config, tmp_
 
 
 def test_compile_cache_false_or_pynative_leaves_mindspore_s_cache_off(tmp_path, monkeypatch):
+    import sys
+
     from mszoo.cli import use_compile_cache
 
+    monkeypatch.setattr(sys, "argv", [os.path.join(ROOT, "train.py")])  # a script, as train.py runs (not pytest's -c)
     monkeypatch.setenv("MSZOO_CACHE", str(tmp_path))
     for var in ("MS_COMPILER_CACHE_ENABLE", "MS_COMPILER_CACHE_PATH"):
         monkeypatch.delenv(var, raising=False)

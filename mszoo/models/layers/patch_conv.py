@@ -19,6 +19,18 @@ from .backend import Linear2D, Permute
 from .helpers import to_2tuple
 
 
+def conv_parameters(in_channels, out_channels, kernel_size, has_bias):
+    """``(weight, bias)`` as ``nn.Conv2d`` makes them: weight ``(out, in, kh, kw)`` He-uniform with a = sqrt(5), bias
+    uniform in +-1/sqrt(fan_in) (None without one), named ``weight`` and ``bias``: a cell holding them loads
+    Conv2d checkpoints and initialises as Conv2d does."""
+    kh, kw = kernel_size
+    weight = Parameter(initializer(HeUniform(math.sqrt(5)), [out_channels, in_channels, kh, kw]), name="weight")
+    if not has_bias:
+        return weight, None
+    bound = 1 / math.sqrt(in_channels * kh * kw)
+    return weight, Parameter(initializer(Uniform(scale=bound), [out_channels]), name="bias")
+
+
 class PatchConv(nn.Cell):
     """``Conv2d(in_channels, out_channels, kernel_size=patch_size, stride=patch_size)`` returning tokens.
 
@@ -35,13 +47,7 @@ class PatchConv(nn.Cell):
         self.kernel_size = to_2tuple(patch_size)
         self.group = 1  # as Conv2d, for the weight init (mszoo/models/layers/weight_init.py)
         self.exportable = False  # ONNX / OpenVINO export: the convolution (layers.set_exportable)
-        kh, kw = self.kernel_size
-        self.weight = Parameter(initializer(HeUniform(math.sqrt(5)), [out_channels, in_channels, kh, kw]),
-                                name="weight")
-        self.bias = None
-        if has_bias:
-            bound = 1 / math.sqrt(in_channels * kh * kw)
-            self.bias = Parameter(initializer(Uniform(scale=bound), [out_channels]), name="bias")
+        self.weight, self.bias = conv_parameters(in_channels, out_channels, self.kernel_size, has_bias)
         self.matmul = Linear2D()
         # (B, C, H', kh, W', kw) -> (B, H', C, kh, W', kw) -> (B, H', W', C, kh, kw)
         self.rows_first = Permute((0, 2, 1, 3, 4, 5))

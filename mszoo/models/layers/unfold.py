@@ -14,13 +14,12 @@ of ``torch.nn.Unfold``. A dilated unfold takes one slice per kernel row and per 
 Compared with a convolution with one-hot kernels this is ~10x faster on MindSpore's CPU backend, and
 the graph stays small (fast GRAPH-mode compile).
 """
-import math
 
-from mindspore import Parameter, nn, ops
-from mindspore.common.initializer import HeUniform, Uniform, initializer
+from mindspore import nn, ops
 
 from .backend import Linear2D, Permute
 from .helpers import to_2tuple
+from .patch_conv import conv_parameters
 
 
 def unfold_output_size(size, kernel_size, stride=1, padding=0, dilation=1):
@@ -142,13 +141,7 @@ class UnfoldConv(nn.Cell):
         ph, pw = _int_pair(padding)
         self.conv = ops.Conv2D(out_channels, self.kernel_size, pad_mode="pad", pad=(ph, ph, pw, pw),
                                stride=_int_pair(stride))
-        kh, kw = self.kernel_size
-        self.weight = Parameter(initializer(HeUniform(math.sqrt(5)), [out_channels, in_channels, kh, kw]),
-                                name="weight")
-        self.bias = None
-        if has_bias:
-            bound = 1 / math.sqrt(in_channels * kh * kw)
-            self.bias = Parameter(initializer(Uniform(scale=bound), [out_channels]), name="bias")
+        self.weight, self.bias = conv_parameters(in_channels, out_channels, self.kernel_size, has_bias)
         self.unfold = Unfold(kernel_size, padding=padding, stride=stride, flatten=False)
         self.to_rows = Permute((0, 2, 1))  # (B, C * kh * kw, L) <-> (B, L, C * kh * kw)
         self.matmul = Linear2D()

@@ -228,8 +228,7 @@ class ToNormalizedArray:
         levels = np.arange(256, dtype=np.float32)[None, :] / np.float32(255.0)
         self.table = np.ascontiguousarray((levels - self.mean) / self.std, dtype=np.float32)
 
-    def __call__(self, img, out=None):
-        """The normalised image; written into ``out`` (a float32 CHW array) when given."""
+    def __call__(self, img):
         arr = np.asarray(img, dtype=np.uint8)
         if arr.ndim == 2:
             arr = arr[:, :, None]
@@ -237,8 +236,7 @@ class ToNormalizedArray:
         n = max(chans, stats)  # one side may have a single channel (broadcast), as numpy would
         if chans not in (1, n) or stats not in (1, n):
             raise ValueError(f"a {chans}-channel image for a {stats}-channel mean and std")
-        if out is None:
-            out = np.empty((n,) + arr.shape[:2], np.float32)
+        out = np.empty((n,) + arr.shape[:2], np.float32)
         for c in range(n):
             np.take(self.table[c if stats > 1 else 0], arr[:, :, c if chans > 1 else 0], out=out[c])
         return out

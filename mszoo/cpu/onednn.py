@@ -31,11 +31,11 @@ def isa_cap(flags):
     """The ``ONEDNN_MAX_CPU_ISA`` to set for a CPU with these flags, or None to leave oneDNN uncapped.
 
     - no ``avx512f``: None (the cap would change nothing);
-    - ``amx_tile`` (Intel Sapphire Rapids and later, full-width AVX-512): None. Capped, training ran at 0.65-0.86x
-      timm there (issue 33); the convolutions that made the cap pay are matrix products now;
-    - other AVX-512 CPUs (AMD Zen 4, measured): AVX2. Zen 4 runs AVX-512 on 256-bit units, so the matrix products
-      gain little uncapped, while Twins' depthwise PEG convolution falls to the reference kernel: uncapped, Twins
-      trained at 0.66x its capped speed and TNT at 0.98x (docs/benchmarks.md, "oneDNN ISA cap").
+    - ``amx_tile`` (full-width AVX-512): None, since capped training ran below timm there (not yet measured
+      uncapped);
+    - other AVX-512 CPUs (Zen 4, measured): AVX2, since on 256-bit units the matrix products gain little uncapped
+      while Twins' depthwise PEG falls to the reference kernel (docs/benchmarks.md, "oneDNN ISA cap and
+      convolutions as matrix products").
     """
     if "avx512f" not in flags or "amx_tile" in flags:
         return None

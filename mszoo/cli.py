@@ -204,6 +204,18 @@ def _lock_cache_dir(path):
     return True
 
 
+def _compile_afresh(message):
+    """Compile cache off for this run: also unset a ``MS_COMPILER_CACHE_ENABLE`` from the environment, whose
+    cache is not keyed by the model's shapes (``compile_cache_confined`` restores it after the run). Returns None."""
+    from mszoo.logger import get_logger
+
+    if os.environ.pop("MS_COMPILER_CACHE_ENABLE", None) is not None:
+        get_logger().info("compile cache: MS_COMPILER_CACHE_ENABLE from the environment is ignored for this run")
+    if message:
+        get_logger().info(message)
+    return None
+
+
 def use_compile_cache(cfg, group_size):
     """Turn on MindSpore's compile cache for the graphs of the resolved training config ``cfg`` (GRAPH mode,
     ``compile_cache`` true), in the directory ``mszoo.engine.compile_cache`` names for them; logs whether it
@@ -216,16 +228,14 @@ def use_compile_cache(cfg, group_size):
     from mszoo.logger import get_logger
 
     if not cfg.compile_cache or cfg.mode != "graph":
-        return None
+        return _compile_afresh(None)
     if not os.path.isfile(os.path.realpath(sys.argv[0])):  # MindSpore hashes the entry script with the graphs
-        get_logger().info(f"compile cache: off (MindSpore's cache needs the program to be a script file, not "
-                          f"{sys.argv[0]!r}); compiling afresh")
-        return None
+        return _compile_afresh(f"compile cache: off (MindSpore's cache needs the program to be a script file, not "
+                               f"{sys.argv[0]!r}); compiling afresh")
     path = compile_cache_dir(cfg, group_size, ms.__version__)
     reused = os.path.isdir(path) and any(f.endswith(".mindir") for _, _, files in os.walk(path) for f in files)
     if not _lock_cache_dir(path):
-        get_logger().info(f"compile cache: {path} is in use by another run; compiling afresh")
-        return None
+        return _compile_afresh(f"compile cache: {path} is in use by another run; compiling afresh")
     os.environ["MS_COMPILER_CACHE_ENABLE"] = "1"
     os.environ["MS_COMPILER_CACHE_PATH"] = path
     get_logger().info(f"compile cache: {path} ({'reusing its graphs' if reused else 'new'}; "

@@ -39,6 +39,32 @@ def mszoo_cache_of_the_run(tmp_path_factory):
     yield
 
 
+COMPILE_CACHE_VARIABLES = ("MS_COMPILER_CACHE_ENABLE", "MS_COMPILER_CACHE_PATH")
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_teardown(item, nextitem):
+    """No test leaves MindSpore's compile-cache variables changed (checked once its fixtures, monkeypatch's too, are
+    torn down): in ``os.environ`` they would make every later compile in the worker, and every process it starts,
+    read one unkeyed cache (stale graphs, or MindSpore hashing pytest's ``-c`` as the entry script)."""
+    result = yield
+    before = item.stash.get(_CACHE_VARIABLES_KEY, None)
+    after = {k: os.environ.get(k) for k in COMPILE_CACHE_VARIABLES}
+    if before is not None and after != before:
+        for key, value in before.items():  # the next tests start clean
+            os.environ.pop(key, None) if value is None else os.environ.__setitem__(key, value)
+        raise AssertionError(f"{item.nodeid} left MindSpore's compile-cache variables changed: {before} -> {after}")
+    return result
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item):
+    item.stash[_CACHE_VARIABLES_KEY] = {k: os.environ.get(k) for k in COMPILE_CACHE_VARIABLES}
+
+
+_CACHE_VARIABLES_KEY = pytest.StashKey[dict]()
+
+
 @pytest.fixture(autouse=True)
 def mszoo_logs_reach_caplog(monkeypatch):
     """``mszoo.logger.get_logger`` stops the library's logger from propagating once a run has set it up; caplog

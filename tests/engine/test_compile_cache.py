@@ -70,29 +70,33 @@ def test_rerun_reuses_the_compiled_graphs_with_the_same_losses(tiny_config, tmp_
 def test_compile_cache_false_or_pynative_leaves_mindspore_s_cache_off(tmp_path, monkeypatch):
     import sys
 
-    from mszoo.cli import use_compile_cache
+    from mszoo.cli import compile_cache_confined, use_compile_cache
 
     monkeypatch.setattr(sys, "argv", [os.path.join(ROOT, "train.py")])  # a script, as train.py runs (not pytest's -c)
     monkeypatch.setenv("MSZOO_CACHE", str(tmp_path))
-    for var in ("MS_COMPILER_CACHE_ENABLE", "MS_COMPILER_CACHE_PATH"):
-        monkeypatch.delenv(var, raising=False)
+    monkeypatch.delenv("MS_COMPILER_CACHE_PATH", raising=False)
+    monkeypatch.setenv("MS_COMPILER_CACHE_ENABLE", "1")  # the user's own, unkeyed: "false" must not leave it on
     for flags in (["--compile_cache", "false"], ["--mode", "pynative"]):
         cfg, _ = parse_config(TINY + flags)
-        assert use_compile_cache(cfg, 1) is None
-        assert "MS_COMPILER_CACHE_ENABLE" not in os.environ and "MS_COMPILER_CACHE_PATH" not in os.environ
+        with compile_cache_confined():
+            assert use_compile_cache(cfg, 1) is None
+            assert "MS_COMPILER_CACHE_ENABLE" not in os.environ and "MS_COMPILER_CACHE_PATH" not in os.environ
+        assert os.environ["MS_COMPILER_CACHE_ENABLE"] == "1"  # the user's, back after the run
     cfg, _ = parse_config(TINY)
-    path = use_compile_cache(cfg, 1)
-    assert os.environ["MS_COMPILER_CACHE_ENABLE"] == "1" and os.environ["MS_COMPILER_CACHE_PATH"] == path
+    with compile_cache_confined():
+        path = use_compile_cache(cfg, 1)
+        assert os.environ["MS_COMPILER_CACHE_ENABLE"] == "1" and os.environ["MS_COMPILER_CACHE_PATH"] == path
     assert path.startswith(os.path.join(str(tmp_path), "compile"))
 
 
-def test_a_cache_directory_in_use_by_another_run_is_left_to_it(tmp_path, monkeypatch):
+def test_a_cache_directory_in_use_by_another_run_is_left_to_it(tmp_path, monkeypatch, caplog):
     """MindSpore writes cache files in place: a second run with the same key at the same time compiles afresh."""
     import subprocess
     import sys
 
-    from mszoo.cli import use_compile_cache
+    from mszoo.cli import compile_cache_confined, use_compile_cache
 
+    monkeypatch.setattr(sys, "argv", [os.path.join(ROOT, "train.py")])  # a script: else off before the lock
     monkeypatch.setenv("MSZOO_CACHE", str(tmp_path))
     for var in ("MS_COMPILER_CACHE_ENABLE", "MS_COMPILER_CACHE_PATH"):
         monkeypatch.delenv(var, raising=False)
@@ -104,7 +108,9 @@ def test_a_cache_directory_in_use_by_another_run_is_left_to_it(tmp_path, monkeyp
                                "time.sleep(60)", os.path.join(path, ".lock")], stdout=subprocess.PIPE, text=True)
     try:
         assert holder.stdout.readline().strip() == "held"
-        assert use_compile_cache(cfg, 1) is None and "MS_COMPILER_CACHE_PATH" not in os.environ
+        with compile_cache_confined():
+            assert use_compile_cache(cfg, 1) is None and "MS_COMPILER_CACHE_PATH" not in os.environ
+        assert "in use by another run" in caplog.text
     finally:
         holder.kill()
         holder.wait()

@@ -31,6 +31,13 @@ def merge_saved_config(cfg, config_text, source, keep=RUN_KEYS):
     return sorted(taken)
 
 
+def take_saved_config(cfg, ckpt):
+    """eval.py from a training checkpoint (``TrainingCheckpoint``): the data location, batch size and every other
+    key still at its default, from the config saved in it (``merge_saved_config``); nothing if none was saved."""
+    if ckpt.config_text:
+        merge_saved_config(cfg, ckpt.config_text, f"{ckpt.path} (saved config)", keep=RUN_KEYS)
+
+
 def seed_everything(seed):
     import mindspore as ms
 

@@ -94,14 +94,13 @@ def evaluate_checkpoint(cfg, output=None):
     from mszoo.resolve import load_eval_model, pretrained_file, resolve_from_checkpoint
 
     from .checkpoint import load_training_checkpoint
-    from .datasets import RUN_KEYS, build_eval_dataset, merge_saved_config
+    from .datasets import build_eval_dataset, take_saved_config
 
     if not cfg.pretrained:
         raise ConfigError("pretrained: give the checkpoint to evaluate (--pretrained FILE.ckpt) (from command line)")
     ckpt = load_training_checkpoint(pretrained_file(cfg))
     class_names = resolve_from_checkpoint(cfg, ckpt)
-    if ckpt.config_text:
-        merge_saved_config(cfg, ckpt.config_text, f"{ckpt.path} (saved config)", keep=RUN_KEYS)
+    take_saved_config(cfg, ckpt)
     validate(cfg, need_data=True, need_train_data=False)
     dataset = build_eval_dataset(cfg, class_names=class_names)
     if len(dataset.class_names) > cfg.num_classes:

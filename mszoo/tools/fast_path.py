@@ -139,13 +139,17 @@ def _export(cfg, path, checkpoint, digest):
 def prepare_backend(cfg, args, need_data=False):
     """The backend of this run: ``({backend, model, checked_record} for args, the line that says it)``. For OpenVINO
     from ``--pretrained`` (no ``--model``), ``model`` is the cached IR (exported first when missing) and
-    ``checked_record`` its record. ``need_data``: eval.py's data settings are checked before any export."""
+    ``checked_record`` its record. ``need_data``: eval.py takes what a training checkpoint's saved config gives
+    (the data location, as on the MindSpore path) and its data settings are checked before any export."""
     backend, why = choose_backend(cfg, args)
     model, record, where = args.model, None, None
     if backend == "openvino" and not model:
         if need_data:
             from mszoo.config import validate
+            from mszoo.engine.checkpoint import load_training_checkpoint
+            from mszoo.engine.datasets import take_saved_config
 
+            take_saved_config(cfg, load_training_checkpoint(local_checkpoint(cfg)))
             validate(cfg, need_data=True)
         model, record, how = cached_ir(cfg)
         where = f"IR {how}: {model}"

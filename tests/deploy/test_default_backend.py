@@ -231,3 +231,20 @@ def test_a_checkpoint_rewritten_during_its_export_is_refused(tmp_path):
     ckpt.write_bytes(b"weights v2")  # e.g. a training run wrote best.ckpt meanwhile
     with pytest.raises(ValueError, match="changed while it was being exported"):
         ir_cache.check_unchanged(str(ckpt), digest)
+
+
+def test_default_eval_of_a_training_checkpoint_takes_its_data_from_the_saved_config(trained_tiny, monkeypatch,
+                                                                                     tmp_path):
+    """The README's ``python eval.py --pretrained run/best.ckpt``: nothing else given, on the default (OpenVINO)
+    path as on MindSpore's, the same metrics on the run's own val data."""
+    monkeypatch.delenv("MSZOO_BACKEND")
+    monkeypatch.setenv("MSZOO_CACHE", str(tmp_path / "cache"))
+    results = {}
+    for backend in ("auto", "mindspore"):
+        out = tmp_path / f"{backend}.json"
+        assert eval_script.main(["--pretrained", trained_tiny["ckpt"], "--backend", backend, "--output", str(out)]) == 0
+        results[backend] = json.loads(out.read_text())
+    assert results["auto"]["num_samples"] == results["mindspore"]["num_samples"] == 64  # the run's val_num_samples
+    assert results["auto"]["top1"] == results["mindspore"]["top1"]
+    assert abs(results["auto"]["loss"] - results["mindspore"]["loss"]) < 1e-4
+    assert len(_entries(tmp_path / "cache")) == 1  # it ran OpenVINO from a cached IR

@@ -14,7 +14,6 @@ rank 0 writes files.
 Reading order: ``setup`` (config -> run directory -> data -> model -> resumed state), then ``fit`` ->
 ``run_epoch`` (train the epoch's steps -> validate -> save -> log).
 """
-import gc
 import math
 import os
 import threading
@@ -489,8 +488,3 @@ def train(cfg, after_step=None, after_epoch=None, before_compile=None):
         return trainer.fit()
     finally:
         remove_log_files()
-        # The run's cells sit in reference cycles, and MindSpore frees a cell's compiled graphs only with the cell:
-        # collect them now, or each later compile in this process (tune.py's next trial, a notebook's next run)
-        # slows with every graph kept (a tiny recipe's step 17 s -> 52 s after ten runs; docs/benchmarks.md).
-        del trainer
-        gc.collect()

@@ -4,7 +4,6 @@ import csv
 import os
 import re
 import signal
-import weakref
 
 import numpy as np
 import pytest
@@ -100,19 +99,6 @@ def test_a_stop_asked_between_two_epochs_saves_before_the_next_epoch_starts(tiny
     assert train(cfg, after_epoch=stop_after_epoch_1) == 143
     state = load_training_checkpoint(str(tmp_path / "out" / "run" / "last.ckpt")).train_state
     assert (state["epochs_done"], state["epoch_step"], state["global_step"]) == (1, 0, 3)
-
-
-def test_a_finished_run_frees_its_network_and_compiled_graphs(tiny_config, graph_mode):
-    """Nothing of a returned run stays alive (its cells hold the compiled graphs): the next run in the same process
-    (tune.py's trials) compiles as fast as the first."""
-    cells = []
-
-    def keep_weakrefs(trainer):
-        if not cells:
-            cells.extend(weakref.ref(c) for c in (trainer.network, trainer.model, trainer.train_step))
-
-    assert run(tiny_config(epochs=1, steps_per_epoch=1), after_step=keep_weakrefs) == 0
-    assert cells and all(ref() is None for ref in cells)
 
 
 def test_ckpt_save_every_step_writes_last_ckpt_mid_epoch(tiny_config, tmp_path, graph_mode):

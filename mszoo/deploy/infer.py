@@ -122,6 +122,9 @@ class Predictor:
             batches = ov_runtime.calibration_batches(calib_data, self.preprocessing)
             model, used = ov_runtime.quantize_int8(model_file, batches)
             get_logger().info(f"quantized {model_file} to int8 with NNCF on {used} images from {calib_data}")
+        if self.precision == "int8":
+            get_logger().info(f"int8: quantized operations in int8, the others in {ov_runtime.int8_rest_precision()} "
+                              "(bf16 where the CPU has native bfloat16)")
         return ov_runtime.compile_model(model, self.precision)
 
     @property

@@ -6,7 +6,8 @@ is to compute in bf16, which would silently change the logits of a "float32" run
 - ``f32``: exact (logits within 1e-4 of the checkpoint, tested);
 - ``bf16``: only where the CPU reports BF16 (else one clear error); its top-1 agreement with f32 is reported;
 - ``int8``: post-training quantization with NNCF on calibration images through the eval transform
-  (``quantize_int8``), saved as an IR; the rest of the graph runs in f32.
+  (``quantize_int8``), saved as an IR; the operations NNCF left in float (LayerNorm, softmax, GELU, the
+  attention products) run in bf16 where the CPU has native bfloat16, else in f32 (``int8_rest_precision``).
 
 Threads follow the machine (all cores) with the LATENCY hint: each call is one synchronous request, which
 THROUGHPUT's per-stream split of the cores would slow down (batch 8 ran at half speed with it on 2 vCPUs).
@@ -97,9 +98,21 @@ def _check_format(path):
         raise OpenVINOError(f"OpenVINO cannot read {path}: {problem}")
 
 
+def int8_rest_precision():
+    """What an int8 model's non-quantized operations compute in: ``bf16`` on a CPU with native bfloat16, where
+    int8 with a bf16 rest ran 1.06-1.09x int8 with an f32 rest (docs/benchmarks.md), else ``f32``. Its accuracy is
+    what eval.py reports for int8 beside float32."""
+    return "bf16" if cpu_has_bf16() else "f32"
+
+
+def inference_precision(precision):
+    """OpenVINO's ``INFERENCE_PRECISION_HINT`` for one of PRECISIONS."""
+    return int8_rest_precision() if precision == "int8" else precision
+
+
 def compile_model(model, precision="f32", threads=None):
     """``model`` (a file, or an OpenVINO model) compiled for the CPU: ``(N, C, H, W)`` float32 -> logits,
-    computing in ``precision`` (int8 models: their quantized parts in int8, the rest in f32)."""
+    computing in ``precision`` (int8 models: their quantized parts in int8, the rest as ``int8_rest_precision``)."""
     if precision not in PRECISIONS:
         raise OpenVINOError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
     if precision == "bf16":
@@ -107,7 +120,7 @@ def compile_model(model, precision="f32", threads=None):
     if isinstance(model, str):
         model = read_model(model)
     config = {
-        "INFERENCE_PRECISION_HINT": "bf16" if precision == "bf16" else "f32",
+        "INFERENCE_PRECISION_HINT": inference_precision(precision),
         # One synchronous request per call: LATENCY puts every thread on it. THROUGHPUT splits the cores into
         # streams that only pay off with several requests in flight (measured: batch 8 ran at half speed).
         "PERFORMANCE_HINT": "LATENCY",

@@ -81,6 +81,24 @@ def test_int8_ir_holds_quantized_operations_and_computes_other_numbers_than_the_
     assert np.abs(int8 - f32).max() > 1e-3 * np.abs(f32).max()
 
 
+
+@pytest.mark.parametrize("native_bf16, rest", [(True, "bf16"), (False, "f32")])
+def test_int8_runs_its_float_operations_in_bf16_only_where_the_cpu_has_native_bf16(monkeypatch, native_bf16, rest):
+    monkeypatch.setattr(ov_runtime, "cpu_has_bf16", lambda: native_bf16)
+    assert ov_runtime.inference_precision("int8") == rest
+    assert (ov_runtime.inference_precision("f32"), ov_runtime.inference_precision("bf16")) == ("f32", "bf16")
+
+
+def test_a_compiled_int8_model_computes_its_float_part_in_the_precision_the_rule_names(exported):
+    x = np.random.RandomState(0).rand(2, 3, 16, 16).astype(np.float32)
+    run = ov_runtime.compile_model(exported["int8"], "int8")
+    run(x)
+    (compiled,) = run.compiled.values()
+    assert compiled.get_property("INFERENCE_PRECISION_HINT").get_type_name() == ov_runtime.int8_rest_precision()
+    if ov_runtime.cpu_has_bf16():  # the float part really is bf16: not the int8 model with an f32 rest
+        f32_rest = ov_runtime._core().compile_model(exported["int8"], "CPU", {"INFERENCE_PRECISION_HINT": "f32"})
+        assert np.abs(run(x) - f32_rest(x)[0]).max() > 1e-5
+
 PRECISION_PROBE = r"""
 import json, sys
 import numpy as np, onnxruntime

@@ -56,21 +56,21 @@ def _peak_rss_mb():
 
 
 def time_windows(step, batch, warmup, windows, iters_per_window):
-    """Run ``step()`` ``warmup`` times, then time ``windows`` windows; returns (first, img/s median, step s)."""
+    """Run ``step()`` ``warmup`` times, then time ``windows`` windows; returns (first s, img/s, step s), both from
+    the median window's step time (with an even count a median of rates and one of times would disagree)."""
     t0 = time.perf_counter()
     step()
     first = time.perf_counter() - t0
     for _ in range(max(warmup - 1, 0)):
         step()
-    rates, step_times = [], []
+    step_times = []
     for _ in range(windows):
         t0 = time.perf_counter()
         for _ in range(iters_per_window):
             step()
-        dt = (time.perf_counter() - t0) / iters_per_window
-        step_times.append(dt)
-        rates.append(batch / dt)
-    return first, statistics.median(rates), statistics.median(step_times)
+        step_times.append((time.perf_counter() - t0) / iters_per_window)
+    step_s = statistics.median(step_times)
+    return first, batch / step_s, step_s
 
 
 def _input(batch, size):

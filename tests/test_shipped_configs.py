@@ -45,10 +45,13 @@ def test_shipped_config_loads_validates_and_names_a_model(path):
         assert cfg.image_size == default["input_size"][-1]
 
 
-# Keys whose values differ between recipes of one family without changing which code runs (sizes, rates,
-# preprocessing numbers), or that the one-step test overrides anyway.
+# Keys whose values differ between recipes of one family without changing which code runs (sizes, rates, decay
+# factors, preprocessing numbers, how many checkpoints to keep), or that the one-step test overrides anyway (the
+# data, the schedule's warm-up and cool-down). A switch whose zero turns a part off (clip_grad_norm, mixup,
+# with_ema, ...) is not here: a recipe that turns it on runs other code than one that leaves it off.
 VALUE_ONLY_KEYS = {"arch", "drop_path_rate", "model_kwargs", "base_lr", "batch_size", "epochs", "warmup_length",
-                   "image_size", "mean", "std", "crop_pct", "interpolation", "num_classes", "pretrained"}
+                   "image_size", "mean", "std", "crop_pct", "interpolation", "num_classes", "pretrained",
+                   "weight_decay", "min_lr", "ema_decay", "ckpt_keep_num", "data_url", "cooldown_epochs"}
 
 
 def _graph_kind(name):

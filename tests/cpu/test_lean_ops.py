@@ -201,4 +201,6 @@ def test_training_attention_values_keep_no_transpose_index_tables():
     earlier tests leave free in the heap); BatchMatMul's uses its flags."""
     attn, v = _inputs(np.random.RandomState(0), (4704, 4, 16, 16), (4704, 4, 16, 6))
     grown = _training_rss_growth(_Values, _squared_sum, attn, v)
-    assert grown[True] < 0.5 * grown[False], grown
+    # By difference, not ratio: ours grew 5 MB in a fresh process but 50-54 MB after other graphs had run in it
+    # (the built-in path 89-96 MB), so a ratio depended on which tests ran before in the same worker.
+    assert grown[False] - grown[True] > 25, grown

@@ -47,10 +47,11 @@ COMPILE_CACHE_VARIABLES = ("MS_COMPILER_CACHE_ENABLE", "MS_COMPILER_CACHE_PATH")
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_teardown(item, nextitem):
     """Once a test's fixtures (monkeypatch's too) are torn down: a slow test's leftovers are collected, and no test
-    may leave MindSpore's compile-cache variables changed. Kept graphs slow every later compile in the worker
-    (a recipe's step 17 s -> 52 s after ten others); the variables in ``os.environ`` would make every later
-    compile in the worker, and every process it starts, read one unkeyed cache (stale graphs, or MindSpore
-    hashing pytest's ``-c`` as the entry script)."""
+    may leave MindSpore's compile-cache variables changed or MindSpore in graph mode. Kept graphs slow every later
+    compile in the worker (a recipe's step 17 s -> 52 s after ten others); the variables in ``os.environ`` would
+    make every later compile in the worker, and every process it starts, read one unkeyed cache (stale graphs, or
+    MindSpore hashing pytest's ``-c`` as the entry script); graph mode left behind made the next file's
+    ``ms.grad`` compile its lambdas as a graph (which failed)."""
     result = yield
     if time.monotonic() - item.stash.get(_STARTED_KEY, time.monotonic()) > 1.0:
         gc.collect()  # a slow test's models sit in reference cycles: freed now, their compiled graphs go with them
@@ -60,6 +61,9 @@ def pytest_runtest_teardown(item, nextitem):
         for key, value in before.items():  # the next tests start clean
             os.environ.pop(key, None) if value is None else os.environ.__setitem__(key, value)
         raise AssertionError(f"{item.nodeid} left MindSpore's compile-cache variables changed: {before} -> {after}")
+    if ms.get_context("mode") != ms.PYNATIVE_MODE:  # a later test's ms.grad would compile its lambdas as a graph
+        ms.set_context(mode=ms.PYNATIVE_MODE)
+        raise AssertionError(f"{item.nodeid} left MindSpore in graph mode (use the graph_mode fixture)")
     return result
 
 

@@ -184,8 +184,9 @@ def _tiny_case(mode, backend="mindspore", model="twins_pcpvt_small"):
 
 
 @pytest.fixture
-def tiny_benchmark_models(monkeypatch):
-    """benchmark's model builders give the tiny width of the same family (compile cost, not the point here)."""
+def tiny_benchmark_models(monkeypatch, graph_mode):
+    """benchmark's model builders give the tiny width of the same family (compile cost, not the point here). A case
+    run inline switches MindSpore to graph mode, as its own process would; ``graph_mode`` puts PyNative back."""
     import mszoo.resolve
     from mszoo.models import create_model
     from tests.tiny import tiny_kwargs

@@ -21,6 +21,9 @@ from mszoo.models import create_model
 from mszoo.tools.fast_path import choose_backend
 from tests.tiny import tiny_kwargs
 
+# The scripts' main() sets MindSpore's mode as its own process would; PyNative is put back after each test.
+pytestmark = pytest.mark.usefixtures("pynative")
+
 ARCH = "twins_pcpvt_small"
 CLASSES = ["apple", "banana", "cherry"]
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))

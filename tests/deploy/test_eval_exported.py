@@ -10,6 +10,9 @@ from mszoo.data import prepare_digits
 from mszoo.models import create_model
 from tests.tiny import tiny_kwargs
 
+# The scripts' main() sets MindSpore's mode as its own process would; PyNative is put back after each test.
+pytestmark = pytest.mark.usefixtures("pynative")
+
 ARCH = "t2t_vit_t_14"
 
 

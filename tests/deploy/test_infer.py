@@ -12,6 +12,9 @@ import infer as infer_script
 from mszoo.models import create_model
 from tests.tiny import tiny_kwargs
 
+# The scripts' main() sets MindSpore's mode as its own process would; PyNative is put back after each test.
+pytestmark = pytest.mark.usefixtures("pynative")
+
 ARCH = "twins_pcpvt_small"
 CLASSES = ["apple", "banana", "cherry"]
 

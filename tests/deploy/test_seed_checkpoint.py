@@ -13,6 +13,9 @@ from mszoo.config import ConfigError
 from mszoo.metrics import softmax
 from tests.conftest import ROOT
 
+# The scripts' main() sets MindSpore's mode as its own process would; PyNative is put back after each test.
+pytestmark = pytest.mark.usefixtures("pynative")
+
 FIXTURES = os.path.join(ROOT, "tests", "fixtures")
 SEED_DIR = os.path.join(FIXTURES, "seed_ckpt")  # made by tests/fixtures/seed_ckpt/make_seed_fixtures.py
 # family -> (config flag and the readme's YAML verbatim, the readme's arch there, our variant, the fixture's widths:

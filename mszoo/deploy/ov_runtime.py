@@ -7,7 +7,8 @@ is to compute in bf16, which would silently change the logits of a "float32" run
 - ``bf16``: only where the CPU reports BF16 (else one clear error); its top-1 agreement with f32 is reported;
 - ``int8``: post-training quantization with NNCF on calibration images through the eval transform
   (``quantize_int8``), saved as an IR; the operations NNCF left in float (LayerNorm, softmax, GELU, the
-  attention products) run in bf16 where the CPU has native bfloat16, else in f32 (``int8_rest_precision``).
+  softmax-weighted sum of the values) run in bf16 where the CPU has native bfloat16, else in f32
+  (``int8_rest_precision``).
 
 Threads follow the machine (all cores) with the LATENCY hint: each call is one synchronous request, which
 THROUGHPUT's per-stream split of the cores would slow down (batch 8 ran at half speed with it on 2 vCPUs).

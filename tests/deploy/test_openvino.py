@@ -81,7 +81,6 @@ def test_int8_ir_holds_quantized_operations_and_computes_other_numbers_than_the_
     assert np.abs(int8 - f32).max() > 1e-3 * np.abs(f32).max()
 
 
-
 @pytest.mark.parametrize("native_bf16, rest", [(True, "bf16"), (False, "f32")])
 def test_int8_runs_its_float_operations_in_bf16_only_where_the_cpu_has_native_bf16(monkeypatch, native_bf16, rest):
     monkeypatch.setattr(ov_runtime, "cpu_has_bf16", lambda: native_bf16)
@@ -98,6 +97,7 @@ def test_a_compiled_int8_model_computes_its_float_part_in_the_precision_the_rule
     if ov_runtime.cpu_has_bf16():  # the float part really is bf16: not the int8 model with an f32 rest
         f32_rest = ov_runtime._core().compile_model(exported["int8"], "CPU", {"INFERENCE_PRECISION_HINT": "f32"})
         assert np.abs(run(x) - f32_rest(x)[0]).max() > 1e-5
+
 
 PRECISION_PROBE = r"""
 import json, sys

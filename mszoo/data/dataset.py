@@ -34,6 +34,7 @@ from PIL import Image
 from mszoo.extras import require
 
 from .mixup import Mixup
+from .train_batches import TrainBatchSource, epoch_batch_sampler
 from .transforms import DEFAULT_CROP_PCT, IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD, create_transform
 
 __all__ = [
@@ -48,6 +49,9 @@ logger = logging.getLogger(__name__)
 IMG_EXTENSIONS = (".jpg", ".jpeg", ".png", ".ppm", ".pgm", ".pbm", ".bmp", ".tif", ".tiff", ".webp", ".gif")
 _MAX_CONSECUTIVE_FAILURES = 50
 _MS_DEFAULT_SEED = 5489  # mindspore.dataset's seed when the user never set one
+# Rows each training operator and worker queue hold: a row is a whole batch (MindSpore's default, 16, would keep
+# 16 batches per worker in shared memory and 16 more in the pipeline: 1.2 GB at batch 64 with two workers)
+TRAIN_PREFETCH = 2
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -269,13 +273,40 @@ def _end_with_parent(parent):
         os._exit(0)
 
 
+class prefetch_size:
+    """``mindspore.dataset``'s prefetch size (rows each operator and each worker's queue hold) set to ``rows``
+    for the ``with`` body, then restored; ``None`` leaves it alone. MindSpore reads it when an iterator builds
+    its operators and when the first ``next`` starts the workers."""
+
+    def __init__(self, rows):
+        self.rows = rows
+
+    def __enter__(self):
+        self._old = None
+        if self.rows is not None:
+            from mindspore.dataset import config as ds_config
+
+            self._old = ds_config.get_prefetch_size()
+            ds_config.set_prefetch_size(self.rows)
+        return self
+
+    def __exit__(self, *exc):
+        if self._old is not None:
+            from mindspore.dataset import config as ds_config
+
+            ds_config.set_prefetch_size(self._old)
+        return False
+
+
 class StopDeafIterator:
     """A MindSpore dataset iterator whose first ``next`` (which forks the workers) runs under
-    :class:`stop_signals_blocked`; every other attribute is the iterator's own."""
+    :class:`stop_signals_blocked` (and :class:`prefetch_size` ``prefetch``); every other attribute is the
+    iterator's own."""
 
-    def __init__(self, iterator):
+    def __init__(self, iterator, prefetch=None):
         self._iterator = iterator
         self._started = False
+        self._prefetch = prefetch
 
     def __iter__(self):
         return self
@@ -284,7 +315,7 @@ class StopDeafIterator:
         if self._started:
             return next(self._iterator)
         self._started = True
-        with stop_signals_blocked():
+        with stop_signals_blocked(), prefetch_size(self._prefetch):
             return next(self._iterator)
 
     def __getattr__(self, name):
@@ -341,12 +372,19 @@ class ImageFolderSource:
             if img is None:
                 return np.zeros(self.output_shape, np.float32), self.labels[index], np.bool_(False)
             return self.transform(img), self.labels[index], np.bool_(True)
+        return self.load(index)
+
+    def load(self, index, out=None):
+        """``(transformed image, label)`` of file ``index``, or of the next decodable file after it. ``out``
+        (a float32 array of ``output_shape``) is handed to a transform that can write into it."""
+        self._after_fork()
         n = len(self.paths)
+        into = {"out": out} if out is not None and getattr(self.transform, "writes_into", False) else {}
         for k in range(min(n, _MAX_CONSECUTIVE_FAILURES)):
             j = (index + k) % n
             img = self._try_load(j)
             if img is not None:
-                return self.transform(img), self.labels[j]
+                return self.transform(img, **into), self.labels[j]
         raise RuntimeError(f"{min(n, _MAX_CONSECUTIVE_FAILURES)} consecutive undecodable images from "
                            f"{self.paths[index]}; is this an image dataset?")
 
@@ -448,10 +486,12 @@ class ImagePipeline:
 
     ``class_names``, ``num_classes``, ``num_files`` (files in this shard), ``skipped`` (:class:`SkippedFiles`),
     ``mixup_fn`` (the :class:`Mixup` or None; call ``set_epoch`` on it when you create a new iterator per epoch),
-    ``directory``; ``dataset`` is the MindSpore dataset itself.
+    ``directory``; ``dataset`` is the MindSpore dataset itself; ``prefetch`` (None: MindSpore's setting) the
+    prefetch size its iterators are built with.
     """
 
-    def __init__(self, dataset, num_batches, class_names, num_classes, num_files, skipped, mixup_fn, directory):
+    def __init__(self, dataset, num_batches, class_names, num_classes, num_files, skipped, mixup_fn, directory,
+                 prefetch=None):
         self.dataset = dataset
         self.num_batches = num_batches
         self.class_names = list(class_names)
@@ -460,11 +500,12 @@ class ImagePipeline:
         self.skipped = skipped
         self.mixup_fn = mixup_fn
         self.directory = directory
+        self.prefetch = prefetch
 
     def create_tuple_iterator(self, *args, **kwargs):
         """MindSpore's iterator, whose worker processes ignore SIGINT/SIGTERM (:class:`StopDeafIterator`)."""
-        with stop_signals_blocked():
-            return StopDeafIterator(self.dataset.create_tuple_iterator(*args, **kwargs))
+        with stop_signals_blocked(), prefetch_size(self.prefetch):
+            return StopDeafIterator(self.dataset.create_tuple_iterator(*args, **kwargs), self.prefetch)
 
     def get_dataset_size(self):
         """The nominal number of batches (evaluation: fewer if files are skipped), from the file count:
@@ -499,15 +540,14 @@ def create_dataset(root=None, split="train", data_cfg=None, *, split_dir=None, c
     samples = _subset(samples, data_cfg.num_samples, data_cfg.subset_seed)
     num_classes = data_cfg.num_classes or len(class_names)
     transform = transform if transform is not None else data_cfg.transform()
-    build = _train_source if data_cfg.is_training else _eval_source
-    data, skipped, num_files, num_batches = build(samples, transform, directory, data_cfg)
     mixup_fn = data_cfg.mixup_fn(num_classes) if data_cfg.uses_mixup else None
-    if mixup_fn is not None:
-        data = data.batch(data_cfg.batch_size, drop_remainder=True, per_batch_map=mixup_fn.batch_map,
-                          input_columns=["image", "label"], num_parallel_workers=1)
+    if data_cfg.is_training:
+        data, skipped, num_files, num_batches = _train_batches(samples, transform, directory, data_cfg, mixup_fn)
     else:
-        data = data.batch(data_cfg.batch_size, drop_remainder=data_cfg.is_training)
-    return ImagePipeline(data, num_batches, class_names, num_classes, num_files, skipped, mixup_fn, directory)
+        data, skipped, num_files, num_batches = _eval_source(samples, transform, directory, data_cfg)
+        data = data.batch(data_cfg.batch_size, drop_remainder=False)
+    return ImagePipeline(data, num_batches, class_names, num_classes, num_files, skipped, mixup_fn, directory,
+                         prefetch=TRAIN_PREFETCH if data_cfg.is_training else None)
 
 
 def _loader_args(data_cfg):
@@ -516,19 +556,25 @@ def _loader_args(data_cfg):
                 python_multiprocessing=bool(data_cfg.python_multiprocessing) and workers > 1)
 
 
-def _train_source(samples, transform, directory, data_cfg):
-    """Training: failures replaced by the next decodable file, equal shards; ``(dataset, skipped, files, batches)``."""
+def _train_batches(samples, transform, directory, data_cfg, mixup_fn):
+    """Training: whole batches built (and mixed) in the workers (:mod:`mszoo.data.train_batches`), failures
+    replaced by the next decodable file, equal shards; ``(dataset, skipped, files, batches)``."""
     import mindspore.dataset as ds
 
     out_shape = (3, data_cfg.image_size, data_cfg.image_size)
-    source = ImageFolderSource(samples, transform, out_shape, replace_failures=True)
-    data = ds.GeneratorDataset(source, column_names=["image", "label"], num_shards=data_cfg.num_shards,
-                               shard_id=data_cfg.shard_id, **_loader_args(data_cfg))
-    per_shard = len(source) if data_cfg.num_shards is None else math.ceil(len(source) / data_cfg.num_shards)
-    if per_shard < data_cfg.batch_size:
-        raise ValueError(f"{directory}: {per_shard} training samples per shard, fewer than batch_size "
+    images = ImageFolderSource(samples, transform, out_shape, replace_failures=True)
+    source = TrainBatchSource(images, data_cfg.batch_size, ds.config.get_seed(), data_cfg.num_shards,
+                              data_cfg.shard_id, shuffle=data_cfg.shuffle, mixup_fn=mixup_fn)
+    if source.num_batches < 1:
+        raise ValueError(f"{directory}: {source.per_shard} training samples per shard, fewer than batch_size "
                          f"{data_cfg.batch_size}; the epoch would be empty")
-    return data, source.skipped, per_shard, per_shard // data_cfg.batch_size
+    args = _loader_args(data_cfg)
+    args["num_parallel_workers"] = min(args["num_parallel_workers"], source.num_batches)
+    args["python_multiprocessing"] = args["python_multiprocessing"] and args["num_parallel_workers"] > 1
+    del args["shuffle"]
+    data = ds.GeneratorDataset(source, column_names=["image", "label"], sampler=epoch_batch_sampler(len(source)),
+                               **args)
+    return data, images.skipped, source.per_shard, source.num_batches
 
 
 def _eval_source(samples, transform, directory, data_cfg):

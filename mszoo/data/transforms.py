@@ -58,9 +58,20 @@ class Compose:
     def __init__(self, transforms):
         self.transforms = list(transforms)
 
-    def __call__(self, img):
+    @property
+    def writes_into(self):
+        """Whether ``out`` is used: one of the transforms can write its result into a given array."""
+        return any(getattr(t, "writes_into", False) for t in self.transforms)
+
+    def __call__(self, img, out=None):
+        """The transformed image. With ``out``, the first transform that can write into an array does (the
+        training batch's slot, so the worker copies no image); the result is ``out`` unless a later transform
+        returned a new array."""
         for t in self.transforms:
-            img = t(img)
+            if out is not None and getattr(t, "writes_into", False):
+                img, out = t(img, out=out), None
+            else:
+                img = t(img)
         return img
 
     def __repr__(self):
@@ -228,7 +239,10 @@ class ToNormalizedArray:
         levels = np.arange(256, dtype=np.float32)[None, :] / np.float32(255.0)
         self.table = np.ascontiguousarray((levels - self.mean) / self.std, dtype=np.float32)
 
-    def __call__(self, img):
+    writes_into = True
+
+    def __call__(self, img, out=None):
+        """The normalised image; written into ``out`` (a float32 CHW array) when given."""
         arr = np.asarray(img, dtype=np.uint8)
         if arr.ndim == 2:
             arr = arr[:, :, None]
@@ -236,7 +250,8 @@ class ToNormalizedArray:
         n = max(chans, stats)  # one side may have a single channel (broadcast), as numpy would
         if chans not in (1, n) or stats not in (1, n):
             raise ValueError(f"a {chans}-channel image for a {stats}-channel mean and std")
-        out = np.empty((n,) + arr.shape[:2], np.float32)
+        if out is None:
+            out = np.empty((n,) + arr.shape[:2], np.float32)
         for c in range(n):
             np.take(self.table[c if stats > 1 else 0], arr[:, :, c if chans > 1 else 0], out=out[c])
         return out

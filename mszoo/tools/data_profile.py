@@ -2,17 +2,15 @@
 
 ``stage_profile`` runs one side's training transform (ours or timm's) stage by stage over image files in this
 process and returns milliseconds per image for each stage: decode, crop/resize, flip, RandAugment,
-normalise/layout, erasing, and the batching (ours: copying images into one batch array, as MindSpore's batch
-operator does; timm: its ``default_collate``). :class:`CpuMeter` measures the CPU seconds of this process and of
-its workers, which ``benchmark.py --mode data`` takes around its timed epochs: the main process's share is the
-serial part (the hand-off from the workers, batching, the iteration), the total per image is what each image
-costs in cores whatever the machine's load.
+normalise/layout, erasing, and the batching (ours: none, the normalisation writes each image into its slot of
+the worker's batch array; timm: its ``default_collate``). :class:`CpuMeter` measures the CPU seconds of this
+process and of its workers, which ``benchmark.py --mode data`` takes around its timed epochs: the main
+process's share is the serial part (the hand-off of each batch from a worker, the tensors, the iteration), the
+total per image is what each image costs in cores whatever the machine's load.
 """
 import os
 import resource
 import time
-
-import numpy as np
 
 __all__ = ["STAGES", "stage_profile", "CpuMeter", "cores_needed"]
 
@@ -98,10 +96,8 @@ def _ours(image_size, aug):
 
 
 def _batch_ours(images):
-    out = np.empty((len(images),) + images[0].shape, np.float32)
-    for i, x in enumerate(images):
-        out[i] = x
-    return out
+    """Nothing to do: a worker's transform writes each image into its slot of the batch array."""
+    return images
 
 
 def _timm(image_size, aug):

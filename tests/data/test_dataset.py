@@ -320,6 +320,80 @@ def test_eval_dataset_size_does_not_decode_the_split(solid_folder, monkeypatch):
     assert data.get_dataset_size() == 4 and not calls
 
 
+def test_train_order_is_a_seeded_permutation_per_epoch_dealt_out_to_equal_shards():
+    from mszoo.data.train_batches import epoch_order
+
+    first, again, second = epoch_order(10, 7, 0), epoch_order(10, 7, 0), epoch_order(10, 7, 1)
+    assert sorted(first) == list(range(10)) and list(first) == list(again) and list(first) != list(second)
+    assert list(epoch_order(5, 7, 0, shuffle=False)) == [0, 1, 2, 3, 4]
+    shards = [epoch_order(10, 7, 0, num_shards=3, shard_id=k) for k in range(3)]
+    assert [len(s) for s in shards] == [4, 4, 4]  # padded by repeating the permutation's start
+    assert sorted(np.concatenate(shards)) == sorted(list(first) + list(first[:2]))
+
+
+def test_each_epoch_of_one_train_iterator_has_its_own_order(solid_folder):
+    root, colors = solid_folder
+    data = create_dataset(None, "train", split_dir=root, batch_size=5, image_size=8, num_parallel_workers=1,
+                          color_jitter=0.0, hflip=0.0, min_crop=1.0, ratio=(1.0, 1.0))
+    iterator = data.create_tuple_iterator(output_numpy=True, num_epochs=2)
+    epochs = [[decode_solid(img) for x, _ in iterator for img in x] for _ in range(2)]
+    assert sorted(epochs[0]) == sorted(epochs[1]) == sorted(colors) and epochs[0] != epochs[1]
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_train_batches_hold_the_transforms_output_bit_for_bit_in_the_epoch_order(solid_folder, workers):
+    from mindspore.dataset import config as ds_config
+
+    from mszoo.data import create_transform, list_image_folder, load_rgb_image
+    from mszoo.data.train_batches import epoch_order
+
+    root, _ = solid_folder
+    kw = dict(image_size=8, color_jitter=0.0, hflip=0.0, min_crop=1.0, ratio=(1.0, 1.0))
+    data = create_dataset(None, "train", split_dir=root, batch_size=3, num_parallel_workers=workers, **kw)
+    samples, _, _ = list_image_folder(root)
+    tf = create_transform(8, is_training=True, **{k: v for k, v in kw.items() if k != "image_size"})
+    order = epoch_order(len(samples), ds_config.get_seed(), 0)
+    rows = _epoch(data)
+    assert [int(y) for _, y in rows] == [samples[j][1] for j in order]
+    for (x, _), j in zip(rows, order):
+        np.testing.assert_array_equal(x, tf(load_rgb_image(samples[j][0])))
+
+
+class _CountCalls:
+    """A transform that counts its calls in a counter shared with the worker processes."""
+
+    def __init__(self):
+        import multiprocessing
+
+        self.calls = multiprocessing.Value("i", 0)
+
+    def __call__(self, img):
+        with self.calls.get_lock():
+            self.calls.value += 1
+        return np.zeros((3, 8, 8), np.float32)
+
+
+def test_train_workers_build_whole_batches_and_only_a_few_ahead(tmp_path):
+    """A row is a whole batch, so MindSpore's default prefetch (16 rows per operator and per worker queue) would
+    keep dozens of batches in memory; the training pipeline holds two per queue, and leaves the setting as it was."""
+    import time
+
+    from mindspore.dataset import config as ds_config
+
+    write_solid_folder(str(tmp_path / "train"), num_classes=1, per_class=64)
+    count = _CountCalls()
+    data = create_dataset(str(tmp_path), "train", batch_size=2, image_size=8, num_parallel_workers=2,
+                          python_multiprocessing=True, transform=count)
+    before = ds_config.get_prefetch_size()
+    iterator = data.create_tuple_iterator(output_numpy=True, num_epochs=1)
+    x, y = next(iterator)
+    assert x.shape == (2, 3, 8, 8) and y.shape == (2,)
+    time.sleep(1.0)
+    assert count.calls.value <= 2 * 14  # 2 per worker queue + 1 in hand per worker + 2 rows per operator ...
+    assert ds_config.get_prefetch_size() == before
+    assert sum(1 for _ in iterator) == 31  # drained: workers blocked on full queues would take 5 s to stop
+
+
 # ------------------------------------------------------------------------------------------------------------
 # mixup in the pipeline
 # ------------------------------------------------------------------------------------------------------------

@@ -157,6 +157,26 @@ def test_normalisation_by_table_gives_the_bits_of_the_per_pixel_formula():
         ToNormalizedArray(mean=(0.5, 0.5), std=(0.5, 0.5))(img)
 
 
+def test_the_train_transform_writes_into_a_given_array_and_erasing_keeps_it_there():
+    """A training worker hands each image's slot of the batch array to the transform: the normalisation writes
+    there and random erasing (after it) erases there, so no image is copied into the batch."""
+    img = random_rgb(h=90, w=120, seed=3)
+    tf = create_transform(32, is_training=True, auto_augment="rand-m9-mstd0.5-inc1", re_prob=1.0, re_mode="pixel")
+    assert tf.writes_into
+
+    def draw(**kw):
+        random.seed(5)
+        np.random.seed(5)
+        return tf(img, **kw)
+
+    expected = draw()
+    batch = np.full((2, 3, 32, 32), np.nan, np.float32)
+    result = draw(out=batch[1])
+    assert result.base is batch or np.shares_memory(result, batch[1])
+    np.testing.assert_array_equal(batch[1], expected)
+    assert np.isnan(batch[0]).all()
+
+
 def test_random_erasing_boxes_match_timm_const_mode():
     from timm.data.random_erasing import RandomErasing as TimmRE
 

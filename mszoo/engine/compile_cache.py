@@ -10,7 +10,10 @@ sources hash the same. It does not look at the network's widths or the input sha
   often to log or save, the loader's processes);
 - the source of the ``mszoo`` package (every ``.py`` and the fused kernels' ``.cc``);
 - the MindSpore and Python versions, the number of devices, and the ``MS_*`` / ``MSZOO_*`` environment
-  variables (``MSZOO_FUSED_KERNELS`` changes the graph) other than the cache's own.
+  variables (``MSZOO_FUSED_KERNELS`` changes the graph) other than the cache's own;
+- the graphs in compile order (the trainer's ``graph_plan``): the evaluation batch sizes follow from the
+  validation split, which no config key shapes (another ``data_url`` or ``val_num_samples`` gives another last
+  batch, and MindSpore would hand the old graph to the new batch).
 
 Weights are not part of a cached graph (the run's parameters are used), so resuming or fine-tuning reuses it.
 This module only computes the place; ``mszoo.cli.use_compile_cache`` (entry points only) turns it on.
@@ -48,20 +51,22 @@ def source_digest(root=None):
     return digest.hexdigest()
 
 
-def graph_inputs(cfg, group_size, ms_version, environ=None):
-    """The JSON-able record of everything the run's graphs depend on (hashed by ``compile_cache_key``)."""
+def graph_inputs(cfg, group_size, ms_version, environ=None, graphs=None):
+    """The JSON-able record of everything the run's graphs depend on (hashed by ``compile_cache_key``);
+    ``graphs`` the trainer's ``graph_plan``."""
     environ = os.environ if environ is None else environ
     env = {k: v for k, v in sorted(environ.items()) if k.startswith(("MS_", "MSZOO_")) and k not in OWN_ENV}
     return dict(config={k: cfg[k] for k in sorted(cfg) if k not in NOT_IN_GRAPH}, source=source_digest(),
-                mindspore=ms_version, python=list(sys.version_info[:2]), group_size=group_size, env=env)
+                mindspore=ms_version, python=list(sys.version_info[:2]), group_size=group_size, env=env,
+                graphs=graphs)
 
 
-def compile_cache_key(cfg, group_size, ms_version, environ=None):
+def compile_cache_key(cfg, group_size, ms_version, environ=None, graphs=None):
     """A short hex key: equal for two runs whose graphs are the same, different otherwise."""
-    text = json.dumps(graph_inputs(cfg, group_size, ms_version, environ), sort_keys=True, default=str)
+    text = json.dumps(graph_inputs(cfg, group_size, ms_version, environ, graphs), sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:20]
 
 
-def compile_cache_dir(cfg, group_size, ms_version, environ=None):
+def compile_cache_dir(cfg, group_size, ms_version, environ=None, graphs=None):
     """``$MSZOO_CACHE/compile/<key>``: the directory MindSpore caches this run's graphs in."""
-    return os.path.join(cache_dir(), "compile", compile_cache_key(cfg, group_size, ms_version, environ))
+    return os.path.join(cache_dir(), "compile", compile_cache_key(cfg, group_size, ms_version, environ, graphs))

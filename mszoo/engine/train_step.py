@@ -210,15 +210,17 @@ class TrainStep(_GradCell):
         if not isinstance(lr, ms.Tensor):
             lr = ms.Tensor(np.float32(lr))
         if not self.graphs_compiled:
-            self._compile(micro_batches, lr)
+            self.compile_graphs(micro_batches, lr)
         losses = [float(self.accumulate(x, y).asnumpy()) for x, y in micro_batches[:-1]]
         loss, overflow, scale, norm = self(micro_batches[-1][0], micro_batches[-1][1], lr)
         losses.append(float(loss.asnumpy()))
         return float(np.mean(losses)), bool(overflow.asnumpy()), float(scale.asnumpy()), float(norm.asnumpy())
 
-    def _compile(self, micro_batches, lr):
+    def compile_graphs(self, micro_batches, lr):
         """GRAPH mode: compile the step's graphs before their first run and return the heap the compiler freed to
         the operating system, before the first step allocates its activations (mszoo/cpu/heap.py)."""
+        if not isinstance(lr, ms.Tensor):
+            lr = ms.Tensor(np.float32(lr))
         if ms.get_context("mode") == ms.GRAPH_MODE:
             if self.accumulator is not None:
                 self.accumulator.compile(*micro_batches[0])

@@ -77,8 +77,12 @@ class Trainer:
     Hooks: ``after_step(trainer)`` after every optimizer step (tests); ``after_epoch(trainer, epoch, val)``
     after every epoch with its validation metrics or None (tune_params.py reports them to Optuna; an
     exception raised there ends the run after the epoch's checkpoint was saved); ``before_compile(cfg,
-    group_size)`` once the config is resolved and the model built, before any graph compiles (train.py's
-    compile cache, ``mszoo.cli.use_compile_cache``).
+    group_size, graphs)`` once the config is resolved and the model built, before any graph compiles (train.py's
+    compile cache, ``mszoo.cli.use_compile_cache``); ``graphs`` describes what this process will compile, in
+    order (:meth:`graph_plan`).
+
+    The train step's graphs always compile first, even when a resumed run validates before its first step:
+    MindSpore's compile cache numbers graphs in compile order and does not check their inputs.
     """
 
     def __init__(self, cfg, after_step=None, after_epoch=None, before_compile=None):
@@ -124,7 +128,7 @@ class Trainer:
         if resume_ckpt is not None:
             self._restore(resume_ckpt)
         if self.before_compile is not None:
-            self.before_compile(self.cfg, self.group_size)
+            self.before_compile(self.cfg, self.group_size, self.graph_plan())
         self._log_setup()
         return self
 
@@ -457,8 +461,28 @@ class Trainer:
         self.logger.info(format_epoch_line(self.epochs_done, self.cfg.epochs, train_loss, val, self.checkpoints.best,
                                            img_s, seconds, last))
 
+    def graph_plan(self):
+        """The graphs this process compiles, in order: the train step, then evaluation at each batch size the
+        validation split gives (a full batch, then the last partial one)."""
+        files, batch = self.val_data.num_files, self.cfg.batch_size
+        eval_batches = ([batch] if files >= batch else []) + ([files % batch] if files % batch else [])
+        return {"train_step": "first", "eval_batches": eval_batches}
+
+    def _compile_train_step(self):
+        """Compile the train step's graphs on the first batch of this epoch's order, when a resumed run
+        validates before its first step (see the class docstring)."""
+        data = build_train_dataset(self.cfg, epoch=self.epochs_done, class_names=self.class_names)
+        iterator = data.create_tuple_iterator(num_epochs=1)
+        try:
+            micro = [next(iterator) for _ in range(self.cfg.accumulation_steps)]
+        finally:
+            stop_iterator(iterator)
+        self.train_step.compile_graphs(micro, self.schedule(self.global_step))
+
     def validate(self):
         """Validation with the EMA weights (``with_ema``) or the current weights; None if interrupted."""
+        if not self.train_step.graphs_compiled:
+            self._compile_train_step()
         if self.ema is not None:
             self.ema.copy_to(self.eval_model)
         else:

@@ -12,9 +12,9 @@ from tests.conftest import ROOT, script
 TINY = ["--arch", "twins_pcpvt_small", "--model_kwargs", '{"embed_dims": [16], "depths": [1]}', "--batch_size", "8"]
 
 
-def _key(*extra, version="2.10.0", environ=None):
+def _key(*extra, version="2.10.0", environ=None, graphs=None):
     cfg, _ = parse_config(TINY + list(extra))
-    return compile_cache_key(cfg, 1, version, environ={} if environ is None else environ)
+    return compile_cache_key(cfg, 1, version, environ={} if environ is None else environ, graphs=graphs)
 
 
 def test_compile_cache_key_changes_with_the_model_the_config_and_the_mindspore_version():
@@ -24,6 +24,15 @@ def test_compile_cache_key_changes_with_the_model_the_config_and_the_mindspore_v
                _key("--amp_level", "O2"), _key("--seed", "1"), _key("--arch", "twins_svt_small"),
                _key(version="2.7.0"), _key(environ={"MSZOO_FUSED_KERNELS": "0"})}
     assert base not in changed and len(changed) == 7
+
+
+def test_compile_cache_key_changes_with_the_validation_splits_last_batch():
+    """Another validation split (data_url and val_num_samples are not in the key) can end in another partial
+    batch: its eval graph is another graph."""
+    plan = {"train_step": "first", "eval_batches": [8, 4]}
+    assert _key(graphs=plan) == _key(graphs=dict(plan))
+    assert _key(graphs=plan) != _key(graphs=dict(plan, eval_batches=[8, 2]))
+    assert _key(graphs=plan) != _key(graphs=dict(plan, eval_batches=[8]))
 
 
 def test_compile_cache_key_changes_with_the_mszoo_source(tmp_path, monkeypatch):
@@ -141,3 +150,37 @@ def test_the_compile_cache_is_off_when_the_program_is_no_script_file(monkeypatch
     assert "MS_COMPILER_CACHE_ENABLE" not in os.environ and not os.listdir(tmp_path)
     out = capsys.readouterr()
     assert "compile cache: off (MindSpore's cache needs the program to be a script file, not '-c')" in out.out + out.err
+
+
+@pytest.mark.timeout(600)
+def test_a_run_that_validates_before_its_first_step_caches_graphs_a_fresh_run_can_reuse(tiny_config, tmp_path,
+                                                                                        monkeypatch, graph_mode):
+    """MindSpore numbers cached graphs in compile order and does not check their inputs: a run resumed with its
+    epoch's validation still to do compiled the eval graphs first, and a later fresh run then loaded an eval graph
+    as its train step ('For Reshape, the size of input_x ...')."""
+    import signal
+
+    from mszoo.config import parse_config as parse
+    from mszoo.engine.checkpoint import load_training_checkpoint
+    from mszoo.engine.trainer import train
+
+    config = tiny_config(epochs=2, steps_per_epoch=2)
+
+    def stop_after_the_epochs_last_step(trainer):
+        if trainer.global_step == 2:
+            trainer.stop.request(signal.SIGTERM)
+
+    cfg, _ = parse(["--config", config, "--run_name", "cut", "--compile_cache", "false"])
+    assert train(cfg, after_step=stop_after_the_epochs_last_step) == 143
+    cut = tmp_path / "out" / "cut"
+    state = load_training_checkpoint(str(cut / "last.ckpt")).train_state
+    assert (state["epochs_done"], state["epoch_step"]) == (0, 2)  # the epoch's validation is still to do
+
+    monkeypatch.setenv("MSZOO_CACHE", str(tmp_path / "cache"))
+    resumed = script("train.py", "--resume", str(cut), "--compile_cache", "true")
+    assert resumed.returncode == 0 and "(new;" in resumed.stdout, resumed.stdout + resumed.stderr
+    fresh = script("train.py", "--config", config, "--run_name", "fresh")
+    assert fresh.returncode == 0, fresh.stdout + fresh.stderr
+    assert "reusing its graphs" in fresh.stdout
+    alone = script("train.py", "--config", config, "--run_name", "alone", "--compile_cache", "false")
+    assert _losses(fresh) == _losses(alone) and _losses(alone)

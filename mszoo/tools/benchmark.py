@@ -242,17 +242,21 @@ def case_train_timm(case):
                 params=int(sum(p.numel() for p in model.parameters())), grad_checkpointing=checkpointed)
 
 
-def make_jpeg_folder(root, n=128, classes=4, size=(375, 500), seed=0):
-    """An ImageFolder of random JPEGs (ImageNet-like sizes) for the data-pipeline benchmark."""
+def make_jpeg_folder(root, n=128, classes=4, size=(375, 500), seed=0, distinct=1024):
+    """An ImageFolder of ``n`` random JPEGs (ImageNet-like sizes) for the data-pipeline benchmark; past
+    ``distinct`` images, files are hard links to earlier ones (each is decoded and augmented anew)."""
     from PIL import Image
 
     rng = np.random.RandomState(seed)
     for i in range(n):
         folder = os.path.join(root, f"class_{i % classes}")
         os.makedirs(folder, exist_ok=True)
+        path = os.path.join(folder, f"{i}.jpg")
+        if i >= distinct:
+            os.link(os.path.join(root, f"class_{i % distinct % classes}", f"{i % distinct}.jpg"), path)
+            continue
         arr = (rng.rand(size[0] // 8, size[1] // 8, 3) * 255).astype(np.uint8)
-        Image.fromarray(arr).resize((size[1], size[0]), Image.BILINEAR).save(os.path.join(folder, f"{i}.jpg"),
-                                                                             quality=90)
+        Image.fromarray(arr).resize((size[1], size[0]), Image.BILINEAR).save(path, quality=90)
     return root
 
 
@@ -748,12 +752,13 @@ def _print_data_summary(rows, args):
 
 
 def _attach_data_folder(cases, data_dir):
-    """The image folder the data cases read (``data_dir``, else generated JPEGs: at least four batches per
-    worker of the largest case), set on each; None without data cases."""
+    """The image folder the data cases read (``data_dir``, else generated JPEGs: at least 16 batches per worker
+    of the largest case, so an epoch measures the workers' throughput more than their start), set on each; None
+    without data cases."""
     folder = None
     data = [c for c in cases if c["mode"] == "data"]
     if data:
-        n = max([128] + [4 * c["batch_size"] * c["workers"] for c in data])
+        n = max([128] + [16 * c["batch_size"] * c["workers"] for c in data])
         folder = data_dir or make_jpeg_folder(tempfile.mkdtemp(prefix="bench_data_"), n=n)
     for case in cases:
         if case["mode"] == "data":

@@ -1,11 +1,12 @@
 """The training pipeline's source: whole batches assembled in the worker processes.
 
 A per-image source hands every image on its own from a worker to the main process (a shared-memory copy, a
-pickled descriptor, a Python ``get`` in the main process, a tensor copy and a copy into the batch), and the main
-process then batches (and mixes) them: at a few hundred images/s that main-process share was the serial part
-that kept a second worker from adding much (docs/benchmarks.md, "Data pipeline"). Here index ``k`` of the source
-is a whole batch: the worker decodes and augments its images straight into one float32 NCHW array, applies
-mixup/cutmix, and the main process receives one array per batch.
+pickled descriptor, a Python ``get`` in the main process, a tensor copy and a copy into the batch), and MindSpore's
+main process, which takes results in worker order, sleeps 100 ms whenever the next worker's queue (16 rows, so
+16 images) is empty: the workers stood idle once their queues were full, and a second worker added little
+(docs/benchmarks.md, "Data pipeline"). Here index ``k`` of the source is a whole batch: the worker decodes and
+augments its images straight into one float32 NCHW array (the normalisation writes each image into its slot),
+applies mixup/cutmix, and the main process receives one array per batch.
 
 The order is drawn here, not by MindSpore's sampler: epoch ``e`` of an iterator is a permutation seeded by
 ``(seed, e)``, padded by repetition to equal shards and dealt out like PyTorch's DistributedSampler; the last

@@ -486,13 +486,14 @@ class ImagePipeline:
 
     ``class_names``, ``num_classes``, ``num_files`` (files in this shard), ``skipped`` (:class:`SkippedFiles`),
     ``mixup_fn`` (the :class:`Mixup` or None; call ``set_epoch`` on it when you create a new iterator per epoch),
-    ``directory``; ``dataset`` is the MindSpore dataset itself; ``prefetch`` (None: MindSpore's setting) the
-    prefetch size its iterators are built with.
+    ``directory``, ``batch_size``; ``dataset`` is the MindSpore dataset itself; ``prefetch`` (None: MindSpore's
+    setting) the prefetch size its iterators are built with.
     """
 
     def __init__(self, dataset, num_batches, class_names, num_classes, num_files, skipped, mixup_fn, directory,
-                 prefetch=None):
+                 prefetch=None, batch_size=None):
         self.dataset = dataset
+        self.batch_size = batch_size
         self.num_batches = num_batches
         self.class_names = list(class_names)
         self.num_classes = num_classes
@@ -547,7 +548,7 @@ def create_dataset(root=None, split="train", data_cfg=None, *, split_dir=None, c
         data, skipped, num_files, num_batches = _eval_source(samples, transform, directory, data_cfg)
         data = data.batch(data_cfg.batch_size, drop_remainder=False)
     return ImagePipeline(data, num_batches, class_names, num_classes, num_files, skipped, mixup_fn, directory,
-                         prefetch=TRAIN_PREFETCH if data_cfg.is_training else None)
+                         prefetch=TRAIN_PREFETCH if data_cfg.is_training else None, batch_size=data_cfg.batch_size)
 
 
 def _loader_args(data_cfg):

@@ -11,9 +11,8 @@ sources hash the same. It does not look at the network's widths or the input sha
 - the source of the ``mszoo`` package (every ``.py`` and the fused kernels' ``.cc``);
 - the MindSpore and Python versions, the number of devices, and the ``MS_*`` / ``MSZOO_*`` environment
   variables (``MSZOO_FUSED_KERNELS`` changes the graph) other than the cache's own;
-- the graphs in compile order (the trainer's ``graph_plan``): the evaluation batch sizes follow from the
-  validation split, which no config key shapes (another ``data_url`` or ``val_num_samples`` gives another last
-  batch, and MindSpore would hand the old graph to the new batch).
+- the graphs in compile order (the trainer's ``graph_plan``): MindSpore numbers the cached graphs in compile
+  order and does not check their inputs, so the order is part of what a cache holds.
 
 Weights are not part of a cached graph (the run's parameters are used), so resuming or fine-tuning reuses it.
 This module only computes the place; ``mszoo.cli.use_compile_cache`` (entry points only) turns it on.

@@ -64,15 +64,31 @@ def _all_reduce_sum(values, group_size):
     return [float(v) for v in out.asnumpy()]
 
 
+def padded_batch(images, labels, batch_size):
+    """A partial batch padded to ``batch_size`` with zero images labelled -1, so every batch has one shape and
+    evaluation compiles one graph (a partial batch would compile a second, in every run, and MindSpore's compile
+    cache would hand it to another split's last batch). A -1 label adds nothing: its one-hot row is zeros and no
+    class index equals it."""
+    count = labels.shape[0]
+    if batch_size is None or count >= batch_size:
+        return images, labels
+    x, y = images.asnumpy(), labels.asnumpy()
+    x = np.concatenate([x, np.zeros((batch_size - count,) + x.shape[1:], x.dtype)])
+    y = np.concatenate([y, np.full((batch_size - count,) + y.shape[1:], -1, y.dtype)])
+    return ms.Tensor(x), ms.Tensor(y)
+
+
 def evaluate(eval_net, dataset, group_size=1, should_stop=None):
-    """Run ``eval_net`` (an ``EvalNet``) over ``dataset``; returns the results dict, or None if stopped."""
+    """Run ``eval_net`` (an ``EvalNet``) over ``dataset`` (its last batch padded to ``dataset.batch_size``:
+    :func:`padded_batch`); returns the results dict, or None if stopped."""
     eval_net.set_train(False)
     sums = np.zeros(4, np.float64)  # loss, correct1, correct5, samples
     iterator = dataset.create_tuple_iterator(num_epochs=1)
     try:
         for images, labels in iterator:
-            loss_sum, c1, c5 = eval_net(images, labels)
-            sums += (float(loss_sum.asnumpy()), float(c1.asnumpy()), float(c5.asnumpy()), labels.shape[0])
+            count = labels.shape[0]
+            loss_sum, c1, c5 = eval_net(*padded_batch(images, labels, getattr(dataset, "batch_size", None)))
+            sums += (float(loss_sum.asnumpy()), float(c1.asnumpy()), float(c5.asnumpy()), count)
             if should_stop is not None and should_stop():
                 return None
     finally:

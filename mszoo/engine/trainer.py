@@ -462,11 +462,9 @@ class Trainer:
                                            img_s, seconds, last))
 
     def graph_plan(self):
-        """The graphs this process compiles, in order: the train step, then evaluation at each batch size the
-        validation split gives (a full batch, then the last partial one)."""
-        files, batch = self.val_data.num_files, self.cfg.batch_size
-        eval_batches = ([batch] if files >= batch else []) + ([files % batch] if files % batch else [])
-        return {"train_step": "first", "eval_batches": eval_batches}
+        """The graphs this process compiles, in order: the train step's, then evaluation's one (validation pads
+        its last batch to the batch size, ``mszoo.engine.evaluator.padded_batch``)."""
+        return {"compile_order": ["train_step", "eval"]}
 
     def _compile_train_step(self):
         """Compile the train step's graphs on the first batch of this epoch's order, when a resumed run

@@ -86,6 +86,40 @@ def test_evaluator_in_graph_mode_matches_hand_counts(graph_mode):
     _check(_evaluate(CASES_7, 4), _expected(CASES_7))
 
 
+class _Batched:
+    """A batched dataset that, as the project's pipelines do, says its batch size."""
+
+    def __init__(self, data, batch_size):
+        self.data, self.batch_size = data, batch_size
+
+    def create_tuple_iterator(self, **kwargs):
+        return self.data.create_tuple_iterator(**kwargs)
+
+
+class _ShapeRecorder:
+    """An EvalNet that notes the shapes it is called with."""
+
+    def __init__(self, net):
+        self.net, self.shapes = net, []
+
+    def set_train(self, mode):
+        self.net.set_train(mode)
+
+    def __call__(self, images, labels):
+        self.shapes.append((tuple(images.shape), tuple(labels.shape)))
+        return self.net(images, labels)
+
+
+def test_a_partial_last_batch_is_padded_to_the_batch_shape_and_counts_only_its_samples(graph_mode):
+    """One shape, so one compiled eval graph per run; the padding (label -1) adds nothing to the counts."""
+    logits = np.asarray([r[0] for r in CASES_7], np.float32)
+    labels = np.asarray([r[1] for r in CASES_7], np.int32)
+    data = ds.NumpySlicesDataset({"image": logits, "label": labels}, shuffle=False).batch(4)
+    net = _ShapeRecorder(EvalNet(PassLogits()))
+    _check(evaluate(net, _Batched(data, 4)), _expected(CASES_7))
+    assert net.shapes == [((4, 7), (4,))] * 3  # 4 + 4 + 2 samples, the last two padded
+
+
 # 3 classes, fewer than 5: top-5 is every class, so always a hit; top-1 as usual.
 CASES_3 = [
     ([0.0, 0.0, 0.0], 2, 0, 1),  # all tied: class 0 first

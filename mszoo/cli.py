@@ -216,10 +216,9 @@ def _compile_afresh(message):
     return None
 
 
-def use_compile_cache(cfg, group_size, graphs=None):
+def use_compile_cache(cfg, group_size):
     """Turn on MindSpore's compile cache for the graphs of the resolved training config ``cfg`` (GRAPH mode,
-    ``compile_cache`` true), in the directory ``mszoo.engine.compile_cache`` names for them and ``graphs`` (the
-    trainer's ``graph_plan``: what compiles, in order); logs whether it
+    ``compile_cache`` true), in the directory ``mszoo.engine.compile_cache`` names for them; logs whether it
     holds graphs already. Called by the trainer once the config is resolved, before the first compile (the
     entry point passes it: the environment is set only here). A directory another running process holds is
     left to it (this run compiles afresh). Returns the directory, or None when off."""
@@ -233,7 +232,7 @@ def use_compile_cache(cfg, group_size, graphs=None):
     if not os.path.isfile(os.path.realpath(sys.argv[0])):  # MindSpore hashes the entry script with the graphs
         return _compile_afresh(f"compile cache: off (MindSpore's cache needs the program to be a script file, not "
                                f"{sys.argv[0]!r}); compiling afresh")
-    path = compile_cache_dir(cfg, group_size, ms.__version__, graphs=graphs)
+    path = compile_cache_dir(cfg, group_size, ms.__version__)
     reused = os.path.isdir(path) and any(f.endswith(".mindir") for _, _, files in os.walk(path) for f in files)
     if not _lock_cache_dir(path):
         return _compile_afresh(f"compile cache: {path} is in use by another run; compiling afresh")

@@ -143,13 +143,17 @@ def main(argv=None):
     args = parser.parse_args(argv)
     rng = random.Random(args.seed)
     series, failures, previous = 0, 0, None
-    run_dir = os.path.join(os.path.abspath(args.out), f"series{series}")
+    run_dir = os.path.join(os.path.abspath(args.out), "series0")
+
+    def next_series():
+        nonlocal series
+        series += 1
+        return os.path.join(os.path.abspath(args.out), f"series{series}"), None
+
     for index in range(args.runs):
         result = run_once(args, run_dir, index, rng)
         if "error" in result and "training done" in result["out"]:  # all epochs done: start a new series
-            series += 1
-            run_dir = os.path.join(os.path.abspath(args.out), f"series{series}")
-            previous = None
+            run_dir, previous = next_series()
             result = run_once(args, run_dir, index, rng)
         if "error" in result:
             print(f"run {index + 1:2d}: {result['error']}\n{result['out'][-3000:]}", flush=True)
@@ -165,9 +169,7 @@ def main(argv=None):
         if result["problems"]:
             print(result["out"][-3000:], flush=True)
         if "training done" in result["out"]:  # the series ended with this run: the next one starts a new series
-            series += 1
-            run_dir = os.path.join(os.path.abspath(args.out), f"series{series}")
-            previous = None
+            run_dir, previous = next_series()
     print(f"{args.runs - failures}/{args.runs} runs passed")
     return 1 if failures else 0
 

@@ -10,9 +10,11 @@ sources hash the same. It does not look at the network's widths or the input sha
   often to log or save, the loader's processes);
 - the source of the ``mszoo`` package (every ``.py`` and the fused kernels' ``.cc``);
 - the MindSpore and Python versions, the number of devices, and the ``MS_*`` / ``MSZOO_*`` environment
-  variables (``MSZOO_FUSED_KERNELS`` changes the graph) other than the cache's own;
-- the graphs in compile order (the trainer's ``graph_plan``): MindSpore numbers the cached graphs in compile
-  order and does not check their inputs, so the order is part of what a cache holds.
+  variables (``MSZOO_FUSED_KERNELS`` changes the graph) other than the cache's own.
+
+MindSpore also numbers the cached graphs in compile order and does not check their inputs. That order is fixed
+by the source (hashed above): the trainer compiles its train step first, always, and evaluation pads its last
+batch, so it has one graph (``mszoo.engine.evaluator.padded_batch``).
 
 Weights are not part of a cached graph (the run's parameters are used), so resuming or fine-tuning reuses it.
 This module only computes the place; ``mszoo.cli.use_compile_cache`` (entry points only) turns it on.
@@ -50,22 +52,20 @@ def source_digest(root=None):
     return digest.hexdigest()
 
 
-def graph_inputs(cfg, group_size, ms_version, environ=None, graphs=None):
-    """The JSON-able record of everything the run's graphs depend on (hashed by ``compile_cache_key``);
-    ``graphs`` the trainer's ``graph_plan``."""
+def graph_inputs(cfg, group_size, ms_version, environ=None):
+    """The JSON-able record of everything the run's graphs depend on (hashed by ``compile_cache_key``)."""
     environ = os.environ if environ is None else environ
     env = {k: v for k, v in sorted(environ.items()) if k.startswith(("MS_", "MSZOO_")) and k not in OWN_ENV}
     return dict(config={k: cfg[k] for k in sorted(cfg) if k not in NOT_IN_GRAPH}, source=source_digest(),
-                mindspore=ms_version, python=list(sys.version_info[:2]), group_size=group_size, env=env,
-                graphs=graphs)
+                mindspore=ms_version, python=list(sys.version_info[:2]), group_size=group_size, env=env)
 
 
-def compile_cache_key(cfg, group_size, ms_version, environ=None, graphs=None):
+def compile_cache_key(cfg, group_size, ms_version, environ=None):
     """A short hex key: equal for two runs whose graphs are the same, different otherwise."""
-    text = json.dumps(graph_inputs(cfg, group_size, ms_version, environ, graphs), sort_keys=True, default=str)
+    text = json.dumps(graph_inputs(cfg, group_size, ms_version, environ), sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:20]
 
 
-def compile_cache_dir(cfg, group_size, ms_version, environ=None, graphs=None):
+def compile_cache_dir(cfg, group_size, ms_version, environ=None):
     """``$MSZOO_CACHE/compile/<key>``: the directory MindSpore caches this run's graphs in."""
-    return os.path.join(cache_dir(), "compile", compile_cache_key(cfg, group_size, ms_version, environ, graphs))
+    return os.path.join(cache_dir(), "compile", compile_cache_key(cfg, group_size, ms_version, environ))

@@ -151,6 +151,10 @@ class AccumulateStep(_GradCell):
         return loss
 
 
+def _lr_tensor(lr):
+    return lr if isinstance(lr, ms.Tensor) else ms.Tensor(np.float32(lr))
+
+
 class TrainStep(_GradCell):
     """The train-one-step cell (see the module docstring).
 
@@ -207,8 +211,7 @@ class TrainStep(_GradCell):
         """
         if len(micro_batches) != self.accumulation_steps:
             raise ValueError(f"expected {self.accumulation_steps} micro-batches, got {len(micro_batches)}")
-        if not isinstance(lr, ms.Tensor):
-            lr = ms.Tensor(np.float32(lr))
+        lr = _lr_tensor(lr)
         if not self.graphs_compiled:
             self.compile_graphs(micro_batches, lr)
         losses = [float(self.accumulate(x, y).asnumpy()) for x, y in micro_batches[:-1]]
@@ -219,8 +222,7 @@ class TrainStep(_GradCell):
     def compile_graphs(self, micro_batches, lr):
         """GRAPH mode: compile the step's graphs before their first run and return the heap the compiler freed to
         the operating system, before the first step allocates its activations (mszoo/cpu/heap.py)."""
-        if not isinstance(lr, ms.Tensor):
-            lr = ms.Tensor(np.float32(lr))
+        lr = _lr_tensor(lr)
         if ms.get_context("mode") == ms.GRAPH_MODE:
             if self.accumulator is not None:
                 self.accumulator.compile(*micro_batches[0])

@@ -77,9 +77,8 @@ class Trainer:
     Hooks: ``after_step(trainer)`` after every optimizer step (tests); ``after_epoch(trainer, epoch, val)``
     after every epoch with its validation metrics or None (tune_params.py reports them to Optuna; an
     exception raised there ends the run after the epoch's checkpoint was saved); ``before_compile(cfg,
-    group_size, graphs)`` once the config is resolved and the model built, before any graph compiles (train.py's
-    compile cache, ``mszoo.cli.use_compile_cache``); ``graphs`` describes what this process will compile, in
-    order (:meth:`graph_plan`).
+    group_size)`` once the config is resolved and the model built, before any graph compiles (train.py's
+    compile cache, ``mszoo.cli.use_compile_cache``).
 
     The train step's graphs always compile first, even when a resumed run validates before its first step:
     MindSpore's compile cache numbers graphs in compile order and does not check their inputs.
@@ -128,7 +127,7 @@ class Trainer:
         if resume_ckpt is not None:
             self._restore(resume_ckpt)
         if self.before_compile is not None:
-            self.before_compile(self.cfg, self.group_size, self.graph_plan())
+            self.before_compile(self.cfg, self.group_size)
         self._log_setup()
         return self
 
@@ -461,11 +460,6 @@ class Trainer:
         self.logger.info(format_epoch_line(self.epochs_done, self.cfg.epochs, train_loss, val, self.checkpoints.best,
                                            img_s, seconds, last))
 
-    def graph_plan(self):
-        """The graphs this process compiles, in order: the train step's, then evaluation's one (validation pads
-        its last batch to the batch size, ``mszoo.engine.evaluator.padded_batch``)."""
-        return {"compile_order": ["train_step", "eval"]}
-
     def _compile_train_step(self):
         """Compile the train step's graphs on the first batch of this epoch's order, when a resumed run
         validates before its first step (see the class docstring)."""
@@ -479,7 +473,7 @@ class Trainer:
 
     def validate(self):
         """Validation with the EMA weights (``with_ema``) or the current weights; None if interrupted."""
-        if not self.train_step.graphs_compiled:
+        if not self.train_step.graphs_compiled and ms.get_context("mode") == ms.GRAPH_MODE:
             self._compile_train_step()
         if self.ema is not None:
             self.ema.copy_to(self.eval_model)

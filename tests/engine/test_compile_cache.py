@@ -12,9 +12,9 @@ from tests.conftest import ROOT, script
 TINY = ["--arch", "twins_pcpvt_small", "--model_kwargs", '{"embed_dims": [16], "depths": [1]}', "--batch_size", "8"]
 
 
-def _key(*extra, version="2.10.0", environ=None, graphs=None):
+def _key(*extra, version="2.10.0", environ=None):
     cfg, _ = parse_config(TINY + list(extra))
-    return compile_cache_key(cfg, 1, version, environ={} if environ is None else environ, graphs=graphs)
+    return compile_cache_key(cfg, 1, version, environ={} if environ is None else environ)
 
 
 def test_compile_cache_key_changes_with_the_model_the_config_and_the_mindspore_version():
@@ -24,13 +24,6 @@ def test_compile_cache_key_changes_with_the_model_the_config_and_the_mindspore_v
                _key("--amp_level", "O2"), _key("--seed", "1"), _key("--arch", "twins_svt_small"),
                _key(version="2.7.0"), _key(environ={"MSZOO_FUSED_KERNELS": "0"})}
     assert base not in changed and len(changed) == 7
-
-
-def test_compile_cache_key_changes_with_the_compile_order():
-    """MindSpore numbers cached graphs in compile order: a cache written in another order is another cache."""
-    plan = {"compile_order": ["train_step", "eval"]}
-    assert _key(graphs=plan) == _key(graphs=dict(plan))
-    assert _key(graphs=plan) != _key(graphs={"compile_order": ["eval", "train_step"]})
 
 
 def test_compile_cache_key_changes_with_the_mszoo_source(tmp_path, monkeypatch):

@@ -12,6 +12,7 @@ import sys
 from contextlib import contextmanager
 
 from mszoo.config import ConfigError, source_of
+from mszoo.cpu.launch import launch_synchronously_on_cpu
 from mszoo.cpu.onednn import configure_cpu_kernels
 
 EXIT_CONFIG = 2
@@ -155,6 +156,7 @@ def set_device(device_target="auto", device_id=0, mode="pynative", cpu_kernels=T
         if cpu_kernels:
             configure_cpu_kernels()
         ms.set_device("CPU")
+        launch_synchronously_on_cpu()
     else:
         device_id, note = choose_device_id(device_id, id_source, os.environ)
         ms.set_device(device, device_id)

@@ -87,3 +87,13 @@ def test_a_run_prints_the_device_it_chose_at_start(tmp_path):
                          capture_output=True, text=True, env=dict(env, GLOG_v="3"), timeout=300)
     assert out.returncode != 0  # no data: the run stops after the device line
     assert out.stdout.splitlines()[0] == "device: CPU (auto: this MindSpore build has no GPU or Ascend backend)"
+
+
+def test_a_cpu_run_launches_kernels_synchronously():
+    """On CPU, ``set_device`` turns MindSpore's asynchronous PyNative dispatch off (its threads only competed with
+    the kernels for the same cores: 2-15x slower, mszoo/cpu/launch.py); a fresh process, as a run starts."""
+    code = ("from mszoo.cpu.launch import launches_synchronously as on; from mszoo.cli import set_device; "
+            "before = on(); set_device('CPU'); print(before, on())")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT,
+                         env=dict(os.environ, GLOG_v="3"), timeout=120)
+    assert out.stdout.split()[-2:] == ["False", "True"], out.stdout + out.stderr[-2000:]

@@ -62,27 +62,46 @@ def _graph_kind(name):
     raise KeyError(name)
 
 
+def _recipe_kind(config_args):
+    cfg, _ = parse_config(config_args)
+    return _graph_kind(resolve_name(cfg.arch))
+
+
+def seed_kinds():
+    """The block types the model-zoo readmes' YAML files train one step of (tests/test_seed_configs.py)."""
+    from tests.test_seed_configs import READMES, SEEDS
+
+    return {_recipe_kind([flag, os.path.join(SEEDS, name)]) for name, flag in READMES.items()}
+
+
 def distinct_recipes():
-    """One recipe per (block type, everything else it sets): recipes that differ only in VALUE_ONLY_KEYS run
-    the same code for one tiny step, so one of them stands for the rest."""
-    seen = {}
+    """One recipe per set of settings (every key but VALUE_ONLY_KEYS): recipes that differ only in values run the
+    same code for one tiny step, so one of them stands for the rest. Within a set, a recipe of a block type that
+    neither an earlier set nor a readme's YAML trains is chosen, so that together the one-step runs train every
+    block type (tests below)."""
+    groups = {}
     for path in CONFIGS:
         if os.sep + "configs" + os.sep + "quickstart" in path:
             continue
         cfg, _ = parse_config(["--config", path])
         rest = tuple((k, repr(v)) for k, v in sorted(cfg.items()) if k not in VALUE_ONLY_KEYS)
-        seen.setdefault((_graph_kind(resolve_name(cfg.arch)), rest), path)
-    return sorted(seen.values())
+        groups.setdefault(rest, []).append((_graph_kind(resolve_name(cfg.arch)), path))
+    trained, chosen = seed_kinds(), []
+    for members in groups.values():
+        kind, path = next(((k, p) for k, p in members if k not in trained), members[0])
+        trained.add(kind)
+        chosen.append(path)
+    return sorted(chosen)
 
 
-def test_recipe_groups_cover_every_block_type_and_finetuning():
+def test_recipe_groups_cover_every_setting_and_with_the_readmes_every_block_type():
     chosen = {os.path.relpath(p, ROOT) for p in distinct_recipes()}
-    assert {n for n in chosen if n.startswith("configs/finetune/")} == {
-        "configs/finetune/twins_svt_small.yaml", "configs/finetune/tnt_s_patch16_224.yaml",
-        "configs/finetune/t2t_vit_t_14.yaml"}
-    kinds = {_graph_kind(resolve_name(parse_config(["--config", os.path.join(ROOT, n)])[0].arch)) for n in chosen}
-    assert kinds == {"twins_pcpvt", "twins_svt", "t2t_vit_t_", "t2t_vit_", "tnt_"}
-    assert len(chosen) < len(CONFIGS) - 1  # the grouping saves work
+    settings = {tuple((k, repr(v)) for k, v in sorted(parse_config(["--config", p])[0].items())
+                      if k not in VALUE_ONLY_KEYS) for p in CONFIGS if "quickstart" not in p}
+    assert len(chosen) == len(settings) == 4  # fine-tuning, T2T-ViT, TNT and Twins recipes
+    assert sum(n.startswith("configs/finetune/") for n in chosen) == 1
+    kinds = {_recipe_kind(["--config", os.path.join(ROOT, n)]) for n in chosen}
+    assert kinds | seed_kinds() == {"twins_pcpvt", "twins_svt", "t2t_vit_t_", "t2t_vit_", "tnt_"}
 
 
 @pytest.mark.parametrize("path", distinct_recipes(), ids=lambda p: os.path.relpath(p, ROOT))

@@ -14,23 +14,27 @@ from tests.shared import once_per_run
 
 FULL_SIZE = ["twins_svt_small", "tnt_s_patch16_224", "t2t_vit_t_14"]  # one per family
 FULL_SIZE_BATCHES = (1, 2)
+# Full size is exported to ONNX only: it is what OpenVINO and onnxruntime deploy (test_openvino.py runs these
+# files). MINDIR export is the same code at every size, checked per distinct tiny graph in test_export.py; at full
+# size it cost each family another 20 s of compiling (the export and the loaded graph).
+FULL_SIZE_FORMATS = ("ONNX",)
 
 
-def export_with_reference(model, cfg, out_dir, batches):
-    """``model`` exported by ``export_to_file`` to ONNX and MINDIR under ``out_dir``, with the model's own logits
-    on random inputs of each batch size: ``{"onnx", "mindir", "inputs", "expected", "cell_types"}``. The inputs
-    are the first rows of one batch, and their logits those rows of the model's output on it (one forward: at
-    full size each costs seconds in PyNative; eval-mode rows do not depend on each other)."""
+def export_with_reference(model, cfg, out_dir, batches, formats=("ONNX", "MINDIR")):
+    """``model`` exported by ``export_to_file`` to ``formats`` under ``out_dir``, with the model's own logits on
+    random inputs of each batch size: ``{"onnx", "mindir" (None when not exported), "inputs", "expected",
+    "cell_types"}``. The inputs are the first rows of one batch, and their logits those rows of the model's output
+    on it (one forward: at full size each costs seconds in PyNative; eval-mode rows do not depend on each other)."""
     import mindspore as ms
 
-    from mszoo.deploy.export import export_to_file
+    from mszoo.deploy.export import EXTENSIONS, export_to_file
 
-    onnx_path = export_to_file(model, cfg, "ONNX", os.path.join(out_dir, f"{cfg.arch}.onnx"))
-    mindir_path = export_to_file(model, cfg, "MINDIR", os.path.join(out_dir, f"{cfg.arch}.mindir"))
+    paths = {fmt.lower(): export_to_file(model, cfg, fmt, os.path.join(out_dir, cfg.arch + EXTENSIONS[fmt]))
+             for fmt in formats}
     x = np.random.RandomState(0).randn(max(batches), 3, cfg.image_size, cfg.image_size).astype(np.float32)
     logits = model(ms.Tensor(x)).asnumpy()
     inputs, expected = [x[:batch] for batch in batches], [logits[:batch] for batch in batches]
-    return {"onnx": onnx_path, "mindir": mindir_path, "inputs": inputs, "expected": expected,
+    return {"onnx": paths.get("onnx"), "mindir": paths.get("mindir"), "inputs": inputs, "expected": expected,
             "cell_types": [type(cell).__name__ for _, cell in model.cells_and_names()]}
 
 

@@ -42,8 +42,8 @@ def _onnx_run(path, x):
 
 
 def _check_exports(exported, num_classes):
-    """The ONNX and MINDIR files of ``export_with_reference`` give the model's logits within 1e-4 at every
-    batch size; returns the largest difference."""
+    """The ONNX and (where exported) MINDIR files of ``export_with_reference`` give the model's logits within 1e-4
+    at every batch size; returns the largest difference."""
     import onnx
 
     onnx_model = onnx.load(exported["onnx"])
@@ -51,15 +51,14 @@ def _check_exports(exported, num_classes):
     # every GELU's erf is one Erf node again (none left as the slow elementwise approximation)
     op_types = [node.op_type for node in onnx_model.graph.node]
     assert op_types.count("Erf") == exported["cell_types"].count("GELU") and "Where" not in op_types
-    graph = ms.nn.GraphCell(ms.load(exported["mindir"]))
+    graph = ms.nn.GraphCell(ms.load(exported["mindir"])) if exported["mindir"] else None
     worst = 0.0
     for x, expected in zip(exported["inputs"], exported["expected"]):
         assert expected.shape == (x.shape[0], num_classes)
-        onnx_out = _onnx_run(exported["onnx"], x)
-        mindir_out = graph(ms.Tensor(x)).asnumpy()
-        worst = max(worst, np.abs(onnx_out - expected).max(), np.abs(mindir_out - expected).max())
-        np.testing.assert_allclose(onnx_out, expected, atol=1e-4, rtol=0)
-        np.testing.assert_allclose(mindir_out, expected, atol=1e-4, rtol=0)
+        outputs = [_onnx_run(exported["onnx"], x)] + ([graph(ms.Tensor(x)).asnumpy()] if graph else [])
+        for out in outputs:
+            worst = max(worst, np.abs(out - expected).max())
+            np.testing.assert_allclose(out, expected, atol=1e-4, rtol=0)
     return worst
 
 
@@ -80,7 +79,7 @@ def test_every_model_exports_to_mindir_and_onnx_with_dynamic_batch(arch, tmp_pat
 
 @pytest.mark.parametrize("arch", FULL_SIZE)
 def test_full_size_model_exports_match_checkpoint(arch, full_size_exports):
-    """The full-size exports (tests/deploy/conftest.py; test_openvino.py runs them under OpenVINO too)."""
+    """The full-size ONNX exports (tests/deploy/conftest.py; test_openvino.py runs them under OpenVINO too)."""
     assert _check_exports(full_size_exports(arch), 1000) < 1e-4
 
 

@@ -456,7 +456,8 @@ class Trainer:
         self.metrics.log_epoch({
             "epoch": self.epochs_done, "step": self.global_step, "lr": self.lr, "train_loss": train_loss,
             "val_top1": val["top1"] if val else None, "val_top5": val["top5"] if val else None,
-            "val_loss": val["loss"] if val else None, "img_s": round(img_s, 2), "time": round(seconds, 2)})
+            "val_loss": val["loss"] if val else None, "img_s": round(img_s, 2), "time": round(seconds, 2)},
+            final=self.epochs_done >= self.cfg.epochs)
         self.logger.info(format_epoch_line(self.epochs_done, self.cfg.epochs, train_loss, val, self.checkpoints.best,
                                            img_s, seconds, last))
 

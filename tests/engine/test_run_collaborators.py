@@ -149,6 +149,22 @@ def test_metrics_logger_writes_csv_and_curves_and_a_resume_drops_later_rows(tmp_
         assert [r["epoch"] for r in csv.DictReader(f)] == ["1"]
 
 
+def test_curves_are_redrawn_after_the_first_and_final_rows_and_otherwise_at_most_every_30_seconds(tmp_path,
+                                                                                                 monkeypatch):
+    import mszoo.engine.reporting as reporting
+
+    drawn = []
+    monkeypatch.setattr(reporting, "plot_curves", lambda rows, path: drawn.append(len(rows)))
+    now = [0.0]
+    metrics = MetricsLogger(str(tmp_path), logging.getLogger("test-metrics"), clock=lambda: now[0])
+    for epoch, seconds in ((1, 0.0), (2, 3.0), (3, 29.9), (4, 30.0), (5, 33.0), (6, 36.0)):
+        now[0] = seconds
+        metrics.log_epoch(_row(epoch), final=epoch == 6)
+    assert drawn == [1, 4, 6]  # rows written when drawn: the first, 30 s after it, and the final one
+    with open(tmp_path / "metrics.csv") as f:
+        assert len(list(csv.DictReader(f))) == 6  # every row is in the csv
+
+
 def test_a_plotting_error_is_a_warning_and_other_ranks_write_nothing(tmp_path, monkeypatch, caplog):
     import mszoo.engine.reporting as reporting
 

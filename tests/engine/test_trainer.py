@@ -26,12 +26,17 @@ def test_step_log_line_has_the_seed_format():
     assert extra.endswith("lr:[0.001], grad_norm:[2.500], scale:[512], overflow_skipped:[3]")
 
 
-def test_resume_after_a_stop_at_step_k_equals_an_uninterrupted_run(tiny_config, tmp_path, graph_mode):
+def test_resume_after_a_stop_at_step_k_equals_an_uninterrupted_run(tiny_config, tmp_path, graph_mode, monkeypatch):
+    import mszoo.engine.reporting as reporting
+
+    drawn, draw = [], reporting.plot_curves
+    monkeypatch.setattr(reporting, "plot_curves", lambda rows, path: (drawn.append(len(rows)), draw(rows, path)))
     config = tiny_config(with_ema=True, ema_decay=0.9, loss_scale_window=2)
     # uninterrupted: 2 epochs x 3 steps
     cfg, _ = parse_config(["--config", config, "--run_name", "full"])
     before = copy.deepcopy(cfg)
     assert train(cfg) == 0
+    assert drawn == [1, 2]  # the final epoch's curves are drawn, however soon after the first epoch's
     assert cfg == before and cfg._sources == before._sources  # the caller's config is left as it was
     full_dir = tmp_path / "out" / "full"
     assert {"config.yaml", "train.log", "metrics.csv", "curves.png", "last.ckpt", "best.ckpt", "epoch_001.ckpt",

@@ -12,8 +12,7 @@ import sys
 from contextlib import contextmanager
 
 from mszoo.config import ConfigError, source_of
-from mszoo.cpu.launch import launch_synchronously_on_cpu
-from mszoo.cpu.onednn import configure_cpu_kernels
+from mszoo.cpu.launch import set_cpu_device
 
 EXIT_CONFIG = 2
 EXIT_USER = 1
@@ -153,10 +152,7 @@ def set_device(device_target="auto", device_id=0, mode="pynative", cpu_kernels=T
     device, why = choose_device(device_target, ms.hal.is_available, ms.__version__)
     note = None
     if device == "CPU":
-        if cpu_kernels:
-            configure_cpu_kernels()
-        ms.set_device("CPU")
-        launch_synchronously_on_cpu()
+        set_cpu_device(cap_onednn=cpu_kernels)
     else:
         device_id, note = choose_device_id(device_id, id_source, os.environ)
         ms.set_device(device, device_id)

@@ -16,8 +16,7 @@ if ROOT not in sys.path:
 import mindspore as ms  # noqa: E402
 import pytest  # noqa: E402
 
-from mszoo.cpu.launch import launch_synchronously_on_cpu  # noqa: E402
-from mszoo.cpu.onednn import configure_cpu_kernels  # noqa: E402
+from mszoo.cpu.launch import set_cpu_device  # noqa: E402
 from tests.ci_skips import (  # noqa: E402,F401
     pytest_make_collect_report,
     pytest_runtest_makereport,
@@ -26,9 +25,7 @@ from tests.ci_skips import (  # noqa: E402,F401
 )
 from tests.shared import once_per_run, run_directory  # noqa: E402
 
-configure_cpu_kernels()
-ms.set_device("CPU")
-launch_synchronously_on_cpu()  # as the entry points do on CPU: PyNative 2-15x faster here
+set_cpu_device()  # as the entry points do: the oneDNN cap, synchronous launch (PyNative 2-15x faster here)
 ms.set_context(mode=ms.PYNATIVE_MODE)
 
 

@@ -74,6 +74,11 @@ def seed_kinds():
     return {_recipe_kind([flag, os.path.join(SEEDS, name)]) for name, flag in READMES.items()}
 
 
+def _settings(cfg):
+    """What a recipe sets beyond values: the keys that choose which code runs."""
+    return tuple((k, repr(v)) for k, v in sorted(cfg.items()) if k not in VALUE_ONLY_KEYS)
+
+
 def distinct_recipes():
     """One recipe per set of settings (every key but VALUE_ONLY_KEYS): recipes that differ only in values run the
     same code for one tiny step, so one of them stands for the rest. Within a set, a recipe of a block type that
@@ -84,8 +89,7 @@ def distinct_recipes():
         if os.sep + "configs" + os.sep + "quickstart" in path:
             continue
         cfg, _ = parse_config(["--config", path])
-        rest = tuple((k, repr(v)) for k, v in sorted(cfg.items()) if k not in VALUE_ONLY_KEYS)
-        groups.setdefault(rest, []).append((_graph_kind(resolve_name(cfg.arch)), path))
+        groups.setdefault(_settings(cfg), []).append((_graph_kind(resolve_name(cfg.arch)), path))
     trained, chosen = seed_kinds(), []
     for members in groups.values():
         kind, path = next(((k, p) for k, p in members if k not in trained), members[0])
@@ -96,8 +100,7 @@ def distinct_recipes():
 
 def test_recipe_groups_cover_every_setting_and_with_the_readmes_every_block_type():
     chosen = {os.path.relpath(p, ROOT) for p in distinct_recipes()}
-    settings = {tuple((k, repr(v)) for k, v in sorted(parse_config(["--config", p])[0].items())
-                      if k not in VALUE_ONLY_KEYS) for p in CONFIGS if "quickstart" not in p}
+    settings = {_settings(parse_config(["--config", p])[0]) for p in CONFIGS if "quickstart" not in p}
     assert len(chosen) == len(settings) == 4  # fine-tuning, T2T-ViT, TNT and Twins recipes
     assert sum(n.startswith("configs/finetune/") for n in chosen) == 1
     kinds = {_recipe_kind(["--config", os.path.join(ROOT, n)]) for n in chosen}

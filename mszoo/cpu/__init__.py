@@ -7,8 +7,9 @@
 - ``transpose.py``: ``Permute`` and ``SplitHeads``, every transpose of the models.
 - ``heap.py``: returning the heap a compile freed to the operating system.
 - ``onednn.py``: the oneDNN instruction-set setting of MindSpore's CPU kernels.
-- ``launch.py``: MindSpore's kernels launched synchronously on CPU (its asynchronous dispatch threads only
-  compete with the kernels for the same cores).
+- ``launch.py``: ``set_cpu_device``, MindSpore on the CPU as every mszoo process runs it: the oneDNN cap, then
+  kernels launched synchronously (its asynchronous dispatch threads only compete with the kernels for the same
+  cores).
 
 The model layers reach this package only through ``mszoo/models/layers/backend.py`` (tested). It imports nothing
 from the rest of mszoo but the leaves ``mszoo.constants`` and ``mszoo.fileio``.

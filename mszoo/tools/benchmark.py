@@ -83,13 +83,10 @@ def _ms_setup(threads, cpu_kernels=True, isa="auto"):
         os.environ["ONEDNN_MAX_CPU_ISA"] = isa
     import mindspore as ms
 
-    from mszoo.cpu.launch import launch_synchronously_on_cpu
-    from mszoo.cpu.onednn import configure_cpu_kernels
+    from mszoo.cpu.launch import set_cpu_device
 
-    if cpu_kernels:  # not for OpenVINO: it reads the same variable and would lose AVX-512 and bf16
-        configure_cpu_kernels()
-    ms.set_device("CPU")
-    launch_synchronously_on_cpu()
+    # no oneDNN cap for OpenVINO: it reads the same variable and would lose AVX-512 and bf16
+    set_cpu_device(cap_onednn=cpu_kernels)
     ms.set_context(mode=ms.GRAPH_MODE)
     return ms
 

@@ -194,11 +194,12 @@ def test_every_fused_cell_is_switched_and_uses_its_kernel_only_in_float32_traini
 def _builtin_gradients(name):
     """The built-in path's gradients, once per model for the cases with and without checkpointing. In PyNative:
     it compiles nothing, and GRAPH mode gives the same numbers (tests/models/test_models.py)."""
+    mode = ms.get_context("mode")
     ms.set_context(mode=ms.PYNATIVE_MODE)
     try:
         return _model_gradients(name, False)
     finally:
-        ms.set_context(mode=ms.GRAPH_MODE)
+        ms.set_context(mode=mode)
 
 
 def _model_gradients(name, fused_on, checkpointing=False):

@@ -486,12 +486,12 @@ class ImagePipeline:
 
     ``class_names``, ``num_classes``, ``num_files`` (files in this shard), ``skipped`` (:class:`SkippedFiles`),
     ``mixup_fn`` (the :class:`Mixup` or None; call ``set_epoch`` on it when you create a new iterator per epoch),
-    ``directory``, ``batch_size``; ``dataset`` is the MindSpore dataset itself; ``prefetch`` (None: MindSpore's
-    setting) the prefetch size its iterators are built with.
+    ``directory``, ``batch_size``, ``image_shape`` (one image's CHW shape, float32); ``dataset`` is the MindSpore
+    dataset itself; ``prefetch`` (None: MindSpore's setting) the prefetch size its iterators are built with.
     """
 
     def __init__(self, dataset, num_batches, class_names, num_classes, num_files, skipped, mixup_fn, directory,
-                 prefetch=None, batch_size=None):
+                 prefetch=None, batch_size=None, image_shape=None):
         self.dataset = dataset
         self.batch_size = batch_size
         self.num_batches = num_batches
@@ -502,6 +502,12 @@ class ImagePipeline:
         self.mixup_fn = mixup_fn
         self.directory = directory
         self.prefetch = prefetch
+        self.image_shape = image_shape
+
+    @property
+    def decoded_bytes(self):
+        """What this shard's images take decoded (float32), or None if the image shape is not known."""
+        return None if self.image_shape is None else self.num_files * 4 * math.prod(self.image_shape)
 
     def create_tuple_iterator(self, *args, **kwargs):
         """MindSpore's iterator, whose worker processes ignore SIGINT/SIGTERM (:class:`StopDeafIterator`)."""
@@ -548,7 +554,8 @@ def create_dataset(root=None, split="train", data_cfg=None, *, split_dir=None, c
         data, skipped, num_files, num_batches = _eval_source(samples, transform, directory, data_cfg)
         data = data.batch(data_cfg.batch_size, drop_remainder=False)
     return ImagePipeline(data, num_batches, class_names, num_classes, num_files, skipped, mixup_fn, directory,
-                         prefetch=TRAIN_PREFETCH if data_cfg.is_training else None, batch_size=data_cfg.batch_size)
+                         prefetch=TRAIN_PREFETCH if data_cfg.is_training else None, batch_size=data_cfg.batch_size,
+                         image_shape=(3, data_cfg.image_size, data_cfg.image_size))
 
 
 def _loader_args(data_cfg):

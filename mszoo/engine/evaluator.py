@@ -18,7 +18,7 @@ from mszoo.config import ConfigError, source_of, validate
 from mszoo.logger import get_logger
 from mszoo.metrics import format_results, results_from_counts, write_results
 
-from .datasets import stop_iterator
+from .datasets import one_pass
 
 
 class EvalNet(nn.Cell):
@@ -79,20 +79,17 @@ def padded_batch(images, labels, batch_size):
 
 
 def evaluate(eval_net, dataset, group_size=1, should_stop=None):
-    """Run ``eval_net`` (an ``EvalNet``) over ``dataset`` (its last batch padded to ``dataset.batch_size``:
-    :func:`padded_batch`); returns the results dict, or None if stopped."""
+    """Run ``eval_net`` (an ``EvalNet``) over one pass of ``dataset``, a dataset or a ``KeptLoader`` (its last
+    batch padded to ``dataset.batch_size``: :func:`padded_batch`); returns the results dict, or None if stopped."""
     eval_net.set_train(False)
     sums = np.zeros(4, np.float64)  # loss, correct1, correct5, samples
-    iterator = dataset.create_tuple_iterator(num_epochs=1)
-    try:
-        for images, labels in iterator:
+    with one_pass(dataset) as batches:
+        for images, labels in batches:
             count = labels.shape[0]
             loss_sum, c1, c5 = eval_net(*padded_batch(images, labels, getattr(dataset, "batch_size", None)))
             sums += (float(loss_sum.asnumpy()), float(c1.asnumpy()), float(c5.asnumpy()), count)
             if should_stop is not None and should_stop():
                 return None
-    finally:
-        stop_iterator(iterator)
     loss, c1, c5, n = _all_reduce_sum(list(sums), group_size)
     return results_from_counts(loss, c1, c5, n)
 

@@ -43,7 +43,14 @@ from .checkpoint import (
 )
 from .checkpoint_manager import CheckpointManager
 from .criterion import create_criterion
-from .datasets import build_eval_dataset, build_train_dataset, merge_saved_config, seed_everything, stop_iterator
+from .datasets import (
+    KeptLoader,
+    build_eval_dataset,
+    build_train_dataset,
+    merge_saved_config,
+    seed_everything,
+    stop_iterator,
+)
 from .distributed import distributed_group_size, rescale_position, run_stamp
 from .ema import EMA
 from .evaluator import EvalNet, evaluate
@@ -99,6 +106,7 @@ class Trainer:
         self.run_dir = None
         self.group_size = 1
         self.train_data = self.val_data = None
+        self.val_loader = None  # KeptLoader over val_data
         self.class_names = []
         self.steps_per_epoch = 0
         self.base_lr = None  # cfg.base_lr, scaled by lr_scale_batch
@@ -321,6 +329,8 @@ class Trainer:
                 return 0
             self.metrics.start(self.epochs_done)
             self.checkpoints.mark_saved()
+            self.val_loader = KeptLoader(self.val_data, passes=sum(map(self._validates_after, range(
+                self.epochs_done + 1, cfg.epochs + 1))))
             for epoch in range(self.epochs_done, cfg.epochs):
                 code = self.run_epoch(epoch)
                 if code is not None:
@@ -331,6 +341,8 @@ class Trainer:
                              f"outputs in {self.run_dir}")
             return 0
         finally:
+            if self.val_loader is not None and not self.stop.requested:  # after a signal workers may be dead
+                self.val_loader.close()
             self.stop.restore()
 
     def run_epoch(self, epoch):
@@ -342,7 +354,7 @@ class Trainer:
             return code
         train_loss = self._end_epoch_training(epoch)
         val = None
-        if self.epochs_done % self.cfg.eval_every == 0 or self.epochs_done == self.cfg.epochs:
+        if self._validates_after(self.epochs_done):
             val = self.validate()
             if val is None:  # interrupted during validation: the epoch's training is done and saved
                 self._reset_epoch_loss()
@@ -357,6 +369,10 @@ class Trainer:
         if self.after_epoch is not None:
             self.after_epoch(self, self.epochs_done, val)
         return None
+
+    def _validates_after(self, epochs_done):
+        """Whether the run validates once ``epochs_done`` epochs are trained: every ``eval_every`` and the last."""
+        return epochs_done % self.cfg.eval_every == 0 or epochs_done == self.cfg.epochs
 
     def train_epoch(self, epoch):
         """The optimizer steps of epoch ``epoch`` from ``epoch_step`` on (a resumed epoch replays its data
@@ -482,7 +498,7 @@ class Trainer:
             weights = {p.name: p for p in self.network.get_parameters()}
             for p in self.eval_model.get_parameters():
                 p.set_data(ms.Tensor(weights[p.name].asnumpy().astype(ms.dtype_to_nptype(p.dtype))))
-        return evaluate(self.eval_net, self.val_data, self.group_size, should_stop=lambda: self.stop.requested)
+        return evaluate(self.eval_net, self.val_loader, self.group_size, should_stop=lambda: self.stop.requested)
 
     def _diverged(self, epoch, step, loss):
         last = os.path.join(self.run_dir, "last.ckpt")

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 from mindspore import nn
 
+from mszoo.engine.datasets import KeptLoader
 from mszoo.engine.evaluator import EvalNet, evaluate
 from mszoo.metrics import ClassificationMeter, format_results, results_from_counts
 
@@ -147,3 +148,56 @@ def test_counts_are_summed_not_batch_accuracies_averaged():
     result = meter.result()
     assert (result["top1"], result["num_samples"]) == (75.0, 4)
     assert format_results(result).startswith("eval results: {'loss': ")
+
+
+class _Split(_Batched):
+    """A batched split of ``decoded_bytes`` that records the ``num_epochs`` of each iterator and each stop."""
+
+    def __init__(self, data, batch_size, decoded_bytes):
+        super().__init__(data, batch_size)
+        self.decoded_bytes, self.made, self.stops = decoded_bytes, [], 0
+
+    def create_tuple_iterator(self, **kwargs):
+        self.made.append(kwargs["num_epochs"])
+        iterator = super().create_tuple_iterator(**kwargs)
+        stop = iterator.stop
+
+        def counted_stop():
+            self.stops += 1
+            stop()
+
+        iterator.stop = counted_stop
+        return iterator
+
+
+def _split(decoded_bytes):
+    logits = np.asarray([r[0] for r in CASES_7], np.float32)
+    labels = np.asarray([r[1] for r in CASES_7], np.int32)
+    data = ds.NumpySlicesDataset({"image": logits, "label": labels}, shuffle=False).batch(4)
+    return _Split(data, 4, decoded_bytes)
+
+
+def test_a_small_split_is_read_pass_after_pass_from_one_iterator_made_for_its_passes(pynative):
+    split = _split(decoded_bytes=1000)
+    loader = KeptLoader(split, passes=3, max_bytes=1000)
+    for done in range(1, 4):
+        _check(evaluate(EvalNet(PassLogits()), loader), _expected(CASES_7))
+        assert (split.made, split.stops) == ([3], int(done == 3))  # stopped once its last pass is read
+
+
+def test_a_split_too_big_to_keep_gets_a_new_iterator_for_every_pass(pynative):
+    split = _split(decoded_bytes=1001)
+    loader = KeptLoader(split, passes=3, max_bytes=1000)
+    for _ in range(3):
+        _check(evaluate(EvalNet(PassLogits()), loader), _expected(CASES_7))
+    assert (split.made, split.stops) == ([1, 1, 1], 3)
+
+
+def test_an_unfinished_pass_stops_the_kept_iterator_and_is_read_again_from_a_new_one(pynative):
+    split = _split(decoded_bytes=10)
+    loader = KeptLoader(split, passes=2)
+    assert evaluate(EvalNet(PassLogits()), loader, should_stop=lambda: True) is None
+    assert (split.made, split.stops) == ([2], 1)
+    for _ in range(2):
+        _check(evaluate(EvalNet(PassLogits()), loader), _expected(CASES_7))
+    assert (split.made, split.stops) == ([2, 2], 2)

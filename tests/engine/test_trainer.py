@@ -26,17 +26,35 @@ def test_step_log_line_has_the_seed_format():
     assert extra.endswith("lr:[0.001], grad_norm:[2.500], scale:[512], overflow_skipped:[3]")
 
 
+def _record_val_iterators(monkeypatch):
+    """The ``num_epochs`` of every iterator the trainer's validation loader makes."""
+    import mszoo.engine.trainer as trainer_module
+
+    made = []
+
+    class Recording(trainer_module.KeptLoader):
+        def __init__(self, data, passes=1):
+            super().__init__(data, passes)
+            make = data.create_tuple_iterator
+            data.create_tuple_iterator = lambda **kw: (made.append(kw["num_epochs"]), make(**kw))[1]
+
+    monkeypatch.setattr(trainer_module, "KeptLoader", Recording)
+    return made
+
+
 def test_resume_after_a_stop_at_step_k_equals_an_uninterrupted_run(tiny_config, tmp_path, graph_mode, monkeypatch):
     import mszoo.engine.reporting as reporting
 
     drawn, draw = [], reporting.plot_curves
     monkeypatch.setattr(reporting, "plot_curves", lambda rows, path: (drawn.append(len(rows)), draw(rows, path)))
+    val_iterators = _record_val_iterators(monkeypatch)
     config = tiny_config(with_ema=True, ema_decay=0.9, loss_scale_window=2)
     # uninterrupted: 2 epochs x 3 steps
     cfg, _ = parse_config(["--config", config, "--run_name", "full"])
     before = copy.deepcopy(cfg)
     assert train(cfg) == 0
     assert drawn == [1, 2]  # the final epoch's curves are drawn, however soon after the first epoch's
+    assert val_iterators == [2]  # both validations from one iterator: its workers start once
     assert cfg == before and cfg._sources == before._sources  # the caller's config is left as it was
     full_dir = tmp_path / "out" / "full"
     assert {"config.yaml", "train.log", "metrics.csv", "curves.png", "last.ckpt", "best.ckpt", "epoch_001.ckpt",
@@ -57,7 +75,9 @@ def test_resume_after_a_stop_at_step_k_equals_an_uninterrupted_run(tiny_config, 
     state = load_training_checkpoint(str(cut_dir / "last.ckpt")).train_state
     assert (state["epochs_done"], state["epoch_step"], state["global_step"]) == (1, 1, 4)
     cfg, _ = parse_config(["--resume", str(cut_dir)])  # the rest comes from the checkpoint's saved config
+    val_iterators.clear()
     assert train(cfg) == 0
+    assert val_iterators == [1]  # one validation left
 
     full = load_training_checkpoint(str(full_dir / "last.ckpt"))
     resumed = load_training_checkpoint(str(cut_dir / "last.ckpt"))

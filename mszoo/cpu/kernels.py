@@ -10,7 +10,8 @@ with the system compiler (``$CXX``, else ``g++``) and cached under ``$MSZOO_KERN
 ``$MSZOO_CACHE/kernels``), named by a hash of the source, the compiler command and version, the flags and
 MindSpore's version; it is built into a temporary file and renamed, so concurrent workers never see half a
 library, and a cached file whose SHA-256 is not the one recorded beside it at build time is rebuilt. No
-compiler, a failed build or a refused library: one note, and the built-in ops.
+compiler, a failed build or a refused library: one note, and the built-in ops. ``build_in_background()``
+starts the build on a thread (train.py, so the compiler runs while the data and the model are set up).
 
 ``set_fused_kernels(model)`` switches every ``FusedKernelUser`` cell of a model to the kernels (LayerNorm, GELU,
 Permute, SplitHeads, Softmax, BiasAdd2D). The rule of when they run has one home, ``FusedKernelUser.use_kernel``:
@@ -18,6 +19,7 @@ in training (``cell.training``) on float32 tensors only, so evaluation, export a
 the built-in ops. ``MSZOO_FUSED_KERNELS`` (``1``/``0``) says whether training uses them on CPU;
 ``MSZOO_KERNEL_THREADS`` (default 1, read by the kernels at each call) how many threads they use.
 """
+import concurrent.futures
 import functools
 import hashlib
 import logging
@@ -125,12 +127,25 @@ def build_library():
     return target
 
 
+_background_build = None  # the Future of build_library() that build_in_background() started
+
+
+def build_in_background():
+    """Start :func:`build_library` on a thread when training will want the kernels; :func:`kernel_library`
+    takes its result. A first run's build (~3 s) then overlaps the set-up instead of delaying the first step."""
+    global _background_build
+    if _background_build is None and fused_kernels_wanted():
+        builder = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="mszoo-kernel-build")
+        _background_build = builder.submit(build_library)
+        builder.shutdown(wait=False)
+
+
 @functools.cache
 def kernel_library():
     """The built library's path, or None after one note (no compiler, failed build, or MindSpore refusing
     the library's directory through MS_CUSTOM_AOT_WHITE_LIST). Once per process."""
     try:
-        path = build_library()
+        path = _background_build.result() if _background_build is not None else build_library()
         fused_ops(path)
         return path
     except (KernelBuildError, TypeError) as exc:

@@ -275,6 +275,31 @@ def test_a_library_directory_mindspore_refuses_means_builtin_ops_after_one_note(
     assert len(_note_records(caplog)) == 1
 
 
+@pytest.mark.parametrize("outcome", ["built", "failed"])
+def test_a_build_started_in_the_background_is_the_one_the_first_use_takes(no_library_cached, monkeypatch, caplog,
+                                                                          outcome):
+    import threading
+
+    builds = []
+
+    def build():
+        builds.append(threading.current_thread().name)
+        if outcome == "failed":
+            raise kernels.KernelBuildError("no C++ compiler (g++ not found; set CXX)")
+        return "/built/fused_cpu.so"
+
+    monkeypatch.setattr(kernels, "build_library", build)
+    monkeypatch.setattr(kernels, "fused_ops", lambda path: None)
+    monkeypatch.setattr(kernels, "_background_build", None)
+    monkeypatch.setattr(logging.getLogger(kernels.LOGGER_NAME), "propagate", True)
+    kernels.build_in_background()
+    kernels.build_in_background()  # a second call starts nothing
+    with caplog.at_level(logging.INFO, logger=kernels.LOGGER_NAME):
+        assert kernels.kernel_library() == (None if outcome == "failed" else "/built/fused_cpu.so")
+    assert len(builds) == 1 and builds[0].startswith("mszoo-kernel-build")
+    assert len(_note_records(caplog)) == int(outcome == "failed")
+
+
 @pytest.mark.parametrize("damage", ["garbage", "foreign", "no_record"])
 def test_a_damaged_or_foreign_cached_library_is_rebuilt(no_library_cached, monkeypatch, tmp_path, damage):
     monkeypatch.setenv("MSZOO_KERNEL_CACHE", str(tmp_path))

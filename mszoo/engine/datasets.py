@@ -96,8 +96,9 @@ class KeptLoader:
     model trains, and holds what it prefetched (up to the whole split) until then; so a split whose decoded
     images take more than ``max_bytes`` gets a new iterator per pass instead (against such a pass, 0.5 s is
     little). The iterator is made for exactly the passes left, so after the last one its workers are idle and
-    stop at once (a worker still prefetching takes MindSpore 5 s to stop). A pass left unfinished stops the
-    iterator and is not counted; the next pass starts a new one.
+    stop at once. A pass left unfinished (a stop, an error) is not counted and its iterator is set aside, not
+    stopped: a worker blocked on a full queue takes MindSpore up to 5 s to stop, and an unfinished pass most
+    often means the process is about to end. :meth:`close` stops it; the next pass starts a new iterator.
     """
 
     def __init__(self, data, passes=1, max_bytes=KEEP_LOADER_BYTES):
@@ -108,11 +109,12 @@ class KeptLoader:
         self.passes = passes  # passes still planned
         self._iterator = None
         self._iterator_passes = 0  # passes left in the iterator
+        self._set_aside = []  # iterators of unfinished passes, stopped by close()
 
     @contextlib.contextmanager
     def one_pass(self):
         """The batches of one pass over the split (a context: its exit stops the iterator when it has no
-        planned pass left or the pass was not finished)."""
+        planned pass left, and sets it aside when the pass was not finished)."""
         if self._iterator is None:
             self._iterator_passes = max(1, self.passes) if self.keep else 1
             self._iterator = self.data.create_tuple_iterator(num_epochs=self._iterator_passes)
@@ -126,17 +128,21 @@ class KeptLoader:
         try:
             yield batches()
         finally:
-            if finished:
+            if not finished:
+                self._set_aside.append(self._iterator)
+                self._iterator = None
+            else:
                 self.passes = max(0, self.passes - 1)
                 self._iterator_passes -= 1
-            if not finished or self._iterator_passes == 0:
-                self.close()
+                if self._iterator_passes == 0:
+                    self.close()
 
     def close(self):
-        """Stop the iterator's workers (a later pass starts new ones)."""
-        if self._iterator is not None:
-            stop_iterator(self._iterator)
-            self._iterator = None
+        """Stop the iterators' workers (a later pass starts new ones)."""
+        for iterator in self._set_aside + [self._iterator]:
+            if iterator is not None:
+                stop_iterator(iterator)
+        self._iterator, self._set_aside = None, []
 
 
 def one_pass(data):

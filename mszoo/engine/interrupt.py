@@ -12,8 +12,10 @@ ends the process right after the checkpoint is written: MindSpore's clean-up of 
 were killed can block forever while holding the GIL (seen in ``iterator.stop()`` and at interpreter exit),
 so no Python-level clean-up runs after the save. As a last resort, a C-level timer (faulthandler) ends
 the process after ``EXIT_GRACE`` seconds if the save itself hangs; the previous ``last.ckpt`` is then
-intact. SIGINT (Ctrl-C, which the workers ignore) returns normally, so an interactive ``train()`` call is
-never killed.
+intact. SIGINT (Ctrl-C, which the workers ignore) ends ``train.py`` (signals held, below) right after the save
+too: MindSpore's clean-up at exit waits up to 5 s for each loader worker still prefetching (its queue put times
+out only then), 4-11 s in all. Called from your own code, ``train()`` returns 130 on SIGINT, so an interactive
+session is never killed.
 
 ``train.py`` calls :func:`hold_stop_signals` first, while the process has one thread: SIGINT/SIGTERM are then
 blocked in every thread and process started later (MindSpore's threads, the dataset workers) and one thread
@@ -87,7 +89,7 @@ class SignalStop:
         self.state_lock = state_lock
         self.logger = logger
         self.signum = None  # the signal that asked the run to stop, or None
-        self.from_os = False  # a real signal (not ``request`` from code): SIGTERM then ends the process
+        self.from_os = False  # a real signal (not ``request`` from code): it may end the process (``exit``)
         self.saved = False
         self.saved_path = None
         self._first_signal_time = None
@@ -209,10 +211,10 @@ class SignalStop:
     # ---------------------------------------------------------------------------------------- exit
     def exit(self):
         """Save (once) and report the stop; returns the exit code (130 / 143), or ends the process after
-        a real SIGTERM (see the module docstring)."""
+        a real SIGTERM, or a real SIGINT in a program that holds the stop signals (see the module docstring)."""
         self._main_took_over.set()
         code = EXIT_SIGNAL.get(self.signum, 1)
-        hard_exit = self.from_os and self.signum == signal.SIGTERM
+        hard_exit = self.from_os and (self.signum == signal.SIGTERM or _waiter is not None)
         if hard_exit:
             import faulthandler
 

@@ -1,5 +1,6 @@
 """The trainer's collaborators on their own: checkpoint rotation, the signal stop, metric files, step timer."""
 import csv
+import faulthandler
 import logging
 import os
 import signal
@@ -115,6 +116,23 @@ def test_a_real_sigint_sets_the_request_and_the_handlers_are_restored():
     finally:
         stop.restore()
     assert signal.getsignal(signal.SIGINT) is before
+
+
+@pytest.mark.parametrize("held", [False, True], ids=["train-called-from-code", "train.py"])
+def test_a_real_sigint_ends_train_py_right_after_the_save_and_returns_from_a_train_call(monkeypatch, held):
+    """train.py (signals held) does not wait for MindSpore's clean-up of loader workers still prefetching."""
+    import mszoo.engine.interrupt as interrupt
+
+    ended = []
+    monkeypatch.setattr(interrupt, "_waiter", object() if held else None)
+    monkeypatch.setattr(interrupt.os, "_exit", ended.append)
+    monkeypatch.setattr(faulthandler, "dump_traceback_later", lambda *args, **kwargs: None)  # its save guard
+    saves = []
+    stop = _stop(saves)
+    stop.from_os = True
+    stop.request(signal.SIGINT)
+    assert stop.exit() == 130 and saves == [1]
+    assert ended == ([130] if held else [])
 
 
 def test_install_outside_the_main_thread_does_nothing():

@@ -106,9 +106,8 @@ class KeptLoader:
         self.batch_size = getattr(data, "batch_size", None)
         size = getattr(data, "decoded_bytes", None)
         self.keep = size is not None and size <= max_bytes
-        self.passes = passes  # passes still planned
+        self.passes = passes  # passes still planned (a kept iterator is made for all of them)
         self._iterator = None
-        self._iterator_passes = 0  # passes left in the iterator
         self._set_aside = []  # iterators of unfinished passes, stopped by close()
 
     @contextlib.contextmanager
@@ -116,8 +115,7 @@ class KeptLoader:
         """The batches of one pass over the split (a context: its exit stops the iterator when it has no
         planned pass left, and sets it aside when the pass was not finished)."""
         if self._iterator is None:
-            self._iterator_passes = max(1, self.passes) if self.keep else 1
-            self._iterator = self.data.create_tuple_iterator(num_epochs=self._iterator_passes)
+            self._iterator = self.data.create_tuple_iterator(num_epochs=max(1, self.passes) if self.keep else 1)
         finished = False
 
         def batches():
@@ -133,8 +131,7 @@ class KeptLoader:
                 self._iterator = None
             else:
                 self.passes = max(0, self.passes - 1)
-                self._iterator_passes -= 1
-                if self._iterator_passes == 0:
+                if not self.keep or self.passes == 0:
                     self.close()
 
     def close(self):

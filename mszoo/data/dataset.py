@@ -346,9 +346,11 @@ class ImageFolderSource:
     def __len__(self):
         return len(self.paths)
 
-    def _after_fork(self):
-        # Python's `random` is reseeded in forked children, numpy's global state is not: without this every
-        # worker would draw the same RandAugment ops. MindSpore seeds both itself when the user set a seed.
+    def after_fork(self):
+        """Once per worker process: end with the parent, and give numpy's global generator a seed of its own
+        (Python's `random` is reseeded in forked children, numpy's is not, so every worker would draw the same
+        RandAugment ops; MindSpore seeds both itself when the user set a seed). A caller that seeds each draw
+        itself (``TrainBatchSource``) calls this first."""
         pid = os.getpid()
         if pid != self._pid:
             parent, self._pid = self._pid, pid
@@ -365,7 +367,7 @@ class ImageFolderSource:
             return None
 
     def __getitem__(self, index):
-        self._after_fork()
+        self.after_fork()
         index = int(index)
         if not self.replace_failures:
             img = self._try_load(index)
@@ -377,7 +379,7 @@ class ImageFolderSource:
     def load(self, index, out=None):
         """``(transformed image, label)`` of file ``index``, or of the next decodable file after it. ``out``
         (a float32 array of ``output_shape``) is handed to a transform that can write into it."""
-        self._after_fork()
+        self.after_fork()
         n = len(self.paths)
         into = {"out": out} if out is not None and getattr(self.transform, "writes_into", False) else {}
         for k in range(min(n, _MAX_CONSECUTIVE_FAILURES)):

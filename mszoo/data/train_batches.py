@@ -12,9 +12,14 @@ The order is drawn here, not by MindSpore's sampler: epoch ``e`` of an iterator 
 ``(seed, e)``, padded by repetition to equal shards and dealt out like PyTorch's DistributedSampler; the last
 partial batch is dropped. :func:`epoch_batch_sampler` numbers the batches ``e * batches_per_epoch + b`` so a worker
 knows the epoch of every batch it builds (for the order and for mixup's off epoch).
+
+The augmentation is drawn here too: before building batch ``k``, the worker seeds Python's and NumPy's global
+generators (which the transforms draw from, as timm's do) from ``(seed, shard, k)``. So a batch is the same
+whichever worker builds it, in a thread or a process, with any number of workers, and in a resumed run.
 """
 import logging
 import os
+import random
 
 import numpy as np
 
@@ -104,7 +109,15 @@ class TrainBatchSource:
             self._buffer = np.empty(shape, np.float32)
         return self._buffer
 
+    def seed_batch(self, index):
+        """Seed the generators the transforms and mixup draw from for batch ``index`` alone."""
+        python_seed, numpy_seed = np.random.SeedSequence([self.seed, self.shard_id or 0, index]).generate_state(2)
+        random.seed(int(python_seed))
+        np.random.seed(int(numpy_seed))
+
     def __getitem__(self, index):
+        self.source.after_fork()
+        self.seed_batch(int(index))
         epoch, batch = divmod(int(index), self.num_batches)
         ids = self.order(epoch)[batch * self.batch_size:(batch + 1) * self.batch_size]
         images, labels = self._batch_array((len(ids),) + self.source.output_shape), np.empty(len(ids), np.int32)

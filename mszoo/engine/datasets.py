@@ -59,7 +59,7 @@ def _shard():
 
 def build_train_dataset(cfg, epoch=0, class_names=None, seed_offset=0):
     """The training pipeline for one epoch, seeded by ``(seed, epoch)`` so the order and the random
-    augmentation of an epoch are the same when a run is resumed (as far as MindSpore's workers allow)."""
+    augmentation of an epoch are the same when a run is resumed, with any number of workers."""
     import mindspore.dataset as ds
 
     from mszoo.data import create_dataset

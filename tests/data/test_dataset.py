@@ -3,6 +3,7 @@ import io
 import json
 import logging
 import os
+import random
 import signal
 
 import numpy as np
@@ -181,20 +182,45 @@ def test_skips_in_worker_processes_are_counted_in_the_main_process(tmp_path):
     assert data.skipped.count == 4
 
 
-class _DrawNumpyRandom:
-    """A transform that returns one numpy random draw (what RandAugment's op choice would use)."""
+class _DrawRandom:
+    """A transform that returns one numpy and one Python random draw (what RandAugment's and the crops' choices
+    would use)."""
+
+    writes_into = False
 
     def __call__(self, img):
-        return np.full((3, 8, 8), np.random.randint(0, 2 ** 31), np.float32)
+        out = np.empty((3, 8, 8), np.float32)
+        out[0], out[1:] = np.random.randint(0, 2 ** 24), random.randrange(2 ** 24)
+        return out
 
 
-def test_numpy_random_differs_between_worker_processes(tmp_path):
+def test_numpy_random_differs_between_worker_processes_of_a_per_image_source(tmp_path):
     """Forked workers inherit numpy's global state; without a reseed they would draw the same augmentations."""
+    import mindspore.dataset as ds
+
     write_solid_folder(str(tmp_path / "train"), num_classes=1, per_class=8)
-    data = create_dataset(str(tmp_path), "train", batch_size=8, image_size=8, num_parallel_workers=2,
-                          transform=_DrawNumpyRandom())
+    samples, _, _ = dataset_mod.list_image_folder(str(tmp_path / "train"))
+    source = dataset_mod.ImageFolderSource(samples, _DrawRandom(), (3, 8, 8))
+    data = ds.GeneratorDataset(source, ["image", "label"], shuffle=False, num_parallel_workers=2,
+                               python_multiprocessing=True).batch(8)
     (x, _), = list(data.create_tuple_iterator(output_numpy=True, num_epochs=1))
     assert len(set(x[:, 0, 0, 0].tolist())) == 8
+
+
+def test_training_augmentation_is_the_same_with_any_workers_and_differs_between_batches(tmp_path):
+    """Each batch seeds its own draws, so one worker thread and two worker processes give the same images."""
+    write_solid_folder(str(tmp_path / "train"), num_classes=1, per_class=12)
+
+    def batches(workers, **kw):
+        data = create_dataset(str(tmp_path), "train", batch_size=3, image_size=8, num_parallel_workers=workers,
+                              transform=_DrawRandom(), **kw)
+        return [x[:, :2, 0, 0] for x, _ in data.create_tuple_iterator(output_numpy=True, num_epochs=1)]
+
+    one, two = batches(1), batches(2, python_multiprocessing=True)
+    assert len(one) == 4
+    for a, b in zip(one, two):
+        np.testing.assert_array_equal(a, b)
+    assert len({v for a in one for v in a.ravel().tolist()}) == 24  # every draw its own
 
 
 class _StopSignalsBlockedHere:

@@ -6,7 +6,10 @@ group (the dataset workers too), SIGTERM to the main process, or SIGINT to the m
 passes when it exits within ``--timeout`` seconds with 143 (SIGTERM) or 130 (SIGINT), its ``last.ckpt`` holds
 the step it reported stopping at (never behind the last step it logged), and the next run resumes there.
 
-    python scripts/stress_stop.py --runs 20 --out /tmp/stress      # quickstart config, its 2 workers
+    python scripts/stress_stop.py --runs 20 --out /tmp/stress      # quickstart config, 2 worker processes
+
+The loader runs ``--workers`` worker processes (2), not the quickstart's one thread: processes are what a
+stop has to bring down with the training (a group SIGTERM reaches them too).
 
 Prints one line per run and a summary; exit code 0 when every run passed, 1 otherwise.
 """
@@ -38,7 +41,7 @@ def start(args, run_dir):
     else:
         cmd += ["--config", args.config, "--output_dir", os.path.dirname(run_dir),
                 "--run_name", os.path.basename(run_dir)]
-    cmd += ["--print_loss_every", "1", "--progress", "false"]
+    cmd += ["--print_loss_every", "1", "--progress", "false", "--num_parallel_workers", str(args.workers)]
     return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
                             start_new_session=True)
 
@@ -136,6 +139,7 @@ def main(argv=None):
     parser.add_argument("--runs", type=int, default=20)
     parser.add_argument("--out", required=True, help="folder for the run directories")
     parser.add_argument("--config", default=os.path.join(ROOT, "configs", "quickstart.yaml"))
+    parser.add_argument("--workers", type=int, default=2, help="loader worker processes (1: one thread)")
     parser.add_argument("--timeout", type=float, default=60.0, help="kill a run this long after the stop")
     parser.add_argument("--moment", default="mixed", choices=("mixed",) + MOMENTS)
     parser.add_argument("--jitter", type=float, default=1.0, help="random extra delay (s) at a random step")

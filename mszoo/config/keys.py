@@ -55,7 +55,8 @@ KEYS = (
     _k("data", "val_dir", None, "path", "validation folder (default: data_url/val)", nullable=True),
     _k("data", "train_num_samples", None, "int", "use only this many train samples", nullable=True, positive=True),
     _k("data", "val_num_samples", None, "int", "use only this many val samples", nullable=True, positive=True),
-    _k("data", "num_parallel_workers", 8, "int", "dataset engine workers per process", positive=True),
+    _k("data", "num_parallel_workers", 8, "int", "dataset engine workers per process, capped at the CPU count "
+       "(1: one thread in the main process; batches are the same with any count)", positive=True),
     _k("data", "interpolation", None, "str", "resize interpolation (default: the checkpoint's, else the model's "
        "default cfg)", nullable=True, choices=("bicubic", "bilinear", "nearest", "random")),
     _k("data", "train_interpolation", None, "str", "training crop interpolation (default: interpolation; random = "

@@ -74,7 +74,9 @@ def test_resume_after_a_stop_at_step_k_equals_an_uninterrupted_run(tiny_config, 
     cut_dir = tmp_path / "out" / "cut"
     state = load_training_checkpoint(str(cut_dir / "last.ckpt")).train_state
     assert (state["epochs_done"], state["epoch_step"], state["global_step"]) == (1, 1, 4)
-    cfg, _ = parse_config(["--resume", str(cut_dir)])  # the rest comes from the checkpoint's saved config
+    # The rest comes from the checkpoint's saved config. Two worker processes instead of one thread: each batch
+    # seeds its own augmentation (random crops here), so the resumed epoch sees the same images.
+    cfg, _ = parse_config(["--resume", str(cut_dir), "--num_parallel_workers", "2"])
     val_iterators.clear()
     assert train(cfg) == 0
     assert val_iterators == [1]  # one validation left

@@ -15,7 +15,8 @@ knows the epoch of every batch it builds (for the order and for mixup's off epoc
 
 The augmentation is drawn here too: before building batch ``k``, the worker seeds Python's and NumPy's global
 generators (which the transforms draw from, as timm's do) from ``(seed, shard, k)``. So a batch is the same
-whichever worker builds it, in a thread or a process, with any number of workers, and in a resumed run.
+whichever worker builds it, in a thread or a process, with any number of workers, and in a resumed run. (Not
+with several worker threads, ``DataConfig(python_multiprocessing=False)``: they share the two generators.)
 """
 import logging
 import os

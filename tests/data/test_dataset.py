@@ -186,8 +186,6 @@ class _DrawRandom:
     """A transform that returns one numpy and one Python random draw (what RandAugment's and the crops' choices
     would use)."""
 
-    writes_into = False
-
     def __call__(self, img):
         out = np.empty((3, 8, 8), np.float32)
         out[0], out[1:] = np.random.randint(0, 2 ** 24), random.randrange(2 ** 24)

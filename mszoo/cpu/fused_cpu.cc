@@ -1,6 +1,7 @@
 // Fused CPU kernels for MindSpore's ops.Custom(func_type="aot"): LayerNorm over the last axis and exact
 // (erf) GELU, forward and backward, a transpose (A, B, C, D) -> (A, C, B, D) without MindSpore's
-// per-element index table, softmax's backward and a bias gradient (column sums); float32. Built on first
+// per-element index table, softmax's backward, a bias gradient (column sums) and Twins' PEG (a depthwise
+// 3x3 convolution on channels-last tokens), forward and backward; float32. Built on first
 // use by mszoo/cpu/kernels.py.
 //
 // Calling convention (MindSpore 2.x CPU AOT): inputs then outputs in `params`, each with its rank in
@@ -264,6 +265,68 @@ MSZOO_CLONES void ColumnSumRows(const float *__restrict x, float *__restrict par
   }
 }
 
+// Twins' PEG on a channels-last map (H, W, C): a depthwise 3x3 convolution (stride 1, zero padding 1) plus
+// bias plus the map. `taps` holds the kernel (C, 1, 3, 3) as 9 rows of C (tap t = 3i + j at rows t * C).
+
+// The kernel's taps as (9, C) rows; mirrored (`flip`) for the input gradient, which is the same convolution
+// of dy with the kernel turned by 180 degrees.
+std::vector<float> PegTaps(const float *kernel, int64_t C, bool flip) {
+  std::vector<float> taps(static_cast<size_t>(9 * C));
+  for (int64_t c = 0; c < C; ++c) {
+    for (int t = 0; t < 9; ++t) taps[(flip ? 8 - t : t) * C + c] = kernel[c * 9 + t];
+  }
+  return taps;
+}
+
+// Row h of the output: y[h][w][c] = x[h][w][c] + bias[c] + sum over taps of taps[3i + j][c] * x[h+i-1][w+j-1][c]
+// (bias may be null). The inner loop runs along the channels, contiguous in both x and y.
+MSZOO_CLONES void PegRow(const float *__restrict x, const float *__restrict taps, const float *__restrict bias,
+                         float *__restrict y, int64_t h, int64_t H, int64_t W, int64_t C) {
+  for (int64_t w = 0; w < W; ++w) {
+    float *out = y + (h * W + w) * C;
+    const float *self = x + (h * W + w) * C;
+    for (int64_t c = 0; c < C; ++c) out[c] = self[c] + (bias != nullptr ? bias[c] : 0.0f);
+    for (int64_t i = 0; i < 3; ++i) {
+      const int64_t hh = h + i - 1;
+      if (hh < 0 || hh >= H) continue;
+      for (int64_t j = 0; j < 3; ++j) {
+        const int64_t ww = w + j - 1;
+        if (ww < 0 || ww >= W) continue;
+        const float *src = x + (hh * W + ww) * C;
+        const float *tap = taps + (3 * i + j) * C;
+        for (int64_t c = 0; c < C; ++c) out[c] += tap[c] * src[c];
+      }
+    }
+  }
+}
+
+// Row h's share of the kernel and bias gradients, added to `part` (10 rows of C): part[3i + j][c] +=
+// dy[h][w][c] * x[h+i-1][w+j-1][c], part[9][c] += dy[h][w][c].
+MSZOO_CLONES void PegGradWeightRow(const float *__restrict x, const float *__restrict dy, float *__restrict part,
+                                   int64_t h, int64_t H, int64_t W, int64_t C) {
+  for (int64_t w = 0; w < W; ++w) {
+    const float *g = dy + (h * W + w) * C;
+    float *dbias = part + 9 * C;
+    for (int64_t c = 0; c < C; ++c) dbias[c] += g[c];
+    for (int64_t i = 0; i < 3; ++i) {
+      const int64_t hh = h + i - 1;
+      if (hh < 0 || hh >= H) continue;
+      for (int64_t j = 0; j < 3; ++j) {
+        const int64_t ww = w + j - 1;
+        if (ww < 0 || ww >= W) continue;
+        const float *src = x + (hh * W + ww) * C;
+        float *acc = part + (3 * i + j) * C;
+        for (int64_t c = 0; c < C; ++c) acc[c] += g[c] * src[c];
+      }
+    }
+  }
+}
+
+// True when params[i] is a (C, 1, 3, 3) depthwise kernel for C channels.
+bool IsPegKernel(int ndim, const int64_t *shape, int64_t C) {
+  return ndim == 4 && shape[0] == C && shape[1] == 1 && shape[2] == 3 && shape[3] == 3;
+}
+
 }  // namespace
 
 extern "C" {
@@ -415,6 +478,61 @@ int MszooColumnSum(int nparam, void **params, int *ndims, int64_t **shapes, cons
   });
   const std::vector<double> sum = SumBlocks(partial, blocks, cols);
   for (int64_t c = 0; c < cols; ++c) out[c] = static_cast<float>(sum[c]);
+  return 0;
+}
+
+// inputs x (B, H, W, C) (a token map, channels last), kernel (C, 1, 3, 3), bias (C); output y (B, H, W, C):
+// Twins' PEG, x + bias + the depthwise 3x3 convolution of x (stride 1, zero padding 1). On the tokens' own
+// layout: no transposes to NCHW and back, and no oneDNN NCHW depthwise convolution (a reference kernel
+// wherever AVX-512 is allowed).
+int MszooPegForward(int nparam, void **params, int *ndims, int64_t **shapes, const char **dtypes, void *stream,
+                    void *extra) {
+  (void)stream;
+  (void)extra;
+  if (nparam != 4 || ndims[0] != 4 || !AllFloat32(nparam, dtypes)) return 1;
+  const int64_t B = shapes[0][0], H = shapes[0][1], W = shapes[0][2], C = shapes[0][3];
+  if (!IsPegKernel(ndims[1], shapes[1], C) || ndims[2] != 1 || shapes[2][0] != C) return 1;
+  const auto *x = static_cast<const float *>(params[0]);
+  const std::vector<float> taps = PegTaps(static_cast<const float *>(params[1]), C, false);
+  const auto *bias = static_cast<const float *>(params[2]);
+  auto *y = static_cast<float *>(params[3]);
+  const int64_t map = H * W * C;
+  ParallelFor(B * H, B * map * 9, [&](int64_t begin, int64_t end) {
+    for (int64_t r = begin; r < end; ++r) PegRow(x + r / H * map, taps.data(), bias, y + r / H * map, r % H, H, W, C);
+  });
+  return 0;
+}
+
+// inputs dy (B, H, W, C), x (B, H, W, C), kernel (C, 1, 3, 3); outputs dx (B, H, W, C), dkernel (C, 1, 3, 3),
+// dbias (C): MszooPegForward's gradient. dx is dy plus dy convolved with the turned kernel; the kernel and
+// bias gradients are summed per map row in float and the rows in double in a fixed order (no result depends
+// on the thread count).
+int MszooPegBackward(int nparam, void **params, int *ndims, int64_t **shapes, const char **dtypes, void *stream,
+                     void *extra) {
+  (void)stream;
+  (void)extra;
+  if (nparam != 6 || ndims[0] != 4 || !AllFloat32(nparam, dtypes)) return 1;
+  const int64_t B = shapes[0][0], H = shapes[0][1], W = shapes[0][2], C = shapes[0][3];
+  if (!IsPegKernel(ndims[2], shapes[2], C)) return 1;
+  const auto *dy = static_cast<const float *>(params[0]);
+  const auto *x = static_cast<const float *>(params[1]);
+  const std::vector<float> turned = PegTaps(static_cast<const float *>(params[2]), C, true);
+  auto *dx = static_cast<float *>(params[3]);
+  auto *dkernel = static_cast<float *>(params[4]);
+  auto *dbias = static_cast<float *>(params[5]);
+  const int64_t map = H * W * C, rows = B * H, width = 10 * C;
+  std::vector<float> partial(static_cast<size_t>(rows * width), 0.0f);
+  ParallelFor(rows, B * map * 18, [&](int64_t begin, int64_t end) {
+    for (int64_t r = begin; r < end; ++r) {
+      PegRow(dy + r / H * map, turned.data(), nullptr, dx + r / H * map, r % H, H, W, C);
+      PegGradWeightRow(x + r / H * map, dy + r / H * map, partial.data() + r * width, r % H, H, W, C);
+    }
+  });
+  const std::vector<double> sum = SumBlocks(partial, rows, width);
+  for (int64_t c = 0; c < C; ++c) {
+    for (int t = 0; t < 9; ++t) dkernel[c * 9 + t] = static_cast<float>(sum[t * C + c]);
+    dbias[c] = static_cast<float>(sum[9 * C + c]);
+  }
   return 0;
 }
 

@@ -1,23 +1,28 @@
 """Fused CPU kernels for LayerNorm, exact GELU (forward and backward), a transpose that swaps two groups of
-axes, softmax's backward and a bias gradient, as MindSpore AOT custom ops.
+axes, softmax's backward, a bias gradient and Twins' PEG, as MindSpore AOT custom ops.
 
 MindSpore's CPU ``LayerNormGrad`` and ``Erf`` (GELU) are several times slower than PyTorch's at a ViT's shapes
 (docs/benchmarks.md). ``fused_cpu.cc`` computes each direction of each in one pass;
 the swap-axes kernel replaces CPU ``Transpose``, which keeps an index per element for the graph's life
 (``mszoo/cpu/transpose.py``); softmax's backward replaces a ReduceSum, a BroadcastTo, a Sub and two Muls
-(``mszoo/cpu/lean_ops.py``), the column sum the ReduceSum of a bias gradient. The library is built on first use
-with the system compiler (``$CXX``, else ``g++``) and cached under ``$MSZOO_KERNEL_CACHE`` (default
-``$MSZOO_CACHE/kernels``), named by a hash of the source, the compiler command and version, the flags and
-MindSpore's version; it is built into a temporary file and renamed, so concurrent workers never see half a
-library, and a cached file whose SHA-256 is not the one recorded beside it at build time is rebuilt. No
-compiler, a failed build or a refused library: one note, and the built-in ops. ``build_in_background()``
-starts the build on a thread (train.py, so the compiler runs while the data and the model are set up).
+(``mszoo/cpu/lean_ops.py``), the column sum the ReduceSum of a bias gradient; the PEG (a depthwise 3x3
+convolution plus its input, on the tokens' channels-last layout) replaces a transpose to NCHW, oneDNN's NCHW
+depthwise convolution (a reference kernel wherever AVX-512 is allowed: ``mszoo/cpu/onednn.py``) and the
+transpose back, forward and backward.
+
+The library is built on first use with the system compiler (``$CXX``, else ``g++``) and cached under
+``$MSZOO_KERNEL_CACHE`` (default ``$MSZOO_CACHE/kernels``), named by a hash of the source, the compiler command
+and version, the flags and MindSpore's version; it is built into a temporary file and renamed, so concurrent
+workers never see half a library, and a cached file whose SHA-256 is not the one recorded beside it at build
+time is rebuilt. No compiler, a failed build or a refused library: one note, and the built-in ops.
+``build_in_background()`` starts the build on a thread (train.py, so the compiler runs while the data and the
+model are set up).
 
 ``set_fused_kernels(model)`` switches every ``FusedKernelUser`` cell of a model to the kernels (LayerNorm, GELU,
-Permute, SplitHeads, Softmax, BiasAdd2D). The rule of when they run has one home, ``FusedKernelUser.use_kernel``:
-in training (``cell.training``) on float32 tensors only, so evaluation, export and AMP's float16/bfloat16 keep
-the built-in ops. ``MSZOO_FUSED_KERNELS`` (``1``/``0``) says whether training uses them on CPU;
-``MSZOO_KERNEL_THREADS`` (default 1, read by the kernels at each call) how many threads they use.
+Permute, SplitHeads, Softmax, BiasAdd2D, PosConv). The rule of when they run has one home,
+``FusedKernelUser.use_kernel``: in training (``cell.training``) on float32 tensors only, so evaluation, export
+and AMP's float16/bfloat16 keep the built-in ops. ``MSZOO_FUSED_KERNELS`` (``1``/``0``) says whether training
+uses them on CPU; ``MSZOO_KERNEL_THREADS`` (default 1, read by the kernels at each call) how many threads they use.
 """
 import concurrent.futures
 import functools
@@ -216,11 +221,28 @@ def _column_sum_op(path):
                       out_dtype=lambda x: x)
 
 
+def _peg_op(path):
+    """``(x, kernel, bias) -> y``: Twins' PEG on a channels-last token map ``x`` (B, H, W, C), ``x + bias + ``
+    the depthwise 3x3 convolution of ``x`` by ``kernel`` (C, 1, 3, 3), stride 1, zero padding 1; its gradient is
+    one Custom op too."""
+    from mindspore import ops
+
+    backward = ops.Custom(f"{path}:MszooPegBackward", func_type="aot",
+                          out_shape=lambda dy, x, kernel: (x, kernel, kernel[:1]),
+                          out_dtype=lambda dy, x, kernel: (x, kernel, kernel))
+
+    def bprop(x, kernel, bias, out, dout):
+        return backward(dout, x, kernel)
+
+    return ops.Custom(f"{path}:MszooPegForward", func_type="aot", out_shape=lambda x, kernel, bias: x,
+                      out_dtype=lambda x, kernel, bias: x, bprop=bprop)
+
+
 @functools.cache
 def fused_ops(path):
     """The Custom ops of the library at ``path``, shared by every cell, by kind (``FusedKernelUser.fused_kind``)."""
     return {"layer_norm": _layer_norm_ops(path), "gelu": _gelu_ops(path), "swap_axes": _swap_axes_op(path),
-            "softmax_grad": _softmax_grad_op(path), "column_sum": _column_sum_op(path)}
+            "softmax_grad": _softmax_grad_op(path), "column_sum": _column_sum_op(path), "peg": _peg_op(path)}
 
 
 class FusedKernelUser(nn.Cell):

@@ -37,11 +37,11 @@ from .layers import (
     HeadsToTokens,
     LayerNorm,
     Linear,
-    MapToTokens,
     MapToWindows,
     Mlp,
     PatchConv,
     PatchEmbed,
+    PosConv,
     ScaledDotProduct,
     SplitHeads,
     TokensToHeads,
@@ -182,30 +182,6 @@ class Block(nn.Cell):
         x = x + self.drop_path1(self.attn(self.norm1(x), size))
         x = x + self.drop_path2(self.mlp(self.norm2(x)))
         return x
-
-
-class PosConv(nn.Cell):
-    """PEG (https://arxiv.org/abs/2102.10882): depthwise 3x3 conv over the token map, plus a residual
-    when ``stride == 1``. The conv sits in a one-element ``SequentialCell`` so its weights are named
-    ``proj.0.*`` like the reference's ``nn.Sequential``.
-    """
-
-    def __init__(self, in_chans, embed_dim=768, stride=1):
-        super().__init__()
-        self.proj = nn.SequentialCell([
-            nn.Conv2d(in_chans, embed_dim, kernel_size=3, stride=stride, pad_mode="pad", padding=1,
-                      group=embed_dim, has_bias=True),
-        ])
-        self.stride = stride
-        self.to_map = TokensToMap()
-        self.to_tokens = MapToTokens()
-
-    def construct(self, x, size):
-        feat = self.to_map(x, size)
-        x = self.proj(feat)
-        if self.stride == 1:
-            x = x + feat
-        return self.to_tokens(x)
 
 
 class Twins(ClassifierMixin, nn.Cell):

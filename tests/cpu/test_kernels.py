@@ -1,5 +1,5 @@
-"""Fused CPU kernels (MindSpore AOT custom ops: LayerNorm, GELU, softmax's gradient, a bias's gradient): the
-built-in ops' numbers in value and every gradient, built once and cached, the built-in ops with one note when
+"""Fused CPU kernels (MindSpore AOT custom ops: LayerNorm, GELU, softmax's gradient, a bias's gradient, Twins'
+PEG): the built-in ops' numbers in value and every gradient, built once and cached, the built-in ops with one note when
 they cannot be built."""
 import functools
 import logging
@@ -9,10 +9,11 @@ import os
 import mindspore as ms
 import numpy as np
 import pytest
+from mindspore import nn
 
 from mszoo.cpu import kernels
 from mszoo.models import create_model
-from mszoo.models.layers import GELU, LayerNorm, Linear, Softmax
+from mszoo.models.layers import GELU, LayerNorm, Linear, PosConv, Softmax
 from tests.models.helpers import Vjp
 from tests.tiny import tiny_kwargs
 
@@ -101,6 +102,47 @@ def test_fused_gelu_equals_builtin_and_float64_in_value_and_gradient(kernel_cach
     custom = _run(GELU(), x, dy, mode, True)
     _close_to_both(custom, builtin, _gelu_64(x.astype(np.float64), dy.astype(np.float64)))
 
+
+class _PegOnMap(nn.Cell):
+    """``PosConv`` on tokens of a fixed ``(H, W)`` map, as one-input cell for ``Vjp``."""
+
+    def __init__(self, size, channels, kernel, bias):
+        super().__init__()
+        self.size = size
+        self.peg = PosConv(channels, channels)
+        self.peg.proj[0].weight.set_data(ms.Tensor(kernel))
+        self.peg.proj[0].bias.set_data(ms.Tensor(bias))
+
+    def construct(self, x):
+        return self.peg(x, self.size)
+
+
+def _peg_64(x, kernel, bias, dy):
+    """x + bias + the depthwise 3x3 convolution of the channels-last map ``x`` (B, H, W, C), and its gradients
+    for x, kernel (C, 1, 3, 3) and bias, from ``dy``; outputs in tokens (B, H * W, C)."""
+    n, h, w, c = x.shape
+    xp, dyp = (np.pad(a, ((0, 0), (1, 1), (1, 1), (0, 0))) for a in (x, dy))
+    y, dx, dk = x + bias, dy.copy(), np.zeros((c, 1, 3, 3))
+    for i in range(3):
+        for j in range(3):
+            window = xp[:, i:i + h, j:j + w]  # x[h + i - 1, w + j - 1]
+            y += kernel[:, 0, i, j] * window
+            dk[:, 0, i, j] = (dy * window).sum((0, 1, 2))
+            dx += kernel[:, 0, i, j] * dyp[:, 2 - i:2 - i + h, 2 - j:2 - j + w]  # dy[h - i + 1, w - j + 1]
+    return [y.reshape(n, h * w, c), dx.reshape(n, h * w, c), dk, dy.sum((0, 1, 2))]
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("shape", [(2, 5, 7, 20), (1, 1, 1, 3), (2, 14, 14, 64)])  # the last on 3 threads
+def test_fused_peg_equals_builtin_and_float64_in_value_and_gradients(kernel_cache, mode, shape):
+    rng = np.random.RandomState(6)
+    n, h, w, c = shape
+    x, dy = rng.randn(n, h * w, c).astype(np.float32), rng.randn(n, h * w, c).astype(np.float32)
+    kernel, bias = rng.randn(c, 1, 3, 3).astype(np.float32), rng.randn(c).astype(np.float32)
+    builtin = _run(_PegOnMap((h, w), c, kernel, bias), x, dy, mode, False)
+    custom = _run(_PegOnMap((h, w), c, kernel, bias), x, dy, mode, True)
+    expected = _peg_64(*(a.astype(np.float64) for a in (x.reshape(shape), kernel, bias, dy.reshape(shape))))
+    _close_to_both(custom, builtin, expected)
 
 def _softmax_64(x, dy):
     e = np.exp(x - x.max(-1, keepdims=True))

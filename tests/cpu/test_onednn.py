@@ -1,5 +1,6 @@
 """MindSpore's CPU kernels under oneDNN: which ISA cap the scripts set (by CPU flags), and that a training step of
-each family runs no convolution but Twins' depthwise PEG (convolutions take oneDNN's reference reorder on AVX-512)."""
+each family runs no convolution with the fused kernels the trainer uses, and none but Twins' depthwise PEG without
+them (convolutions take oneDNN's reference reorder on AVX-512)."""
 import os
 import subprocess
 import sys
@@ -12,15 +13,18 @@ TRAIN_STEP_SCRIPT = textwrap.dedent("""
     import numpy as np
     import mindspore as ms
     from mszoo.cli import set_device
+    from mszoo.cpu.kernels import set_fused_kernels
     from mszoo.models import create_model
     from tests.tiny import tiny_kwargs
 
     set_device("CPU", mode="pynative")  # the same CPU kernels as a graph, without compiling
-    for name in sys.argv[1:]:
+    for case in sys.argv[1:]:
+        name, kernels = case.split(":")
         model = create_model(name, num_classes=4, **tiny_kwargs(name))
+        assert set_fused_kernels(model, kernels == "fused") == (kernels == "fused")
         model.set_train(True)
         grad = ms.value_and_grad(lambda x: model(x).sum(), None, model.trainable_params())
-        print("MODEL " + name, flush=True)
+        print("MODEL " + case, flush=True)
         grad(ms.Tensor(np.ones((2, 3, 32, 32), np.float32)))[0].asnumpy()
 """)
 
@@ -41,12 +45,14 @@ def _convolutions_by_model(names):
     return found
 
 
-def test_a_training_step_runs_no_convolution_but_twins_depthwise_peg():
-    found = _convolutions_by_model(["twins_pcpvt_small", "twins_svt_small", "tnt_s_patch16_224", "t2t_vit_t_14"])
-    assert not found["tnt_s_patch16_224"] and not found["t2t_vit_t_14"], found
-    for name in ("twins_pcpvt_small", "twins_svt_small"):
-        shapes = [line.split(",")[-2] for line in found[name]]
-        assert shapes and all(s.startswith("g") and "kh3sh1" in s for s in shapes), shapes  # grouped 3x3, stride 1
+def test_a_training_step_runs_no_convolution_with_the_fused_kernels_and_only_twins_peg_without(kernel_cache):
+    """``kernel_cache``: the session's built library, which the script's process finds in its environment."""
+    fused = ["twins_pcpvt_small:fused", "twins_svt_small:fused", "tnt_s_patch16_224:fused", "t2t_vit_t_14:fused"]
+    found = _convolutions_by_model(fused + ["twins_svt_small:builtin", "tnt_s_patch16_224:builtin"])
+    assert not any(found[case] for case in fused), found
+    assert not found["tnt_s_patch16_224:builtin"], found
+    shapes = [line.split(",")[-2] for line in found["twins_svt_small:builtin"]]
+    assert shapes and all(s.startswith("g") and "kh3sh1" in s for s in shapes), shapes  # grouped 3x3, stride 1
 
 
 def test_configure_cpu_kernels_follows_the_cpu_flags_and_keeps_a_users_choice(monkeypatch, tmp_path):

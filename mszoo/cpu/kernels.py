@@ -59,6 +59,13 @@ def fused_kernels_wanted():
     return value not in ("0", "false", "off", "no")
 
 
+def fused_kernels_expected():
+    """Whether training here will run the fused kernels, known before the library is built: they are wanted
+    (``fused_kernels_wanted``) and the compiler is on the PATH. A build that fails later still falls back to the
+    built-in ops, with its note."""
+    return fused_kernels_wanted() and shutil.which(_compiler()[0]) is not None
+
+
 def kernel_cache_dir():
     return os.path.expanduser(os.environ.get("MSZOO_KERNEL_CACHE") or os.path.join(cache_dir(), "kernels"))
 

@@ -2,12 +2,14 @@
 
 oneDNN inside MindSpore runs plain-layout (NCHW) convolutions on a reference reorder when it may use AVX-512
 (``ONEDNN_VERBOSE=1``: ``jit_uni_ncsp:conv+ref:any``); capped at AVX2 it takes its jit GEMM path, but then every
-matrix product loses AVX-512 too. The models' convolutions on the training path are matrix products now
-(``layers.PatchConv``, ``layers.UnfoldConv``); only Twins' depthwise position convolution (PEG) is left. Whether
-the cap still pays is measured per CPU (``benchmark.py --mode train --compare timm --isa auto,AVX2``,
-docs/benchmarks.md) and decided from the CPU's feature flags (``/proc/cpuinfo``), never its vendor name:
-``isa_cap``. The value is read when the first oneDNN kernel runs, so it must be set before any model runs; a
-user's own ``ONEDNN_MAX_CPU_ISA`` always wins.
+matrix product loses AVX-512 too. No convolution is left in a training step that runs the fused CPU kernels: the
+patch embeddings are matrix products (``layers.PatchConv``, ``layers.UnfoldConv``) and Twins' depthwise PEG is a
+fused kernel (``layers.PosConv``, ``mszoo/cpu/kernels.py``). Only without those kernels (``MSZOO_FUSED_KERNELS=0``
+or no C++ compiler) does the PEG train as a convolution. Whether the cap pays is measured per CPU
+(``benchmark.py --mode train --compare timm --isa auto,AVX2``, docs/benchmarks.md) and decided from the CPU's
+feature flags (``/proc/cpuinfo``) and the kernels, never the vendor name: ``isa_cap``. The value is read when the
+first oneDNN kernel runs, so it must be set before any model runs; a user's own ``ONEDNN_MAX_CPU_ISA`` always
+wins.
 """
 import os
 
@@ -27,25 +29,33 @@ def cpu_flags(path=CPUINFO):
     return frozenset()
 
 
-def isa_cap(flags):
+def isa_cap(flags, fused_kernels=True):
     """The ``ONEDNN_MAX_CPU_ISA`` to set for a CPU with these flags, or None to leave oneDNN uncapped.
 
     - no ``avx512f``: None (the cap would change nothing);
-    - ``amx_tile`` (full-width AVX-512): None, since capped training ran below timm there (not yet measured
-      uncapped);
-    - other AVX-512 CPUs (Zen 4, measured): AVX2, since on 256-bit units the matrix products gain little uncapped
-      while Twins' depthwise PEG falls to the reference kernel (docs/benchmarks.md, "oneDNN ISA cap and
-      convolutions as matrix products").
+    - ``amx_tile`` (full-width AVX-512): None, since capped training ran below timm there (0.65-0.86x);
+    - training with the fused kernels (``fused_kernels``): None, since its steps run no convolution (Zen 4,
+      measured: twins_pcpvt_small 1.16x timm uncapped against 1.03x capped, TNT the same either way);
+    - other AVX-512 CPUs otherwise: AVX2, since Twins' PEG runs as a convolution, on the reference kernel when
+      uncapped (Zen 4: training 0.74-0.77x timm uncapped against 1.00x capped; docs/benchmarks.md, "oneDNN ISA
+      cap and convolutions as matrix products").
     """
-    if "avx512f" not in flags or "amx_tile" in flags:
+    if "avx512f" not in flags or "amx_tile" in flags or fused_kernels:
         return None
     return ONEDNN_CPU_ISA
 
 
-def configure_cpu_kernels(flags=None):
+def configure_cpu_kernels(flags=None, training=False):
     """Cap oneDNN's instruction set for MindSpore's CPU kernels where ``isa_cap`` says it pays, unless the user
-    chose one. Returns the cap in force (None: uncapped)."""
-    cap = isa_cap(cpu_flags() if flags is None else flags)
+    chose one. ``training``: the process trains, so its steps run the fused kernels where they are expected
+    (``mszoo.cpu.kernels.fused_kernels_expected``); evaluation and inference run Twins' PEG as a convolution.
+    Returns the cap in force (None: uncapped)."""
+    fused_kernels = False
+    if training:
+        from mszoo.cpu.kernels import fused_kernels_expected
+
+        fused_kernels = fused_kernels_expected()
+    cap = isa_cap(cpu_flags() if flags is None else flags, fused_kernels)
     if cap is not None:
         os.environ.setdefault("ONEDNN_MAX_CPU_ISA", cap)
     return os.environ.get("ONEDNN_MAX_CPU_ISA")

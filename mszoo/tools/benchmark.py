@@ -77,7 +77,7 @@ def _input(batch, size):
     return np.random.RandomState(0).randn(batch, 3, size, size).astype(np.float32)
 
 
-def _ms_setup(threads, cpu_kernels=True, isa="auto"):
+def _ms_setup(threads, cpu_kernels=True, isa="auto", training=False):
     os.environ.setdefault("GLOG_v", "3")
     if isa != "auto":  # before MindSpore's first oneDNN kernel reads it
         os.environ["ONEDNN_MAX_CPU_ISA"] = isa
@@ -86,7 +86,7 @@ def _ms_setup(threads, cpu_kernels=True, isa="auto"):
     from mszoo.cpu.launch import set_cpu_device
 
     # no oneDNN cap for OpenVINO: it reads the same variable and would lose AVX-512 and bf16
-    set_cpu_device(cap_onednn=cpu_kernels)
+    set_cpu_device(cap_onednn=cpu_kernels, training=training)
     ms.set_context(mode=ms.GRAPH_MODE)
     return ms
 
@@ -167,7 +167,7 @@ def train_setup(case):
 
 
 def case_train_ours(case):
-    ms = _ms_setup(case["threads"], isa=case.get("isa", "auto"))
+    ms = _ms_setup(case["threads"], isa=case.get("isa", "auto"), training=True)
     from mszoo.engine.criterion import create_criterion
     from mszoo.engine.optim import create_optimizer
     from mszoo.engine.train_step import build_train_step

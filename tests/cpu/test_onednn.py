@@ -55,17 +55,63 @@ def test_a_training_step_runs_no_convolution_with_the_fused_kernels_and_only_twi
     assert shapes and all(s.startswith("g") and "kh3sh1" in s for s in shapes), shapes  # grouped 3x3, stride 1
 
 
-def test_configure_cpu_kernels_follows_the_cpu_flags_and_keeps_a_users_choice(monkeypatch, tmp_path):
+def test_the_cap_follows_the_cpu_flags_and_the_kernels_and_keeps_a_users_choice(monkeypatch, tmp_path):
     from mszoo.cpu import onednn
 
     info = tmp_path / "cpuinfo"
     info.write_text("processor\t: 0\nflags\t\t: fpu sse avx2 avx512f avx512_bf16\n\nprocessor\t: 1\n")
     assert onednn.cpu_flags(str(info)) == {"fpu", "sse", "avx2", "avx512f", "avx512_bf16"}
     assert onednn.cpu_flags(str(tmp_path / "missing")) == frozenset()
-    for flags, cap in (({"avx2"}, None), ({"avx2", "avx512f", "avx512_bf16"}, "AVX2"),  # Zen 4: the cap pays
-                       ({"avx2", "avx512f", "avx512_bf16", "amx_tile"}, None)):  # AMX: it cost 0.65-0.86x timm
+    zen4, amx = {"avx2", "avx512f", "avx512_bf16"}, {"avx2", "avx512f", "avx512_bf16", "amx_tile"}
+    for flags, fused, cap in (({"avx2"}, False, None),
+                              (zen4, True, None),  # no convolution left in training: uncapped pays
+                              (zen4, False, "AVX2"),  # the PEG would train on the reference kernel
+                              (amx, False, None)):  # capped, AMX CPUs trained at 0.65-0.86x timm
         monkeypatch.delenv("ONEDNN_MAX_CPU_ISA", raising=False)
-        assert onednn.isa_cap(flags) == cap
-        assert onednn.configure_cpu_kernels(flags) == cap and os.environ.get("ONEDNN_MAX_CPU_ISA") == cap
+        assert onednn.isa_cap(flags, fused) == cap
+    monkeypatch.delenv("ONEDNN_MAX_CPU_ISA", raising=False)
+    assert onednn.configure_cpu_kernels(zen4) == "AVX2" and os.environ.get("ONEDNN_MAX_CPU_ISA") == "AVX2"
     monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", "SSE41")
     assert onednn.configure_cpu_kernels({"avx2", "avx512f"}) == "SSE41"
+
+
+def test_a_training_process_is_uncapped_only_when_its_kernels_are_wanted_and_a_compiler_is_on_the_path(monkeypatch):
+    from mszoo.cpu import kernels, onednn
+
+    monkeypatch.setenv("CXX", sys.executable)  # any program on the path stands for the compiler here
+    monkeypatch.delenv("MSZOO_FUSED_KERNELS", raising=False)
+    cases = [({}, True, None),  # training with the kernels: no convolution left
+             ({}, False, "AVX2"),  # evaluation and inference run the PEG as a convolution
+             ({"MSZOO_FUSED_KERNELS": "0"}, True, "AVX2"),
+             ({"CXX": "/nonexistent/g++"}, True, "AVX2")]
+    for env, training, cap in cases:
+        with monkeypatch.context() as m:
+            m.delenv("ONEDNN_MAX_CPU_ISA", raising=False)
+            for key, value in env.items():
+                m.setenv(key, value)
+            assert kernels.fused_kernels_expected() == (not env)
+            assert onednn.configure_cpu_kernels({"avx512f"}, training=training) == cap, (env, training)
+
+
+def test_train_and_tune_set_up_training_processes(monkeypatch):
+    """train.py and tune_params.py tell the device set-up that they train (``start(..., training=True)``); every
+    other entry point keeps the default, ``training=False``."""
+    from mszoo.tools import train, tune
+
+    class Started(Exception):
+        pass
+
+    def fake_start(cfg, **kwargs):
+        raise Started(kwargs.get("training", False))
+
+    monkeypatch.setattr(train, "hold_stop_signals", lambda: None)
+    monkeypatch.setattr(train, "start", fake_start)
+    monkeypatch.setattr("mszoo.cli.start", fake_start)
+    config = ["--config", os.path.join(ROOT, "configs", "quickstart.yaml")]
+    for main, argv in ((train.main, config), (tune.main, config + ["--search", "unread.yaml", "--trials", "1"])):
+        try:
+            main(argv)
+        except Started as started:
+            assert started.args[0] is True, main
+        else:
+            raise AssertionError(f"{main} never set up the device")

@@ -322,7 +322,7 @@ MSZOO_CLONES void PegGradWeightRow(const float *__restrict x, const float *__res
   }
 }
 
-// True when params[i] is a (C, 1, 3, 3) depthwise kernel for C channels.
+// True when a tensor of this rank and shape is a depthwise 3x3 kernel (C, 1, 3, 3) for C channels.
 bool IsPegKernel(int ndim, const int64_t *shape, int64_t C) {
   return ndim == 4 && shape[0] == C && shape[1] == 1 && shape[2] == 3 && shape[3] == 3;
 }

@@ -20,11 +20,13 @@ model are set up).
 
 ``set_fused_kernels(model)`` switches every ``FusedKernelUser`` cell of a model to the kernels (LayerNorm, GELU,
 Permute, SplitHeads, Softmax, BiasAdd2D, PosConv). The rule of when they run has one home,
-``FusedKernelUser.use_kernel``: in training (``cell.training``) on float32 tensors only, so evaluation, export
-and AMP's float16/bfloat16 keep the built-in ops. ``MSZOO_FUSED_KERNELS`` (``1``/``0``) says whether training
-uses them on CPU; ``MSZOO_KERNEL_THREADS`` (default 1, read by the kernels at each call) how many threads they use.
+``FusedKernelUser.use_kernel``: in training (``cell.training``; PosConv also in evaluation) on float32 tensors
+only, so evaluation, export (``builtin_ops``) and AMP's float16/bfloat16 keep the built-in ops.
+``MSZOO_FUSED_KERNELS`` (``1``/``0``) says whether the trainer uses them on CPU; ``MSZOO_KERNEL_THREADS``
+(default 1, read by the kernels at each call) how many threads they use.
 """
 import concurrent.futures
+import contextlib
 import functools
 import hashlib
 import logging
@@ -256,10 +258,12 @@ class FusedKernelUser(nn.Cell):
     """A cell with a fused-kernel formulation of kind ``fused_kind`` (a key of ``fused_ops``).
 
     ``set_fused_kernels`` hands it its op (``use_fused_ops``); ``use_kernel(x)`` is the one rule of when the
-    kernels run: in training, on float32 tensors, when given. Everything else (evaluation, export, AMP's
-    float16/bfloat16, GPU/Ascend, no compiler) computes the built-in ops."""
+    kernels run: in training (and in evaluation for a cell whose ``in_inference`` is True), on float32 tensors,
+    when given. Everything else (evaluation of the other cells, export: ``builtin_ops``, AMP's float16/bfloat16,
+    GPU/Ascend, no compiler) computes the built-in ops."""
 
     fused_kind = None
+    in_inference = False  # True: the kernel also runs in evaluation (its forward equals the built-in op's)
 
     def __init__(self):
         super().__init__()
@@ -270,7 +274,25 @@ class FusedKernelUser(nn.Cell):
         self.fused = None if ops_by_kind is None else ops_by_kind[self.fused_kind]
 
     def use_kernel(self, x):
-        return self.training and self.fused is not None and x.dtype == ms.float32
+        return (self.training or self.in_inference) and self.fused is not None and x.dtype == ms.float32
+
+
+def kernels_in_use(model):
+    """True when some ``FusedKernelUser`` cell of ``model`` has been given its kernel."""
+    return any(isinstance(cell, FusedKernelUser) and cell.fused is not None for _, cell in model.cells_and_names())
+
+
+@contextlib.contextmanager
+def builtin_ops(model):
+    """``model`` on the built-in ops inside the block (an export: the exported graph has no custom op), its
+    kernels given back after it."""
+    had = kernels_in_use(model)
+    set_fused_kernels(model, False)
+    try:
+        yield model
+    finally:
+        if had:
+            set_fused_kernels(model, True)
 
 
 def set_fused_kernels(model, enabled=True):

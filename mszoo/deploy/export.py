@@ -14,6 +14,7 @@ import mindspore as ms
 import numpy as np
 
 from mszoo.config import ConfigError
+from mszoo.cpu.kernels import builtin_ops
 from mszoo.extras import require
 from mszoo.logger import get_logger
 from mszoo.models.layers import set_exportable
@@ -123,6 +124,16 @@ def export_air(model, cfg, path, batch_size=1):
     return base + ".air"
 
 
+def _export_format(model, cfg, file_format, path, dynamic, batch_size, precision, calib_data):
+    if file_format == "MINDIR":
+        return export_mindir(model, cfg, path, dynamic=dynamic, batch_size=batch_size)
+    if file_format == "ONNX":
+        return export_onnx(model, cfg, path, dynamic=dynamic, batch_size=batch_size)
+    if file_format == "OPENVINO":
+        return export_openvino(model, cfg, path, precision, calib_data)
+    return export_air(model, cfg, path, batch_size=batch_size)
+
+
 def export_to_file(model, cfg, file_format, path, class_names=None, dynamic=True, batch_size=1, precision="f32",
                    calib_data=None):
     """Export ``model``'s inference graph to ``path`` and write the sidecar; returns the file written.
@@ -147,14 +158,8 @@ def export_to_file(model, cfg, file_format, path, class_names=None, dynamic=True
     # Only ONNX lacks an exact GELU (no Erf in MindSpore's exporter); MINDIR and AIR keep the GeLU kernel.
     set_exportable(model, file_format in ("ONNX", "OPENVINO"))
     try:
-        if file_format == "MINDIR":
-            written = export_mindir(model, cfg, path, dynamic=dynamic, batch_size=batch_size)
-        elif file_format == "ONNX":
-            written = export_onnx(model, cfg, path, dynamic=dynamic, batch_size=batch_size)
-        elif file_format == "OPENVINO":
-            written = export_openvino(model, cfg, path, precision, calib_data)
-        else:
-            written = export_air(model, cfg, path, batch_size=batch_size)
+        with builtin_ops(model):  # no custom op in the file, whatever kernels the model was given
+            written = _export_format(model, cfg, file_format, path, dynamic, batch_size, precision, calib_data)
     finally:
         set_exportable(model, False)
     meta = deploy_metadata(cfg, class_names, file_format, None if dynamic and file_format != "AIR" else batch_size)

@@ -276,8 +276,9 @@ class TrainStep(_GradCell):
 
 
 def use_fused_kernels(network, enabled=None):
-    """On CPU, train ``network``'s LayerNorm and GELU with the fused kernels (``mszoo/cpu/kernels.py``)
-    when ``enabled`` (None: ``MSZOO_FUSED_KERNELS``, else the default). GPU/Ascend keep the built-in ops."""
+    """On CPU, give ``network``'s cells the fused kernels (``mszoo/cpu/kernels.py``: LayerNorm, GELU, ... in
+    training; Twins' PEG in evaluation too) when ``enabled`` (None: ``MSZOO_FUSED_KERNELS``, else the default).
+    GPU/Ascend keep the built-in ops."""
     from mszoo.cpu.kernels import fused_kernels_wanted, set_fused_kernels
 
     if enabled is None:

@@ -280,6 +280,7 @@ def test_a_model_with_fused_kernels_exports_the_builtin_graph(kernel_cache, tmp_
     assert kernels.set_fused_kernels(model)
     model.set_train(True)  # as the trainer leaves it: the export must still be the built-in inference graph
     _check_exports(export_with_reference(model, _cfg(name, 32, 4), str(tmp_path), (1,)), 4)
+    assert kernels.kernels_in_use(model)  # given back after the export
 
 
 def _note_records(caplog):

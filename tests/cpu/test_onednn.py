@@ -1,6 +1,6 @@
 """MindSpore's CPU kernels under oneDNN: which ISA cap the scripts set (by CPU flags), and that a training step of
-each family runs no convolution with the fused kernels the trainer uses, and none but Twins' depthwise PEG without
-them (convolutions take oneDNN's reference reorder on AVX-512)."""
+each family (and its evaluation forward) runs no convolution with the fused kernels the trainer uses, and none but
+Twins' depthwise PEG without them (convolutions take oneDNN's reference reorder on AVX-512)."""
 import os
 import subprocess
 import sys
@@ -25,7 +25,10 @@ TRAIN_STEP_SCRIPT = textwrap.dedent("""
         model.set_train(True)
         grad = ms.value_and_grad(lambda x: model(x).sum(), None, model.trainable_params())
         print("MODEL " + case, flush=True)
-        grad(ms.Tensor(np.ones((2, 3, 32, 32), np.float32)))[0].asnumpy()
+        x = ms.Tensor(np.ones((2, 3, 32, 32), np.float32))
+        grad(x)[0].asnumpy()
+        model.set_train(False)  # and an evaluation forward, as validation runs it
+        model(x).asnumpy()
 """)
 
 

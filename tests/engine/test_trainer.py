@@ -280,3 +280,19 @@ def test_resume_loads_the_weights_by_the_one_rule_and_names_a_weight_the_model_l
     with pytest.raises(CheckpointError, match=r"^resume from .*last\.ckpt does not fit the model: unexpected "
                                               r"blocks\.9\.extra\.weight$"):
         train(cfg)
+
+
+def test_validation_runs_twins_peg_on_its_fused_kernel(tiny_config):
+    """The trainer gives its evaluation copy the fused kernels: Twins' PEG is the one cell that uses its kernel in
+    evaluation too (``in_inference``), so a training process, which leaves oneDNN uncapped, never validates with
+    the NCHW depthwise convolution (a reference kernel on AVX-512)."""
+    from mszoo.cpu.kernels import FusedKernelUser
+    from mszoo.engine.trainer import Trainer
+    from mszoo.logger import remove_log_files
+    from mszoo.models.layers import PosConv
+
+    trainer = Trainer(parse_config(["--config", tiny_config()])[0]).setup()
+    remove_log_files()
+    users = [cell for _, cell in trainer.eval_model.cells_and_names() if isinstance(cell, FusedKernelUser)]
+    assert users and all(cell.fused is not None for cell in users)
+    assert {type(cell) for cell in users if cell.in_inference} == {PosConv}

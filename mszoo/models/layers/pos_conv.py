@@ -10,11 +10,13 @@ class PosConv(FusedKernelUser):
     """PEG on tokens ``(B, H * W, C)`` of a map of ``size = (H, W)``. The convolution sits in a one-element
     ``SequentialCell`` so its weights are named ``proj.0.*`` like the reference's ``nn.Sequential``.
 
-    In CPU training it runs as one fused kernel on the tokens' own channels-last layout (``mszoo/cpu/kernels.py``,
-    kind ``"peg"``): no transposes to NCHW and back, and no NCHW depthwise convolution, which oneDNN runs on a
-    reference kernel wherever AVX-512 is allowed (``mszoo/cpu/onednn.py``)."""
+    On CPU, once given the fused kernels (the trainer's models), it runs as one fused kernel on the tokens' own
+    channels-last layout, in training and evaluation (``mszoo/cpu/kernels.py``, kind ``"peg"``): no transposes to
+    NCHW and back, and no NCHW depthwise convolution, which oneDNN runs on a reference kernel wherever AVX-512 is
+    allowed (``mszoo/cpu/onednn.py``)."""
 
     fused_kind = "peg"
+    in_inference = True
 
     def __init__(self, in_chans, embed_dim=768, stride=1):
         super().__init__()

@@ -270,7 +270,7 @@ class FusedKernelUser(nn.Cell):
         self.fused = None
 
     def use_fused_ops(self, ops_by_kind):
-        """Use ``ops_by_kind[self.fused_kind]`` in training (None: the built-in ops)."""
+        """Use ``ops_by_kind[self.fused_kind]`` where ``use_kernel`` says (None: the built-in ops)."""
         self.fused = None if ops_by_kind is None else ops_by_kind[self.fused_kind]
 
     def use_kernel(self, x):

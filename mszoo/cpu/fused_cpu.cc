@@ -1,8 +1,8 @@
 // Fused CPU kernels for MindSpore's ops.Custom(func_type="aot"): LayerNorm over the last axis and exact
 // (erf) GELU, forward and backward, a transpose (A, B, C, D) -> (A, C, B, D) without MindSpore's
-// per-element index table, softmax's backward, a bias gradient (column sums) and Twins' PEG (a depthwise
-// 3x3 convolution on channels-last tokens), forward and backward; float32. Built on first
-// use by mszoo/cpu/kernels.py.
+// per-element index table, softmax's backward, a bias gradient (column sums), Twins' PEG (a depthwise
+// 3x3 convolution on channels-last tokens), forward and backward, and the gradients' global sum of squares;
+// float32. Built on first use by mszoo/cpu/kernels.py.
 //
 // Calling convention (MindSpore 2.x CPU AOT): inputs then outputs in `params`, each with its rank in
 // `ndims`, its shape in `shapes` and its dtype name in `dtypes`; return 0 on success.
@@ -185,6 +185,11 @@ std::vector<double> SumBlocks(const std::vector<float> &partial, int64_t blocks,
   }
   return sum;
 }
+
+// Elements per block of a square sum (MszooSquareSum): summed in float lanes, the blocks in double.
+constexpr int64_t kSquareBlock = 1 << 14;
+
+MSZOO_CLONES double SquareSumRange(const float *x, int64_t n) { return LaneSquares(x, 0.0f, n); }
 
 // Rows of a tensor seen as (rows, its last axis).
 int64_t Rows(int ndim, const int64_t *shape) {
@@ -533,6 +538,39 @@ int MszooPegBackward(int nparam, void **params, int *ndims, int64_t **shapes, co
     for (int t = 0; t < 9; ++t) dkernel[c * 9 + t] = static_cast<float>(sum[t * C + c]);
     dbias[c] = static_cast<float>(sum[9 * C + c]);
   }
+  return 0;
+}
+
+// inputs: one or more float32 tensors (a model's gradients); output (1,): the sum of the squares of all their
+// elements, the global gradient norm's square. One pass over the gradients instead of a Mul and a ReduceSum
+// per tensor and an AddN. Each tensor is cut into blocks of kSquareBlock elements; the blocks' sums are added
+// in double in a fixed order, so the result does not depend on the thread count.
+int MszooSquareSum(int nparam, void **params, int *ndims, int64_t **shapes, const char **dtypes, void *stream,
+                   void *extra) {
+  (void)stream;
+  (void)extra;
+  if (nparam < 2 || !AllFloat32(nparam, dtypes)) return 1;
+  const int inputs = nparam - 1;
+  std::vector<int64_t> first_block(static_cast<size_t>(inputs) + 1, 0), sizes(static_cast<size_t>(inputs));
+  for (int i = 0; i < inputs; ++i) {
+    sizes[i] = Elements(ndims[i], shapes[i]);
+    first_block[i + 1] = first_block[i] + (sizes[i] + kSquareBlock - 1) / kSquareBlock;
+  }
+  const int64_t blocks = first_block[inputs];
+  std::vector<double> partial(static_cast<size_t>(blocks), 0.0);
+  ParallelFor(blocks, blocks * kSquareBlock, [&](int64_t begin, int64_t end) {
+    const auto after = std::upper_bound(first_block.begin(), first_block.end(), begin);
+    int i = static_cast<int>(after - first_block.begin()) - 1;
+    for (int64_t k = begin; k < end; ++k) {
+      while (k >= first_block[i + 1]) ++i;
+      const int64_t start = (k - first_block[i]) * kSquareBlock;
+      partial[k] = SquareSumRange(static_cast<const float *>(params[i]) + start,
+                                  std::min(kSquareBlock, sizes[i] - start));
+    }
+  });
+  double sum = 0.0;
+  for (double part : partial) sum += part;
+  *static_cast<float *>(params[inputs]) = static_cast<float>(sum);
   return 0;
 }
 

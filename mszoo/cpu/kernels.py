@@ -1,5 +1,6 @@
 """Fused CPU kernels for LayerNorm, exact GELU (forward and backward), a transpose that swaps two groups of
-axes, softmax's backward, a bias gradient and Twins' PEG, as MindSpore AOT custom ops.
+axes, softmax's backward, a bias gradient, Twins' PEG and the gradients' global sum of squares, as MindSpore AOT
+custom ops.
 
 MindSpore's CPU ``LayerNormGrad`` and ``Erf`` (GELU) are several times slower than PyTorch's at a ViT's shapes
 (docs/benchmarks.md). ``fused_cpu.cc`` computes each direction of each in one pass;
@@ -8,7 +9,8 @@ the swap-axes kernel replaces CPU ``Transpose``, which keeps an index per elemen
 (``mszoo/cpu/lean_ops.py``), the column sum the ReduceSum of a bias gradient; the PEG (a depthwise 3x3
 convolution plus its input, on the tokens' channels-last layout) replaces a transpose to NCHW, oneDNN's NCHW
 depthwise convolution (a reference kernel wherever AVX-512 is allowed: ``mszoo/cpu/onednn.py``) and the
-transpose back, forward and backward.
+transpose back, forward and backward; the sum of squares replaces a Mul and a ReduceSum per parameter in the
+train step's gradient norm (``TrainStep.use_square_sum_kernel``; 363 pairs in TNT-S).
 
 The library is built on first use with the system compiler (``$CXX``, else ``g++``) and cached under
 ``$MSZOO_KERNEL_CACHE`` (default ``$MSZOO_CACHE/kernels``), named by a hash of the source, the compiler command
@@ -247,11 +249,21 @@ def _peg_op(path):
                       out_dtype=lambda x, kernel, bias: x, bprop=bprop)
 
 
+def _square_sum_op(path):
+    """``(*tensors) -> (1,)``: the sum of the squares of every element of every tensor (the global gradient
+    norm's square), in one pass; no gradient."""
+    from mindspore import ops
+
+    return ops.Custom(f"{path}:MszooSquareSum", func_type="aot", out_shape=lambda *shapes: (1,),
+                      out_dtype=lambda *dtypes: dtypes[0])
+
+
 @functools.cache
 def fused_ops(path):
     """The Custom ops of the library at ``path``, shared by every cell, by kind (``FusedKernelUser.fused_kind``)."""
     return {"layer_norm": _layer_norm_ops(path), "gelu": _gelu_ops(path), "swap_axes": _swap_axes_op(path),
-            "softmax_grad": _softmax_grad_op(path), "column_sum": _column_sum_op(path), "peg": _peg_op(path)}
+            "softmax_grad": _softmax_grad_op(path), "column_sum": _column_sum_op(path), "peg": _peg_op(path),
+            "square_sum": _square_sum_op(path)}
 
 
 class FusedKernelUser(nn.Cell):

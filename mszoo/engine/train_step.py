@@ -195,7 +195,17 @@ class TrainStep(_GradCell):
                         if self.group_size > 1 else None)
         self.accumulator = (AccumulateStep(net_with_loss, weights, self.accum, self.loss_scale)
                             if self.accumulation_steps > 1 else None)
+        self.square_sum = None  # the fused kernel of the gradients' sum of squares (use_square_sum_kernel)
         self.graphs_compiled = False
+
+    def use_square_sum_kernel(self, op):
+        """Compute the global gradient norm with ``op`` (``mszoo/cpu/kernels.py``'s ``square_sum``: one pass over
+        every gradient instead of a Mul and a ReduceSum per parameter); None: the built-in ops. Float32 weights
+        only (their gradients are what the kernel reads)."""
+        if op is not None and any(w.dtype != ms.float32 for w in self.weights):
+            op = None
+        self.square_sum = op
+        return op is not None
 
     # -- host-side helpers -------------------------------------------------------------------------
     def accumulate(self, images, labels):
@@ -247,7 +257,7 @@ class TrainStep(_GradCell):
             grads = self.reducer(grads)  # a mean: commutes with the unscaling below
         # The norm of the unscaled gradients is the scaled norm times the factor, so unscaling and clipping
         # happen in one pass over the gradients (none at all when the factor is always 1).
-        grad_norm = ops.sqrt(ops.addn(self.hyper_map(_square_sum, grads))) * factor
+        grad_norm = ops.sqrt(self._sum_of_squares(grads)) * factor
         overflow = ops.logical_not(ops.isfinite(grad_norm))
         if not overflow:
             if self.clip > 0.0:
@@ -260,6 +270,11 @@ class TrainStep(_GradCell):
             loss = ops.depend(loss, applied)
         loss = ops.depend(loss, self._update_scale(overflow, scale))
         return loss, overflow, scale, grad_norm
+
+    def _sum_of_squares(self, grads):
+        if self.square_sum is None:
+            return ops.addn(self.hyper_map(_square_sum, grads))
+        return self.square_sum(*grads).reshape(())
 
     def _update_scale(self, overflow, scale):
         count = ops.assign_add(self.overflow_count, overflow.astype(ms.int32))
@@ -290,11 +305,15 @@ def use_fused_kernels(network, enabled=None):
 def build_train_step(network, criterion, optimizer, cfg, ema=None, group_size=None, fused_kernels=None):
     """``TrainStep`` from the config keys (loss scale, clipping, accumulation); ``network`` already AMP'd.
     ``fused_kernels``: see ``use_fused_kernels``."""
-    use_fused_kernels(network, fused_kernels)
+    kernels = use_fused_kernels(network, fused_kernels)
     clip = cfg.clip_grad_norm if cfg.use_clip_grad_norm else 0.0
     step = TrainStep(NetWithLoss(network, criterion), optimizer, loss_scale=cfg.loss_scale,
                      dynamic_loss_scale=cfg.is_dynamic_loss_scale, scale_window=cfg.loss_scale_window,
                      clip_grad_norm=clip, accumulation_steps=cfg.accumulation_steps, ema=ema,
                      group_size=group_size)
+    if kernels:
+        from mszoo.cpu.kernels import fused_ops, kernel_library
+
+        step.use_square_sum_kernel(fused_ops(kernel_library())["square_sum"])
     step.set_train(True)
     return step

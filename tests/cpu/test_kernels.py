@@ -392,3 +392,83 @@ def test_amp_networks_train_the_same_with_the_fused_kernels(kernel_cache, graph_
         losses.append([run(step, x, y, 0.01)[0] for _ in range(2)])
         assert all(p.dtype == ms.float32 for p in net_step.get_parameters())
     np.testing.assert_allclose(losses[1], losses[0], rtol=1e-5)
+
+
+def _square_sum(tensors, mode):
+    class SquareSum(nn.Cell):
+        def __init__(self):
+            super().__init__()
+            self.op = kernels.fused_ops(kernels.kernel_library())["square_sum"]
+
+        def construct(self, xs):
+            return self.op(*xs)
+
+    ms.set_context(mode=mode)
+    try:
+        return SquareSum()(tuple(ms.Tensor(t) for t in tensors)).asnumpy()
+    finally:
+        ms.set_context(mode=ms.PYNATIVE_MODE)
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_fused_square_sum_equals_float64_over_any_tensors_and_thread_count(kernel_cache, monkeypatch, mode):
+    """One tensor or many, of any rank, across the 16,384-element block edge (the large ones on 3 threads)."""
+    rng = np.random.RandomState(3)
+    shapes = [(1,), (3, 5), (16384,), (16385,), (7, 3, 4, 5), (40000,), (96, 384)]
+    tensors = [(rng.randn(*s) * 10 ** rng.uniform(-3, 3)).astype(np.float32) for s in shapes]
+    for chosen in (tensors[:1], tensors[3:4], tensors):
+        got = _square_sum(chosen, mode)
+        assert got.shape == (1,) and got.dtype == np.float32
+        expected = sum(float(np.sum(t.astype(np.float64) ** 2)) for t in chosen)
+        assert got[0] == pytest.approx(expected, rel=2e-7)
+    monkeypatch.setenv("MSZOO_KERNEL_THREADS", "1")
+    np.testing.assert_array_equal(_square_sum(tensors, mode), got)
+
+
+def test_fused_square_sum_is_not_finite_when_one_element_is_not(kernel_cache):
+    for bad in (np.inf, -np.inf, np.nan):
+        tensors = [np.ones((5, 4), np.float32), np.ones(20000, np.float32)]
+        tensors[1][12345] = bad
+        assert not np.isfinite(_square_sum(tensors, ms.PYNATIVE_MODE)[0])
+
+
+@pytest.mark.parametrize("clip", [0.0, 0.5])
+def test_the_train_step_takes_its_gradient_norm_from_the_fused_kernel(kernel_cache, graph_mode, clip):
+    """build_train_step gives the step the kernel with the fused kernels (not without): the same norm, the same
+    clipped update, and an overflow still skips the step."""
+    from mszoo.config import parse_config
+    from mszoo.engine.criterion import ClassificationLoss
+    from mszoo.engine.optim import AdamW
+    from mszoo.engine.train_step import build_train_step
+    from tests.engine.test_train_step import TinyNet, batch, run, weights
+
+    cfg, _ = parse_config(["--use_clip_grad_norm", str(clip > 0).lower(), "--clip_grad_norm", str(clip or 1.0),
+                           "--loss_scale", "1"])
+    x, y = batch()
+    results = []
+    for fused_on in (False, True):
+        net = TinyNet()
+        step = build_train_step(net, ClassificationLoss(0.0), AdamW(net.trainable_params(), 0.05), cfg,
+                                group_size=1, fused_kernels=fused_on)
+        assert (step.square_sum is not None) == fused_on
+        norm = run(step, x, y, 0.1)[3]
+        bad = x.copy()
+        bad[2, 1] = np.nan
+        _, overflow, _, bad_norm = run(step, bad, y, 0.1)
+        assert overflow and not np.isfinite(bad_norm)
+        results.append((norm, weights(net)))
+    assert results[1][0] == pytest.approx(results[0][0], rel=1e-6)
+    for name, value in results[0][1].items():
+        np.testing.assert_allclose(results[1][1][name], value, rtol=0, atol=1e-6)
+
+
+def test_the_train_step_keeps_the_builtin_norm_for_weights_that_are_not_float32(kernel_cache):
+    from mszoo.engine.criterion import ClassificationLoss
+    from mszoo.engine.optim import SGD
+    from mszoo.engine.train_step import NetWithLoss, TrainStep
+
+    net = nn.Dense(4, 2, weight_init=ms.Tensor(np.ones((2, 4), np.float16)), dtype=ms.float16)
+    assert net.weight.dtype == ms.float16
+    step = TrainStep(NetWithLoss(net, ClassificationLoss(0.0)), SGD(net.trainable_params(), 0.1))
+    assert not step.use_square_sum_kernel(kernels.fused_ops(kernels.kernel_library())["square_sum"])
+    assert step.square_sum is None

@@ -1,8 +1,9 @@
 // Fused CPU kernels for MindSpore's ops.Custom(func_type="aot"): LayerNorm over the last axis and exact
 // (erf) GELU, forward and backward, a transpose (A, B, C, D) -> (A, C, B, D) without MindSpore's
 // per-element index table, softmax's backward, a bias gradient (column sums), Twins' PEG (a depthwise
-// 3x3 convolution on channels-last tokens), forward and backward, and the gradients' global sum of squares;
-// float32. Built on first use by mszoo/cpu/kernels.py.
+// 3x3 convolution on channels-last tokens) and an unfold (im2col) with zero padding, each forward and
+// backward, a per-sample scale (DropPath) and the gradients' global sum of squares; float32. Built on first
+// use by mszoo/cpu/kernels.py.
 //
 // Calling convention (MindSpore 2.x CPU AOT): inputs then outputs in `params`, each with its rank in
 // `ndims`, its shape in `shapes` and its dtype name in `dtypes`; return 0 on success.
@@ -184,6 +185,62 @@ std::vector<double> SumBlocks(const std::vector<float> &partial, int64_t blocks,
     for (int64_t c = 0; c < width; ++c) sum[c] += part[c];
   }
   return sum;
+}
+
+MSZOO_CLONES void ScaleRange(const float *__restrict x, float scale, float *__restrict y, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) y[i] = x[i] * scale;
+}
+
+// An unfold's window geometry, from its 6-element float input (kh, kw, sh, sw, ph, pw), and the window grid
+// (oh, ow) it gives over an (h, w) map; false when the numbers are not a valid geometry.
+struct UnfoldGeometry {
+  int64_t kh, kw, sh, sw, ph, pw, oh, ow;
+};
+
+bool ReadUnfoldGeometry(int ndim, const int64_t *shape, const float *g, int64_t h, int64_t w,
+                        UnfoldGeometry *out) {
+  if (Elements(ndim, shape) != 6) return false;
+  int64_t v[6];
+  for (int k = 0; k < 6; ++k) {
+    v[k] = static_cast<int64_t>(g[k]);
+    if (static_cast<float>(v[k]) != g[k] || v[k] < (k < 4 ? 1 : 0)) return false;
+  }
+  *out = {v[0], v[1], v[2], v[3], v[4], v[5], (h + 2 * v[4] - v[0]) / v[2] + 1, (w + 2 * v[5] - v[1]) / v[3] + 1};
+  return out->oh > 0 && out->ow > 0;
+}
+
+// The window at grid position (oy, ox) of one sample's (C, H, W) map, written as one row of C * kh * kw values
+// in torch.nn.Unfold's order (channel, then kernel row, then kernel column); zeros where it overhangs.
+void UnfoldWindow(const float *x, float *row, int64_t oy, int64_t ox, int64_t C, int64_t H, int64_t W,
+                  const UnfoldGeometry &g) {
+  for (int64_t c = 0; c < C; ++c) {
+    for (int64_t i = 0; i < g.kh; ++i) {
+      const int64_t h = oy * g.sh - g.ph + i;
+      for (int64_t j = 0; j < g.kw; ++j) {
+        const int64_t w = ox * g.sw - g.pw + j;
+        *row++ = (h >= 0 && h < H && w >= 0 && w < W) ? x[(c * H + h) * W + w] : 0.0f;
+      }
+    }
+  }
+}
+
+// dx of one map row (c, h) of a sample: each pixel adds the values of the windows that read it, in kernel order.
+void UnfoldGradRow(const float *drows, float *dx, int64_t c, int64_t h, int64_t C, int64_t W,
+                   const UnfoldGeometry &g) {
+  const int64_t width = C * g.kh * g.kw;
+  for (int64_t w = 0; w < W; ++w) {
+    float sum = 0.0f;
+    for (int64_t i = 0; i < g.kh; ++i) {
+      const int64_t ty = h + g.ph - i;
+      if (ty < 0 || ty % g.sh != 0 || ty / g.sh >= g.oh) continue;
+      for (int64_t j = 0; j < g.kw; ++j) {
+        const int64_t tx = w + g.pw - j;
+        if (tx < 0 || tx % g.sw != 0 || tx / g.sw >= g.ow) continue;
+        sum += drows[((ty / g.sh) * g.ow + tx / g.sw) * width + (c * g.kh + i) * g.kw + j];
+      }
+    }
+    dx[w] = sum;
+  }
 }
 
 // Elements per block of a square sum (MszooSquareSum): summed in float lanes, the blocks in double.
@@ -538,6 +595,74 @@ int MszooPegBackward(int nparam, void **params, int *ndims, int64_t **shapes, co
     for (int t = 0; t < 9; ++t) dkernel[c * 9 + t] = static_cast<float>(sum[t * C + c]);
     dbias[c] = static_cast<float>(sum[9 * C + c]);
   }
+  return 0;
+}
+
+// inputs x (B, C, H, W), geometry (6,) = kh, kw, sh, sw, ph, pw; output rows (B, H' * W', C * kh * kw):
+// torch.nn.Unfold with zero padding, each window one row (the matrix a convolution multiplies). One pass,
+// instead of a Pad, a space-to-depth transpose, slices and concatenations.
+int MszooUnfoldForward(int nparam, void **params, int *ndims, int64_t **shapes, const char **dtypes,
+                       void *stream, void *extra) {
+  (void)stream;
+  (void)extra;
+  if (nparam != 3 || ndims[0] != 4 || !AllFloat32(nparam, dtypes)) return 1;
+  const int64_t B = shapes[0][0], C = shapes[0][1], H = shapes[0][2], W = shapes[0][3];
+  UnfoldGeometry g;
+  if (!ReadUnfoldGeometry(ndims[1], shapes[1], static_cast<const float *>(params[1]), H, W, &g)) return 1;
+  const int64_t windows = g.oh * g.ow, width = C * g.kh * g.kw;
+  if (Elements(ndims[2], shapes[2]) != B * windows * width) return 1;
+  const auto *x = static_cast<const float *>(params[0]);
+  auto *rows = static_cast<float *>(params[2]);
+  ParallelFor(B * windows, B * windows * width, [&](int64_t begin, int64_t end) {
+    for (int64_t r = begin; r < end; ++r) {
+      const int64_t b = r / windows, window = r % windows;
+      UnfoldWindow(x + b * C * H * W, rows + r * width, window / g.ow, window % g.ow, C, H, W, g);
+    }
+  });
+  return 0;
+}
+
+// inputs drows (B, H' * W', C * kh * kw), x (B, C, H, W) (for its shape), geometry (6,); output dx (B, C, H, W):
+// MszooUnfoldForward's gradient, each pixel the sum of the window values read from it (a gather: no two
+// threads write one pixel, and the order of the sum is fixed).
+int MszooUnfoldBackward(int nparam, void **params, int *ndims, int64_t **shapes, const char **dtypes,
+                        void *stream, void *extra) {
+  (void)stream;
+  (void)extra;
+  if (nparam != 4 || ndims[1] != 4 || !AllFloat32(nparam, dtypes)) return 1;
+  const int64_t B = shapes[1][0], C = shapes[1][1], H = shapes[1][2], W = shapes[1][3];
+  UnfoldGeometry g;
+  if (!ReadUnfoldGeometry(ndims[2], shapes[2], static_cast<const float *>(params[2]), H, W, &g)) return 1;
+  const int64_t per_sample = g.oh * g.ow * C * g.kh * g.kw;
+  if (Elements(ndims[0], shapes[0]) != B * per_sample) return 1;
+  const auto *drows = static_cast<const float *>(params[0]);
+  auto *dx = static_cast<float *>(params[3]);
+  ParallelFor(B * C * H, B * per_sample, [&](int64_t begin, int64_t end) {
+    for (int64_t r = begin; r < end; ++r) {
+      const int64_t b = r / (C * H), c = r / H % C, h = r % H;
+      UnfoldGradRow(drows + b * per_sample, dx + r * W, c, h, C, W, g);
+    }
+  });
+  return 0;
+}
+
+// inputs x (B, ...), scale (B, 1, ..., 1); output y (B, ...) = x * scale, each sample by its own factor
+// (DropPath's mask; its gradient is the same product with dy). The same float products as a broadcasting Mul,
+// without writing the broadcast mask first.
+int MszooSampleScale(int nparam, void **params, int *ndims, int64_t **shapes, const char **dtypes, void *stream,
+                     void *extra) {
+  (void)stream;
+  (void)extra;
+  if (nparam != 3 || ndims[0] < 1 || !AllFloat32(nparam, dtypes)) return 1;
+  const int64_t samples = Elements(ndims[1], shapes[1]), total = Elements(ndims[0], shapes[0]);
+  if (shapes[0][0] != samples || Elements(ndims[2], shapes[2]) != total) return 1;
+  const int64_t each = samples > 0 ? total / samples : 0;
+  const auto *x = static_cast<const float *>(params[0]);
+  const auto *scale = static_cast<const float *>(params[1]);
+  auto *y = static_cast<float *>(params[2]);
+  ParallelFor(samples, total, [&](int64_t begin, int64_t end) {
+    for (int64_t b = begin; b < end; ++b) ScaleRange(x + b * each, scale[b], y + b * each, each);
+  });
   return 0;
 }
 

@@ -1,6 +1,6 @@
 """Fused CPU kernels for LayerNorm, exact GELU (forward and backward), a transpose that swaps two groups of
-axes, softmax's backward, a bias gradient, Twins' PEG and the gradients' global sum of squares, as MindSpore AOT
-custom ops.
+axes, softmax's backward, a bias gradient, Twins' PEG, an unfold (im2col), DropPath's per-sample scale and the
+gradients' global sum of squares, as MindSpore AOT custom ops.
 
 MindSpore's CPU ``LayerNormGrad`` and ``Erf`` (GELU) are several times slower than PyTorch's at a ViT's shapes
 (docs/benchmarks.md). ``fused_cpu.cc`` computes each direction of each in one pass;
@@ -10,7 +10,9 @@ the swap-axes kernel replaces CPU ``Transpose``, which keeps an index per elemen
 convolution plus its input, on the tokens' channels-last layout) replaces a transpose to NCHW, oneDNN's NCHW
 depthwise convolution (a reference kernel wherever AVX-512 is allowed: ``mszoo/cpu/onednn.py``) and the
 transpose back, forward and backward; the sum of squares replaces a Mul and a ReduceSum per parameter in the
-train step's gradient norm (``TrainStep.use_square_sum_kernel``; 363 pairs in TNT-S).
+train step's gradient norm (``TrainStep.use_square_sum_kernel``; 363 pairs in TNT-S), the per-sample scale
+DropPath's broadcast mask and Mul, forward and backward, and the unfold TNT's pixel embedding's Pad, transpose,
+slices and concatenations (``mszoo/models/layers/unfold.py``).
 
 The library is built on first use with the system compiler (``$CXX``, else ``g++``) and cached under
 ``$MSZOO_KERNEL_CACHE`` (default ``$MSZOO_CACHE/kernels``), named by a hash of the source, the compiler command
@@ -21,9 +23,9 @@ time is rebuilt. No compiler, a failed build or a refused library: one note, and
 model are set up).
 
 ``set_fused_kernels(model)`` switches every ``FusedKernelUser`` cell of a model to the kernels (LayerNorm, GELU,
-Permute, SplitHeads, Softmax, BiasAdd2D, PosConv). The rule of when they run has one home,
-``FusedKernelUser.use_kernel``: in training (``cell.training``; PosConv also in evaluation) on float32 tensors
-only, so evaluation, export (``builtin_ops``) and AMP's float16/bfloat16 keep the built-in ops.
+Permute, SplitHeads, Softmax, BiasAdd2D, PosConv, UnfoldConv, MulBySampleMask). The rule of when they run has one
+home, ``FusedKernelUser.use_kernel``: in training (``cell.training``; PosConv and UnfoldConv also in evaluation) on
+float32 tensors only, so evaluation, export (``builtin_ops``) and AMP's float16/bfloat16 keep the built-in ops.
 ``MSZOO_FUSED_KERNELS`` (``1``/``0``) says whether the trainer uses them on CPU; ``MSZOO_KERNEL_THREADS``
 (default 1, read by the kernels at each call) how many threads they use.
 """
@@ -249,6 +251,40 @@ def _peg_op(path):
                       out_dtype=lambda x, kernel, bias: x, bprop=bprop)
 
 
+def _unfold_op_maker(path):
+    """``make(kh, kw, sh, sw, ph, pw)``: the Custom op ``(x (B, C, H, W), geometry) -> rows (B, H' * W', C * kh *
+    kw)``, torch's ``Unfold`` with zero padding and each window a row; ``geometry`` is the six numbers as a
+    float32 tensor (the kernel's only way to read them). One op per geometry (its output shape depends on it);
+    its gradient, one Custom op too, adds each window's values back to the pixels they came from."""
+    from mindspore import ops
+
+    backward = ops.Custom(f"{path}:MszooUnfoldBackward", func_type="aot", out_shape=lambda drows, x, geometry: x,
+                          out_dtype=lambda drows, x, geometry: x)
+
+    def bprop(x, geometry, out, dout):
+        return backward(dout, x, geometry), ops.zeros_like(geometry)
+
+    @functools.cache
+    def make(kh, kw, sh, sw, ph, pw):
+        def out_shape(x, geometry):
+            oh, ow = (x[2] + 2 * ph - kh) // sh + 1, (x[3] + 2 * pw - kw) // sw + 1
+            return (x[0], oh * ow, x[1] * kh * kw)
+
+        return ops.Custom(f"{path}:MszooUnfoldForward", func_type="aot", out_shape=out_shape,
+                          out_dtype=lambda x, geometry: x, bprop=bprop)
+
+    return make
+
+
+def _sample_scale_op(path):
+    """``(x (B, ...), scale (B, 1, ..., 1)) -> x * scale``, each sample scaled by its own factor (DropPath's
+    mask); ``MulBySampleMask`` writes its gradient with the same op."""
+    from mindspore import ops
+
+    return ops.Custom(f"{path}:MszooSampleScale", func_type="aot", out_shape=lambda x, scale: x,
+                      out_dtype=lambda x, scale: x)
+
+
 def _square_sum_op(path):
     """``(*tensors) -> (1,)``: the sum of the squares of every element of every tensor (the global gradient
     norm's square), in one pass; no gradient."""
@@ -263,6 +299,7 @@ def fused_ops(path):
     """The Custom ops of the library at ``path``, shared by every cell, by kind (``FusedKernelUser.fused_kind``)."""
     return {"layer_norm": _layer_norm_ops(path), "gelu": _gelu_ops(path), "swap_axes": _swap_axes_op(path),
             "softmax_grad": _softmax_grad_op(path), "column_sum": _column_sum_op(path), "peg": _peg_op(path),
+            "unfold": _unfold_op_maker(path), "sample_scale": _sample_scale_op(path),
             "square_sum": _square_sum_op(path)}
 
 

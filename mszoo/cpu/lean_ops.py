@@ -29,13 +29,21 @@ class BiasAdd2D(FusedKernelUser):
         return dout, dout.sum(axis=0)
 
 
-class MulBySampleMask(nn.Cell):
-    """``x * mask`` with a ``(B, 1, ..., 1)`` mask, broadcast explicitly (forward and backward)."""
+class MulBySampleMask(FusedKernelUser):
+    """``x * mask`` with a ``(B, 1, ..., 1)`` mask, broadcast explicitly (forward and backward; with the fused
+    kernels one pass scaling each sample, without materialising the broadcast mask). The mask gets no
+    gradient (DropPath's is random)."""
+
+    fused_kind = "sample_scale"
 
     def construct(self, x, mask):
+        if self.use_kernel(x):
+            return self.fused(x, mask)
         return x * ops.broadcast_to(mask, x.shape)
 
     def bprop(self, x, mask, out, dout):
+        if self.use_kernel(dout):
+            return self.fused(dout, mask), ops.zeros_like(mask)
         return dout * ops.broadcast_to(mask, dout.shape), ops.zeros_like(mask)
 
 

@@ -13,7 +13,7 @@ from mindspore import nn
 
 from mszoo.cpu import kernels
 from mszoo.models import create_model
-from mszoo.models.layers import GELU, LayerNorm, Linear, PosConv, Softmax
+from mszoo.models.layers import GELU, LayerNorm, Linear, PosConv, Softmax, UnfoldConv
 from tests.models.helpers import Vjp
 from tests.tiny import tiny_kwargs
 
@@ -183,6 +183,78 @@ def test_fused_bias_gradient_equals_builtin_and_float64(kernel_cache, mode, shap
     _close(custom[-1], dy.astype(np.float64).reshape(-1, 9).sum(0))  # the bias gradient
 
 
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("geometry", [
+    ((2, 3, 16, 16), 7, 4, 3),  # TNT's pixel embedding on one patch per sample
+    ((1, 2, 9, 11), 3, 2, 1),  # odd sizes: the last window overhangs
+    ((2, 3, 10, 10), 2, 3, 0),  # gaps between windows: some pixels read by none
+    ((1, 4, 6, 5), 5, 1, 2),  # overlapping windows, every pixel read up to 25 times
+    ((392, 3, 16, 16), 7, 4, 3),  # a TNT batch's patches, on 3 threads
+])
+def test_fused_unfold_conv_equals_builtin_in_value_and_gradients(kernel_cache, mode, geometry):
+    """The kernel's rows are the built-in unfold's; the input gradient is the sum over the windows (float64)."""
+    shape, k, stride, pad = geometry
+    rng = np.random.RandomState(5)
+    cell = lambda: UnfoldConv(shape[1], 6, k, stride=stride, padding=pad)  # noqa: E731
+    weights = [rng.randn(*p.shape).astype(np.float32) for p in cell().get_parameters()]
+    x = rng.randn(*shape).astype(np.float32)
+    dy = rng.randn(*cell()(ms.Tensor(x)).shape).astype(np.float32)
+    results = []
+    for fused_on in (False, True):
+        conv = cell()
+        for p, w in zip(conv.get_parameters(), weights):
+            p.set_data(ms.Tensor(w))
+        results.append(_run(conv, x, dy, mode, fused_on))
+    for got, ref in zip(results[1], results[0]):
+        _close(got, ref)
+    ref_conv = ms.ops.Conv2D(6, k, pad_mode="pad", pad=pad, stride=stride)
+    w64 = weights[0].astype(np.float64)
+    dx64 = _conv_input_gradient(dy.astype(np.float64), w64, shape, stride, pad)
+    _close(results[1][1], dx64)
+    _close(results[1][0], ref_conv(ms.Tensor(x), ms.Tensor(weights[0])).asnumpy() + weights[1][:, None, None])
+
+
+def _conv_input_gradient(dy, w, shape, stride, pad):
+    """dx of a zero-padded convolution, in float64: each output's gradient spread back over its window."""
+    b, c, h, wd = shape
+    k = w.shape[-1]
+    dx = np.zeros((b, c, h + 2 * pad + k, wd + 2 * pad + k))
+    for oy in range(dy.shape[2]):
+        for ox in range(dy.shape[3]):
+            dx[:, :, oy * stride:oy * stride + k, ox * stride:ox * stride + k] += np.einsum(
+                "bo,ocij->bcij", dy[:, :, oy, ox], w)
+    return dx[:, :, pad:pad + h, pad:pad + wd]
+
+
+class _ScaleSamples(nn.Cell):
+    """DropPath's product with a fixed mask (DropPath draws a new one per call)."""
+
+    def __init__(self, mask):
+        super().__init__()
+        from mszoo.cpu.lean_ops import MulBySampleMask
+
+        self.mask = ms.Tensor(mask)
+        self.mul = MulBySampleMask()
+
+    def construct(self, x):
+        return self.mul(x, self.mask)
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("shape", [(3, 1), (4, 7, 5), (8, 197, 384), (1568, 16, 24)])  # the large on 3 threads
+def test_fused_sample_scale_equals_builtin_bitwise_in_value_and_gradient(kernel_cache, mode, shape):
+    rng = np.random.RandomState(4)
+    keep = 0.8
+    mask = (np.floor(keep + rng.rand(shape[0], *(1,) * (len(shape) - 1))) / keep).astype(np.float32)
+    mask[0] = 0.0  # one dropped sample at least
+    x, dy = rng.randn(*shape).astype(np.float32), rng.randn(*shape).astype(np.float32)
+    builtin = _run(_ScaleSamples(mask), x, dy, mode, False)
+    custom = _run(_ScaleSamples(mask), x, dy, mode, True)
+    for got, ref in zip(custom, builtin):
+        np.testing.assert_array_equal(got, ref)
+    np.testing.assert_array_equal(custom[0], x * mask)
+
+
 @pytest.mark.parametrize("threads", ["1", "2", "3"])
 def test_fused_results_do_not_depend_on_the_thread_count(kernel_cache, monkeypatch, threads):
     """Rows split unevenly over the threads; the weight/bias sums run in fixed blocks: bitwise equal."""
@@ -214,22 +286,23 @@ def test_fused_kernels_run_only_for_float32_training(kernel_cache):
 
 def test_every_fused_cell_is_switched_and_uses_its_kernel_only_in_float32_training(kernel_cache):
     """One rule (``FusedKernelUser.use_kernel``) for every cell with a kernel: training, float32, switched on."""
-    from mszoo.cpu.lean_ops import BiasAdd2D
+    from mszoo.cpu.lean_ops import BiasAdd2D, MulBySampleMask
     from mszoo.models.layers import Permute, SplitHeads
 
-    cells = [LayerNorm(8), GELU(), Permute((0, 2, 1)), SplitHeads(2, 2), Softmax(), BiasAdd2D()]
-    net = ms.nn.CellList(cells)
+    cells = [LayerNorm(8), GELU(), Permute((0, 2, 1)), SplitHeads(2, 2), Softmax(), BiasAdd2D(), MulBySampleMask()]
+    in_inference = [PosConv(8, 8), UnfoldConv(3, 8, 7, stride=4, padding=3)]  # exact forwards: in evaluation too
+    net = ms.nn.CellList(cells + in_inference)
     assert kernels.set_fused_kernels(net)
     x32 = ms.Tensor(np.ones((2, 8), np.float32))
-    for cell in cells:
+    for cell in cells + in_inference:
         assert cell.fused is not None, type(cell).__name__
         cell.set_train(True)
         assert cell.use_kernel(x32) and not cell.use_kernel(x32.astype(ms.float16)), type(cell).__name__
         cell.set_train(False)
-        assert not cell.use_kernel(x32), type(cell).__name__
+        assert cell.use_kernel(x32) == any(cell is c for c in in_inference), type(cell).__name__
     kernels.set_fused_kernels(net, False)
     net.set_train(True)
-    assert not any(cell.use_kernel(x32) for cell in cells)
+    assert not any(cell.use_kernel(x32) for cell in cells + in_inference)
 
 
 @functools.cache

@@ -15,9 +15,11 @@ Compared with a convolution with one-hot kernels this is ~10x faster on MindSpor
 the graph stays small (fast GRAPH-mode compile).
 """
 
+import mindspore as ms
+import numpy as np
 from mindspore import nn, ops
 
-from .backend import Linear2D, Permute
+from .backend import FusedKernelUser, Linear2D, Permute
 from .helpers import to_2tuple
 from .patch_conv import conv_parameters
 
@@ -120,7 +122,7 @@ class Unfold(nn.Cell):
                 f"stride={self.stride}, flatten={self.flatten}")
 
 
-class UnfoldConv(nn.Cell):
+class UnfoldConv(FusedKernelUser):
     """``nn.Conv2d(in, out, kernel_size, stride, pad_mode="pad", padding)`` as ``Unfold`` + one matrix product.
 
     For convolutions over images whose windows overlap (TNT's 7x7 stride-4 pixel embedding; stride == kernel
@@ -128,8 +130,13 @@ class UnfoldConv(nn.Cell):
     (``mszoo/models/layers/patch_conv.py``). Same parameters (``weight`` (out, in, kh, kw), ``bias``) and default
     init as ``nn.Conv2d``; the numbers equal it up to float32 summation order. Maps ``(B, C, H, W)`` to
     ``(B, out, H', W')``. Meant for inputs that need no gradient (images): the unfold's slices have a slow
-    gradient on CPU. ONNX and OpenVINO exports (``set_exportable``) keep the convolution.
+    gradient on CPU. With the fused CPU kernels (``mszoo/cpu/kernels.py``), in training and evaluation, the
+    windows are cut in one pass straight into the rows the matrix product takes (the same numbers). ONNX and
+    OpenVINO exports (``set_exportable``) keep the convolution.
     """
+
+    fused_kind = "unfold"
+    in_inference = True  # the kernel's rows are the built-in unfold's, value for value
 
     def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, has_bias=True):
         super().__init__()
@@ -139,6 +146,8 @@ class UnfoldConv(nn.Cell):
         self.group = 1  # as Conv2d, for the weight init
         self.exportable = False  # ONNX / OpenVINO export: the convolution (layers.set_exportable)
         ph, pw = _int_pair(padding)
+        self.geometry = self.kernel_size + _int_pair(stride) + (ph, pw)
+        self.fused_geometry = ms.Tensor(np.array(self.geometry, np.float32))
         self.conv = ops.Conv2D(out_channels, self.kernel_size, pad_mode="pad", pad=(ph, ph, pw, pw),
                                stride=_int_pair(stride))
         self.weight, self.bias = conv_parameters(in_channels, out_channels, self.kernel_size, has_bias)
@@ -146,16 +155,27 @@ class UnfoldConv(nn.Cell):
         self.to_rows = Permute((0, 2, 1))  # (B, C * kh * kw, L) <-> (B, L, C * kh * kw)
         self.matmul = Linear2D()
 
+    def use_fused_ops(self, ops_by_kind):
+        """The unfold op for this cell's geometry; see ``FusedKernelUser``."""
+        self.fused = None if ops_by_kind is None else ops_by_kind["unfold"](*self.geometry)
+
+    def _rows(self, x):
+        """The windows of ``x`` as rows ``(B, H' * W', C * kh * kw)``, and ``(H', W')``."""
+        b, c, h, w = x.shape
+        (kh, kw, sh, sw, ph, pw) = self.geometry
+        oh, ow = unfold_output_size((h, w), (kh, kw), (sh, sw), (ph, pw))
+        if self.use_kernel(x):
+            return self.fused(x, self.fused_geometry), oh, ow
+        return self.to_rows(self.unfold(x).reshape(b, c * kh * kw, oh * ow)), oh, ow
+
     def construct(self, x):
         if self.exportable:
             y = self.conv(x, self.weight.astype(x.dtype))
             return y if self.bias is None else ops.bias_add(y, self.bias.astype(x.dtype))
-        cols = self.unfold(x)
-        b, k, oh, ow = cols.shape
-        rows = self.to_rows(cols.reshape(b, k, oh * ow))
+        rows, oh, ow = self._rows(x)
         bias = None if self.bias is None else self.bias.astype(x.dtype)
-        y = self.matmul(rows, self.weight.astype(x.dtype).reshape(self.out_channels, k), bias)
-        return self.to_rows(y).reshape(b, self.out_channels, oh, ow)
+        y = self.matmul(rows, self.weight.astype(x.dtype).reshape(self.out_channels, rows.shape[-1]), bias)
+        return self.to_rows(y).reshape(x.shape[0], self.out_channels, oh, ow)
 
     def extend_repr(self):
         return f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, {self.unfold.extend_repr()}"

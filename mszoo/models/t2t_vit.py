@@ -4,7 +4,7 @@
 https://arxiv.org/abs/2101.11986); official code: https://github.com/yitu-opensource/T2T-ViT.
 
 The tokens-to-token (T2T) module replaces ViT's patch embedding. A "soft split" (overlapping 7x7
-stride-4 windows; ``layers.Unfold``, exact im2col without nn.Unfold/Im2Col) turns the image into
+stride-4 windows; ``layers.UnfoldRows``, exact im2col without nn.Unfold/Im2Col) turns the image into
 tokens; twice, a small token transformer re-structures them, they are folded back into a map and
 soft-split again (3x3 stride-2 windows); a linear projection makes the final 1/16-resolution tokens.
 A class token and a fixed (non-trainable) sinusoid position table are added and a plain ViT backbone
@@ -50,13 +50,12 @@ from .layers import (
     HeadsToTokens,
     LayerNorm,
     Linear,
-    MapToTokens,
     Mlp,
     ScaledDotProduct,
     SplitHeads,
     TokenMaps,
     TokensToMap,
-    Unfold,
+    UnfoldRows,
     check_output_fmt,
     checkpoint_blocks,
     classifier_head,
@@ -192,9 +191,9 @@ class T2TModule(nn.Cell):
     def __init__(self, img_size=224, tokens_type="performer", in_chans=3, embed_dim=768, token_dim=64):
         super().__init__()
         (k0, s0, p0), (k1, s1, p1), (k2, s2, p2) = SOFT_SPLITS
-        self.soft_split0 = Unfold(k0, stride=s0, padding=p0, flatten=False)
-        self.soft_split1 = Unfold(k1, stride=s1, padding=p1, flatten=False)
-        self.soft_split2 = Unfold(k2, stride=s2, padding=p2, flatten=False)
+        self.soft_split0 = UnfoldRows(k0, stride=s0, padding=p0)
+        self.soft_split1 = UnfoldRows(k1, stride=s1, padding=p1)
+        self.soft_split2 = UnfoldRows(k2, stride=s2, padding=p2)
         if tokens_type == "performer":
             self.attention1 = TokenPerformer(in_chans * k0 * k0, token_dim, kernel_ratio=0.5)
             self.attention2 = TokenPerformer(token_dim * k1 * k1, token_dim, kernel_ratio=0.5)
@@ -206,14 +205,14 @@ class T2TModule(nn.Cell):
         self.project = Linear(token_dim * k2 * k2, embed_dim)
         self.grid_size = t2t_grid_size(img_size)
         self.num_patches = self.grid_size[0] * self.grid_size[1]
-        self.to_tokens = MapToTokens()
         self.to_map = TokensToMap()
 
     def construct(self, x):
-        x = self.soft_split0(x)
-        x = self.soft_split1(self.to_map(self.attention1(self.to_tokens(x)), x.shape[2:]))
-        x = self.soft_split2(self.to_map(self.attention2(self.to_tokens(x)), x.shape[2:]))
-        return self.project(self.to_tokens(x))
+        size = self.soft_split0.grid(x.shape[2:])
+        x = self.attention1(self.soft_split0(x))
+        x = self.attention2(self.soft_split1(self.to_map(x, size)))
+        size = self.soft_split1.grid(size)
+        return self.project(self.soft_split2(self.to_map(x, size)))
 
 
 class Block(nn.Cell):

@@ -13,7 +13,7 @@ from mindspore import nn
 
 from mszoo.cpu import kernels
 from mszoo.models import create_model
-from mszoo.models.layers import GELU, LayerNorm, Linear, PosConv, Softmax, UnfoldConv
+from mszoo.models.layers import GELU, LayerNorm, Linear, PosConv, Softmax, UnfoldConv, UnfoldRows
 from tests.models.helpers import Vjp
 from tests.tiny import tiny_kwargs
 
@@ -290,7 +290,7 @@ def test_every_fused_cell_is_switched_and_uses_its_kernel_only_in_float32_traini
     from mszoo.models.layers import Permute, SplitHeads
 
     cells = [LayerNorm(8), GELU(), Permute((0, 2, 1)), SplitHeads(2, 2), Softmax(), BiasAdd2D(), MulBySampleMask()]
-    in_inference = [PosConv(8, 8), UnfoldConv(3, 8, 7, stride=4, padding=3)]  # exact forwards: in evaluation too
+    in_inference = [PosConv(8, 8), UnfoldRows(7, stride=4, padding=3)]  # exact forwards: in evaluation too
     net = ms.nn.CellList(cells + in_inference)
     assert kernels.set_fused_kernels(net)
     x32 = ms.Tensor(np.ones((2, 8), np.float32))

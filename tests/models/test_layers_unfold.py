@@ -5,7 +5,7 @@ import mindspore as ms
 import numpy as np
 import pytest
 
-from mszoo.models.layers import Unfold, unfold_output_size
+from mszoo.models.layers import Unfold, UnfoldRows, unfold_output_size
 
 # (kernel, stride, padding, dilation, input shape): T2T-ViT's three soft splits, then edge cases.
 CASES = [
@@ -53,6 +53,16 @@ def test_unfold_keeps_grid_without_flatten_and_has_no_parameters():
     assert out.shape == (2, 4 * 9) + unfold_output_size((30, 22), 3, 2, 1) == (2, 36, 15, 11)
     np.testing.assert_array_equal(out.asnumpy().reshape(2, 36, -1), _torch_unfold(x, 3, 2, 1, 1))
     assert not list(cell.get_parameters())
+
+
+@pytest.mark.parametrize("k,s,p,d,shape", [CASES[1], CASES[3], CASES[4]])
+def test_unfold_rows_are_torch_unfold_transposed_on_their_grid(k, s, p, d, shape):
+    x = _input(shape, seed=2)
+    cell = UnfoldRows(k, stride=s, padding=p)
+    rows = cell(ms.Tensor(x)).asnumpy()
+    np.testing.assert_array_equal(rows, _torch_unfold(x, k, s, p, d).transpose(0, 2, 1))
+    grid = cell.grid(shape[2:])
+    assert grid == unfold_output_size(shape[2:], k, s, p) and rows.shape[1] == grid[0] * grid[1]
 
 
 @pytest.mark.parametrize("k,s,p,d,shape", [CASES[3], CASES[8]])

@@ -12,7 +12,8 @@ so the channel of pixel ``(i, j)`` of input channel ``c`` is ``c * kh * kw + i *
 of ``torch.nn.Unfold``. A dilated unfold takes one slice per kernel row and per kernel column instead.
 
 Compared with a convolution with one-hot kernels this is ~10x faster on MindSpore's CPU backend, and
-the graph stays small (fast GRAPH-mode compile).
+the graph stays small (fast GRAPH-mode compile). ``UnfoldRows`` gives the windows as rows (tokens); with the
+fused CPU kernels that is one pass each way (``mszoo/cpu/kernels.py``). ``UnfoldConv`` multiplies them.
 """
 
 import mindspore as ms
@@ -122,21 +123,54 @@ class Unfold(nn.Cell):
                 f"stride={self.stride}, flatten={self.flatten}")
 
 
-class UnfoldConv(FusedKernelUser):
-    """``nn.Conv2d(in, out, kernel_size, stride, pad_mode="pad", padding)`` as ``Unfold`` + one matrix product.
+class UnfoldRows(FusedKernelUser):
+    """The sliding windows of a ``(B, C, H, W)`` map as rows ``(B, H' * W', C * kh * kw)``: torch's
+    ``Unfold(kernel_size, padding=padding, stride=stride)(x).transpose(1, 2)``, the tokens of T2T-ViT's soft split
+    and the matrix a convolution multiplies. ``grid((H, W))`` is ``(H', W')``.
+
+    With the fused CPU kernels (``mszoo/cpu/kernels.py``), in training and evaluation, one pass cuts the windows
+    straight into rows, and one pass gathers their gradient back (the built-in unfold's slices and their gradient
+    are slow on CPU); the values are the same. Export keeps the built-in ``Unfold``.
+    """
+
+    fused_kind = "unfold"
+    in_inference = True  # the kernel's rows are the built-in unfold's, value for value
+
+    def __init__(self, kernel_size, stride=1, padding=0):
+        super().__init__()
+        self.geometry = _int_pair(kernel_size) + _int_pair(stride) + _int_pair(padding)
+        self.fused_geometry = ms.Tensor(np.array(self.geometry, np.float32))
+        self.unfold = Unfold(kernel_size, padding=padding, stride=stride, flatten=False)
+        self.to_rows = Permute((0, 2, 1))  # (B, C * kh * kw, L) -> (B, L, C * kh * kw)
+
+    def use_fused_ops(self, ops_by_kind):
+        """The unfold op for this cell's geometry; see ``FusedKernelUser``."""
+        self.fused = None if ops_by_kind is None else ops_by_kind["unfold"](*self.geometry)
+
+    def grid(self, size):
+        """``(H', W')``: the windows' grid over a map of ``size = (H, W)``."""
+        return unfold_output_size(size, self.geometry[:2], self.geometry[2:4], self.geometry[4:])
+
+    def construct(self, x):
+        if self.use_kernel(x):
+            return self.fused(x, self.fused_geometry)
+        b, c, h, w = x.shape
+        oh, ow = self.grid((h, w))
+        return self.to_rows(self.unfold(x).reshape(b, c * self.unfold.window, oh * ow))
+
+    def extend_repr(self):
+        return self.unfold.extend_repr()
+
+
+class UnfoldConv(nn.Cell):
+    """``nn.Conv2d(in, out, kernel_size, stride, pad_mode="pad", padding)`` as ``UnfoldRows`` + one matrix product.
 
     For convolutions over images whose windows overlap (TNT's 7x7 stride-4 pixel embedding; stride == kernel
     has ``PatchConv``): oneDNN runs MindSpore's NCHW convolutions on a reference reorder when AVX-512 is allowed
     (``mszoo/models/layers/patch_conv.py``). Same parameters (``weight`` (out, in, kh, kw), ``bias``) and default
     init as ``nn.Conv2d``; the numbers equal it up to float32 summation order. Maps ``(B, C, H, W)`` to
-    ``(B, out, H', W')``. Meant for inputs that need no gradient (images): the unfold's slices have a slow
-    gradient on CPU. With the fused CPU kernels (``mszoo/cpu/kernels.py``), in training and evaluation, the
-    windows are cut in one pass straight into the rows the matrix product takes (the same numbers). ONNX and
-    OpenVINO exports (``set_exportable``) keep the convolution.
+    ``(B, out, H', W')``. ONNX and OpenVINO exports (``set_exportable``) keep the convolution.
     """
-
-    fused_kind = "unfold"
-    in_inference = True  # the kernel's rows are the built-in unfold's, value for value
 
     def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, has_bias=True):
         super().__init__()
@@ -146,36 +180,22 @@ class UnfoldConv(FusedKernelUser):
         self.group = 1  # as Conv2d, for the weight init
         self.exportable = False  # ONNX / OpenVINO export: the convolution (layers.set_exportable)
         ph, pw = _int_pair(padding)
-        self.geometry = self.kernel_size + _int_pair(stride) + (ph, pw)
-        self.fused_geometry = ms.Tensor(np.array(self.geometry, np.float32))
         self.conv = ops.Conv2D(out_channels, self.kernel_size, pad_mode="pad", pad=(ph, ph, pw, pw),
                                stride=_int_pair(stride))
         self.weight, self.bias = conv_parameters(in_channels, out_channels, self.kernel_size, has_bias)
-        self.unfold = Unfold(kernel_size, padding=padding, stride=stride, flatten=False)
-        self.to_rows = Permute((0, 2, 1))  # (B, C * kh * kw, L) <-> (B, L, C * kh * kw)
+        self.rows = UnfoldRows(kernel_size, stride=stride, padding=padding)
+        self.to_map = Permute((0, 2, 1))  # (B, L, out) -> (B, out, L)
         self.matmul = Linear2D()
-
-    def use_fused_ops(self, ops_by_kind):
-        """The unfold op for this cell's geometry; see ``FusedKernelUser``."""
-        self.fused = None if ops_by_kind is None else ops_by_kind["unfold"](*self.geometry)
-
-    def _rows(self, x):
-        """The windows of ``x`` as rows ``(B, H' * W', C * kh * kw)``, and ``(H', W')``."""
-        b, c, h, w = x.shape
-        (kh, kw, sh, sw, ph, pw) = self.geometry
-        oh, ow = unfold_output_size((h, w), (kh, kw), (sh, sw), (ph, pw))
-        if self.use_kernel(x):
-            return self.fused(x, self.fused_geometry), oh, ow
-        return self.to_rows(self.unfold(x).reshape(b, c * kh * kw, oh * ow)), oh, ow
 
     def construct(self, x):
         if self.exportable:
             y = self.conv(x, self.weight.astype(x.dtype))
             return y if self.bias is None else ops.bias_add(y, self.bias.astype(x.dtype))
-        rows, oh, ow = self._rows(x)
+        rows = self.rows(x)
+        oh, ow = self.rows.grid(x.shape[2:])
         bias = None if self.bias is None else self.bias.astype(x.dtype)
         y = self.matmul(rows, self.weight.astype(x.dtype).reshape(self.out_channels, rows.shape[-1]), bias)
-        return self.to_rows(y).reshape(x.shape[0], self.out_channels, oh, ow)
+        return self.to_map(y).reshape(x.shape[0], self.out_channels, oh, ow)
 
     def extend_repr(self):
-        return f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, {self.unfold.extend_repr()}"
+        return f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, {self.rows.extend_repr()}"

@@ -140,13 +140,14 @@ def choose_device_id(device_id, source, environ):
 
 
 def set_device(device_target="auto", device_id=0, mode="pynative", cpu_kernels=True, id_source="command line",
-               training=False):
+               fused_kernels=False):
     """The one place that picks the device, the execution mode and (when launched so) data parallelism.
 
     Prints one line naming the device and why. Returns ``(device, device_id, rank, group_size)``.
     ``cpu_kernels=False`` leaves oneDNN uncapped: for runs whose compute is not MindSpore's (onnxruntime,
-    OpenVINO, which also reads ONEDNN_MAX_CPU_ISA and loses AVX-512 and bf16 under the cap). ``training``: the
-    process trains (the cap is lifted where its steps run the fused CPU kernels: ``mszoo/cpu/onednn.py``)."""
+    OpenVINO, which also reads ONEDNN_MAX_CPU_ISA and loses AVX-512 and bf16 under the cap). ``fused_kernels``: the
+    process gives its models the fused CPU kernels (training, MindSpore evaluation and inference; the cap is lifted
+    where they will run: ``mszoo/cpu/onednn.py``)."""
     import mindspore as ms
 
     from mszoo.logger import get_logger
@@ -154,7 +155,7 @@ def set_device(device_target="auto", device_id=0, mode="pynative", cpu_kernels=T
     device, why = choose_device(device_target, ms.hal.is_available, ms.__version__)
     note = None
     if device == "CPU":
-        set_cpu_device(cap_onednn=cpu_kernels, training=training)
+        set_cpu_device(cap_onednn=cpu_kernels, fused_kernels=fused_kernels)
     else:
         device_id, note = choose_device_id(device_id, id_source, os.environ)
         ms.set_device(device, device_id)
@@ -243,14 +244,14 @@ def use_compile_cache(cfg, group_size):
     return path
 
 
-def start(cfg, mode=None, cpu_kernels=True, notes=True, training=False):
+def start(cfg, mode=None, cpu_kernels=True, notes=True, fused_kernels=False):
     """Set the device of a resolved config (``device_target``, ``device_id``, ``mode`` unless given); the config
     then holds the device in use (``auto`` resolved). ``notes``: print the config's notes (model-zoo readme keys with no
     effect, a model-zoo readme recipe's stand-in); the trainer prints them into train.log instead. Returns
     ``(rank, group_size)``."""
     device, device_id, rank, group_size = set_device(cfg.device_target, cfg.device_id, mode or cfg.mode,
                                                      cpu_kernels=cpu_kernels, id_source=source_of(cfg, "device_id"),
-                                                     training=training)
+                                                     fused_kernels=fused_kernels)
     if cfg.device_target == "auto":
         cfg.set_source("device_target", "auto")
     if device_id != cfg.device_id:

@@ -168,7 +168,7 @@ def kernel_library():
         return path
     except (KernelBuildError, TypeError) as exc:
         logging.getLogger(LOGGER_NAME).info(
-            "note: fused CPU kernels unavailable (%s); training uses MindSpore's built-in ops", exc)
+            "note: fused CPU kernels unavailable (%s); MindSpore's built-in ops run instead", exc)
         return None
 
 
@@ -342,6 +342,16 @@ def builtin_ops(model):
     finally:
         if had:
             set_fused_kernels(model, True)
+
+
+def use_fused_kernels(model, enabled=None):
+    """On a CPU device, ``set_fused_kernels(model)`` when ``enabled`` (None: ``MSZOO_FUSED_KERNELS``, else the
+    default): the training step's model, the trainer's evaluation copy, and the models ``eval.py`` / ``infer.py``
+    run with MindSpore (in evaluation only the cells with ``in_inference`` use them: Twins' PEG, the unfolds).
+    GPU/Ascend keep the built-in ops. Returns True when the kernels are in use."""
+    if enabled is None:
+        enabled = fused_kernels_wanted()
+    return set_fused_kernels(model, enabled and ms.get_context("device_target") == "CPU")
 
 
 def set_fused_kernels(model, enabled=True):

@@ -10,15 +10,15 @@ which overlaps the host with the device.
 from mszoo.cpu.onednn import configure_cpu_kernels
 
 
-def set_cpu_device(cap_onednn=True, training=False):
+def set_cpu_device(cap_onednn=True, fused_kernels=False):
     """``mindspore.set_device("CPU")`` as the entry points do it: first the oneDNN cap where it pays
     (:func:`mszoo.cpu.onednn.configure_cpu_kernels`; ``cap_onednn=False`` for processes whose compute is not
-    MindSpore's; ``training`` for processes that train), then synchronous kernel launch
+    MindSpore's; ``fused_kernels`` for processes whose models run the fused kernels), then synchronous kernel launch
     (``mindspore.runtime.launch_blocking``). Call it once, before the first operator runs."""
     import mindspore as ms
 
     if cap_onednn:
-        configure_cpu_kernels(training=training)
+        configure_cpu_kernels(fused_kernels=fused_kernels)
     ms.set_device("CPU")
     if not launches_synchronously():
         ms.runtime.launch_blocking()

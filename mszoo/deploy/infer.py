@@ -54,10 +54,13 @@ class Predictor:
                 raise InferenceError("--model is for --backend mindir/onnx/openvino; use --pretrained for a checkpoint")
             import mindspore as ms
 
+            from mszoo.cpu.kernels import use_fused_kernels
+
             from .export import build_deploy_model
 
             self._ms = ms
             self.model, self.class_names = build_deploy_model(cfg)
+            use_fused_kernels(self.model)  # on CPU: Twins' PEG and the unfolds on their kernels, no convolution
             self.num_classes = cfg.num_classes
         elif checked_record is not None:
             self.class_names = apply_checked_record(cfg, checked_record, model_file)

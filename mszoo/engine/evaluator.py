@@ -104,6 +104,7 @@ def evaluate_checkpoint(cfg, output=None):
     training checkpoint, so ``python eval.py --pretrained run/best.ckpt`` needs nothing else. A training
     checkpoint with EMA weights is evaluated with them (they were validated and chose the best checkpoint).
     """
+    from mszoo.cpu.kernels import use_fused_kernels
     from mszoo.resolve import load_eval_model, pretrained_file, resolve_from_checkpoint
 
     from .checkpoint import load_training_checkpoint
@@ -120,6 +121,7 @@ def evaluate_checkpoint(cfg, output=None):
         raise ConfigError(f"num_classes: the model has {cfg.num_classes} classes, {dataset.directory} has "
                           f"{len(dataset.class_names)} class folders (from {source_of(cfg, 'num_classes')})")
     model, which = load_eval_model(cfg, ckpt)
+    use_fused_kernels(model)  # on CPU: Twins' PEG and the unfolds run their kernels, so no convolution is left
     get_logger().info(f"evaluating {which} of {ckpt.path} ({cfg.arch}) on {dataset.directory} "
                       f"({dataset.num_files} images, batch {cfg.batch_size})")
     results = evaluate(EvalNet(model), dataset)

@@ -290,21 +290,11 @@ class TrainStep(_GradCell):
         return ops.depend(out, count)
 
 
-def use_fused_kernels(network, enabled=None):
-    """On CPU, give ``network``'s cells the fused kernels (``mszoo/cpu/kernels.py``: LayerNorm, GELU, ... in
-    training; Twins' PEG in evaluation too) when ``enabled`` (None: ``MSZOO_FUSED_KERNELS``, else the default).
-    GPU/Ascend keep the built-in ops."""
-    from mszoo.cpu.kernels import fused_kernels_wanted, set_fused_kernels
-
-    if enabled is None:
-        enabled = fused_kernels_wanted()
-    on_cpu = ms.get_context("device_target") == "CPU"
-    return set_fused_kernels(network, enabled and on_cpu)
-
-
 def build_train_step(network, criterion, optimizer, cfg, ema=None, group_size=None, fused_kernels=None):
     """``TrainStep`` from the config keys (loss scale, clipping, accumulation); ``network`` already AMP'd.
-    ``fused_kernels``: see ``use_fused_kernels``."""
+    ``fused_kernels``: see ``mszoo.cpu.kernels.use_fused_kernels``."""
+    from mszoo.cpu.kernels import use_fused_kernels
+
     kernels = use_fused_kernels(network, fused_kernels)
     clip = cfg.clip_grad_norm if cfg.use_clip_grad_norm else 0.0
     step = TrainStep(NetWithLoss(network, criterion), optimizer, loss_scale=cfg.loss_scale,

@@ -23,6 +23,7 @@ import mindspore as ms
 import numpy as np
 
 from mszoo.config import ConfigError, config_text, copy_config, format_config, save_config, source_of, validate
+from mszoo.cpu.kernels import use_fused_kernels
 from mszoo.logger import add_log_file, get_logger, get_rank, remove_log_files
 from mszoo.models.loading import TRAINING_STATE_PREFIXES, CheckpointFile, load_weights
 from mszoo.resolve import (
@@ -67,7 +68,7 @@ from .reporting import (
     redirect_logging,
 )
 from .schedulers import create_schedule
-from .train_step import apply_amp, build_train_step, use_fused_kernels
+from .train_step import apply_amp, build_train_step
 
 
 class TrainingDiverged(ValueError):
@@ -234,7 +235,7 @@ class Trainer:
         self.ema = EMA(self.network.get_parameters(), cfg.ema_decay) if cfg.with_ema else None
         self.train_step = build_train_step(self.network, create_criterion(cfg), self.optimizer, cfg, self.ema)
         self.eval_model = build_model(cfg, training=False)
-        use_fused_kernels(self.eval_model)  # the cells whose kernels also run in evaluation (Twins' PEG)
+        use_fused_kernels(self.eval_model)  # the cells whose kernels also run in evaluation (PEG, unfolds)
         self.eval_net = EvalNet(self.eval_model)
         self.base_lr = cfg.base_lr * self._global_batch() / cfg.lr_scale_batch if cfg.lr_scale_batch else cfg.base_lr
         self.schedule = create_schedule(cfg, self.steps_per_epoch, base_lr=self.base_lr)

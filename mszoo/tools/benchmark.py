@@ -77,7 +77,7 @@ def _input(batch, size):
     return np.random.RandomState(0).randn(batch, 3, size, size).astype(np.float32)
 
 
-def _ms_setup(threads, cpu_kernels=True, isa="auto", training=False):
+def _ms_setup(threads, cpu_kernels=True, isa="auto", fused_kernels=False):
     os.environ.setdefault("GLOG_v", "3")
     if isa != "auto":  # before MindSpore's first oneDNN kernel reads it
         os.environ["ONEDNN_MAX_CPU_ISA"] = isa
@@ -86,7 +86,7 @@ def _ms_setup(threads, cpu_kernels=True, isa="auto", training=False):
     from mszoo.cpu.launch import set_cpu_device
 
     # no oneDNN cap for OpenVINO: it reads the same variable and would lose AVX-512 and bf16
-    set_cpu_device(cap_onednn=cpu_kernels, training=training)
+    set_cpu_device(cap_onednn=cpu_kernels, fused_kernels=fused_kernels)
     ms.set_context(mode=ms.GRAPH_MODE)
     return ms
 
@@ -102,7 +102,8 @@ def _count(model):
 
 
 def case_infer_ours(case):
-    ms = _ms_setup(case["threads"], cpu_kernels=case["backend"] != "openvino")
+    ms = _ms_setup(case["threads"], cpu_kernels=case["backend"] != "openvino",
+                   fused_kernels=case["backend"] == "mindspore")
     from mszoo.config import parse_config
     from mszoo.deploy.export import export_to_file
 
@@ -114,6 +115,9 @@ def case_infer_ours(case):
     tmp = tempfile.mkdtemp(prefix="bench_")
     try:
         if backend == "mindspore":
+            from mszoo.cpu.kernels import use_fused_kernels
+
+            use_fused_kernels(model)  # as eval.py and infer.py run it
             x = ms.Tensor(x_np)
             step = lambda: model(x).asnumpy()
         else:
@@ -167,7 +171,7 @@ def train_setup(case):
 
 
 def case_train_ours(case):
-    ms = _ms_setup(case["threads"], isa=case.get("isa", "auto"), training=True)
+    ms = _ms_setup(case["threads"], isa=case.get("isa", "auto"), fused_kernels=True)
     from mszoo.engine.criterion import create_criterion
     from mszoo.engine.optim import create_optimizer
     from mszoo.engine.train_step import build_train_step

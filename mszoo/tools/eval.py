@@ -16,7 +16,8 @@ def main(argv=None):
     chosen, line = prepare_backend(cfg, args, need_data=True)
     args.update(chosen)
     if args.checked_record is None:  # the cached IR's run needs no MindSpore device
-        start(cfg, mode="graph", cpu_kernels=args.backend in ("mindspore", "mindir"))
+        start(cfg, mode="graph", cpu_kernels=args.backend in ("mindspore", "mindir"),
+              fused_kernels=args.backend == "mindspore")
     get_logger().info(line)
     if args.backend == "mindspore":
         if args.precision != "f32":

@@ -20,7 +20,8 @@ def main(argv=None):
     chosen, line = prepare_backend(cfg, args)
     args.update(chosen)
     if args.checked_record is None:  # the cached IR's run needs no MindSpore device (and no MindSpore)
-        start(cfg, mode="graph", cpu_kernels=args.backend in ("mindspore", "mindir"))
+        start(cfg, mode="graph", cpu_kernels=args.backend in ("mindspore", "mindir"),
+              fused_kernels=args.backend == "mindspore")
     get_logger().info(line)
     return infer_images(cfg, **args)
 

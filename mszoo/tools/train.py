@@ -7,7 +7,7 @@ from mszoo.engine.interrupt import hold_stop_signals
 def main(argv=None):
     hold_stop_signals()  # first, while this is the process's only thread (mszoo/engine/interrupt.py)
     cfg, _ = parse_config(argv, prog="train.py", description="Train a Twins / T2T-ViT / TNT classifier.")
-    start(cfg, notes=False, training=True)  # the trainer writes the notes into train.log
+    start(cfg, notes=False, fused_kernels=True)  # the trainer writes the notes into train.log
     if cfg.device_target == "CPU":
         from mszoo.cpu.kernels import build_in_background
 

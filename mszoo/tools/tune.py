@@ -222,7 +222,7 @@ def main(argv=None):
     """tune_params.py / mszoo-tune: the search, with the device set as every entry point sets it."""
     from mszoo.cli import start
 
-    return tune_main(argv, start=lambda cfg: start(cfg, training=True))
+    return tune_main(argv, start=lambda cfg: start(cfg, fused_kernels=True))
 
 
 def tune_main(argv=None, start=None):

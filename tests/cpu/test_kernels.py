@@ -545,3 +545,29 @@ def test_the_train_step_keeps_the_builtin_norm_for_weights_that_are_not_float32(
     step = TrainStep(NetWithLoss(net, ClassificationLoss(0.0)), SGD(net.trainable_params(), 0.1))
     assert not step.use_square_sum_kernel(kernels.fused_ops(kernels.kernel_library())["square_sum"])
     assert step.square_sum is None
+
+
+def test_mindspore_evaluation_and_inference_run_the_exact_kernels(kernel_cache, trained_tiny, monkeypatch):
+    """eval.py's and infer.py's MindSpore models get the kernels (Twins' PEG, the unfolds: no convolution left, so
+    those processes are uncapped), with the built-in ops' logits; ``MSZOO_FUSED_KERNELS=0`` keeps the built-in."""
+    from mszoo.config import parse_config
+    from mszoo.deploy.infer import Predictor
+    from mszoo.engine import evaluator
+
+    cfg, _ = parse_config(["--pretrained", trained_tiny["ckpt"]])
+    predictor = Predictor(cfg, backend="mindspore")
+    assert kernels.kernels_in_use(predictor.model)
+    assert all(c.fused is not None for _, c in predictor.model.cells_and_names() if isinstance(c, PosConv))
+    batch = np.random.RandomState(6).rand(4, 3, 16, 16).astype(np.float32)
+    logits = predictor(batch)
+    with kernels.builtin_ops(predictor.model):
+        _close(logits, predictor(batch), rtol=1e-6)
+    monkeypatch.setenv(kernels.ENV_SWITCH, "0")
+    assert not kernels.kernels_in_use(Predictor(cfg, backend="mindspore").model)
+    monkeypatch.delenv(kernels.ENV_SWITCH)
+    given = []
+    monkeypatch.setattr(kernels, "use_fused_kernels", lambda model: given.append(model))
+    cfg, _ = parse_config(["--pretrained", trained_tiny["ckpt"], "--data_url", trained_tiny["digits"],
+                           "--val_num_samples", "8"])
+    assert evaluator.evaluate_checkpoint(cfg) == 0
+    assert len(given) == 1 and hasattr(given[0], "pos_block")

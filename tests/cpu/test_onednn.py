@@ -78,43 +78,54 @@ def test_the_cap_follows_the_cpu_flags_and_the_kernels_and_keeps_a_users_choice(
     assert onednn.configure_cpu_kernels({"avx2", "avx512f"}) == "SSE41"
 
 
-def test_a_training_process_is_uncapped_only_when_its_kernels_are_wanted_and_a_compiler_is_on_the_path(monkeypatch):
+def test_a_process_with_kernels_is_uncapped_only_when_they_are_wanted_and_a_compiler_is_on_the_path(monkeypatch):
     from mszoo.cpu import kernels, onednn
 
     monkeypatch.setenv("CXX", sys.executable)  # any program on the path stands for the compiler here
     monkeypatch.delenv("MSZOO_FUSED_KERNELS", raising=False)
-    cases = [({}, True, None),  # training with the kernels: no convolution left
-             ({}, False, "AVX2"),  # evaluation and inference run the PEG as a convolution
+    cases = [({}, True, None),  # models on the kernels: no convolution left
+             ({}, False, "AVX2"),  # models without them run the PEG as a convolution
              ({"MSZOO_FUSED_KERNELS": "0"}, True, "AVX2"),
              ({"CXX": "/nonexistent/g++"}, True, "AVX2")]
-    for env, training, cap in cases:
+    for env, fused, cap in cases:
         with monkeypatch.context() as m:
             m.delenv("ONEDNN_MAX_CPU_ISA", raising=False)
             for key, value in env.items():
                 m.setenv(key, value)
             assert kernels.fused_kernels_expected() == (not env)
-            assert onednn.configure_cpu_kernels({"avx512f"}, training=training) == cap, (env, training)
+            assert onednn.configure_cpu_kernels({"avx512f"}, fused_kernels=fused) == cap, (env, fused)
 
 
-def test_train_and_tune_set_up_training_processes(monkeypatch):
-    """train.py and tune_params.py tell the device set-up that they train (``start(..., training=True)``); every
-    other entry point keeps the default, ``training=False``."""
-    from mszoo.tools import train, tune
-
+def _fused_kernels_asked(monkeypatch, module, main, argv):
+    """What ``main(argv)`` passes to ``start(..., fused_kernels=)`` (False when not given)."""
     class Started(Exception):
         pass
 
     def fake_start(cfg, **kwargs):
-        raise Started(kwargs.get("training", False))
+        raise Started(kwargs.get("fused_kernels", False))
+
+    monkeypatch.setattr(module, "start", fake_start, raising=False)  # tune imports it from mszoo.cli when run
+    monkeypatch.setattr("mszoo.cli.start", fake_start)
+    try:
+        main(argv)
+    except Started as started:
+        return started.args[0]
+    raise AssertionError(f"{main} never set up the device")
+
+
+def test_training_and_mindspore_evaluation_and_inference_set_up_processes_with_kernels(monkeypatch, trained_tiny):
+    """train.py and tune_params.py, and eval.py / infer.py with ``--backend mindspore``, give their models the
+    kernels and say so (``start(..., fused_kernels=True)``); the exported backends' runs keep the default."""
+    from mszoo.tools import eval as eval_tool
+    from mszoo.tools import infer, train, tune
 
     monkeypatch.setattr(train, "hold_stop_signals", lambda: None)
-    monkeypatch.setattr(train, "start", fake_start)
-    monkeypatch.setattr("mszoo.cli.start", fake_start)
     config = ["--config", os.path.join(ROOT, "configs", "quickstart.yaml")]
-    for main, argv in ((train.main, config), (tune.main, config + ["--search", "unread.yaml", "--trials", "1"])):
-        try:
-            main(argv)
-        except Started as started:
-            assert started.args[0] is True, main
-        else:
-            raise AssertionError(f"{main} never set up the device")
+    assert _fused_kernels_asked(monkeypatch, train, train.main, config) is True
+    assert _fused_kernels_asked(monkeypatch, tune, tune.main, config + ["--search", "unread.yaml", "--trials", "1"])
+    ckpt, photos = trained_tiny["ckpt"], trained_tiny["photos"]
+    for backend, fused in (("mindspore", True), ("mindir", False)):
+        tool_args = ["--pretrained", ckpt, "--backend", backend]
+        assert _fused_kernels_asked(monkeypatch, infer, infer.main, tool_args + ["--input", photos]) is fused
+        data = ["--data_url", trained_tiny["digits"]]
+        assert _fused_kernels_asked(monkeypatch, eval_tool, eval_tool.main, tool_args + data) is fused

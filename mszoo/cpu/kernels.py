@@ -11,8 +11,8 @@ convolution plus its input, on the tokens' channels-last layout) replaces a tran
 depthwise convolution (a reference kernel wherever AVX-512 is allowed: ``mszoo/cpu/onednn.py``) and the
 transpose back, forward and backward; the sum of squares replaces a Mul and a ReduceSum per parameter in the
 train step's gradient norm (``TrainStep.use_square_sum_kernel``; 363 pairs in TNT-S), the per-sample scale
-DropPath's broadcast mask and Mul, forward and backward, and the unfold TNT's pixel embedding's Pad, transpose,
-slices and concatenations (``mszoo/models/layers/unfold.py``).
+DropPath's broadcast mask and Mul, forward and backward, and the unfold the Pad, transpose, slices and
+concatenations of TNT's pixel embedding and T2T-ViT's soft splits (``mszoo/models/layers/unfold.py: UnfoldRows``).
 
 The library is built on first use with the system compiler (``$CXX``, else ``g++``) and cached under
 ``$MSZOO_KERNEL_CACHE`` (default ``$MSZOO_CACHE/kernels``), named by a hash of the source, the compiler command
@@ -23,11 +23,11 @@ time is rebuilt. No compiler, a failed build or a refused library: one note, and
 model are set up).
 
 ``set_fused_kernels(model)`` switches every ``FusedKernelUser`` cell of a model to the kernels (LayerNorm, GELU,
-Permute, SplitHeads, Softmax, BiasAdd2D, PosConv, UnfoldConv, MulBySampleMask). The rule of when they run has one
-home, ``FusedKernelUser.use_kernel``: in training (``cell.training``; PosConv and UnfoldConv also in evaluation) on
-float32 tensors only, so evaluation, export (``builtin_ops``) and AMP's float16/bfloat16 keep the built-in ops.
-``MSZOO_FUSED_KERNELS`` (``1``/``0``) says whether the trainer uses them on CPU; ``MSZOO_KERNEL_THREADS``
-(default 1, read by the kernels at each call) how many threads they use.
+Permute, SplitHeads, Softmax, BiasAdd2D, PosConv, UnfoldRows, MulBySampleMask). The rule of when they run has one
+home, ``FusedKernelUser.use_kernel``: in training (``cell.training``; PosConv and UnfoldRows also in evaluation) on
+float32 tensors only, so the other cells in evaluation, export (``builtin_ops``) and AMP's float16/bfloat16 keep
+the built-in ops. ``MSZOO_FUSED_KERNELS`` (``1``/``0``) says whether training and MindSpore evaluation use them on
+CPU; ``MSZOO_KERNEL_THREADS`` (default 1, read by the kernels at each call) how many threads they use.
 """
 import concurrent.futures
 import contextlib

@@ -205,6 +205,7 @@ bool ReadUnfoldGeometry(int ndim, const int64_t *shape, const float *g, int64_t 
     v[k] = static_cast<int64_t>(g[k]);
     if (static_cast<float>(v[k]) != g[k] || v[k] < (k < 4 ? 1 : 0)) return false;
   }
+  if (h + 2 * v[4] < v[0] || w + 2 * v[5] < v[1]) return false;  // no window fits
   *out = {v[0], v[1], v[2], v[3], v[4], v[5], (h + 2 * v[4] - v[0]) / v[2] + 1, (w + 2 * v[5] - v[1]) / v[3] + 1};
   return out->oh > 0 && out->ow > 0;
 }

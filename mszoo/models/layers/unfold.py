@@ -140,7 +140,7 @@ class UnfoldRows(FusedKernelUser):
         super().__init__()
         self.geometry = _int_pair(kernel_size) + _int_pair(stride) + _int_pair(padding)
         self.fused_geometry = ms.Tensor(np.array(self.geometry, np.float32))
-        self.unfold = Unfold(kernel_size, padding=padding, stride=stride, flatten=False)
+        self.unfold = Unfold(kernel_size, padding=padding, stride=stride)  # torch's (B, C * kh * kw, L)
         self.to_rows = Permute((0, 2, 1))  # (B, C * kh * kw, L) -> (B, L, C * kh * kw)
 
     def use_fused_ops(self, ops_by_kind):
@@ -154,9 +154,7 @@ class UnfoldRows(FusedKernelUser):
     def construct(self, x):
         if self.use_kernel(x):
             return self.fused(x, self.fused_geometry)
-        b, c, h, w = x.shape
-        oh, ow = self.grid((h, w))
-        return self.to_rows(self.unfold(x).reshape(b, c * self.unfold.window, oh * ow))
+        return self.to_rows(self.unfold(x))
 
     def extend_repr(self):
         return self.unfold.extend_repr()
